@@ -1,0 +1,34 @@
+//! `dm-core`: the vocabulary of OMA DM 2.0 (OMA-TS-DM_Protocol-V2_0), with no I/O.
+//!
+//! The node model of MO definitions (spec 6.3), node values and their JSON
+//! form (7.2.1.4), ClientURI and ServerURI (6.1, 6.2), status codes
+//! (Appendix C), the JSON packages (7.2.1), the multipart Package#3 of
+//! Appendix F, and the [`ManagementObject`] trait that MOs implement,
+//! usually through `#[derive(ManagementObject)]`.
+
+// Derived code names this crate as `::dm_core`, also from inside it.
+extern crate self as dm_core;
+
+mod mo;
+pub mod multipart;
+mod node;
+pub mod package;
+mod status;
+mod uri;
+mod value;
+
+pub use dm_derive::{ManagementObject, MoNode};
+#[doc(hidden)]
+pub use mo::__private;
+pub use mo::{LeafValue, ManagementObject, MoError, MoNode};
+pub use node::{AccessType, Format, MoSchema, NodeSchema, Occurrence, Scope, UnknownName};
+pub use package::{
+    Alert, Command, CommandError, MoDataItem, MoInfo, Package1, Package2, Package3, PackageError,
+    Status,
+};
+pub use status::StatusCode;
+pub use uri::{
+    ClientUri, InstanceSelector, NodeSelector, NodeValue, Query, ServerUri, ServerUriParams,
+    UriError, UriErrorReason,
+};
+pub use value::{NodeData, Value};

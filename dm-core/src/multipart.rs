@@ -1,0 +1,271 @@
+//! `multipart/form-data` bodies for Package#3 with GET data (spec Appendix F).
+//!
+//! The first part carries the Package#3 and has no name; then one part per
+//! GET command answered 200, named by the 0-based index of that command in
+//! the Package#2.
+
+use crate::package::{media_type, Package3, PackageError};
+
+/// One encapsulation of a multipart body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The `name` of `Content-Disposition: form-data; name="..."`.
+    pub name: Option<String>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A multipart body that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MultipartError {
+    #[error("Content-Type `{0}` is not multipart/form-data with a boundary")]
+    NotMultipart(String),
+    #[error("multipart body: no opening boundary")]
+    NoOpeningBoundary,
+    #[error("multipart body: part {index} has no end of headers")]
+    UnterminatedHeaders { index: usize },
+    #[error("multipart body: no closing boundary")]
+    NoClosingBoundary,
+    #[error("multipart body: part {index} has a header that is not UTF-8")]
+    BadHeader { index: usize },
+    #[error("multipart body: the first part is not a Package#3 ({0})")]
+    FirstPartNotPackage3(String),
+    #[error(transparent)]
+    Package3(#[from] PackageError),
+}
+
+/// The `boundary` parameter of a `multipart/form-data` Content-Type.
+pub fn boundary_of(content_type: &str) -> Result<&str, MultipartError> {
+    let mut params = content_type.split(';');
+    let essence = params.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(media_type::MULTIPART) {
+        return Err(MultipartError::NotMultipart(content_type.to_owned()));
+    }
+    params
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| MultipartError::NotMultipart(content_type.to_owned()))
+}
+
+/// Writes `parts` as a multipart body; returns the Content-Type header value
+/// and the body. The boundary is chosen so that it occurs in no part.
+pub fn encode(parts: &[Part]) -> (String, Vec<u8>) {
+    let mut boundary = String::from("dm2-boundary");
+    let mut n = 0u32;
+    while parts.iter().any(|p| contains(&p.body, boundary.as_bytes())) {
+        n += 1;
+        boundary = format!("dm2-boundary-{n}");
+    }
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match &p.name {
+            Some(name) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(b"Content-Disposition: form-data\r\n"),
+        }
+        body.extend_from_slice(format!("Content-Type: {}\r\n\r\n", p.content_type).as_bytes());
+        body.extend_from_slice(&p.body);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (
+        format!("{}; boundary={boundary}", media_type::MULTIPART),
+        body,
+    )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle, 0).is_some()
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || from > haystack.len() {
+        return None;
+    }
+    haystack[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// Splits a multipart body into its parts. Line ends may be CRLF or LF.
+pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
+    let boundary = boundary_of(content_type)?;
+    let delim = format!("--{boundary}");
+    let delim = delim.as_bytes();
+    let mut pos = match find(body, delim, 0) {
+        Some(p) => p + delim.len(),
+        None => return Err(MultipartError::NoOpeningBoundary),
+    };
+    let mut parts = Vec::new();
+    loop {
+        if body[pos..].starts_with(b"--") {
+            return Ok(parts);
+        }
+        // Skip the rest of the boundary line.
+        let line_end = find(body, b"\n", pos).ok_or(MultipartError::NoClosingBoundary)?;
+        let start = line_end + 1;
+        let index = parts.len();
+        let (headers_end, content_start) =
+            match (find(body, b"\r\n\r\n", start), find(body, b"\n\n", start)) {
+                // A part with no headers starts straight with a blank line.
+                _ if body[start..].starts_with(b"\r\n") => (start, start + 2),
+                _ if body[start..].starts_with(b"\n") => (start, start + 1),
+                (Some(a), Some(b)) if b + 1 < a => (b, b + 2),
+                (Some(a), _) => (a, a + 4),
+                (None, Some(b)) => (b, b + 2),
+                (None, None) => return Err(MultipartError::UnterminatedHeaders { index }),
+            };
+        let headers = std::str::from_utf8(&body[start..headers_end])
+            .map_err(|_| MultipartError::BadHeader { index })?;
+        let next = find(body, delim, content_start).ok_or(MultipartError::NoClosingBoundary)?;
+        let mut content = &body[content_start..next];
+        // The line break before a delimiter belongs to the delimiter.
+        content = content.strip_suffix(b"\n").unwrap_or(content);
+        content = content.strip_suffix(b"\r").unwrap_or(content);
+        let mut part = Part {
+            name: None,
+            content_type: "text/plain".to_owned(),
+            body: content.to_vec(),
+        };
+        for line in headers.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key.eq_ignore_ascii_case("content-type") {
+                part.content_type = value.to_owned();
+            } else if key.eq_ignore_ascii_case("content-disposition") {
+                part.name = value
+                    .split(';')
+                    .filter_map(|p| p.trim().split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("name"))
+                    .map(|(_, v)| v.trim().trim_matches('"').to_owned());
+            }
+        }
+        parts.push(part);
+        pos = next + delim.len();
+    }
+}
+
+/// A Package#3 together with the GET data of Appendix F.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseBody {
+    pub package: Package3,
+    /// GET data parts, named by the index of their command.
+    pub data: Vec<Part>,
+}
+
+impl ResponseBody {
+    /// Encodes the response: plain Package#3 when there is no GET data,
+    /// otherwise multipart (Appendix F). Returns Content-Type and body.
+    pub fn encode(&self) -> (String, Vec<u8>) {
+        if self.data.is_empty() {
+            return (media_type::PACKAGE3.to_owned(), self.package.to_vec());
+        }
+        let mut parts = Vec::with_capacity(self.data.len() + 1);
+        parts.push(Part {
+            name: None,
+            content_type: media_type::PACKAGE3.to_owned(),
+            body: self.package.to_vec(),
+        });
+        parts.extend(self.data.iter().cloned());
+        encode(&parts)
+    }
+
+    /// Reads a response in either form.
+    pub fn decode(content_type: &str, body: &[u8]) -> Result<ResponseBody, MultipartError> {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case(media_type::PACKAGE3) {
+            return Ok(ResponseBody {
+                package: Package3::parse(body)?,
+                data: Vec::new(),
+            });
+        }
+        let mut parts = decode(content_type, body)?.into_iter();
+        let first = parts.next().ok_or(MultipartError::NoOpeningBoundary)?;
+        let first_type = first.content_type.split(';').next().unwrap_or("").trim();
+        if !first_type.eq_ignore_ascii_case(media_type::PACKAGE3) {
+            return Err(MultipartError::FirstPartNotPackage3(first.content_type));
+        }
+        Ok(ResponseBody {
+            package: Package3::parse(&first.body)?,
+            data: parts.collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::Status;
+    use crate::status::StatusCode;
+
+    #[test]
+    fn appendix_f_example_decodes() {
+        // The example of Appendix F, with LF line ends as printed there.
+        let body = "--simple_boundary\nContent-Disposition: form-data\nContent-Type: application/vnd.oma.dm.response+json\n\n{\"Status\": [200, 200, 200, 200, 404, 200]}\n--simple_boundary\nContent-Disposition: form-data; name=\"0\"\nContent-Type: text/plain\n\nIMEI:493005100592800\n--simple_boundary\nContent-Disposition: form-data; name=\"1\"\nContent-Type: application/dmmo+json\n\n{\"ClientURI\": \"urn:oma:mo:oma-dm-devinfo:1.2//DevID\", \"MOData\": {\"DevID\": \"IMEI:493005100592800\"}}\n--simple_boundary--\n";
+        let r = ResponseBody::decode(
+            "multipart/form-data; boundary=simple_boundary",
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.package.statuses.len(), 6);
+        assert_eq!(r.data.len(), 2);
+        assert_eq!(r.data[0].name.as_deref(), Some("0"));
+        assert_eq!(r.data[0].body, b"IMEI:493005100592800");
+        assert_eq!(r.data[1].content_type, "application/dmmo+json");
+    }
+
+    #[test]
+    fn encode_then_decode_is_identity() {
+        let r = ResponseBody {
+            package: Package3 {
+                statuses: vec![
+                    Status::new(StatusCode::OK),
+                    Status::new(StatusCode::NOT_FOUND),
+                ],
+                alerts: vec![],
+            },
+            data: vec![Part {
+                name: Some("0".into()),
+                content_type: "text/plain".into(),
+                // A body that contains the default boundary forces another.
+                body: b"line\r\n--dm2-boundary\r\nmore".to_vec(),
+            }],
+        };
+        let (ct, body) = r.encode();
+        assert!(ct.starts_with("multipart/form-data; boundary="));
+        assert_eq!(ResponseBody::decode(&ct, &body).unwrap(), r);
+        let plain = ResponseBody { data: vec![], ..r };
+        let (ct, body) = plain.encode();
+        assert_eq!(ct, media_type::PACKAGE3);
+        assert_eq!(ResponseBody::decode(&ct, &body).unwrap(), plain);
+    }
+
+    #[test]
+    fn broken_multipart_is_an_error_not_a_panic() {
+        let ct = "multipart/form-data; boundary=b";
+        for body in [
+            &b""[..],
+            b"--b",
+            b"--b\r\nContent-Type: x",
+            b"--b\r\n\r\nno end",
+            b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--",
+        ] {
+            assert!(
+                ResponseBody::decode(ct, body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(matches!(
+            decode("text/plain", b""),
+            Err(MultipartError::NotMultipart(_))
+        ));
+    }
+}

@@ -1,0 +1,736 @@
+//! The JSON packages of spec 7.2.1: Package#1, Package#2, Package#3, MO
+//! serialization and the Generic Alert.
+//!
+//! Parsing validates: a Package#2 becomes typed [`Command`]s with the
+//! parameter counts of spec 5.3, and a command that is malformed or unknown
+//! is kept as a [`CommandError`] in its place so the client can still answer
+//! it with a status, in order.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::status::StatusCode;
+use crate::uri::{ClientUri, ServerUri, UriError};
+
+/// Media types of spec 7 and Appendix F.
+pub mod media_type {
+    pub const PACKAGE1: &str = "application/vnd.oma.dm.initiation+json";
+    pub const PACKAGE2: &str = "application/vnd.oma.dm.request+json";
+    pub const PACKAGE3: &str = "application/vnd.oma.dm.response+json";
+    pub const MO_DATA: &str = "application/dmmo+json";
+    pub const MULTIPART: &str = "multipart/form-data";
+}
+
+/// HTTP header names defined by the spec (5.2.2, 5.5).
+pub mod header {
+    pub const DEV_ID: &str = "OMADM-DevID";
+    pub const ACCEPT: &str = "OMADM-Accept";
+}
+
+/// Alert types of Appendix D.
+pub mod alert_type {
+    pub const SERVER_INITIATED_MGMT: &str = "urn:oma:at:dm:2.0:ServerInitiatedMgmt";
+    pub const CLIENT_INITIATED_MGMT: &str = "urn:oma:at:dm:2.0:ClientInitiatedMgmt";
+    pub const BOOTSTRAP_COMPLETE: &str = "urn:oma:at:dm:2.0:BootstrapComplete";
+}
+
+/// A package that could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("{what}: invalid JSON at line {line}, column {column}: {message}")]
+    Json {
+        what: &'static str,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{what}: {reason}")]
+    Shape { what: &'static str, reason: String },
+}
+
+impl PackageError {
+    fn json(what: &'static str, e: serde_json::Error) -> PackageError {
+        PackageError::Json {
+            what,
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        }
+    }
+
+    fn shape(what: &'static str, reason: impl Into<String>) -> PackageError {
+        PackageError::Shape {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A Generic Alert (spec 5.4, 7.2.1.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    #[serde(rename = "AlertType")]
+    pub alert_type: String,
+    #[serde(rename = "SourceURI", default, skip_serializing_if = "Option::is_none")]
+    pub source_uri: Option<String>,
+    #[serde(rename = "TargetURI", default, skip_serializing_if = "Option::is_none")]
+    pub target_uri: Option<String>,
+    #[serde(rename = "Mark", default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<String>,
+    #[serde(rename = "DataType", default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    #[serde(rename = "Data", default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
+}
+
+impl Alert {
+    /// An alert of the given type with no other property.
+    pub fn new(alert_type: impl Into<String>) -> Alert {
+        Alert {
+            alert_type: alert_type.into(),
+            source_uri: None,
+            target_uri: None,
+            mark: None,
+            data_type: None,
+            data: None,
+        }
+    }
+}
+
+/// One entry of the MOS array of Package#1 (spec 5.2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoInfo {
+    #[serde(rename = "DDF", default, skip_serializing_if = "Option::is_none")]
+    pub ddf: Option<String>,
+    #[serde(rename = "MOID", default, skip_serializing_if = "Option::is_none")]
+    pub moid: Option<String>,
+    #[serde(rename = "MIID")]
+    pub miids: Vec<String>,
+}
+
+/// Package#1: session initiation by the DM Client (spec 5.2.2, 7.2.1.1).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Package1 {
+    #[serde(rename = "MOS", default, skip_serializing_if = "Option::is_none")]
+    pub mos: Option<Vec<MoInfo>>,
+    #[serde(rename = "Alert", default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Alert>,
+}
+
+impl Package1 {
+    pub fn parse(bytes: &[u8]) -> Result<Package1, PackageError> {
+        serde_json::from_slice(bytes).map_err(|e| PackageError::json("Package#1", e))
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serializing plain data to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A DM command of Package#2 with its parameters (spec 5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Hget {
+        server_uri: ServerUri,
+        client_uri: Option<ClientUri>,
+    },
+    Hput {
+        server_uri: ServerUri,
+        client_uris: Vec<ClientUri>,
+    },
+    Hpost {
+        server_uri: ServerUri,
+        client_uris: Vec<ClientUri>,
+    },
+    Delete {
+        client_uri: ClientUri,
+    },
+    Exec {
+        client_uri: ClientUri,
+        server_uri: Option<ServerUri>,
+    },
+    Get {
+        client_uri: ClientUri,
+    },
+    Show {
+        server_uri: ServerUri,
+    },
+    Cont {
+        server_uri: ServerUri,
+    },
+    End,
+    Default {
+        server_uri: ServerUri,
+        moid: String,
+    },
+    Sub {
+        server_uri: ServerUri,
+        client_uri: ClientUri,
+    },
+    Unsub {
+        client_uri: ClientUri,
+    },
+}
+
+impl Command {
+    /// The command name as written in Package#2.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Hget { .. } => "HGET",
+            Command::Hput { .. } => "HPUT",
+            Command::Hpost { .. } => "HPOST",
+            Command::Delete { .. } => "DELETE",
+            Command::Exec { .. } => "EXEC",
+            Command::Get { .. } => "GET",
+            Command::Show { .. } => "SHOW",
+            Command::Cont { .. } => "CONT",
+            Command::End => "END",
+            Command::Default { .. } => "DEFAULT",
+            Command::Sub { .. } => "SUB",
+            Command::Unsub { .. } => "UNSUB",
+        }
+    }
+
+    /// The command as the JSON array of Package#2: name, then parameters.
+    pub fn to_json(&self) -> Json {
+        let mut v = vec![self.name().to_owned()];
+        match self {
+            Command::Hget {
+                server_uri,
+                client_uri,
+            } => {
+                v.push(server_uri.to_string());
+                v.extend(client_uri.as_ref().map(ToString::to_string));
+            }
+            Command::Hput {
+                server_uri,
+                client_uris,
+            }
+            | Command::Hpost {
+                server_uri,
+                client_uris,
+            } => {
+                v.push(server_uri.to_string());
+                v.extend(client_uris.iter().map(ToString::to_string));
+            }
+            Command::Delete { client_uri }
+            | Command::Get { client_uri }
+            | Command::Unsub { client_uri } => v.push(client_uri.to_string()),
+            Command::Exec {
+                client_uri,
+                server_uri,
+            } => {
+                v.push(client_uri.to_string());
+                v.extend(server_uri.as_ref().map(ToString::to_string));
+            }
+            Command::Show { server_uri } | Command::Cont { server_uri } => {
+                v.push(server_uri.to_string())
+            }
+            Command::End => {}
+            Command::Default { server_uri, moid } => {
+                v.push(server_uri.to_string());
+                v.push(moid.clone());
+            }
+            Command::Sub {
+                server_uri,
+                client_uri,
+            } => {
+                v.push(server_uri.to_string());
+                v.push(client_uri.to_string());
+            }
+        }
+        Json::from(v)
+    }
+
+    /// Reads one command array. `params` are the strings after the name.
+    fn from_parts(name: &str, params: &[&str]) -> Result<Command, CommandError> {
+        let arity = |min: usize, max: Option<usize>| {
+            let ok = params.len() >= min && max.is_none_or(|m| params.len() <= m);
+            if ok {
+                Ok(())
+            } else {
+                Err(CommandError::Arity {
+                    name: name.to_owned(),
+                    found: params.len(),
+                })
+            }
+        };
+        let client = |i: usize| -> Result<ClientUri, CommandError> {
+            params[i]
+                .parse()
+                .map_err(|source| CommandError::BadClientUri {
+                    name: name.to_owned(),
+                    source,
+                })
+        };
+        let server = |i: usize| ServerUri::new(params[i]);
+        Ok(match name {
+            "HGET" => {
+                arity(1, Some(2))?;
+                Command::Hget {
+                    server_uri: server(0),
+                    client_uri: (params.len() == 2).then(|| client(1)).transpose()?,
+                }
+            }
+            "HPUT" | "HPOST" => {
+                arity(2, None)?;
+                let server_uri = server(0);
+                let client_uris = (1..params.len()).map(client).collect::<Result<_, _>>()?;
+                if name == "HPUT" {
+                    Command::Hput {
+                        server_uri,
+                        client_uris,
+                    }
+                } else {
+                    Command::Hpost {
+                        server_uri,
+                        client_uris,
+                    }
+                }
+            }
+            "DELETE" => {
+                arity(1, Some(1))?;
+                Command::Delete {
+                    client_uri: client(0)?,
+                }
+            }
+            "EXEC" => {
+                arity(1, Some(2))?;
+                Command::Exec {
+                    client_uri: client(0)?,
+                    server_uri: (params.len() == 2).then(|| server(1)),
+                }
+            }
+            "GET" => {
+                arity(1, Some(1))?;
+                Command::Get {
+                    client_uri: client(0)?,
+                }
+            }
+            "SHOW" => {
+                arity(1, Some(1))?;
+                Command::Show {
+                    server_uri: server(0),
+                }
+            }
+            "CONT" => {
+                arity(1, Some(1))?;
+                Command::Cont {
+                    server_uri: server(0),
+                }
+            }
+            "END" => {
+                arity(0, Some(0))?;
+                Command::End
+            }
+            "DEFAULT" => {
+                arity(2, Some(2))?;
+                Command::Default {
+                    server_uri: server(0),
+                    moid: params[1].to_owned(),
+                }
+            }
+            "SUB" => {
+                arity(2, Some(2))?;
+                Command::Sub {
+                    server_uri: server(0),
+                    client_uri: client(1)?,
+                }
+            }
+            "UNSUB" => {
+                arity(1, Some(1))?;
+                Command::Unsub {
+                    client_uri: client(0)?,
+                }
+            }
+            _ => {
+                return Err(CommandError::Unknown {
+                    name: name.to_owned(),
+                })
+            }
+        })
+    }
+}
+
+/// A command of Package#2 that cannot be executed as written. Each maps to
+/// the status the client answers it with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("empty command array")]
+    Empty,
+    #[error("parameter {index} is not a string")]
+    NotAString { index: usize },
+    #[error("unknown command `{name}`")]
+    Unknown { name: String },
+    #[error("{name} does not take {found} parameter(s)")]
+    Arity { name: String, found: usize },
+    #[error("{name}: {source}")]
+    BadClientUri { name: String, source: UriError },
+}
+
+impl CommandError {
+    /// 501 for a command this client does not know (Appendix C), 400 for
+    /// malformed syntax.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            CommandError::Unknown { .. } => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Package#2: the ordered DM commands (spec 5.2.3, 7.2.1.2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Package2 {
+    pub commands: Vec<Result<Command, CommandError>>,
+}
+
+impl Package2 {
+    /// Builds a Package#2 from well-formed commands.
+    pub fn new(commands: impl IntoIterator<Item = Command>) -> Package2 {
+        Package2 {
+            commands: commands.into_iter().map(Ok).collect(),
+        }
+    }
+
+    /// Parses a Package#2. The package is rejected only when it is not a
+    /// JSON object whose `CMD` is an array of arrays; a single bad command
+    /// is kept as an error in its place.
+    pub fn parse(bytes: &[u8]) -> Result<Package2, PackageError> {
+        const WHAT: &str = "Package#2";
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| PackageError::json(WHAT, e))?;
+        let obj = json
+            .as_object()
+            .ok_or_else(|| PackageError::shape(WHAT, "not a JSON object"))?;
+        let cmds = obj
+            .get("CMD")
+            .ok_or_else(|| PackageError::shape(WHAT, "missing the required `CMD` member"))?
+            .as_array()
+            .ok_or_else(|| PackageError::shape(WHAT, "`CMD` is not an array"))?;
+        let commands = cmds
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let arr = c.as_array().ok_or_else(|| {
+                    PackageError::shape(WHAT, format!("CMD[{i}] is not an array"))
+                })?;
+                Ok(parse_command(arr))
+            })
+            .collect::<Result<_, PackageError>>()?;
+        Ok(Package2 { commands })
+    }
+
+    pub fn to_json(&self) -> Json {
+        let cmds: Vec<Json> = self
+            .commands
+            .iter()
+            .filter_map(|c| c.as_ref().ok().map(Command::to_json))
+            .collect();
+        serde_json::json!({ "CMD": cmds })
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.to_json().to_string().into_bytes()
+    }
+}
+
+fn parse_command(arr: &[Json]) -> Result<Command, CommandError> {
+    let mut strings = Vec::with_capacity(arr.len());
+    for (index, v) in arr.iter().enumerate() {
+        strings.push(v.as_str().ok_or(CommandError::NotAString { index })?);
+    }
+    let (name, params) = strings.split_first().ok_or(CommandError::Empty)?;
+    Command::from_parts(name, params)
+}
+
+/// The status of one command in Package#3 (spec 7.2.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub code: StatusCode,
+    /// ClientURIs the command produced (HGET without ClientURI).
+    pub uris: Vec<String>,
+}
+
+impl Status {
+    pub fn new(code: StatusCode) -> Status {
+        Status {
+            code,
+            uris: Vec::new(),
+        }
+    }
+}
+
+/// Package#3: the client's response to a Package#2 (spec 5.2.4, 7.2.1.3).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Package3 {
+    pub statuses: Vec<Status>,
+    pub alerts: Vec<Alert>,
+}
+
+impl Package3 {
+    /// Writes statuses as `{"sc": N, "URI": [...]}` objects, as the JSON
+    /// schema of 7.2.1.3 has them.
+    pub fn to_json(&self) -> Json {
+        let statuses: Vec<Json> = self
+            .statuses
+            .iter()
+            .map(|s| {
+                let mut o = Map::new();
+                o.insert("sc".into(), Json::from(s.code.as_u16()));
+                if !s.uris.is_empty() {
+                    o.insert("URI".into(), Json::from(s.uris.clone()));
+                }
+                Json::Object(o)
+            })
+            .collect();
+        let mut o = Map::new();
+        o.insert("Status".into(), Json::from(statuses));
+        if !self.alerts.is_empty() {
+            o.insert(
+                "Alert".into(),
+                serde_json::to_value(&self.alerts).unwrap_or(Json::Null),
+            );
+        }
+        Json::Object(o)
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.to_json().to_string().into_bytes()
+    }
+
+    /// Parses a Package#3, accepting the status forms the spec's examples
+    /// use: `{"sc": 200, "URI": [..]}` (7.2.1.3), a bare `200` (Appendix F),
+    /// and a bare code followed by its URI strings (Appendix I.2).
+    pub fn parse(bytes: &[u8]) -> Result<Package3, PackageError> {
+        const WHAT: &str = "Package#3";
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| PackageError::json(WHAT, e))?;
+        let obj = json
+            .as_object()
+            .ok_or_else(|| PackageError::shape(WHAT, "not a JSON object"))?;
+        let list = obj
+            .get("Status")
+            .ok_or_else(|| PackageError::shape(WHAT, "missing the required `Status` member"))?
+            .as_array()
+            .ok_or_else(|| PackageError::shape(WHAT, "`Status` is not an array"))?;
+        let code = |v: &Json, i: usize| {
+            v.as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(StatusCode::from_u16)
+                .ok_or_else(|| {
+                    PackageError::shape(WHAT, format!("Status[{i}]: invalid status code {v}"))
+                })
+        };
+        let mut statuses: Vec<Status> = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            match item {
+                Json::Object(o) => {
+                    let sc = o.get("sc").ok_or_else(|| {
+                        PackageError::shape(WHAT, format!("Status[{i}] has no `sc`"))
+                    })?;
+                    let uris = match o.get("URI") {
+                        None => Vec::new(),
+                        Some(Json::Array(a)) => a
+                            .iter()
+                            .map(|u| u.as_str().map(str::to_owned))
+                            .collect::<Option<_>>()
+                            .ok_or_else(|| {
+                                PackageError::shape(
+                                    WHAT,
+                                    format!("Status[{i}].URI holds a non-string"),
+                                )
+                            })?,
+                        Some(_) => {
+                            return Err(PackageError::shape(
+                                WHAT,
+                                format!("Status[{i}].URI is not an array"),
+                            ))
+                        }
+                    };
+                    statuses.push(Status {
+                        code: code(sc, i)?,
+                        uris,
+                    });
+                }
+                Json::Number(_) => statuses.push(Status::new(code(item, i)?)),
+                Json::String(uri) => match statuses.last_mut() {
+                    Some(prev) => prev.uris.push(uri.clone()),
+                    None => {
+                        return Err(PackageError::shape(
+                            WHAT,
+                            "Status starts with a URI, not a code",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(PackageError::shape(
+                        WHAT,
+                        format!("Status[{i}] is not a status"),
+                    ))
+                }
+            }
+        }
+        let alerts = match obj.get("Alert") {
+            None => Vec::new(),
+            Some(a) => serde_json::from_value(a.clone()).map_err(|e| {
+                PackageError::shape(WHAT, format!("`Alert` is not a list of alerts: {e}"))
+            })?,
+        };
+        Ok(Package3 { statuses, alerts })
+    }
+}
+
+/// One element of MO serialization, `application/dmmo+json` (spec 7.2.1.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoDataItem {
+    #[serde(rename = "DDF", default, skip_serializing_if = "Option::is_none")]
+    pub ddf: Option<String>,
+    #[serde(rename = "ClientURI")]
+    pub client_uri: String,
+    #[serde(rename = "CV", default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<String>,
+    /// One member named after the addressed node (ARCHITECTURE "MOData
+    /// naming"): the MIID at an instance root.
+    #[serde(rename = "MOData")]
+    pub mo_data: Map<String, Json>,
+}
+
+impl MoDataItem {
+    /// Parses an `application/dmmo+json` body: the spec's schema is an array,
+    /// but its own examples also send a single object, so both are accepted.
+    pub fn parse_list(bytes: &[u8]) -> Result<Vec<MoDataItem>, PackageError> {
+        const WHAT: &str = "MO data";
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| PackageError::json(WHAT, e))?;
+        let items = match json {
+            Json::Array(items) => items,
+            obj @ Json::Object(_) => vec![obj],
+            _ => return Err(PackageError::shape(WHAT, "neither an array nor an object")),
+        };
+        items
+            .into_iter()
+            .map(|i| {
+                serde_json::from_value(i).map_err(|e| PackageError::shape(WHAT, e.to_string()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package2_example_of_7_2_1_2_parses() {
+        // The spec's example, with the MOID versions of section 12.
+        let body = br#"{
+            "CMD": [
+                ["HPOST", "https://DMcontent.DMserver.operator.com/[DevID]",
+                 "urn:oma:mo:oma-dm-devinfo:1.2//", "urn:oma:mo:oma-sessioninfomo:1.0//"],
+                ["HGET", "https://DMcontent.DMserver.operator.com/new_mo"],
+                ["GET", "urn:oma:mo:oma-sessioninfomo:1.0//CBT"]
+            ]
+        }"#;
+        let p = Package2::parse(body).unwrap();
+        assert_eq!(p.commands.len(), 3);
+        match &p.commands[0] {
+            Ok(Command::Hpost {
+                server_uri,
+                client_uris,
+            }) => {
+                assert_eq!(
+                    server_uri.as_str(),
+                    "https://DMcontent.DMserver.operator.com/[DevID]"
+                );
+                assert_eq!(client_uris.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &p.commands[1],
+            Ok(Command::Hget {
+                client_uri: None,
+                ..
+            })
+        ));
+        let again = Package2::parse(&p.to_vec()).unwrap();
+        assert_eq!(again, p);
+    }
+
+    #[test]
+    fn bad_commands_keep_their_place_with_a_status() {
+        let body =
+            br#"{"CMD": [["FROB", "x"], ["GET"], ["GET", "no-slash"], [], ["END", 1], ["END"]]}"#;
+        let p = Package2::parse(body).unwrap();
+        let codes: Vec<u16> = p
+            .commands
+            .iter()
+            .map(|c| c.as_ref().err().map_or(0, |e| e.status().as_u16()))
+            .collect();
+        assert_eq!(codes, [501, 400, 400, 400, 400, 0]);
+    }
+
+    #[test]
+    fn malformed_package2_is_rejected_with_position() {
+        match Package2::parse(b"{\"CMD\": [\n[\"GET\",]]}") {
+            Err(PackageError::Json { line, .. }) => assert_eq!(line, 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Package2::parse(b"[]"),
+            Err(PackageError::Shape { .. })
+        ));
+        assert!(matches!(
+            Package2::parse(b"{}"),
+            Err(PackageError::Shape { .. })
+        ));
+        assert!(matches!(
+            Package2::parse(b"{\"CMD\": [\"GET\"]}"),
+            Err(PackageError::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn package3_status_forms_of_the_spec_examples_are_read() {
+        // 7.2.1.3 (objects), Appendix F (bare codes), Appendix I.2 (code then URI).
+        let p = Package3::parse(
+            br#"{"Status": [{"sc": 200}, {"sc": 200, "URI": ["urn:oma:mo:oma-mo:1.0/miid1/"]}, 404, 200, "urn:oma:mo:oma-dcmo:1.0/usb/"]}"#,
+        )
+        .unwrap();
+        let codes: Vec<u16> = p.statuses.iter().map(|s| s.code.as_u16()).collect();
+        assert_eq!(codes, [200, 200, 404, 200]);
+        assert_eq!(p.statuses[3].uris, ["urn:oma:mo:oma-dcmo:1.0/usb/"]);
+        let written = String::from_utf8(p.to_vec()).unwrap();
+        assert!(
+            written.starts_with(r#"{"Status":[{"sc":200},{"sc":200,"URI":["#),
+            "{written}"
+        );
+        assert_eq!(Package3::parse(written.as_bytes()).unwrap(), p);
+        assert!(Package3::parse(br#"{"Status": [201]}"#).is_err());
+        assert!(Package3::parse(br#"{"Status": ["urn:a//"]}"#).is_err());
+    }
+
+    #[test]
+    fn package1_round_trips_with_alerts_and_mos() {
+        let p = Package1 {
+            mos: Some(vec![MoInfo {
+                ddf: Some("http://example/devinfo.ddf".into()),
+                moid: Some("urn:oma:mo:oma-dm-devinfo:1.2".into()),
+                miids: vec!["devinfo".into()],
+            }]),
+            alerts: vec![Alert::new(alert_type::CLIENT_INITIATED_MGMT)],
+        };
+        let text = String::from_utf8(p.to_vec()).unwrap();
+        assert!(text.contains(r#""AlertType":"urn:oma:at:dm:2.0:ClientInitiatedMgmt""#));
+        assert_eq!(Package1::parse(text.as_bytes()).unwrap(), p);
+    }
+
+    #[test]
+    fn mo_data_accepts_array_and_single_object() {
+        let one = br#"{"ClientURI": "urn:oma:mo:oma-dm-devinfo:1.2//DevID", "MOData": {"DevID": "IMEI:1"}}"#;
+        let items = MoDataItem::parse_list(one).unwrap();
+        assert_eq!(items[0].mo_data["DevID"], "IMEI:1");
+        let list = format!("[{}]", std::str::from_utf8(one).unwrap());
+        assert_eq!(MoDataItem::parse_list(list.as_bytes()).unwrap(), items);
+        assert!(MoDataItem::parse_list(br#"[{"MOData": {}}]"#).is_err());
+    }
+}

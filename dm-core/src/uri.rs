@@ -1,0 +1,556 @@
+//! ClientURI (spec 6.1.1) and ServerURI (spec 6.2).
+//!
+//! ```text
+//! ClientURI        = MOID "/" mo-inst path-from-moroot [ "?" query ]
+//! mo-inst          = MIID / x-name / "" / "*"
+//! path-from-moroot = "/" / 1*("/" node-name)
+//! node-name        = real-name / x-name / "*"
+//! real-name        = 1*unreserved
+//! x-name           = "(" ALPHA ")"
+//! ```
+//!
+//! A parsed [`ClientUri`] is always well formed: every x-name is unique and
+//! has at least one `nv` field, and every `nv` field names an x-name in use.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a ClientURI was rejected, with the byte offset of the fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ClientURI at byte {position}: {reason}")]
+pub struct UriError {
+    pub position: usize,
+    pub reason: UriErrorReason,
+}
+
+/// The kinds of ClientURI syntax error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriErrorReason {
+    #[error("the MOID is empty")]
+    EmptyMoid,
+    #[error("character {0:?} is not allowed here")]
+    BadChar(char),
+    #[error("expected `/` after the MOID and the MO instance")]
+    MissingSlash,
+    #[error("empty node name (`//` inside the path, or a trailing `/`)")]
+    EmptyNodeName,
+    #[error("an x-name is `(` one letter `)`")]
+    BadXName,
+    #[error("x-name ({0}) is used twice")]
+    DuplicateXName(char),
+    #[error("x-name ({0}) has no nv field to resolve it")]
+    UnresolvedXName(char),
+    #[error("nv field refers to x-name ({0}), which the path does not use")]
+    UnusedNodeValue(char),
+    #[error("query field `{0}` has a malformed value")]
+    BadQueryValue(&'static str),
+    #[error("query field `{0}` appears more than once")]
+    RepeatedQueryField(&'static str),
+}
+
+/// How the mo-inst component selects MO instances (spec 6.1.1.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InstanceSelector {
+    /// An MIID: exactly that instance.
+    Miid(String),
+    /// An x-name, resolved through `nv` fields.
+    XName(char),
+    /// The empty string: the only instance of the MOID.
+    Only,
+    /// `*`: every instance of the MOID.
+    All,
+}
+
+/// How one path segment selects nodes (spec 6.1.1.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NodeSelector {
+    Name(String),
+    XName(char),
+    All,
+}
+
+/// An `nv=<path>:<val>` field: the node at `path` below the node the x-name
+/// stands for must have the value `value` (spec 6.1.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeValue {
+    pub x_name: char,
+    /// Path below the x-named node, never empty.
+    pub path: Vec<String>,
+    pub value: String,
+}
+
+/// The query component (spec 6.1.1.3). Unknown fields are kept, in order,
+/// but have no meaning to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Query {
+    /// `lv`: only this many sublevels of child nodes.
+    pub level: Option<u32>,
+    /// `nv` fields, in order.
+    pub node_values: Vec<NodeValue>,
+    /// `cv`: the cache validator the server holds.
+    pub cache_validator: Option<String>,
+    /// Unrecognised fields, as `(name, value)`.
+    pub other: Vec<(String, String)>,
+}
+
+/// A parsed ClientURI (spec 6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientUri {
+    moid: String,
+    instance: InstanceSelector,
+    path: Vec<NodeSelector>,
+    query: Query,
+}
+
+impl ClientUri {
+    /// The MOID component.
+    pub fn moid(&self) -> &str {
+        &self.moid
+    }
+
+    /// The mo-inst component.
+    pub fn instance(&self) -> &InstanceSelector {
+        &self.instance
+    }
+
+    /// The path below the MO instance root; empty for the root itself.
+    pub fn path(&self) -> &[NodeSelector] {
+        &self.path
+    }
+
+    /// The query component.
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// True when the URI may address more than one node.
+    pub fn has_wildcard(&self) -> bool {
+        self.instance == InstanceSelector::All || self.path.contains(&NodeSelector::All)
+    }
+
+    /// The path as plain names when it has no x-name or wildcard.
+    pub fn plain_path(&self) -> Option<Vec<&str>> {
+        self.path
+            .iter()
+            .map(|s| match s {
+                NodeSelector::Name(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The URI of one resolved node: `MOID/MIID/path` (no query).
+    pub fn for_node(moid: &str, miid: &str, path: &[&str]) -> String {
+        let mut s = format!("{moid}/{miid}/");
+        s.push_str(&path.join("/"));
+        s
+    }
+}
+
+fn is_unreserved(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+}
+
+fn err(position: usize, reason: UriErrorReason) -> UriError {
+    UriError { position, reason }
+}
+
+/// Parses an `(x)` at `offset`; `text` is exactly the segment.
+fn parse_x_name(text: &str, offset: usize) -> Result<Option<char>, UriError> {
+    if !text.starts_with('(') {
+        return Ok(None);
+    }
+    let mut chars = text.chars();
+    match (chars.next(), chars.next(), chars.next(), chars.next()) {
+        (Some('('), Some(c), Some(')'), None) if c.is_ascii_alphabetic() => Ok(Some(c)),
+        _ => Err(err(offset, UriErrorReason::BadXName)),
+    }
+}
+
+fn check_name(text: &str, offset: usize) -> Result<(), UriError> {
+    if text.is_empty() {
+        return Err(err(offset, UriErrorReason::EmptyNodeName));
+    }
+    match text.char_indices().find(|(_, c)| !is_unreserved(*c)) {
+        Some((i, c)) => Err(err(offset + i, UriErrorReason::BadChar(c))),
+        None => Ok(()),
+    }
+}
+
+impl FromStr for ClientUri {
+    type Err = UriError;
+
+    fn from_str(s: &str) -> Result<Self, UriError> {
+        let (hier, query_text) = match s.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (s, None),
+        };
+
+        // MOID: everything up to the first '/'.
+        let moid_end = hier
+            .find('/')
+            .ok_or_else(|| err(hier.len(), UriErrorReason::MissingSlash))?;
+        let moid = &hier[..moid_end];
+        if moid.is_empty() {
+            return Err(err(0, UriErrorReason::EmptyMoid));
+        }
+        if let Some((i, c)) = moid
+            .char_indices()
+            .find(|(_, c)| !(is_unreserved(*c) || *c == ':'))
+        {
+            return Err(err(i, UriErrorReason::BadChar(c)));
+        }
+
+        // mo-inst: up to the next '/', which path-from-moroot requires.
+        let inst_start = moid_end + 1;
+        let rest = &hier[inst_start..];
+        let inst_len = rest
+            .find('/')
+            .ok_or_else(|| err(hier.len(), UriErrorReason::MissingSlash))?;
+        let inst_text = &rest[..inst_len];
+        let instance = if inst_text.is_empty() {
+            InstanceSelector::Only
+        } else if inst_text == "*" {
+            InstanceSelector::All
+        } else if let Some(x) = parse_x_name(inst_text, inst_start)? {
+            InstanceSelector::XName(x)
+        } else {
+            check_name(inst_text, inst_start)?;
+            InstanceSelector::Miid(inst_text.to_owned())
+        };
+
+        // path-from-moroot: "/" alone, or one or more "/" node-name.
+        let path_start = inst_start + inst_len;
+        let path_text = &hier[path_start..];
+        let mut path = Vec::new();
+        if path_text != "/" {
+            let mut offset = path_start + 1;
+            for seg in path_text[1..].split('/') {
+                let sel = if seg == "*" {
+                    NodeSelector::All
+                } else if let Some(x) = parse_x_name(seg, offset)? {
+                    NodeSelector::XName(x)
+                } else {
+                    check_name(seg, offset)?;
+                    NodeSelector::Name(seg.to_owned())
+                };
+                path.push(sel);
+                offset += seg.len() + 1;
+            }
+        }
+
+        // x-names must be unique within the URI (6.1.1.1).
+        let mut x_names: Vec<char> = Vec::new();
+        let inst_x = match instance {
+            InstanceSelector::XName(x) => Some(x),
+            _ => None,
+        };
+        let path_x = path.iter().filter_map(|p| match p {
+            NodeSelector::XName(x) => Some(*x),
+            _ => None,
+        });
+        for x in inst_x.into_iter().chain(path_x) {
+            if x_names.contains(&x) {
+                return Err(err(moid_end, UriErrorReason::DuplicateXName(x)));
+            }
+            x_names.push(x);
+        }
+
+        let query_start = hier.len() + 1;
+        let query = match query_text {
+            Some(q) => parse_query(q, query_start)?,
+            None => Query::default(),
+        };
+        for x in &x_names {
+            if !query.node_values.iter().any(|nv| nv.x_name == *x) {
+                return Err(err(s.len(), UriErrorReason::UnresolvedXName(*x)));
+            }
+        }
+        if let Some(nv) = query
+            .node_values
+            .iter()
+            .find(|nv| !x_names.contains(&nv.x_name))
+        {
+            return Err(err(query_start, UriErrorReason::UnusedNodeValue(nv.x_name)));
+        }
+
+        Ok(ClientUri {
+            moid: moid.to_owned(),
+            instance,
+            path,
+            query,
+        })
+    }
+}
+
+fn parse_query(q: &str, start: usize) -> Result<Query, UriError> {
+    let mut query = Query::default();
+    let mut offset = start;
+    for field in q.split('&') {
+        let here = offset;
+        offset += field.len() + 1;
+        if field.is_empty() {
+            continue;
+        }
+        let (name, value) = field.split_once('=').unwrap_or((field, ""));
+        match name {
+            "lv" => {
+                if query.level.is_some() {
+                    return Err(err(here, UriErrorReason::RepeatedQueryField("lv")));
+                }
+                // "<n> represents a positive integer".
+                let n = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err(here + 3, UriErrorReason::BadQueryValue("lv")))?;
+                query.level = Some(n);
+            }
+            "cv" => {
+                if query.cache_validator.is_some() {
+                    return Err(err(here, UriErrorReason::RepeatedQueryField("cv")));
+                }
+                if value.is_empty() {
+                    return Err(err(here + 3, UriErrorReason::BadQueryValue("cv")));
+                }
+                query.cache_validator = Some(value.to_owned());
+            }
+            "nv" => query.node_values.push(parse_node_value(value, here + 3)?),
+            _ => query.other.push((name.to_owned(), value.to_owned())),
+        }
+    }
+    Ok(query)
+}
+
+/// `nv=(x)/ID:Temperature`: an x-name, a path below it, `:`, the value.
+fn parse_node_value(text: &str, offset: usize) -> Result<NodeValue, UriError> {
+    let bad = || err(offset, UriErrorReason::BadQueryValue("nv"));
+    let (path_text, value) = text.split_once(':').ok_or_else(bad)?;
+    let mut segs = path_text.split('/');
+    let x_name = parse_x_name(segs.next().unwrap_or(""), offset)?.ok_or_else(bad)?;
+    let mut path = Vec::new();
+    let mut seg_offset = offset + 4;
+    for seg in segs {
+        check_name(seg, seg_offset)?;
+        path.push(seg.to_owned());
+        seg_offset += seg.len() + 1;
+    }
+    if path.is_empty() {
+        return Err(bad());
+    }
+    Ok(NodeValue {
+        x_name,
+        path,
+        value: value.to_owned(),
+    })
+}
+
+impl fmt::Display for ClientUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/", self.moid)?;
+        match &self.instance {
+            InstanceSelector::Miid(m) => f.write_str(m)?,
+            InstanceSelector::XName(x) => write!(f, "({x})")?,
+            InstanceSelector::Only => {}
+            InstanceSelector::All => f.write_str("*")?,
+        }
+        if self.path.is_empty() {
+            f.write_str("/")?;
+        }
+        for seg in &self.path {
+            match seg {
+                NodeSelector::Name(n) => write!(f, "/{n}")?,
+                NodeSelector::XName(x) => write!(f, "/({x})")?,
+                NodeSelector::All => f.write_str("/*")?,
+            }
+        }
+        let q = &self.query;
+        let mut fields: Vec<String> = Vec::new();
+        fields.extend(q.level.map(|n| format!("lv={n}")));
+        fields.extend(
+            q.node_values
+                .iter()
+                .map(|nv| format!("nv=({})/{}:{}", nv.x_name, nv.path.join("/"), nv.value)),
+        );
+        fields.extend(q.cache_validator.as_ref().map(|cv| format!("cv={cv}")));
+        fields.extend(q.other.iter().map(|(n, v)| format!("{n}={v}")));
+        if !fields.is_empty() {
+            write!(f, "?{}", fields.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The values a DM Client substitutes into a ServerURI (spec 6.2). `None`
+/// is written as `-1`, as the spec requires for unsupported values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerUriParams {
+    pub dev_id: String,
+    pub mnc: Option<String>,
+    pub mcc: Option<String>,
+    pub cmnc: Option<String>,
+    pub cmcc: Option<String>,
+    pub sp_name: Option<String>,
+}
+
+/// A ServerURI as sent by a DM Server: an RFC 3986 URI that may carry
+/// `[DevID]`-style parameters (spec 6.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerUri(String);
+
+impl ServerUri {
+    pub fn new(text: impl Into<String>) -> ServerUri {
+        ServerUri(text.into())
+    }
+
+    /// The URI as the server wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Replaces the parameters of spec 6.2 with the device's values, then
+    /// percent-encodes whatever the substituted values brought in that a URI
+    /// may not carry. Unknown bracketed names are left as they are.
+    pub fn resolve(&self, params: &ServerUriParams) -> String {
+        let table: [(&str, Option<&str>); 6] = [
+            ("[DevID]", Some(params.dev_id.as_str())),
+            ("[MNC]", params.mnc.as_deref()),
+            ("[MCC]", params.mcc.as_deref()),
+            ("[CMNC]", params.cmnc.as_deref()),
+            ("[CMCC]", params.cmcc.as_deref()),
+            ("[SPName]", params.sp_name.as_deref()),
+        ];
+        let mut out = String::with_capacity(self.0.len());
+        let mut rest = self.0.as_str();
+        'outer: while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            for (name, value) in table {
+                if let Some(after) = tail.strip_prefix(name) {
+                    percent_encode_into(&mut out, value.unwrap_or("-1"));
+                    rest = after;
+                    continue 'outer;
+                }
+            }
+            out.push('[');
+            rest = &tail[1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+impl fmt::Display for ServerUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters and `:`
+/// (which DevIDs such as `IMEI:...` contain and which is legal in a path).
+fn percent_encode_into(out: &mut String, value: &str) {
+    for b in value.bytes() {
+        let c = b as char;
+        if b.is_ascii() && (is_unreserved(c) || c == ':') {
+            out.push(c);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> ClientUri {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn root_of_the_only_instance() {
+        let u = parse("urn:oma:mo:oma-dm-devinfo:1.2//");
+        assert_eq!(u.moid(), "urn:oma:mo:oma-dm-devinfo:1.2");
+        assert_eq!(u.instance(), &InstanceSelector::Only);
+        assert!(u.path().is_empty());
+        assert_eq!(u.to_string(), "urn:oma:mo:oma-dm-devinfo:1.2//");
+    }
+
+    #[test]
+    fn leaf_of_the_only_instance() {
+        let u = parse("urn:oma:mo:oma-dm-devinfo:1.2//DevID");
+        assert_eq!(u.plain_path(), Some(vec!["DevID"]));
+    }
+
+    #[test]
+    fn spec_6_1_3_examples_parse() {
+        let cases = [
+            "urn:oma:mo:moid:1.0/left/",
+            "urn:oma:mo:moid:1.0//",
+            "urn:oma:mo:moid:1.0/(x)/?nv=(x)/ID:Temperature",
+            "urn:oma:mo:moid:1.0/(x)/Data/1/Value?nv=(x)/ID:GPS",
+            "urn:oma:mo:moid:1.0/right/Data/(x)/Value?nv=(x)/Date:12.1",
+            "urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2",
+            "urn:oma:mo:moid:1.0/*/Setting",
+            "urn:oma:mo:moid:1.0/(x)/Data/*/Value?nv=(x)/ID:GPS",
+            "urn:oma:mo:moid:1.0/(x)/Data/*/Value?nv=(x)/ID:GPS&nv=(x)/Setting:0xB2",
+            "urn:oma:mo:moid:1.0/*/Data/*/Value",
+        ];
+        for c in cases {
+            let u = parse(c);
+            assert_eq!(u.to_string(), c, "display round trip");
+        }
+        let u = parse("urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2");
+        assert_eq!(u.instance(), &InstanceSelector::XName('x'));
+        assert_eq!(u.path()[1], NodeSelector::XName('y'));
+        assert_eq!(u.query().node_values[1].value, "12.2");
+        assert!(parse("urn:oma:mo:moid:1.0/*/Setting").has_wildcard());
+    }
+
+    #[test]
+    fn query_fields_and_unknown_fields() {
+        let u = parse("urn:a:1.0/m1/?lv=2&cv=abc&vendor=1");
+        assert_eq!(u.query().level, Some(2));
+        assert_eq!(u.query().cache_validator.as_deref(), Some("abc"));
+        assert_eq!(u.query().other, vec![("vendor".into(), "1".into())]);
+    }
+
+    #[test]
+    fn malformed_uris_name_the_fault() {
+        let cases = [
+            ("", 0, UriErrorReason::MissingSlash),
+            ("/m/", 0, UriErrorReason::EmptyMoid),
+            ("urn:a", 5, UriErrorReason::MissingSlash),
+            ("urn:a/m", 7, UriErrorReason::MissingSlash),
+            ("urn:a//x//y", 9, UriErrorReason::EmptyNodeName),
+            ("urn:a//x/", 9, UriErrorReason::EmptyNodeName),
+            ("urn:a//a b", 8, UriErrorReason::BadChar(' ')),
+            ("urn:a/(xy)/", 6, UriErrorReason::BadXName),
+            ("urn:a/(x)/", 10, UriErrorReason::UnresolvedXName('x')),
+            ("urn:a//?lv=0", 11, UriErrorReason::BadQueryValue("lv")),
+            (
+                "urn:a//?nv=(x)/A:1",
+                8,
+                UriErrorReason::UnusedNodeValue('x'),
+            ),
+        ];
+        for (text, pos, reason) in cases {
+            let e = text.parse::<ClientUri>().unwrap_err();
+            assert_eq!((e.position, &e.reason), (pos, &reason), "{text}");
+        }
+    }
+
+    #[test]
+    fn server_uri_substitution_follows_6_2() {
+        let uri = ServerUri::new("https://prov.example/Settings/[MCC]/[MNC]/[DevID]/[Other]");
+        let params = ServerUriParams {
+            dev_id: "IMEI:49300 5".into(),
+            mcc: Some("262".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            uri.resolve(&params),
+            "https://prov.example/Settings/262/-1/IMEI:49300%205/[Other]"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Parsing and validating `#[dm(...)]` attributes.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::{Attribute, LitStr};
+
+/// Collects errors so that the user sees all of them at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    pub fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Node properties given in a `#[dm(...)]` attribute, validated.
+pub struct NodeAttrs {
+    pub name: Option<String>,
+    pub format: Option<(String, Span)>,
+    pub access: TokenStream,
+    pub occurrence: Option<Occ>,
+    pub scope: TokenStream,
+    pub moid: Option<String>,
+    pub ddf_url: Option<String>,
+}
+
+/// An occurrence, reduced to what code generation needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Occ {
+    One,
+    ZeroOrOne,
+    Many,
+}
+
+pub struct Occurrence {
+    pub tokens: TokenStream,
+    pub kind: Occ,
+}
+
+const FORMATS: [&str; 11] = [
+    "node", "null", "b64", "bin", "bool", "chr", "int", "xml", "date", "time", "float",
+];
+
+pub fn format_tokens(name: &str) -> TokenStream {
+    let variant = match name {
+        "node" => quote!(Node),
+        "null" => quote!(Null),
+        "b64" => quote!(B64),
+        "bin" => quote!(Bin),
+        "bool" => quote!(Bool),
+        "chr" => quote!(Chr),
+        "int" => quote!(Int),
+        "xml" => quote!(Xml),
+        "date" => quote!(Date),
+        "time" => quote!(Time),
+        _ => quote!(Float),
+    };
+    quote!(::dm_core::Format::#variant)
+}
+
+fn access_tokens(lit: &LitStr) -> syn::Result<TokenStream> {
+    let mut bits = 0u8;
+    for part in lit.value().split([',', ' ']).filter(|p| !p.is_empty()) {
+        bits |=
+            match part {
+                "Add" => 1,
+                "Delete" => 2,
+                "Exec" => 4,
+                "Get" => 8,
+                "Replace" => 16,
+                "Copy" => 0,
+                other => return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "unknown access type `{other}`; expected Add, Delete, Exec, Get or Replace"
+                    ),
+                )),
+            };
+    }
+    Ok(quote!(::dm_core::AccessType::from_bits(#bits)))
+}
+
+fn occurrence_tokens(lit: &LitStr) -> syn::Result<Occurrence> {
+    let text = lit.value();
+    let bad = || {
+        syn::Error::new(
+            lit.span(),
+            format!("unknown occurrence `{text}`; expected One, ZeroOrOne, ZeroOrMore, OneOrMore, ZeroOrN(n) or OneOrN(n)"),
+        )
+    };
+    let (name, count) = match text.split_once('(') {
+        Some((n, rest)) => {
+            let c = rest
+                .strip_suffix(')')
+                .and_then(|c| c.trim().parse::<u32>().ok())
+                .ok_or_else(bad)?;
+            (n, Some(c))
+        }
+        None => (text.as_str(), None),
+    };
+    let count_tokens = match count {
+        Some(c) => quote!(::core::option::Option::Some(#c)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (tokens, kind) = match (name, count) {
+        ("One", None) => (quote!(::dm_core::Occurrence::One), Occ::One),
+        ("ZeroOrOne", None) => (quote!(::dm_core::Occurrence::ZeroOrOne), Occ::ZeroOrOne),
+        ("ZeroOrMore", None) => (quote!(::dm_core::Occurrence::ZeroOrMore), Occ::Many),
+        ("OneOrMore", None) => (quote!(::dm_core::Occurrence::OneOrMore), Occ::Many),
+        ("ZeroOrN", _) => (
+            quote!(::dm_core::Occurrence::ZeroOrN(#count_tokens)),
+            Occ::Many,
+        ),
+        ("OneOrN", _) => (
+            quote!(::dm_core::Occurrence::OneOrN(#count_tokens)),
+            Occ::Many,
+        ),
+        _ => return Err(bad()),
+    };
+    Ok(Occurrence { tokens, kind })
+}
+
+fn scope_tokens(lit: &LitStr) -> syn::Result<TokenStream> {
+    match lit.value().as_str() {
+        "Permanent" => Ok(quote!(::dm_core::Scope::Permanent)),
+        "Dynamic" => Ok(quote!(::dm_core::Scope::Dynamic)),
+        other => Err(syn::Error::new(
+            lit.span(),
+            format!("unknown scope `{other}`; expected Permanent or Dynamic"),
+        )),
+    }
+}
+
+/// Reads every `#[dm(...)]` attribute in `attrs`, reporting each bad key or
+/// value into `errors` and going on, so all mistakes surface together.
+pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<TokenStream>) {
+    let mut out = NodeAttrs {
+        name: None,
+        format: None,
+        access: quote!(::dm_core::AccessType::NONE),
+        occurrence: None,
+        scope: quote!(::dm_core::Scope::Permanent),
+        moid: None,
+        ddf_url: None,
+    };
+    let mut occurrence_tokens_out = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("dm")) {
+        let result = attr.parse_nested_meta(|meta| {
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let lit: LitStr = meta.value()?.parse()?;
+            match key.as_str() {
+                "name" => out.name = Some(lit.value()),
+                "format" => {
+                    let v = lit.value();
+                    if !FORMATS.contains(&v.as_str()) {
+                        errors.push(syn::Error::new(
+                            lit.span(),
+                            format!("unknown format `{v}`; expected one of {}", FORMATS.join(", ")),
+                        ));
+                    }
+                    out.format = Some((v, lit.span()));
+                }
+                "access" => match access_tokens(&lit) {
+                    Ok(t) => out.access = t,
+                    Err(e) => errors.push(e),
+                },
+                "occurrence" => match occurrence_tokens(&lit) {
+                    Ok(o) => {
+                        occurrence_tokens_out = Some(o.tokens);
+                        out.occurrence = Some(o.kind);
+                    }
+                    Err(e) => errors.push(e),
+                },
+                "scope" => match scope_tokens(&lit) {
+                    Ok(t) => out.scope = t,
+                    Err(e) => errors.push(e),
+                },
+                "moid" => out.moid = Some(lit.value()),
+                "ddf_url" => out.ddf_url = Some(lit.value()),
+                _ => {
+                    return Err(meta.error(format!(
+                        "unknown dm attribute `{key}`; expected name, format, access, occurrence, scope, moid or ddf_url"
+                    )))
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    (out, occurrence_tokens_out)
+}

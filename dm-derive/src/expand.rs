@@ -1,0 +1,287 @@
+//! Expansion of the derives.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields};
+
+use crate::attr::{self, Errors, Occ};
+
+/// One child node, validated.
+struct Child {
+    ident: syn::Ident,
+    name: String,
+    interior: bool,
+    occ: Occ,
+    schema: TokenStream,
+    format: TokenStream,
+}
+
+fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
+    if !input.generics.params.is_empty() {
+        errors.push(syn::Error::new(
+            input.generics.span(),
+            "MO node structs cannot be generic",
+        ));
+    }
+    let fields = match &input.data {
+        Data::Struct(s) => match &s.fields {
+            Fields::Named(f) => f.named.iter().collect::<Vec<_>>(),
+            Fields::Unit => Vec::new(),
+            Fields::Unnamed(f) => {
+                errors.push(syn::Error::new(
+                    f.span(),
+                    "MO node structs need named fields, one per child node",
+                ));
+                Vec::new()
+            }
+        },
+        _ => {
+            errors.push(syn::Error::new(
+                input.ident.span(),
+                "MO nodes are structs, one field per child node",
+            ));
+            Vec::new()
+        }
+    };
+    let mut out = Vec::new();
+    for field in fields {
+        let (attrs, occ_tokens) = attr::parse(&field.attrs, errors);
+        let Some(ident) = field.ident.clone() else {
+            continue;
+        };
+        let Some(name) = attrs.name else {
+            errors.push(syn::Error::new(
+                ident.span(),
+                "missing #[dm(name = \"...\")]: the node name this field holds",
+            ));
+            continue;
+        };
+        let Some((format_name, _)) = attrs.format else {
+            errors.push(syn::Error::new(
+                ident.span(),
+                "missing #[dm(format = \"...\")]: the DDF format of this node",
+            ));
+            continue;
+        };
+        let (Some(occ), Some(occ_tokens)) = (attrs.occurrence, occ_tokens) else {
+            errors.push(syn::Error::new(
+                ident.span(),
+                "missing #[dm(occurrence = \"...\")]: how many of this node may exist",
+            ));
+            continue;
+        };
+        if occ == Occ::Many {
+            errors.push(syn::Error::new(
+                ident.span(),
+                "multiple-occurrence nodes are not supported by this version of the derive",
+            ));
+            continue;
+        }
+        let interior = format_name == "node";
+        let format = attr::format_tokens(&format_name);
+        let access = attrs.access;
+        let scope = attrs.scope;
+        let ty = &field.ty;
+        let child_defs = if interior {
+            // For ZeroOrOne the field type is Option<T>; the schema is T's.
+            let inner = if occ == Occ::ZeroOrOne {
+                option_inner(ty).unwrap_or(ty)
+            } else {
+                ty
+            };
+            quote!(<#inner as ::dm_core::MoNode>::CHILDREN)
+        } else {
+            quote!(&[])
+        };
+        let schema = quote! {
+            ::dm_core::NodeSchema {
+                name: ::core::option::Option::Some(#name),
+                format: #format,
+                access: #access,
+                occurrence: #occ_tokens,
+                scope: #scope,
+                children: #child_defs,
+            }
+        };
+        out.push(Child {
+            ident,
+            name,
+            interior,
+            occ,
+            schema,
+            format,
+        });
+    }
+    out
+}
+
+/// `T` for a type written `Option<T>`.
+fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
+    let ident = &input.ident;
+    let schemas = children.iter().map(|c| &c.schema);
+    let n = children.len();
+    let list = children.iter().map(|c| {
+        let Child {
+            ident,
+            name,
+            format,
+            ..
+        } = c;
+        let read = |v: TokenStream| {
+            if c.interior {
+                quote!(::dm_core::MoNode::get_node(#v, &[])?)
+            } else {
+                quote!(::dm_core::NodeData::Leaf(::dm_core::LeafValue::to_value(#v, #format)))
+            }
+        };
+        match c.occ {
+            Occ::ZeroOrOne => {
+                let r = read(quote!(v));
+                quote! {
+                    if let ::core::option::Option::Some(v) = &self.#ident {
+                        children.push((::std::string::String::from(#name), #r));
+                    }
+                }
+            }
+            _ => {
+                let r = read(quote!(&self.#ident));
+                quote!(children.push((::std::string::String::from(#name), #r));)
+            }
+        }
+    });
+    let arms = children.iter().map(|c| {
+        let Child {
+            ident,
+            name,
+            format,
+            ..
+        } = c;
+        let read = |v: TokenStream| {
+            if c.interior {
+                quote!(::dm_core::MoNode::get_node(#v, rest))
+            } else {
+                quote!(::dm_core::__private::leaf(#v, #format, rest, path))
+            }
+        };
+        match c.occ {
+            Occ::ZeroOrOne => {
+                let r = read(quote!(v));
+                quote! {
+                    #name => match &self.#ident {
+                        ::core::option::Option::Some(v) => #r,
+                        ::core::option::Option::None => ::dm_core::__private::absent(path),
+                    },
+                }
+            }
+            _ => {
+                let r = read(quote!(&self.#ident));
+                quote!(#name => #r,)
+            }
+        }
+    });
+    quote! {
+        impl ::dm_core::MoNode for #ident {
+            const CHILDREN: &'static [::dm_core::NodeSchema] = &[#(#schemas),*];
+
+            fn get_node(
+                &self,
+                path: &[&str],
+            ) -> ::core::result::Result<::dm_core::NodeData, ::dm_core::MoError> {
+                let ::core::option::Option::Some((first, rest)) = path.split_first() else {
+                    let mut children = ::std::vec::Vec::with_capacity(#n);
+                    #(#list)*
+                    return ::core::result::Result::Ok(::dm_core::NodeData::Interior(children));
+                };
+                #[allow(clippy::match_single_binding)]
+                match *first {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(::dm_core::__private::not_found(path)),
+                }
+            }
+        }
+    }
+}
+
+pub fn mo_node(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let children = children(input, &mut errors);
+    errors.finish()?;
+    Ok(mo_node_impl(input, &children))
+}
+
+pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let (root, occ_tokens) = attr::parse(&input.attrs, &mut errors);
+    let children = children(input, &mut errors);
+    if root.moid.is_none() {
+        errors.push(syn::Error::new(
+            input.ident.span(),
+            "missing #[dm(moid = \"...\")] on the MO root struct",
+        ));
+    }
+    if let Some((f, span)) = &root.format {
+        if f != "node" {
+            errors.push(syn::Error::new(
+                *span,
+                "an MO instance root is an interior node: format must be \"node\"",
+            ));
+        }
+    }
+    errors.finish()?;
+    let ident = &input.ident;
+    let moid = root.moid.unwrap_or_default();
+    let ddf_url = root.ddf_url.unwrap_or_default();
+    let access = root.access;
+    let scope = root.scope;
+    let occurrence = occ_tokens.unwrap_or_else(|| quote!(::dm_core::Occurrence::One));
+    let node_impl = mo_node_impl(input, &children);
+    Ok(quote! {
+        #node_impl
+
+        impl #ident {
+            /// The MO definition, from the DDF.
+            pub const SCHEMA: ::dm_core::MoSchema = ::dm_core::MoSchema {
+                moid: #moid,
+                ddf_url: #ddf_url,
+                root: ::dm_core::NodeSchema {
+                    name: ::core::option::Option::None,
+                    format: ::dm_core::Format::Node,
+                    access: #access,
+                    occurrence: #occurrence,
+                    scope: #scope,
+                    children: <#ident as ::dm_core::MoNode>::CHILDREN,
+                },
+            };
+        }
+
+        impl ::dm_core::ManagementObject for #ident {
+            fn schema(&self) -> &'static ::dm_core::MoSchema {
+                static SCHEMA: ::dm_core::MoSchema = #ident::SCHEMA;
+                &SCHEMA
+            }
+
+            fn get(
+                &self,
+                path: &[&str],
+            ) -> ::core::result::Result<::dm_core::NodeData, ::dm_core::MoError> {
+                ::dm_core::MoNode::get_node(self, path)
+            }
+        }
+    })
+}
