@@ -51,10 +51,8 @@ pub fn parse(text: &str) -> Result<Element, (usize, DdfErrorKind)> {
                     stack.push(element(&e, offset));
                 }
             }
-            Event::Empty(e) => {
-                if skip_depth == 0 && !is_foreign(e.name().as_ref()) {
-                    attach(&mut stack, &mut root, element(&e, offset));
-                }
+            Event::Empty(e) if skip_depth == 0 && !is_foreign(e.name().as_ref()) => {
+                attach(&mut stack, &mut root, element(&e, offset));
             }
             Event::End(_) => {
                 if skip_depth > 0 {

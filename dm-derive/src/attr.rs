@@ -69,21 +69,22 @@ pub fn format_tokens(name: &str) -> TokenStream {
 fn access_tokens(lit: &LitStr) -> syn::Result<TokenStream> {
     let mut bits = 0u8;
     for part in lit.value().split([',', ' ']).filter(|p| !p.is_empty()) {
-        bits |=
-            match part {
-                "Add" => 1,
-                "Delete" => 2,
-                "Exec" => 4,
-                "Get" => 8,
-                "Replace" => 16,
-                "Copy" => 0,
-                other => return Err(syn::Error::new(
+        bits |= match part {
+            "Add" => 1,
+            "Delete" => 2,
+            "Exec" => 4,
+            "Get" => 8,
+            "Replace" => 16,
+            "Copy" => 0,
+            other => {
+                return Err(syn::Error::new(
                     lit.span(),
                     format!(
                         "unknown access type `{other}`; expected Add, Delete, Exec, Get or Replace"
                     ),
-                )),
-            };
+                ))
+            }
+        };
     }
     Ok(quote!(::dm_core::AccessType::from_bits(#bits)))
 }
