@@ -8,6 +8,7 @@
 //! over a `--state` directory; [`demo`] runs both ends in one process.
 
 pub mod agent;
+pub mod cli;
 mod client;
 pub mod demo;
 mod http;

@@ -7,22 +7,10 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// The `dmctl` binary built by this `cargo test` run (cargo builds every
-/// binary of the workspace before running any test).
+/// The `dmctl` entry point (`dm_runtime::cli::main`), built as this
+/// package's `dmctl-e2e` binary.
 pub fn dmctl() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash> -> target/<profile>/dmctl
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
-    let bin = dir.join(format!("dmctl{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p dm-runtime` (or cargo test --workspace)",
-        bin.display()
-    );
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_dmctl-e2e"))
 }
 
 /// A DM "server" that answers every request with the same raw HTTP

@@ -1,0 +1,166 @@
+//! The `dmctl` command line: the demo, the device agent and the reference
+//! DM Server. Subcommands and exit statuses follow ARCHITECTURE "Command
+//! line". It lives in the library so that the end-to-end tests can build
+//! the very same entry point as a binary of their own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::agent::{self, AgentOptions};
+use crate::server::{self, ServerConfig};
+use clap::{Parser, Subcommand};
+use dm_core::{ClientUri, Command};
+
+/// Exit status when a session was aborted (HTTP error, timeout, bad package).
+const EXIT_ABORTED: u8 = 3;
+/// Exit status for bad usage or configuration (clap uses it too).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dmctl",
+    version,
+    about = "OMA DM 2.0 device agent, reference DM Server and demo"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start a DM Server and a device on loopback, run one DM Session and
+    /// print every package exchanged.
+    Demo,
+    /// Run the device agent (DM Client).
+    Client(ClientArgs),
+    /// Run the reference DM Server.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// Directory holding the device's MO data (created when missing).
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// Factory bootstrap (application/dmmo+json array) applied first.
+    #[arg(long, value_name = "FILE")]
+    bootstrap: Option<PathBuf>,
+    /// DevInfo/DevID (default: derived from the machine, kept in --state).
+    #[arg(long, value_name = "ID")]
+    dev_id: Option<String>,
+    /// One client-initiated session with each server, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Only talk to the server with this SrvID.
+    #[arg(long, value_name = "ID")]
+    server_id: Option<String>,
+    /// Seconds to wait for each HTTP response.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Address to take DM sessions on, e.g. 127.0.0.1:8080 (path /dm).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+}
+
+/// Runs `dmctl` with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dmctl: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Cmd::Demo => demo().await,
+            Cmd::Client(args) => client(args).await,
+            Cmd::Server(args) => serve(args).await,
+        }
+    })
+}
+
+async fn demo() -> ExitCode {
+    let mut out = std::io::stdout();
+    match crate::demo::run(&mut out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dmctl demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn client(args: ClientArgs) -> ExitCode {
+    // Without --notify-udp there is nothing to wait for after the sessions,
+    // so the agent behaves as with --once.
+    let _ = args.once;
+    let opts = AgentOptions {
+        state: args.state,
+        bootstrap: args.bootstrap,
+        dev_id: args.dev_id,
+        server_id: args.server_id,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let outcomes = match agent::run_once(&opts, None).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("dmctl client: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut aborted = false;
+    for o in outcomes {
+        match o.result {
+            Ok(report) => eprintln!(
+                "dmctl client: session with {} ended with END after {} command(s)",
+                o.server_id,
+                report.commands.len()
+            ),
+            Err(e) => {
+                eprintln!("dmctl client: session with {} aborted: {e}", o.server_id);
+                aborted = true;
+            }
+        }
+    }
+    if aborted {
+        ExitCode::from(EXIT_ABORTED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn serve(args: ServerArgs) -> ExitCode {
+    let devinfo: Option<ClientUri> = "urn:oma:mo:oma-dm-devinfo:1.2//".parse().ok();
+    let config = ServerConfig {
+        listen: args.listen,
+        default_commands: devinfo
+            .map(|client_uri| Command::Get { client_uri })
+            .into_iter()
+            .collect(),
+        log_errors: true,
+    };
+    let handle = match server::start(config).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("dmctl server: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    eprintln!("dmctl server: DM sessions at {}", handle.dm_url());
+    let _ = tokio::signal::ctrl_c().await;
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}
