@@ -100,15 +100,6 @@ fn emit_struct(
     let ident = format_ident!("{}", def.rust.type_name);
     let mut fields = Vec::new();
     for c in &def.children {
-        if c.occurrence.is_multiple() || c.name.is_none() {
-            return Err((
-                c.offset,
-                DdfErrorKind::BadProperty {
-                    node: c.display_name(),
-                    reason: "un-named or multiple-occurrence nodes are not supported by this version of the generator".into(),
-                },
-            ));
-        }
         let field = format_ident!("{}", c.rust.field_name);
         let base = if c.format.is_interior() {
             let t = format_ident!("{}", c.rust.type_name);
@@ -116,16 +107,30 @@ fn emit_struct(
         } else {
             leaf_type(c.format)
         };
-        let ty = match c.occurrence {
-            Occurrence::ZeroOrOne => quote!(::core::option::Option<#base>),
-            _ => base,
+        // Un-named nodes are instantiated at run time under names of their
+        // own: a NodeMap bounded by the occurrence. A named node exists at
+        // most once (names are unique among siblings, 6.3.1.3), so a
+        // multiple occurrence on it only tells whether it may be absent.
+        let ty = match (&c.name, c.occurrence.min()) {
+            (None, min) => {
+                let min = proc_macro2::Literal::usize_unsuffixed(min as usize);
+                let max = proc_macro2::Literal::usize_unsuffixed(
+                    c.occurrence.max().unwrap_or(0) as usize
+                );
+                quote!(::dm_core::NodeMap<#base, #min, #max>)
+            }
+            (Some(_), 0) => quote!(::core::option::Option<#base>),
+            (Some(_), _) => base,
         };
-        let name = c.name.clone().unwrap_or_default();
+        let name_attr = match &c.name {
+            Some(n) => quote!(name = #n,),
+            None => quote!(),
+        };
         let props = node_attr_parts(c);
         let doc = doc_attr(c);
         fields.push(quote! {
             #doc
-            #[dm(name = #name, #props)]
+            #[dm(#name_attr #props)]
             pub #field: #ty,
         });
     }

@@ -9,6 +9,7 @@
 // Derived code names this crate as `::dm_core`, also from inside it.
 extern crate self as dm_core;
 
+mod map;
 mod mo;
 pub mod multipart;
 mod node;
@@ -18,6 +19,7 @@ mod uri;
 mod value;
 
 pub use dm_derive::{ManagementObject, MoNode};
+pub use map::{is_node_name, NodeMap, NodeMapError};
 #[doc(hidden)]
 pub use mo::__private;
 pub use mo::{LeafValue, ManagementObject, MoError, MoNode};

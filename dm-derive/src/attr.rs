@@ -32,12 +32,14 @@ pub struct NodeAttrs {
     pub ddf_url: Option<String>,
 }
 
-/// An occurrence, reduced to what code generation needs.
+/// An occurrence, reduced to what code generation needs: may the node be
+/// absent?
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Occ {
-    One,
-    ZeroOrOne,
-    Many,
+    /// One, OneOrMore, OneOrN.
+    AtLeastOne,
+    /// ZeroOrOne, ZeroOrMore, ZeroOrN.
+    MaybeNone,
 }
 
 pub struct Occurrence {
@@ -112,17 +114,17 @@ fn occurrence_tokens(lit: &LitStr) -> syn::Result<Occurrence> {
         None => quote!(::core::option::Option::None),
     };
     let (tokens, kind) = match (name, count) {
-        ("One", None) => (quote!(::dm_core::Occurrence::One), Occ::One),
-        ("ZeroOrOne", None) => (quote!(::dm_core::Occurrence::ZeroOrOne), Occ::ZeroOrOne),
-        ("ZeroOrMore", None) => (quote!(::dm_core::Occurrence::ZeroOrMore), Occ::Many),
-        ("OneOrMore", None) => (quote!(::dm_core::Occurrence::OneOrMore), Occ::Many),
+        ("One", None) => (quote!(::dm_core::Occurrence::One), Occ::AtLeastOne),
+        ("ZeroOrOne", None) => (quote!(::dm_core::Occurrence::ZeroOrOne), Occ::MaybeNone),
+        ("ZeroOrMore", None) => (quote!(::dm_core::Occurrence::ZeroOrMore), Occ::MaybeNone),
+        ("OneOrMore", None) => (quote!(::dm_core::Occurrence::OneOrMore), Occ::AtLeastOne),
         ("ZeroOrN", _) => (
             quote!(::dm_core::Occurrence::ZeroOrN(#count_tokens)),
-            Occ::Many,
+            Occ::MaybeNone,
         ),
         ("OneOrN", _) => (
             quote!(::dm_core::Occurrence::OneOrN(#count_tokens)),
-            Occ::Many,
+            Occ::AtLeastOne,
         ),
         _ => return Err(bad()),
     };

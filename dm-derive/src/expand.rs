@@ -7,12 +7,24 @@ use syn::{Data, DeriveInput, Fields};
 
 use crate::attr::{self, Errors, Occ};
 
+/// How a field holds its child node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A named node that always exists: `T`.
+    Plain,
+    /// A named node that may be absent: `Option<T>`.
+    Optional,
+    /// An un-named node: `NodeMap<T, MIN, MAX>`, instances named at run time.
+    Map,
+}
+
 /// One child node, validated.
 struct Child {
     ident: syn::Ident,
-    name: String,
+    /// `None` for the un-named child.
+    name: Option<String>,
     interior: bool,
-    occ: Occ,
+    kind: Kind,
     schema: TokenStream,
     format: TokenStream,
 }
@@ -45,18 +57,13 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         }
     };
     let mut out = Vec::new();
+    let mut unnamed_seen = false;
     for field in fields {
         let (attrs, occ_tokens) = attr::parse(&field.attrs, errors);
         let Some(ident) = field.ident.clone() else {
             continue;
         };
-        let Some(name) = attrs.name else {
-            errors.push(syn::Error::new(
-                ident.span(),
-                "missing #[dm(name = \"...\")]: the node name this field holds",
-            ));
-            continue;
-        };
+        let name = attrs.name;
         let Some((format_name, _)) = attrs.format else {
             errors.push(syn::Error::new(
                 ident.span(),
@@ -71,12 +78,19 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             ));
             continue;
         };
-        if occ == Occ::Many {
-            errors.push(syn::Error::new(
-                ident.span(),
-                "multiple-occurrence nodes are not supported by this version of the derive",
-            ));
-            continue;
+        let kind = match (&name, occ) {
+            (None, _) => Kind::Map,
+            (Some(_), Occ::MaybeNone) => Kind::Optional,
+            (Some(_), Occ::AtLeastOne) => Kind::Plain,
+        };
+        if kind == Kind::Map {
+            if unnamed_seen {
+                errors.push(syn::Error::new(
+                    ident.span(),
+                    "a node has at most one un-named child (fields without `name`)",
+                ));
+            }
+            unnamed_seen = true;
         }
         let interior = format_name == "node";
         let format = attr::format_tokens(&format_name);
@@ -84,19 +98,22 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         let scope = attrs.scope;
         let ty = &field.ty;
         let child_defs = if interior {
-            // For ZeroOrOne the field type is Option<T>; the schema is T's.
-            let inner = if occ == Occ::ZeroOrOne {
-                option_inner(ty).unwrap_or(ty)
-            } else {
-                ty
+            // Option<T> and NodeMap<T, ..> hold T; the schema is T's.
+            let inner = match kind {
+                Kind::Plain => ty,
+                Kind::Optional | Kind::Map => first_type_argument(ty).unwrap_or(ty),
             };
             quote!(<#inner as ::dm_core::MoNode>::CHILDREN)
         } else {
             quote!(&[])
         };
+        let name_tokens = match &name {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
         let schema = quote! {
             ::dm_core::NodeSchema {
-                name: ::core::option::Option::Some(#name),
+                name: #name_tokens,
                 format: #format,
                 access: #access,
                 occurrence: #occ_tokens,
@@ -108,7 +125,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             ident,
             name,
             interior,
-            occ,
+            kind,
             schema,
             format,
         });
@@ -116,13 +133,10 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
     out
 }
 
-/// `T` for a type written `Option<T>`.
-fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+/// `T` for a type written `Option<T>` or `NodeMap<T, ..>`.
+fn first_type_argument(ty: &syn::Type) -> Option<&syn::Type> {
     let syn::Type::Path(p) = ty else { return None };
     let last = p.path.segments.last()?;
-    if last.ident != "Option" {
-        return None;
-    }
     match &last.arguments {
         syn::PathArguments::AngleBracketed(a) => match a.args.first()? {
             syn::GenericArgument::Type(t) => Some(t),
@@ -137,12 +151,7 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
     let schemas = children.iter().map(|c| &c.schema);
     let n = children.len();
     let list = children.iter().map(|c| {
-        let Child {
-            ident,
-            name,
-            format,
-            ..
-        } = c;
+        let Child { ident, format, .. } = c;
         let read = |v: TokenStream| {
             if c.interior {
                 quote!(::dm_core::MoNode::get_node(#v, &[])?)
@@ -150,51 +159,66 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
                 quote!(::dm_core::NodeData::Leaf(::dm_core::LeafValue::to_value(#v, #format)))
             }
         };
-        match c.occ {
-            Occ::ZeroOrOne => {
-                let r = read(quote!(v));
-                quote! {
-                    if let ::core::option::Option::Some(v) = &self.#ident {
-                        children.push((::std::string::String::from(#name), #r));
-                    }
+        let r = read(quote!(v));
+        match (c.kind, &c.name) {
+            (Kind::Map, _) | (_, None) => quote! {
+                for (n, v) in self.#ident.iter() {
+                    children.push((::std::string::String::from(n), #r));
                 }
-            }
-            _ => {
-                let r = read(quote!(&self.#ident));
-                quote!(children.push((::std::string::String::from(#name), #r));)
-            }
+            },
+            (Kind::Optional, Some(name)) => quote! {
+                if let ::core::option::Option::Some(v) = &self.#ident {
+                    children.push((::std::string::String::from(#name), #r));
+                }
+            },
+            (Kind::Plain, Some(name)) => quote! {
+                let v = &self.#ident;
+                children.push((::std::string::String::from(#name), #r));
+            },
         }
     });
-    let arms = children.iter().map(|c| {
-        let Child {
-            ident,
-            name,
-            format,
-            ..
-        } = c;
-        let read = |v: TokenStream| {
-            if c.interior {
-                quote!(::dm_core::MoNode::get_node(#v, rest))
-            } else {
-                quote!(::dm_core::__private::leaf(#v, #format, rest, path))
-            }
-        };
-        match c.occ {
-            Occ::ZeroOrOne => {
-                let r = read(quote!(v));
-                quote! {
-                    #name => match &self.#ident {
-                        ::core::option::Option::Some(v) => #r,
-                        ::core::option::Option::None => ::dm_core::__private::absent(path),
-                    },
+    let read_rest = |c: &Child| {
+        let format = &c.format;
+        if c.interior {
+            quote!(::dm_core::MoNode::get_node(v, rest))
+        } else {
+            quote!(::dm_core::__private::leaf(v, #format, rest, path))
+        }
+    };
+    let arms = children.iter().filter_map(|c| {
+        let ident = &c.ident;
+        let r = read_rest(c);
+        match (c.kind, &c.name) {
+            (Kind::Map, _) | (_, None) => None,
+            (Kind::Optional, Some(name)) => Some(quote! {
+                #name => match &self.#ident {
+                    ::core::option::Option::Some(v) => #r,
+                    ::core::option::Option::None => ::dm_core::__private::absent(path),
+                },
+            }),
+            (Kind::Plain, Some(name)) => Some(quote! {
+                #name => {
+                    let v = &self.#ident;
+                    #r
                 }
-            }
-            _ => {
-                let r = read(quote!(&self.#ident));
-                quote!(#name => #r,)
-            }
+            }),
         }
     });
+    // Names that match no named child address an instance of the un-named
+    // child, if there is one.
+    let fallback = match children.iter().find(|c| c.kind == Kind::Map) {
+        Some(c) => {
+            let ident = &c.ident;
+            let r = read_rest(c);
+            quote! {
+                _ => match self.#ident.get(first) {
+                    ::core::option::Option::Some(v) => #r,
+                    ::core::option::Option::None => ::dm_core::__private::absent(path),
+                },
+            }
+        }
+        None => quote!(_ => ::core::result::Result::Err(::dm_core::__private::not_found(path)),),
+    };
     quote! {
         impl ::dm_core::MoNode for #ident {
             const CHILDREN: &'static [::dm_core::NodeSchema] = &[#(#schemas),*];
@@ -211,7 +235,7 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
                 #[allow(clippy::match_single_binding)]
                 match *first {
                     #(#arms)*
-                    _ => ::core::result::Result::Err(::dm_core::__private::not_found(path)),
+                    #fallback
                 }
             }
         }
