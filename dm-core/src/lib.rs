@@ -22,7 +22,7 @@ pub use dm_derive::{ManagementObject, MoNode};
 pub use map::{is_node_name, NodeMap, NodeMapError};
 #[doc(hidden)]
 pub use mo::__private;
-pub use mo::{LeafValue, ManagementObject, MoError, MoNode};
+pub use mo::{ExecOutcome, ExecRequest, LeafValue, ManagementObject, MoError, MoHooks, MoNode};
 pub use node::{AccessType, Format, MoSchema, NodeSchema, Occurrence, Scope, UnknownName};
 pub use package::{
     Alert, Command, CommandError, MoDataItem, MoInfo, Package1, Package2, Package3, PackageError,

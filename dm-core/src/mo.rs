@@ -7,40 +7,159 @@
 //! accessors. The runtime does every access check against that schema
 //! before it calls an MO: an MO only stores and acts.
 
+use crate::map::{NodeMap, NodeMapError};
 use crate::node::{Format, MoSchema, NodeSchema};
+use crate::status::StatusCode;
 use crate::value::{NodeData, Value};
 
-/// Why an MO could not serve a request for a node.
+/// Why an MO could not serve a request for a node. Paths are relative to
+/// the node the request was made on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoError {
-    /// No node exists at the path (404).
+    /// No node exists at the path.
     #[error("no node at `{0}`")]
     NotFound(String),
+    /// The data names a node the MO definition does not have.
+    #[error("the MO defines no node `{0}`")]
+    UnknownNode(String),
+    /// A required node cannot be deleted (6.3.1.2).
+    #[error("`{0}` is a required node")]
+    Required(String),
+    /// Data to create a node lacks one of its required children.
+    #[error("`{0}` is required but missing from the data")]
+    MissingNode(String),
+    /// A value of the wrong format for its node.
+    #[error("`{path}` takes {expected} data, got {found}")]
+    BadValue {
+        path: String,
+        expected: Format,
+        found: String,
+    },
+    /// An occurrence bound or a run-time node name was violated.
+    #[error("`{path}`: {source}")]
+    Occurrence { path: String, source: NodeMapError },
+    /// The node cannot be executed (no Exec hook for it).
+    #[error("`{0}` is not executable")]
+    NotExecutable(String),
+    /// The MO's validate hook rejected the new state.
+    #[error("rejected by the MO: {0}")]
+    Invalid(String),
+    /// The MO failed while acting.
+    #[error("MO failure: {0}")]
+    Failed(String),
 }
 
-/// An interior node of an MO: its child definitions and read access to its
-/// data by path.
-pub trait MoNode {
+impl MoError {
+    /// The Appendix C status for this error when it answers a command.
+    /// Data the device cannot accept is 415 (HGET: "the retrieved data is
+    /// unrecognized"); a full NodeMap is 506 ("not enough storage space").
+    pub fn status(&self) -> StatusCode {
+        match self {
+            MoError::NotFound(_) => StatusCode::NOT_FOUND,
+            MoError::Required(_) | MoError::NotExecutable(_) => StatusCode::COMMAND_NOT_ALLOWED,
+            MoError::UnknownNode(_)
+            | MoError::MissingNode(_)
+            | MoError::BadValue { .. }
+            | MoError::Invalid(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            MoError::Occurrence { source, .. } => match source {
+                NodeMapError::Full { .. } => StatusCode::DEVICE_FULL,
+                NodeMapError::AtMinimum { .. } => StatusCode::COMMAND_NOT_ALLOWED,
+                NodeMapError::BadName(_) => StatusCode::BAD_REQUEST,
+            },
+            MoError::Failed(_) => StatusCode::INTERNAL_ERROR,
+        }
+    }
+}
+
+/// What an EXEC asks of an MO (spec 5.3.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The server asked for asynchronous reporting (EXEC with a ServerURI,
+    /// 5.4.1): the MO may answer [`ExecOutcome::Started`].
+    pub asynchronous: bool,
+}
+
+/// How an EXEC went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// Done (200).
+    Done,
+    /// Started; the result follows in a Generic Alert (202, 5.4.1).
+    Started,
+}
+
+/// An interior node of an MO: its child definitions and access to its data
+/// by path. Paths are relative to this node; `[]` is the node itself.
+pub trait MoNode: Sized {
     /// The definitions of this node's children, in DDF order.
     const CHILDREN: &'static [NodeSchema];
 
-    /// Reads the node at `path` below this node (`[]` is this node itself).
+    /// Reads the node at `path`.
     fn get_node(&self, path: &[&str]) -> Result<NodeData, MoError>;
+
+    /// Writes `data` at `path`: a leaf's value, or an interior node's
+    /// children. Children absent from `data` are kept (merge), and named
+    /// instances of un-named nodes are created as needed.
+    fn put_node(&mut self, path: &[&str], data: &NodeData) -> Result<(), MoError>;
+
+    /// Deletes the node at `path` (never `[]`) with everything below it.
+    fn delete_node(&mut self, path: &[&str]) -> Result<(), MoError>;
+
+    /// Builds this node from data that holds every required child.
+    fn from_node(data: &NodeData) -> Result<Self, MoError>;
 }
 
-/// One instance of a Management Object.
-pub trait ManagementObject: Send + Sync {
+/// What an MO author supplies beyond the data: EXEC and validation. The
+/// code generator emits an implementation that forwards to a typed
+/// behaviour trait with one method per Exec node.
+pub trait MoHooks {
+    /// Executes the node at `path` (spec 5.3.5).
+    fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError> {
+        let _ = request;
+        Err(MoError::NotExecutable(path.join("/")))
+    }
+
+    /// Checks the whole instance after a write, before it is committed; an
+    /// error rolls the write back.
+    fn validate(&self) -> Result<(), MoError> {
+        Ok(())
+    }
+}
+
+/// One instance of a Management Object, as the runtime drives it. Writes
+/// happen on a [`boxed_clone`](ManagementObject::boxed_clone) that replaces
+/// the instance only once it validated, so a failed command leaves the
+/// instance as it was.
+pub trait ManagementObject: Send + Sync + 'static {
     /// The MO definition this instance follows.
     fn schema(&self) -> &'static MoSchema;
 
     /// Reads the node at `path` below the instance root (`[]` is the root).
     fn get(&self, path: &[&str]) -> Result<NodeData, MoError>;
+
+    /// Writes `data` at `path` (see [`MoNode::put_node`]).
+    fn put(&mut self, path: &[&str], data: &NodeData) -> Result<(), MoError>;
+
+    /// Deletes the node at `path` and its descendants.
+    fn delete(&mut self, path: &[&str]) -> Result<(), MoError>;
+
+    /// Executes the node at `path`.
+    fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError>;
+
+    /// Validates the whole instance.
+    fn validate(&self) -> Result<(), MoError>;
+
+    /// A copy to apply a command's changes to.
+    fn boxed_clone(&self) -> Box<dyn ManagementObject>;
 }
 
 /// A Rust type that holds a leaf node's value.
-pub trait LeafValue {
+pub trait LeafValue: Sized {
     /// The value in the node's format.
     fn to_value(&self, format: Format) -> Value;
+
+    /// The Rust value of `value`, or `None` when the format does not fit.
+    fn from_value(value: &Value) -> Option<Self>;
 }
 
 impl LeafValue for String {
@@ -52,11 +171,25 @@ impl LeafValue for String {
             _ => Value::Chr(self.clone()),
         }
     }
+
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Chr(s) | Value::Xml(s) | Value::Date(s) | Value::Time(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl LeafValue for i64 {
     fn to_value(&self, _: Format) -> Value {
         Value::Int(*self)
+    }
+
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
     }
 }
 
@@ -64,11 +197,27 @@ impl LeafValue for bool {
     fn to_value(&self, _: Format) -> Value {
         Value::Bool(*self)
     }
+
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
 }
 
 impl LeafValue for f64 {
     fn to_value(&self, _: Format) -> Value {
         Value::Float(*self)
+    }
+
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Float(f) => Some(*f),
+            // An integer is a valid float value.
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
     }
 }
 
@@ -79,11 +228,22 @@ impl LeafValue for Vec<u8> {
             _ => Value::Bin(self.clone()),
         }
     }
+
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::B64(b) | Value::Bin(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl LeafValue for () {
     fn to_value(&self, _: Format) -> Value {
         Value::Null
+    }
+
+    fn from_value(value: &Value) -> Option<Self> {
+        matches!(value, Value::Null).then_some(())
     }
 }
 
@@ -97,7 +257,7 @@ pub mod __private {
     }
 
     /// A leaf read: only the empty remaining path names the leaf itself.
-    pub fn leaf<T: LeafValue + ?Sized>(
+    pub fn leaf<T: LeafValue>(
         value: &T,
         format: Format,
         rest: &[&str],
@@ -111,14 +271,333 @@ pub mod __private {
     }
 
     /// An optional child that is absent.
-    pub fn absent(full: &[&str]) -> Result<NodeData, MoError> {
+    pub fn absent<T>(full: &[&str]) -> Result<T, MoError> {
         Err(not_found(full))
+    }
+
+    fn describe(data: &NodeData) -> String {
+        match data {
+            NodeData::Leaf(v) => format!("{} data", v.format()),
+            NodeData::Interior(_) => "an interior node".to_owned(),
+        }
+    }
+
+    fn leaf_value<T: LeafValue>(
+        data: &NodeData,
+        format: Format,
+        path: &[&str],
+    ) -> Result<T, MoError> {
+        let bad = || MoError::BadValue {
+            path: path.join("/"),
+            expected: format,
+            found: describe(data),
+        };
+        match data {
+            NodeData::Leaf(v) => T::from_value(v).ok_or_else(bad),
+            NodeData::Interior(_) => Err(bad()),
+        }
+    }
+
+    fn occurrence(path: &[&str]) -> impl FnOnce(NodeMapError) -> MoError {
+        let path = path.join("/");
+        move |source| MoError::Occurrence { path, source }
+    }
+
+    /// A fresh interior node for a write below it: built from no data, so
+    /// it must have no required child.
+    fn fresh<T: MoNode>(rest: &[&str], data: &NodeData) -> Result<T, MoError> {
+        if rest.is_empty() {
+            T::from_node(data)
+        } else {
+            let mut node = T::from_node(&NodeData::Interior(Vec::new()))?;
+            node.put_node(rest, data)?;
+            Ok(node)
+        }
+    }
+
+    pub fn put_children<N: MoNode>(
+        node: &mut N,
+        data: &NodeData,
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        match data {
+            NodeData::Interior(children) => {
+                for (name, child) in children {
+                    node.put_node(&[name.as_str()], child)?;
+                }
+                Ok(())
+            }
+            NodeData::Leaf(v) => Err(MoError::BadValue {
+                path: path.join("/"),
+                expected: Format::Node,
+                found: format!("{} data", v.format()),
+            }),
+        }
+    }
+
+    pub fn put_leaf<T: LeafValue>(
+        slot: &mut T,
+        format: Format,
+        rest: &[&str],
+        data: &NodeData,
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        if !rest.is_empty() {
+            return Err(not_found(path));
+        }
+        *slot = leaf_value(data, format, path)?;
+        Ok(())
+    }
+
+    pub fn put_opt_leaf<T: LeafValue>(
+        slot: &mut Option<T>,
+        format: Format,
+        rest: &[&str],
+        data: &NodeData,
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        if !rest.is_empty() {
+            return Err(not_found(path));
+        }
+        *slot = Some(leaf_value(data, format, path)?);
+        Ok(())
+    }
+
+    pub fn put_map_leaf<T: LeafValue, const MIN: usize, const MAX: usize>(
+        map: &mut NodeMap<T, MIN, MAX>,
+        format: Format,
+        name: &str,
+        rest: &[&str],
+        data: &NodeData,
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        if !rest.is_empty() {
+            return Err(not_found(path));
+        }
+        let value = leaf_value(data, format, path)?;
+        map.insert(name, value).map_err(occurrence(path))?;
+        Ok(())
+    }
+
+    pub fn put_opt_node<T: MoNode>(
+        slot: &mut Option<T>,
+        rest: &[&str],
+        data: &NodeData,
+    ) -> Result<(), MoError> {
+        match slot {
+            Some(node) => node.put_node(rest, data),
+            None => {
+                *slot = Some(fresh(rest, data)?);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn put_map_node<T: MoNode, const MIN: usize, const MAX: usize>(
+        map: &mut NodeMap<T, MIN, MAX>,
+        name: &str,
+        rest: &[&str],
+        data: &NodeData,
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        if let Some(node) = map.get_mut(name) {
+            return node.put_node(rest, data);
+        }
+        let node = fresh(rest, data)?;
+        map.insert(name, node).map_err(occurrence(path))?;
+        Ok(())
+    }
+
+    pub fn unknown<T>(path: &[&str]) -> Result<T, MoError> {
+        Err(MoError::UnknownNode(path.join("/")))
+    }
+
+    pub fn required<T>(path: &[&str]) -> Result<T, MoError> {
+        Err(MoError::Required(path.join("/")))
+    }
+
+    pub fn delete_opt<T>(slot: &mut Option<T>, path: &[&str]) -> Result<(), MoError> {
+        match slot.take() {
+            Some(_) => Ok(()),
+            None => Err(not_found(path)),
+        }
+    }
+
+    pub fn delete_in_opt<T: MoNode>(
+        slot: &mut Option<T>,
+        rest: &[&str],
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        match slot {
+            Some(node) => node.delete_node(rest),
+            None => Err(not_found(path)),
+        }
+    }
+
+    pub fn delete_map<T, const MIN: usize, const MAX: usize>(
+        map: &mut NodeMap<T, MIN, MAX>,
+        name: &str,
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        match map.remove(name) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(not_found(path)),
+            Err(e) => Err(occurrence(path)(e)),
+        }
+    }
+
+    pub fn delete_in_map<T: MoNode, const MIN: usize, const MAX: usize>(
+        map: &mut NodeMap<T, MIN, MAX>,
+        name: &str,
+        rest: &[&str],
+        path: &[&str],
+    ) -> Result<(), MoError> {
+        match map.get_mut(name) {
+            Some(node) => node.delete_node(rest),
+            None => Err(not_found(path)),
+        }
+    }
+
+    /// The children in `data`, checking that each names a node of the
+    /// definition: a named child in `named`, or else an instance of the
+    /// un-named child when there is one.
+    pub fn children_of<'a>(
+        data: &'a NodeData,
+        named: &[&str],
+        has_unnamed: bool,
+    ) -> Result<&'a [(String, NodeData)], MoError> {
+        match data {
+            NodeData::Interior(children) => {
+                if !has_unnamed {
+                    if let Some((n, _)) =
+                        children.iter().find(|(n, _)| !named.contains(&n.as_str()))
+                    {
+                        return Err(MoError::UnknownNode(n.clone()));
+                    }
+                }
+                Ok(children)
+            }
+            NodeData::Leaf(v) => Err(MoError::BadValue {
+                path: String::new(),
+                expected: Format::Node,
+                found: format!("{} data", v.format()),
+            }),
+        }
+    }
+
+    fn find<'a>(children: &'a [(String, NodeData)], name: &str) -> Option<&'a NodeData> {
+        children.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+    }
+
+    pub fn leaf_from<T: LeafValue>(
+        children: &[(String, NodeData)],
+        name: &str,
+        format: Format,
+    ) -> Result<T, MoError> {
+        match find(children, name) {
+            Some(d) => leaf_value(d, format, &[name]),
+            None => Err(MoError::MissingNode(name.to_owned())),
+        }
+    }
+
+    pub fn opt_leaf_from<T: LeafValue>(
+        children: &[(String, NodeData)],
+        name: &str,
+        format: Format,
+    ) -> Result<Option<T>, MoError> {
+        find(children, name)
+            .map(|d| leaf_value(d, format, &[name]))
+            .transpose()
+    }
+
+    pub fn node_from<T: MoNode>(children: &[(String, NodeData)], name: &str) -> Result<T, MoError> {
+        match find(children, name) {
+            Some(d) => T::from_node(d),
+            None => Err(MoError::MissingNode(name.to_owned())),
+        }
+    }
+
+    pub fn opt_node_from<T: MoNode>(
+        children: &[(String, NodeData)],
+        name: &str,
+    ) -> Result<Option<T>, MoError> {
+        find(children, name).map(T::from_node).transpose()
+    }
+
+    fn map_from<T, const MIN: usize, const MAX: usize>(
+        children: &[(String, NodeData)],
+        named: &[&str],
+        mut convert: impl FnMut(&str, &NodeData) -> Result<T, MoError>,
+    ) -> Result<NodeMap<T, MIN, MAX>, MoError> {
+        let mut map = NodeMap::new();
+        for (name, data) in children
+            .iter()
+            .filter(|(n, _)| !named.contains(&n.as_str()))
+        {
+            let value = convert(name, data)?;
+            map.insert(name.clone(), value)
+                .map_err(occurrence(&[name.as_str()]))?;
+        }
+        if !map.meets_minimum() {
+            return Err(MoError::MissingNode(format!("at least {MIN} instance(s)")));
+        }
+        Ok(map)
+    }
+
+    pub fn map_leaf_from<T: LeafValue, const MIN: usize, const MAX: usize>(
+        children: &[(String, NodeData)],
+        named: &[&str],
+        format: Format,
+    ) -> Result<NodeMap<T, MIN, MAX>, MoError> {
+        map_from(children, named, |name, d| leaf_value(d, format, &[name]))
+    }
+
+    pub fn map_node_from<T: MoNode, const MIN: usize, const MAX: usize>(
+        children: &[(String, NodeData)],
+        named: &[&str],
+    ) -> Result<NodeMap<T, MIN, MAX>, MoError> {
+        map_from(children, named, |_, d| T::from_node(d))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_map_to_appendix_c_statuses() {
+        assert_eq!(
+            MoError::NotFound("a".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            MoError::Required("a".into()).status(),
+            StatusCode::COMMAND_NOT_ALLOWED
+        );
+        let full = MoError::Occurrence {
+            path: "a".into(),
+            source: NodeMapError::Full {
+                name: "x".into(),
+                max: 1,
+            },
+        };
+        assert_eq!(full.status(), StatusCode::DEVICE_FULL);
+        assert_eq!(
+            MoError::Failed("x".into()).status(),
+            StatusCode::INTERNAL_ERROR
+        );
+    }
+
+    #[test]
+    fn leaf_values_convert_both_ways() {
+        assert_eq!(
+            String::from_value(&Value::Xml("x".into())),
+            Some("x".into())
+        );
+        assert_eq!(i64::from_value(&Value::Chr("1".into())), None);
+        assert_eq!(f64::from_value(&Value::Int(2)), Some(2.0));
+        assert_eq!(<()>::from_value(&Value::Null), Some(()));
+    }
 
     #[test]
     fn leaf_values_take_the_node_format() {

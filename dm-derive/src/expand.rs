@@ -219,9 +219,12 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
         }
         None => quote!(_ => ::core::result::Result::Err(::dm_core::__private::not_found(path)),),
     };
+    let writes = write_fns(input, children);
     quote! {
         impl ::dm_core::MoNode for #ident {
             const CHILDREN: &'static [::dm_core::NodeSchema] = &[#(#schemas),*];
+
+            #writes
 
             fn get_node(
                 &self,
@@ -238,6 +241,130 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
                     #fallback
                 }
             }
+        }
+    }
+}
+
+/// `put_node`, `delete_node` and `from_node`: each child kind calls one
+/// `dm_core::__private` helper, which keeps the generated code small.
+fn write_fns(input: &DeriveInput, children: &[Child]) -> TokenStream {
+    let p = quote!(::dm_core::__private);
+    let map = children.iter().find(|c| c.kind == Kind::Map);
+    let named: Vec<&String> = children.iter().filter_map(|c| c.name.as_ref()).collect();
+
+    let put_arms = children.iter().filter_map(|c| {
+        let (ident, format, name) = (&c.ident, &c.format, c.name.as_ref()?);
+        Some(match (c.kind, c.interior) {
+            (Kind::Plain, false) => {
+                quote!(#name => #p::put_leaf(&mut self.#ident, #format, rest, data, path),)
+            }
+            (Kind::Optional, false) => {
+                quote!(#name => #p::put_opt_leaf(&mut self.#ident, #format, rest, data, path),)
+            }
+            (Kind::Plain, true) => {
+                quote!(#name => ::dm_core::MoNode::put_node(&mut self.#ident, rest, data),)
+            }
+            (Kind::Optional, true) => {
+                quote!(#name => #p::put_opt_node(&mut self.#ident, rest, data),)
+            }
+            (Kind::Map, _) => return None,
+        })
+    });
+    let put_fallback = match map {
+        Some(c) if c.interior => {
+            let ident = &c.ident;
+            quote!(_ => #p::put_map_node(&mut self.#ident, first, rest, data, path),)
+        }
+        Some(c) => {
+            let (ident, format) = (&c.ident, &c.format);
+            quote!(_ => #p::put_map_leaf(&mut self.#ident, #format, first, rest, data, path),)
+        }
+        None => quote!(_ => #p::unknown(path),),
+    };
+
+    let delete_arms = children.iter().filter_map(|c| {
+        let (ident, name) = (&c.ident, c.name.as_ref()?);
+        let below = if c.interior {
+            match c.kind {
+                Kind::Plain => quote!(::dm_core::MoNode::delete_node(&mut self.#ident, rest)),
+                _ => quote!(#p::delete_in_opt(&mut self.#ident, rest, path)),
+            }
+        } else {
+            quote!(#p::absent(path))
+        };
+        let here = match c.kind {
+            Kind::Plain => quote!(#p::required(path)),
+            _ => quote!(#p::delete_opt(&mut self.#ident, path)),
+        };
+        Some(quote!(#name => if rest.is_empty() { #here } else { #below },))
+    });
+    let delete_fallback = match map {
+        Some(c) => {
+            let ident = &c.ident;
+            let below = if c.interior {
+                quote!(#p::delete_in_map(&mut self.#ident, first, rest, path))
+            } else {
+                quote!(#p::absent(path))
+            };
+            quote!(_ => if rest.is_empty() { #p::delete_map(&mut self.#ident, first, path) } else { #below },)
+        }
+        None => quote!(_ => #p::absent(path),),
+    };
+
+    let has_map = map.is_some();
+    let inits = children.iter().map(|c| {
+        let (ident, format) = (&c.ident, &c.format);
+        let value = match (c.kind, c.interior, &c.name) {
+            (Kind::Map, false, _) | (_, false, None) => {
+                quote!(#p::map_leaf_from(children, NAMED, #format)?)
+            }
+            (Kind::Map, true, _) | (_, true, None) => quote!(#p::map_node_from(children, NAMED)?),
+            (Kind::Plain, false, Some(n)) => quote!(#p::leaf_from(children, #n, #format)?),
+            (Kind::Optional, false, Some(n)) => quote!(#p::opt_leaf_from(children, #n, #format)?),
+            (Kind::Plain, true, Some(n)) => quote!(#p::node_from(children, #n)?),
+            (Kind::Optional, true, Some(n)) => quote!(#p::opt_node_from(children, #n)?),
+        };
+        quote!(#ident: #value,)
+    });
+    let unit = matches!(&input.data, Data::Struct(s) if matches!(s.fields, Fields::Unit));
+    let build = if unit {
+        quote!(Self)
+    } else {
+        quote!(Self { #(#inits)* })
+    };
+
+    quote! {
+        fn put_node(
+            &mut self,
+            path: &[&str],
+            data: &::dm_core::NodeData,
+        ) -> ::core::result::Result<(), ::dm_core::MoError> {
+            let ::core::option::Option::Some((first, rest)) = path.split_first() else {
+                return #p::put_children(self, data, path);
+            };
+            #[allow(clippy::match_single_binding)]
+            match *first {
+                #(#put_arms)*
+                #put_fallback
+            }
+        }
+
+        fn delete_node(&mut self, path: &[&str]) -> ::core::result::Result<(), ::dm_core::MoError> {
+            let ::core::option::Option::Some((first, rest)) = path.split_first() else {
+                return #p::required(path);
+            };
+            #[allow(clippy::match_single_binding)]
+            match *first {
+                #(#delete_arms)*
+                #delete_fallback
+            }
+        }
+
+        #[allow(unused_variables)]
+        fn from_node(data: &::dm_core::NodeData) -> ::core::result::Result<Self, ::dm_core::MoError> {
+            const NAMED: &[&str] = &[#(#named),*];
+            let children = #p::children_of(data, NAMED, #has_map)?;
+            ::core::result::Result::Ok(#build)
         }
     }
 }
@@ -305,6 +432,34 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 path: &[&str],
             ) -> ::core::result::Result<::dm_core::NodeData, ::dm_core::MoError> {
                 ::dm_core::MoNode::get_node(self, path)
+            }
+
+            fn put(
+                &mut self,
+                path: &[&str],
+                data: &::dm_core::NodeData,
+            ) -> ::core::result::Result<(), ::dm_core::MoError> {
+                ::dm_core::MoNode::put_node(self, path, data)
+            }
+
+            fn delete(&mut self, path: &[&str]) -> ::core::result::Result<(), ::dm_core::MoError> {
+                ::dm_core::MoNode::delete_node(self, path)
+            }
+
+            fn exec(
+                &mut self,
+                path: &[&str],
+                request: &::dm_core::ExecRequest,
+            ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError> {
+                <Self as ::dm_core::MoHooks>::exec(self, path, request)
+            }
+
+            fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+                <Self as ::dm_core::MoHooks>::validate(self)
+            }
+
+            fn boxed_clone(&self) -> ::std::boxed::Box<dyn ::dm_core::ManagementObject> {
+                ::std::boxed::Box::new(::core::clone::Clone::clone(self))
             }
         }
     })

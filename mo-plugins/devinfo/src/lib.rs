@@ -55,6 +55,9 @@ impl HostFacts {
     }
 }
 
+// DevInfo has no Exec node and no rule beyond its DDF.
+impl dm_core::MoHooks for DevInfo {}
+
 /// The version this client reports in DevInfo/DmV.
 pub const DM_VERSION: &str = "2.0";
 

@@ -1,0 +1,301 @@
+//! The derives on a hand-written MO that has every kind of child: reads,
+//! writes, deletes and creation by path, with the DDF rules enforced.
+#![allow(clippy::unwrap_used)]
+
+use dm_core::{
+    ExecOutcome, ExecRequest, ManagementObject, MoError, MoHooks, MoNode, NodeData, NodeMap,
+    NodeMapError, Value,
+};
+
+#[derive(Debug, Clone, PartialEq, ManagementObject)]
+#[dm(
+    moid = "urn:example:mo:test:1.0",
+    ddf_url = "http://example/test.ddf",
+    access = "Get"
+)]
+struct Test {
+    #[dm(
+        name = "Name",
+        format = "chr",
+        access = "Get, Replace",
+        occurrence = "One"
+    )]
+    name: String,
+    #[dm(
+        name = "Count",
+        format = "int",
+        access = "Get",
+        occurrence = "ZeroOrOne"
+    )]
+    count: Option<i64>,
+    #[dm(
+        name = "Secret",
+        format = "bin",
+        access = "Replace",
+        occurrence = "ZeroOrOne"
+    )]
+    secret: Option<Vec<u8>>,
+    #[dm(name = "Conf", format = "node", access = "Get", occurrence = "One")]
+    conf: Conf,
+    #[dm(
+        name = "Ext",
+        format = "node",
+        access = "Get",
+        occurrence = "ZeroOrOne"
+    )]
+    ext: Option<Ext>,
+    #[dm(
+        format = "node",
+        access = "Add, Get, Delete",
+        occurrence = "ZeroOrN(2)",
+        scope = "Dynamic"
+    )]
+    items: NodeMap<Item, 0, 2>,
+}
+
+#[derive(Debug, Clone, PartialEq, MoNode)]
+struct Conf {
+    #[dm(
+        name = "On",
+        format = "bool",
+        access = "Get, Replace",
+        occurrence = "One"
+    )]
+    on: bool,
+    #[dm(format = "chr", access = "Add, Get", occurrence = "ZeroOrMore")]
+    tags: NodeMap<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, MoNode)]
+struct Ext {}
+
+#[derive(Debug, Clone, PartialEq, MoNode)]
+struct Item {
+    #[dm(name = "ID", format = "chr", access = "Get", occurrence = "One")]
+    id: String,
+    #[dm(name = "Run", format = "null", access = "Exec", occurrence = "One")]
+    run: (),
+}
+
+impl MoHooks for Test {
+    fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError> {
+        match path {
+            [item, "Run"] if self.items.contains(item) => {
+                self.count = Some(self.count.unwrap_or(0) + 1);
+                Ok(if request.asynchronous {
+                    ExecOutcome::Started
+                } else {
+                    ExecOutcome::Done
+                })
+            }
+            _ => Err(MoError::NotExecutable(path.join("/"))),
+        }
+    }
+
+    fn validate(&self) -> Result<(), MoError> {
+        if self.name.is_empty() {
+            return Err(MoError::Invalid("Name must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+fn leaf(v: Value) -> NodeData {
+    NodeData::Leaf(v)
+}
+
+fn tree(children: Vec<(&str, NodeData)>) -> NodeData {
+    NodeData::Interior(
+        children
+            .into_iter()
+            .map(|(n, d)| (n.to_owned(), d))
+            .collect(),
+    )
+}
+
+fn sample() -> Test {
+    Test::from_node(&tree(vec![
+        ("Name", leaf(Value::Chr("t".into()))),
+        (
+            "Conf",
+            tree(vec![
+                ("On", leaf(Value::Bool(true))),
+                ("a", leaf(Value::Chr("x".into()))),
+            ]),
+        ),
+        (
+            "i1",
+            tree(vec![
+                ("ID", leaf(Value::Chr("one".into()))),
+                ("Run", leaf(Value::Null)),
+            ]),
+        ),
+    ]))
+    .unwrap()
+}
+
+#[test]
+fn schema_reflects_the_attributes() {
+    let s = sample();
+    let schema = s.schema();
+    assert_eq!(schema.moid, "urn:example:mo:test:1.0");
+    let items = schema
+        .root
+        .children
+        .iter()
+        .find(|c| c.name.is_none())
+        .unwrap();
+    assert_eq!(items.occurrence.max(), Some(2));
+    assert_eq!(
+        schema.root.descendant(&["i9", "ID"]).unwrap().name,
+        Some("ID")
+    );
+    assert_eq!(
+        schema.root.descendant(&["Conf", "zz"]).unwrap().name,
+        None,
+        "un-named tag"
+    );
+}
+
+#[test]
+fn from_node_builds_every_kind_of_child() {
+    let s = sample();
+    assert_eq!(s.name, "t");
+    assert_eq!(s.count, None);
+    assert!(s.conf.on);
+    assert_eq!(s.conf.tags.get("a").map(String::as_str), Some("x"));
+    assert_eq!(s.items.get("i1").unwrap().id, "one");
+    let err = Test::from_node(&tree(vec![("Name", leaf(Value::Chr("t".into())))])).unwrap_err();
+    assert_eq!(err, MoError::MissingNode("Conf".into()));
+    let err = Test::from_node(&tree(vec![("Name", leaf(Value::Int(1)))])).unwrap_err();
+    assert!(matches!(err, MoError::BadValue { .. }), "{err}");
+    let err = Conf::from_node(&tree(vec![
+        ("On", leaf(Value::Bool(true))),
+        ("x", tree(vec![])),
+    ]))
+    .unwrap_err();
+    assert!(
+        matches!(err, MoError::BadValue { .. }),
+        "an interior node is no tag: {err}"
+    );
+}
+
+#[test]
+fn reads_by_path() {
+    let s = sample();
+    assert_eq!(s.get(&["Conf", "a"]), Ok(leaf(Value::Chr("x".into()))));
+    assert_eq!(s.get(&["i1", "ID"]), Ok(leaf(Value::Chr("one".into()))));
+    assert_eq!(s.get(&["i2", "ID"]), Err(MoError::NotFound("i2/ID".into())));
+    assert_eq!(s.get(&["Count"]), Err(MoError::NotFound("Count".into())));
+    let root = s.get(&[]).unwrap().to_json();
+    assert_eq!(root["i1"]["ID"], "one");
+    assert_eq!(root["Conf"]["On"], true);
+}
+
+#[test]
+fn writes_merge_and_create_instances() {
+    let mut s = sample();
+    s.put(&["Name"], &leaf(Value::Chr("u".into()))).unwrap();
+    s.put(&["Secret"], &leaf(Value::Bin(vec![1, 2]))).unwrap();
+    s.put(&["Conf"], &tree(vec![("b", leaf(Value::Chr("y".into())))]))
+        .unwrap();
+    s.put(
+        &["i2"],
+        &tree(vec![
+            ("ID", leaf(Value::Chr("two".into()))),
+            ("Run", leaf(Value::Null)),
+        ]),
+    )
+    .unwrap();
+    s.put(&["Ext"], &tree(vec![])).unwrap();
+    assert_eq!(
+        (s.name.as_str(), s.secret.as_deref()),
+        ("u", Some(&[1u8, 2][..]))
+    );
+    assert_eq!(s.conf.tags.len(), 2, "merge keeps `a`, adds `b`");
+    assert!(s.conf.on);
+    assert_eq!(s.items.len(), 2);
+    assert!(s.ext.is_some());
+    // A third instance exceeds ZeroOrN(2).
+    let err = s
+        .put(
+            &["i3"],
+            &tree(vec![
+                ("ID", leaf(Value::Chr("3".into()))),
+                ("Run", leaf(Value::Null)),
+            ]),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MoError::Occurrence {
+                source: NodeMapError::Full { max: 2, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        s.put(&["Name", "x"], &leaf(Value::Chr("v".into()))),
+        Err(MoError::NotFound("Name/x".into()))
+    );
+    assert!(matches!(
+        s.put(&["Name"], &leaf(Value::Int(3))),
+        Err(MoError::BadValue { .. })
+    ));
+    assert!(matches!(
+        s.put(&["i4"], &tree(vec![])),
+        Err(MoError::MissingNode(_))
+    ));
+    // Names that are no named child address the un-named one, here Item.
+    assert!(matches!(
+        s.put(&["Bogus"], &leaf(Value::Null)),
+        Err(MoError::BadValue { .. })
+    ));
+    let mut item = s.items.get("i1").unwrap().clone();
+    assert_eq!(
+        item.put_node(&["Bogus"], &leaf(Value::Null)),
+        Err(MoError::UnknownNode("Bogus".into()))
+    );
+}
+
+#[test]
+fn deletes_respect_required_nodes() {
+    let mut s = sample();
+    assert_eq!(s.delete(&["Name"]), Err(MoError::Required("Name".into())));
+    assert_eq!(s.delete(&["Conf"]), Err(MoError::Required("Conf".into())));
+    assert_eq!(s.delete(&["Count"]), Err(MoError::NotFound("Count".into())));
+    s.delete(&["Conf", "a"]).unwrap();
+    assert!(s.conf.tags.is_empty());
+    s.delete(&["i1"]).unwrap();
+    assert!(s.items.is_empty());
+    assert_eq!(s.delete(&["i1"]), Err(MoError::NotFound("i1".into())));
+}
+
+// MoHooks and ManagementObject both have `exec` and `validate`: the runtime
+// calls the latter, MO authors implement the former.
+#[test]
+fn exec_and_validate_go_through_the_hooks() {
+    let mut s = sample();
+    assert_eq!(
+        ManagementObject::exec(&mut s, &["i1", "Run"], &ExecRequest::default()),
+        Ok(ExecOutcome::Done)
+    );
+    let asynchronous = ExecRequest { asynchronous: true };
+    assert_eq!(
+        ManagementObject::exec(&mut s, &["i1", "Run"], &asynchronous),
+        Ok(ExecOutcome::Started)
+    );
+    assert_eq!(s.count, Some(2));
+    assert!(matches!(
+        ManagementObject::exec(&mut s, &["Name"], &ExecRequest::default()),
+        Err(MoError::NotExecutable(_))
+    ));
+    // A transaction: change a copy, validate, keep the original on failure.
+    let mut copy = s.boxed_clone();
+    copy.put(&["Name"], &leaf(Value::Chr(String::new())))
+        .unwrap();
+    assert!(ManagementObject::validate(&*copy).is_err());
+    assert_eq!(s.name, "t");
+}
