@@ -22,7 +22,9 @@ pub use dm_derive::{ManagementObject, MoNode};
 pub use map::{is_node_name, NodeMap, NodeMapError};
 #[doc(hidden)]
 pub use mo::__private;
-pub use mo::{ExecOutcome, ExecRequest, LeafValue, ManagementObject, MoError, MoHooks, MoNode};
+pub use mo::{
+    Change, ExecOutcome, ExecRequest, LeafValue, ManagementObject, MoError, MoHooks, MoNode,
+};
 pub use node::{AccessType, Format, MoSchema, NodeSchema, Occurrence, Scope, UnknownName};
 pub use package::{
     Alert, Command, CommandError, MoDataItem, MoInfo, Package1, Package2, Package3, PackageError,
@@ -33,4 +35,4 @@ pub use uri::{
     ClientUri, InstanceSelector, NodeSelector, NodeValue, Query, ServerUri, ServerUriParams,
     UriError, UriErrorReason,
 };
-pub use value::{NodeData, Value};
+pub use value::{NodeData, Value, ValueError};

@@ -126,10 +126,16 @@ pub trait MoHooks {
     }
 }
 
-/// One instance of a Management Object, as the runtime drives it. Writes
-/// happen on a [`boxed_clone`](ManagementObject::boxed_clone) that replaces
-/// the instance only once it validated, so a failed command leaves the
-/// instance as it was.
+/// One change of a write command, with its path below the instance root.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Write data at the path (see [`MoNode::put_node`]).
+    Put { path: Vec<String>, data: NodeData },
+    /// Delete the node at the path with its descendants.
+    Delete { path: Vec<String> },
+}
+
+/// One instance of a Management Object, as the runtime drives it.
 pub trait ManagementObject: Send + Sync + 'static {
     /// The MO definition this instance follows.
     fn schema(&self) -> &'static MoSchema;
@@ -137,20 +143,12 @@ pub trait ManagementObject: Send + Sync + 'static {
     /// Reads the node at `path` below the instance root (`[]` is the root).
     fn get(&self, path: &[&str]) -> Result<NodeData, MoError>;
 
-    /// Writes `data` at `path` (see [`MoNode::put_node`]).
-    fn put(&mut self, path: &[&str], data: &NodeData) -> Result<(), MoError>;
-
-    /// Deletes the node at `path` and its descendants.
-    fn delete(&mut self, path: &[&str]) -> Result<(), MoError>;
+    /// Applies every change of one command, then the MO's validate hook,
+    /// all or nothing: on error the instance is left exactly as it was.
+    fn apply(&mut self, changes: &[Change]) -> Result<(), MoError>;
 
     /// Executes the node at `path`.
     fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError>;
-
-    /// Validates the whole instance.
-    fn validate(&self) -> Result<(), MoError>;
-
-    /// A copy to apply a command's changes to.
-    fn boxed_clone(&self) -> Box<dyn ManagementObject>;
 }
 
 /// A Rust type that holds a leaf node's value.
@@ -254,6 +252,30 @@ pub mod __private {
 
     pub fn not_found(path: &[&str]) -> MoError {
         MoError::NotFound(path.join("/"))
+    }
+
+    /// [`ManagementObject::apply`] for derived MOs: the changes go to a
+    /// copy, which replaces the instance only once it validated.
+    pub fn apply<T: MoNode + MoHooks + Clone>(
+        this: &mut T,
+        changes: &[Change],
+    ) -> Result<(), MoError> {
+        let mut next = this.clone();
+        for change in changes {
+            match change {
+                Change::Put { path, data } => {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    next.put_node(&path, data)?;
+                }
+                Change::Delete { path } => {
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    next.delete_node(&path)?;
+                }
+            }
+        }
+        MoHooks::validate(&next)?;
+        *this = next;
+        Ok(())
     }
 
     /// A leaf read: only the empty remaining path names the leaf itself.

@@ -20,7 +20,73 @@ pub enum Value {
     Bin(Vec<u8>),
 }
 
+/// Data that does not fit the format of its node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}`: expected {expected} data, got {found}")]
+pub struct ValueError {
+    /// Path of the offending node below the node converted.
+    pub path: String,
+    pub expected: Format,
+    pub found: String,
+}
+
+fn json_kind(json: &Json) -> String {
+    match json {
+        Json::Null => "null".into(),
+        Json::Bool(_) => "a boolean".into(),
+        Json::Number(_) => "a number".into(),
+        Json::String(_) => "a string".into(),
+        Json::Array(_) => "an array".into(),
+        Json::Object(_) => "an object".into(),
+    }
+}
+
 impl Value {
+    /// Reads a leaf value from its JSON form (spec 7.2.1.4): the inverse of
+    /// [`Value::to_json`]. `None` when the JSON does not fit `format`.
+    pub fn from_json(json: &Json, format: Format) -> Option<Value> {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).ok();
+        Some(match (format, json) {
+            (Format::Null, Json::Null) => Value::Null,
+            (Format::Bool, Json::Bool(b)) => Value::Bool(*b),
+            (Format::Int, Json::Number(n)) => Value::Int(n.as_i64()?),
+            (Format::Float, Json::Number(n)) => Value::Float(n.as_f64()?),
+            (Format::Chr, Json::String(s)) => Value::Chr(s.clone()),
+            (Format::Xml, Json::String(s)) => Value::Xml(s.clone()),
+            (Format::Date, Json::String(s)) => Value::Date(s.clone()),
+            (Format::Time, Json::String(s)) => Value::Time(s.clone()),
+            (Format::B64, Json::String(s)) => Value::B64(b64(s)?),
+            (Format::Bin, Json::String(s)) => Value::Bin(b64(s)?),
+            _ => return None,
+        })
+    }
+
+    /// Reads a leaf value sent bare (Appendix F, Appendix I: `text/plain`
+    /// bodies): text for every format but bin, whose bytes are the value.
+    pub fn from_bare(bytes: &[u8], format: Format) -> Option<Value> {
+        if format == Format::Bin {
+            return Some(Value::Bin(bytes.to_vec()));
+        }
+        let text = std::str::from_utf8(bytes).ok()?;
+        let t = text.trim();
+        Some(match format {
+            Format::Null => Value::Null,
+            Format::Bool => match t {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => return None,
+            },
+            Format::Int => Value::Int(t.parse().ok()?),
+            Format::Float => Value::Float(t.parse().ok()?),
+            Format::B64 => Value::B64(base64::engine::general_purpose::STANDARD.decode(t).ok()?),
+            Format::Chr => Value::Chr(text.to_owned()),
+            Format::Xml => Value::Xml(text.to_owned()),
+            Format::Date => Value::Date(t.to_owned()),
+            Format::Time => Value::Time(t.to_owned()),
+            Format::Node | Format::Bin => return None,
+        })
+    }
+
     /// The format this value has.
     pub fn format(&self) -> Format {
         match self {
@@ -91,6 +157,14 @@ pub enum NodeData {
 }
 
 impl NodeData {
+    /// Reads MO data for the node defined by `schema` (spec 7.2.1.4): an
+    /// object for an interior node, whose members must each name a child
+    /// of the definition; a value of the node's format for a leaf.
+    pub fn from_json(json: &Json, schema: &NodeSchema) -> Result<NodeData, ValueError> {
+        let mut path = Vec::new();
+        from_json_at(json, schema, &mut path)
+    }
+
     /// The JSON form used as the value of a MOData member (spec 7.2.1.4):
     /// an interior node is an object of its children, a leaf its value.
     pub fn to_json(&self) -> Json {
@@ -123,6 +197,36 @@ impl NodeData {
     }
 }
 
+fn from_json_at(
+    json: &Json,
+    schema: &NodeSchema,
+    path: &mut Vec<String>,
+) -> Result<NodeData, ValueError> {
+    let mismatch = |path: &[String], expected: Format, found: String| ValueError {
+        path: path.join("/"),
+        expected,
+        found,
+    };
+    if schema.format.is_interior() {
+        let Json::Object(members) = json else {
+            return Err(mismatch(path, Format::Node, json_kind(json)));
+        };
+        let mut children = Vec::with_capacity(members.len());
+        for (name, value) in members {
+            path.push(name.clone());
+            let child = schema.child(name).ok_or_else(|| {
+                mismatch(path, Format::Node, "a node the MO does not define".into())
+            })?;
+            children.push((name.clone(), from_json_at(value, child, path)?));
+            path.pop();
+        }
+        return Ok(NodeData::Interior(children));
+    }
+    Value::from_json(json, schema.format)
+        .map(NodeData::Leaf)
+        .ok_or_else(|| mismatch(path, schema.format, json_kind(json)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +247,69 @@ mod tests {
             ("Ext".into(), NodeData::Interior(vec![])),
         ]);
         assert_eq!(tree.to_json().to_string(), r#"{"DevID":"IMEI:1","Ext":{}}"#);
+    }
+
+    #[test]
+    fn json_and_bare_values_read_back_by_format() {
+        for v in [
+            Value::Null,
+            Value::Bool(false),
+            Value::Int(-3),
+            Value::Float(1.5),
+            Value::Chr("a".into()),
+            Value::Xml("<a/>".into()),
+            Value::Date("2026-11-22".into()),
+            Value::Time("10:00:00".into()),
+            Value::B64(vec![0, 255]),
+            Value::Bin(vec![1, 2, 3]),
+        ] {
+            assert_eq!(Value::from_json(&v.to_json(), v.format()), Some(v.clone()));
+            let (_, bare) = v.to_bare();
+            assert_eq!(
+                Value::from_bare(&bare, v.format()),
+                Some(v.clone()),
+                "bare {v:?}"
+            );
+        }
+        assert_eq!(Value::from_json(&serde_json::json!("1"), Format::Int), None);
+        assert_eq!(Value::from_json(&serde_json::json!(1.5), Format::Int), None);
+        assert_eq!(
+            Value::from_json(&serde_json::json!("@@"), Format::Bin),
+            None
+        );
+        assert_eq!(Value::from_bare(b"yes", Format::Bool), None);
+    }
+
+    #[test]
+    fn mo_data_reads_against_the_schema() {
+        const ID: NodeSchema = NodeSchema {
+            name: Some("ID"),
+            format: Format::Int,
+            access: AccessType::GET,
+            occurrence: Occurrence::One,
+            scope: Scope::Dynamic,
+            children: &[],
+        };
+        const ENTRY: NodeSchema = NodeSchema {
+            name: None,
+            format: Format::Node,
+            children: &[ID],
+            ..ID
+        };
+        let root = NodeSchema {
+            name: None,
+            format: Format::Node,
+            children: &[ENTRY],
+            ..ID
+        };
+        let json = serde_json::json!({"a": {"ID": 1}, "b": {"ID": 2}});
+        let data = NodeData::from_json(&json, &root).unwrap();
+        assert_eq!(data.to_json(), json);
+        let e = NodeData::from_json(&serde_json::json!({"a": {"ID": "x"}}), &root).unwrap_err();
+        assert_eq!((e.path.as_str(), e.expected), ("a/ID", Format::Int));
+        let e = NodeData::from_json(&serde_json::json!({"a": {"Nope": 1}}), &root).unwrap_err();
+        assert_eq!(e.path, "a/Nope");
+        assert!(NodeData::from_json(&serde_json::json!([1]), &root).is_err());
     }
 
     #[test]

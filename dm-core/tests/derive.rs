@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use dm_core::{
-    ExecOutcome, ExecRequest, ManagementObject, MoError, MoHooks, MoNode, NodeData, NodeMap,
-    NodeMapError, Value,
+    Change, ExecOutcome, ExecRequest, ManagementObject, MoError, MoHooks, MoNode, NodeData,
+    NodeMap, NodeMapError, Value,
 };
 
 #[derive(Debug, Clone, PartialEq, ManagementObject)]
@@ -195,11 +195,16 @@ fn reads_by_path() {
 #[test]
 fn writes_merge_and_create_instances() {
     let mut s = sample();
-    s.put(&["Name"], &leaf(Value::Chr("u".into()))).unwrap();
-    s.put(&["Secret"], &leaf(Value::Bin(vec![1, 2]))).unwrap();
-    s.put(&["Conf"], &tree(vec![("b", leaf(Value::Chr("y".into())))]))
-        .unwrap();
-    s.put(
+    MoNode::put_node(&mut s, &["Name"], &leaf(Value::Chr("u".into()))).unwrap();
+    MoNode::put_node(&mut s, &["Secret"], &leaf(Value::Bin(vec![1, 2]))).unwrap();
+    MoNode::put_node(
+        &mut s,
+        &["Conf"],
+        &tree(vec![("b", leaf(Value::Chr("y".into())))]),
+    )
+    .unwrap();
+    MoNode::put_node(
+        &mut s,
         &["i2"],
         &tree(vec![
             ("ID", leaf(Value::Chr("two".into()))),
@@ -207,7 +212,7 @@ fn writes_merge_and_create_instances() {
         ]),
     )
     .unwrap();
-    s.put(&["Ext"], &tree(vec![])).unwrap();
+    MoNode::put_node(&mut s, &["Ext"], &tree(vec![])).unwrap();
     assert_eq!(
         (s.name.as_str(), s.secret.as_deref()),
         ("u", Some(&[1u8, 2][..]))
@@ -217,15 +222,15 @@ fn writes_merge_and_create_instances() {
     assert_eq!(s.items.len(), 2);
     assert!(s.ext.is_some());
     // A third instance exceeds ZeroOrN(2).
-    let err = s
-        .put(
-            &["i3"],
-            &tree(vec![
-                ("ID", leaf(Value::Chr("3".into()))),
-                ("Run", leaf(Value::Null)),
-            ]),
-        )
-        .unwrap_err();
+    let err = MoNode::put_node(
+        &mut s,
+        &["i3"],
+        &tree(vec![
+            ("ID", leaf(Value::Chr("3".into()))),
+            ("Run", leaf(Value::Null)),
+        ]),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -237,20 +242,20 @@ fn writes_merge_and_create_instances() {
         "{err}"
     );
     assert_eq!(
-        s.put(&["Name", "x"], &leaf(Value::Chr("v".into()))),
+        MoNode::put_node(&mut s, &["Name", "x"], &leaf(Value::Chr("v".into()))),
         Err(MoError::NotFound("Name/x".into()))
     );
     assert!(matches!(
-        s.put(&["Name"], &leaf(Value::Int(3))),
+        MoNode::put_node(&mut s, &["Name"], &leaf(Value::Int(3))),
         Err(MoError::BadValue { .. })
     ));
     assert!(matches!(
-        s.put(&["i4"], &tree(vec![])),
+        MoNode::put_node(&mut s, &["i4"], &tree(vec![])),
         Err(MoError::MissingNode(_))
     ));
     // Names that are no named child address the un-named one, here Item.
     assert!(matches!(
-        s.put(&["Bogus"], &leaf(Value::Null)),
+        MoNode::put_node(&mut s, &["Bogus"], &leaf(Value::Null)),
         Err(MoError::BadValue { .. })
     ));
     let mut item = s.items.get("i1").unwrap().clone();
@@ -263,14 +268,26 @@ fn writes_merge_and_create_instances() {
 #[test]
 fn deletes_respect_required_nodes() {
     let mut s = sample();
-    assert_eq!(s.delete(&["Name"]), Err(MoError::Required("Name".into())));
-    assert_eq!(s.delete(&["Conf"]), Err(MoError::Required("Conf".into())));
-    assert_eq!(s.delete(&["Count"]), Err(MoError::NotFound("Count".into())));
-    s.delete(&["Conf", "a"]).unwrap();
+    assert_eq!(
+        MoNode::delete_node(&mut s, &["Name"]),
+        Err(MoError::Required("Name".into()))
+    );
+    assert_eq!(
+        MoNode::delete_node(&mut s, &["Conf"]),
+        Err(MoError::Required("Conf".into()))
+    );
+    assert_eq!(
+        MoNode::delete_node(&mut s, &["Count"]),
+        Err(MoError::NotFound("Count".into()))
+    );
+    MoNode::delete_node(&mut s, &["Conf", "a"]).unwrap();
     assert!(s.conf.tags.is_empty());
-    s.delete(&["i1"]).unwrap();
+    MoNode::delete_node(&mut s, &["i1"]).unwrap();
     assert!(s.items.is_empty());
-    assert_eq!(s.delete(&["i1"]), Err(MoError::NotFound("i1".into())));
+    assert_eq!(
+        MoNode::delete_node(&mut s, &["i1"]),
+        Err(MoError::NotFound("i1".into()))
+    );
 }
 
 // MoHooks and ManagementObject both have `exec` and `validate`: the runtime
@@ -292,10 +309,41 @@ fn exec_and_validate_go_through_the_hooks() {
         ManagementObject::exec(&mut s, &["Name"], &ExecRequest::default()),
         Err(MoError::NotExecutable(_))
     ));
-    // A transaction: change a copy, validate, keep the original on failure.
-    let mut copy = s.boxed_clone();
-    copy.put(&["Name"], &leaf(Value::Chr(String::new())))
-        .unwrap();
-    assert!(ManagementObject::validate(&*copy).is_err());
-    assert_eq!(s.name, "t");
+}
+
+#[test]
+fn apply_is_all_or_nothing() {
+    let mut s = sample();
+    let put = |path: &[&str], data: NodeData| Change::Put {
+        path: path.iter().map(|p| p.to_string()).collect(),
+        data,
+    };
+    let before = s.clone();
+    // The validate hook refuses an empty Name: nothing of the command stays.
+    let err = s
+        .apply(&[
+            put(&["Conf", "On"], leaf(Value::Bool(false))),
+            put(&["Name"], leaf(Value::Chr(String::new()))),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, MoError::Invalid(_)));
+    assert_eq!(s, before);
+    // A failing change in the middle of a multi-node write: same.
+    let err = s
+        .apply(&[
+            put(&["Conf", "On"], leaf(Value::Bool(false))),
+            put(&["Count"], leaf(Value::Chr("x".into()))),
+            put(&["Name"], leaf(Value::Chr("z".into()))),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, MoError::BadValue { .. }));
+    assert_eq!(s, before);
+    s.apply(&[
+        put(&["Conf", "On"], leaf(Value::Bool(false))),
+        Change::Delete {
+            path: vec!["i1".into()],
+        },
+    ])
+    .unwrap();
+    assert!(!s.conf.on && s.items.is_empty());
 }

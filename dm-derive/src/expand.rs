@@ -434,16 +434,11 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 ::dm_core::MoNode::get_node(self, path)
             }
 
-            fn put(
+            fn apply(
                 &mut self,
-                path: &[&str],
-                data: &::dm_core::NodeData,
+                changes: &[::dm_core::Change],
             ) -> ::core::result::Result<(), ::dm_core::MoError> {
-                ::dm_core::MoNode::put_node(self, path, data)
-            }
-
-            fn delete(&mut self, path: &[&str]) -> ::core::result::Result<(), ::dm_core::MoError> {
-                ::dm_core::MoNode::delete_node(self, path)
+                ::dm_core::__private::apply(self, changes)
             }
 
             fn exec(
@@ -454,13 +449,6 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 <Self as ::dm_core::MoHooks>::exec(self, path, request)
             }
 
-            fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
-                <Self as ::dm_core::MoHooks>::validate(self)
-            }
-
-            fn boxed_clone(&self) -> ::std::boxed::Box<dyn ::dm_core::ManagementObject> {
-                ::std::boxed::Box::new(::core::clone::Clone::clone(self))
-            }
         }
     })
 }
