@@ -9,15 +9,22 @@
 // Derived code names this crate as `::dm_core`, also from inside it.
 extern crate self as dm_core;
 
+pub mod acl;
+pub mod cache;
 mod map;
 mod mo;
 pub mod multipart;
 mod node;
+pub mod notification;
 pub mod package;
+pub mod plugin;
+pub mod resolve;
 mod status;
 mod uri;
 mod value;
 
+pub use acl::{effective_rights, AclEntry, Authority, LogicalOperation, Maid, Rights};
+pub use cache::{CacheDecision, CacheValidator};
 pub use dm_derive::{ManagementObject, MoNode};
 pub use map::{is_node_name, NodeMap, NodeMapError};
 #[doc(hidden)]
@@ -25,11 +32,15 @@ pub use mo::__private;
 pub use mo::{
     Change, ExecOutcome, ExecRequest, LeafValue, ManagementObject, MoError, MoHooks, MoNode,
 };
-pub use node::{AccessType, Format, MoSchema, NodeSchema, Occurrence, Scope, UnknownName};
+pub use node::{
+    AccessType, Format, MoSchema, NodeSchema, Occurrence, SchemaJsonError, Scope, UnknownName,
+};
+pub use notification::{ConnectionType, Notification};
 pub use package::{
     Alert, Command, CommandError, MoDataItem, MoInfo, Package1, Package2, Package3, PackageError,
     Status,
 };
+pub use resolve::{InstanceTree, ResolveError, ResolvedNode};
 pub use status::StatusCode;
 pub use uri::{
     ClientUri, InstanceSelector, NodeSelector, NodeValue, Query, ServerUri, ServerUriParams,

@@ -387,9 +387,125 @@ pub struct MoSchema {
     pub root: NodeSchema,
 }
 
+/// A schema in JSON could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("schema JSON: {0}")]
+pub struct SchemaJsonError(String);
+
+impl NodeSchema {
+    /// The definition as JSON, for crossing the plugin boundary as data.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "format": self.format.as_str(),
+            "access": self.access.bits(),
+            "occurrence": self.occurrence.to_string(),
+            "scope": self.scope.as_str(),
+            "children": self.children.iter().map(NodeSchema::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Reads a definition written by [`NodeSchema::to_json`]. The strings
+    /// and child lists are leaked to get `'static` data: this is meant for
+    /// schemas loaded once per process (plugins are never unloaded).
+    pub fn leak_from_json(json: &serde_json::Value) -> Result<NodeSchema, SchemaJsonError> {
+        let bad = |what: &str| SchemaJsonError(format!("bad or missing `{what}`"));
+        let text = |key: &str| {
+            json.get(key)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| bad(key))
+        };
+        let name = match json.get("name") {
+            Some(serde_json::Value::Null) | None => None,
+            Some(serde_json::Value::String(s)) => Some(&*Box::leak(s.clone().into_boxed_str())),
+            Some(_) => return Err(bad("name")),
+        };
+        let access = json
+            .get("access")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|b| u8::try_from(b).ok())
+            .ok_or_else(|| bad("access"))?;
+        let children = json
+            .get("children")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| bad("children"))?
+            .iter()
+            .map(NodeSchema::leak_from_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NodeSchema {
+            name,
+            format: text("format")?
+                .parse()
+                .map_err(|e: UnknownName| SchemaJsonError(e.to_string()))?,
+            access: AccessType::from_bits(access),
+            occurrence: text("occurrence")?
+                .parse()
+                .map_err(|e: UnknownName| SchemaJsonError(e.to_string()))?,
+            scope: text("scope")?
+                .parse()
+                .map_err(|e: UnknownName| SchemaJsonError(e.to_string()))?,
+            children: Box::leak(children.into_boxed_slice()),
+        })
+    }
+}
+
+impl MoSchema {
+    /// The MO definition as JSON (see [`NodeSchema::to_json`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "moid": self.moid,
+            "ddf_url": self.ddf_url,
+            "root": self.root.to_json(),
+        })
+    }
+
+    /// Reads and leaks an MO definition written by [`MoSchema::to_json`].
+    pub fn leak_from_json(json: &serde_json::Value) -> Result<&'static MoSchema, SchemaJsonError> {
+        let text = |key: &str| {
+            json.get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(|s| &*Box::leak(s.to_owned().into_boxed_str()))
+                .ok_or_else(|| SchemaJsonError(format!("bad or missing `{key}`")))
+        };
+        let root =
+            NodeSchema::leak_from_json(json.get("root").unwrap_or(&serde_json::Value::Null))?;
+        Ok(Box::leak(Box::new(MoSchema {
+            moid: text("moid")?,
+            ddf_url: text("ddf_url")?,
+            root,
+        })))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemas_round_trip_through_json() {
+        const LEAF: NodeSchema = NodeSchema {
+            name: Some("ID"),
+            format: Format::Chr,
+            access: AccessType::GET,
+            occurrence: Occurrence::ZeroOrN(Some(3)),
+            scope: Scope::Dynamic,
+            children: &[],
+        };
+        let schema = MoSchema {
+            moid: "urn:x:1.0",
+            ddf_url: "http://x",
+            root: NodeSchema {
+                name: None,
+                format: Format::Node,
+                occurrence: Occurrence::One,
+                children: &[LEAF],
+                ..LEAF
+            },
+        };
+        let back = MoSchema::leak_from_json(&schema.to_json()).unwrap();
+        assert_eq!(*back, schema);
+        assert!(MoSchema::leak_from_json(&serde_json::json!({"moid": "x"})).is_err());
+    }
 
     #[test]
     fn formats_round_trip_through_their_ddf_names() {

@@ -14,6 +14,8 @@ pub struct AgentOptions {
     pub bootstrap: Option<PathBuf>,
     pub dev_id: Option<String>,
     pub server_id: Option<String>,
+    /// Directory of MO plugin dylibs to load at start.
+    pub plugins: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -62,7 +64,14 @@ pub async fn run_once(
     }
     let mut config = DeviceConfig::new(dev_id.clone());
     config.timeout = opts.timeout;
-    let mut device = Device::new(config, crate::standard_registry(&dev_id));
+    let mut registry = crate::standard_registry(&dev_id);
+    if let Some(dir) = &opts.plugins {
+        // A refused plugin is reported; the device starts with the rest.
+        for e in register_plugins(&mut registry, dir) {
+            eprintln!("dmctl client: plugin refused: {e}");
+        }
+    }
+    let mut device = Device::new(config, registry);
     if let Some(o) = observer {
         device.observe(o);
     }
@@ -81,8 +90,11 @@ pub async fn run_once(
         } else {
             Initiation::ClientInitiated
         };
+        // MOS goes with BootstrapComplete, so a new server learns at once
+        // what the device supports (5.2.2 allows it in any Package#1).
+        let send_mos = initiation == Initiation::BootstrapComplete;
         let result = device
-            .run_session(&account.server_uri, initiation, false)
+            .run_session(&account.server_uri, initiation, send_mos)
             .await;
         if result.is_ok() && account.bootstrap_pending {
             accounts[i].bootstrap_pending = false;
@@ -93,5 +105,53 @@ pub async fn run_once(
             result,
         });
     }
+    // Results of asynchronous EXECs go out in new sessions, one per
+    // ServerURI, before the agent exits (spec 5.4.1).
+    let pending = device.take_pending_alerts();
+    let mut targets: Vec<&str> = Vec::new();
+    for p in &pending {
+        if !targets.contains(&p.server_uri.as_str()) {
+            targets.push(&p.server_uri);
+        }
+    }
+    for target in targets {
+        let alerts = pending
+            .iter()
+            .filter(|p| p.server_uri == target)
+            .map(|p| p.alert.clone())
+            .collect();
+        let result = device
+            .run_session_with_alerts(target, Initiation::ClientInitiated, false, alerts)
+            .await;
+        outcomes.push(SessionOutcome {
+            server_id: target.to_owned(),
+            result,
+        });
+    }
     Ok(outcomes)
+}
+
+/// Loads the plugins in `dir` and registers each of their instances;
+/// returns what was refused.
+pub fn register_plugins(
+    registry: &mut crate::Registry,
+    dir: &std::path::Path,
+) -> Vec<crate::plugins::PluginError> {
+    let (plugins, mut errors) = crate::plugins::load_dir(dir, &registry.served_moids());
+    for plugin in plugins {
+        match plugin.instances() {
+            Ok(miids) => {
+                for miid in miids {
+                    let instance =
+                        crate::plugins::PluginInstance::new(plugin.clone(), miid.clone());
+                    registry.insert(miid, Box::new(instance));
+                }
+            }
+            Err(e) => errors.push(crate::plugins::PluginError::BadTable {
+                path: plugin.path.clone(),
+                reason: format!("instance list: {e}"),
+            }),
+        }
+    }
+    errors
 }

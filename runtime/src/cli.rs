@@ -38,6 +38,9 @@ enum Cmd {
     Client(ClientArgs),
     /// Run the reference DM Server.
     Server(ServerArgs),
+    /// Build a DM Notification (Package#0) and send it over UDP, print it
+    /// as hex, or decode one.
+    Notify(crate::notify::NotifyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +60,9 @@ struct ClientArgs {
     /// Only talk to the server with this SrvID.
     #[arg(long, value_name = "ID")]
     server_id: Option<String>,
+    /// Load every MO plugin dylib in DIR at start.
+    #[arg(long, value_name = "DIR")]
+    plugins: Option<PathBuf>,
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
@@ -88,6 +94,7 @@ pub fn main() -> ExitCode {
             Cmd::Demo => demo().await,
             Cmd::Client(args) => client(args).await,
             Cmd::Server(args) => serve(args).await,
+            Cmd::Notify(args) => crate::notify::run(args).await,
         }
     })
 }
@@ -112,6 +119,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         bootstrap: args.bootstrap,
         dev_id: args.dev_id,
         server_id: args.server_id,
+        plugins: args.plugins,
         timeout: Duration::from_secs(args.timeout),
     };
     let outcomes = match agent::run_once(&opts, None).await {

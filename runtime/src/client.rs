@@ -6,8 +6,8 @@ use std::time::Duration;
 use dm_core::multipart::{Part, ResponseBody};
 use dm_core::package::{alert_type, header, media_type};
 use dm_core::{
-    AccessType, Alert, ClientUri, Command, Format, MoDataItem, MoInfo, NodeData, Package1,
-    Package2, PackageError, Status, StatusCode,
+    AccessType, Alert, ClientUri, Command, ExecOutcome, ExecRequest, Format, MoDataItem, MoInfo,
+    NodeData, Package1, Package2, PackageError, ServerUri, Status, StatusCode,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -93,6 +93,16 @@ pub struct Device {
     registry: Registry,
     http: HttpClient,
     observer: Option<Observer>,
+    pending_alerts: Vec<PendingAlert>,
+}
+
+/// A Generic Alert waiting for a session with the server that asked for it
+/// (EXEC with a ServerURI, spec 5.3.5 and 5.4.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAlert {
+    /// Where to open the session that carries the alert.
+    pub server_uri: String,
+    pub alert: Alert,
 }
 
 impl std::fmt::Debug for Device {
@@ -112,7 +122,18 @@ impl Device {
             registry,
             http,
             observer: None,
+            pending_alerts: Vec::new(),
         }
+    }
+
+    /// The device's MO instances.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Takes the alerts of asynchronous EXECs that still wait for a session.
+    pub fn take_pending_alerts(&mut self) -> Vec<PendingAlert> {
+        std::mem::take(&mut self.pending_alerts)
     }
 
     /// Calls `observer` with every HTTP exchange of every session.
@@ -126,14 +147,29 @@ impl Device {
 
     /// Runs one DM Session with the DM Server at `server_uri`.
     pub async fn run_session(
-        &self,
+        &mut self,
         server_uri: &str,
         initiation: Initiation,
         send_mos: bool,
     ) -> Result<SessionReport, SessionError> {
+        self.run_session_with_alerts(server_uri, initiation, send_mos, Vec::new())
+            .await
+    }
+
+    /// Runs one DM Session whose Package#1 also carries `alerts` (Generic
+    /// Alerts for this server, spec 5.4).
+    pub async fn run_session_with_alerts(
+        &mut self,
+        server_uri: &str,
+        initiation: Initiation,
+        send_mos: bool,
+        alerts: Vec<Alert>,
+    ) -> Result<SessionReport, SessionError> {
+        let mut all_alerts = vec![initiation.alert()];
+        all_alerts.extend(alerts);
         let package1 = Package1 {
             mos: send_mos.then(|| self.mos()),
-            alerts: vec![initiation.alert()],
+            alerts: all_alerts,
         };
         let mut uri = server_uri.to_owned();
         let mut exchange = self
@@ -165,6 +201,10 @@ impl Device {
                         (Status::new(StatusCode::OK), None)
                     }
                     Ok(Command::Get { client_uri }) => self.get(index, client_uri),
+                    Ok(Command::Exec {
+                        client_uri,
+                        server_uri,
+                    }) => (self.exec(client_uri, server_uri.as_ref()), None),
                     // Not in this build yet: the spec's answer for a feature
                     // the recipient does not support (Appendix C).
                     Ok(_) => (Status::new(StatusCode::NOT_IMPLEMENTED), None),
@@ -300,6 +340,59 @@ impl Device {
         (Status::new(StatusCode::OK), Some(part))
     }
 
+    /// EXEC (spec 5.3.5): every node the ClientURI resolves to must allow
+    /// Exec (405 otherwise). With a ServerURI the result is reported
+    /// asynchronously: 202 now, a Generic Alert in a new session (5.4.1).
+    fn exec(&mut self, uri: &ClientUri, server_uri: Option<&ServerUri>) -> Status {
+        let resolved = match self.registry.resolve(uri) {
+            Ok(r) => r,
+            Err(code) => return Status::new(code),
+        };
+        if resolved.iter().any(|r| {
+            !self
+                .registry
+                .schema_of(r)
+                .is_some_and(|s| s.access.contains(AccessType::EXEC))
+        }) {
+            return Status::new(StatusCode::COMMAND_NOT_ALLOWED);
+        }
+        let request = ExecRequest {
+            asynchronous: server_uri.is_some(),
+        };
+        let mut code = StatusCode::OK;
+        for r in &resolved {
+            let path: Vec<&str> = r.path.iter().map(String::as_str).collect();
+            let Some(instance) = self.registry.instance_mut(r.instance) else {
+                return Status::new(StatusCode::NOT_FOUND);
+            };
+            let moid = instance.mo.schema().moid;
+            let result = instance.mo.exec(&path, &request);
+            let node_uri = ClientUri::for_node(moid, &instance.miid, &path);
+            let outcome = match &result {
+                Ok(ExecOutcome::Done) => StatusCode::OK,
+                Ok(ExecOutcome::Started) => StatusCode::ACCEPTED,
+                Err(e) => e.status(),
+            };
+            match server_uri {
+                Some(target) => {
+                    let mut alert = Alert::new(operation_complete_alert(moid));
+                    alert.source_uri = Some(node_uri);
+                    alert.data_type = Some("application/json".into());
+                    alert.data = Some(serde_json::json!({ "sc": outcome.as_u16() }));
+                    self.pending_alerts.push(PendingAlert {
+                        server_uri: target.resolve(&self.uri_params()),
+                        alert,
+                    });
+                    code = StatusCode::ACCEPTED;
+                }
+                None if !outcome.is_success() => return Status::new(outcome),
+                None if outcome == StatusCode::ACCEPTED => code = outcome,
+                None => {}
+            }
+        }
+        Status::new(code)
+    }
+
     fn read(
         &self,
         r: &Resolved,
@@ -318,6 +411,16 @@ impl Device {
         }
         Ok((instance, data))
     }
+}
+
+/// The AlertType that reports a finished operation of an MO, after the
+/// convention of OMA's MOs (`urn:oma:at:dcmo:1.0:OperationComplete` for
+/// `urn:oma:mo:oma-dcmo:1.0`, likewise SCOMO). The spec leaves the type of
+/// an asynchronous EXEC result to each MO (5.4.1).
+pub fn operation_complete_alert(moid: &str) -> String {
+    let tail = moid.strip_prefix("urn:oma:mo:").unwrap_or(moid);
+    let tail = tail.strip_prefix("oma-").unwrap_or(tail);
+    format!("urn:oma:at:{tail}:OperationComplete")
 }
 
 /// One element of MO serialization for a resolved node (spec 7.2.1.4).
@@ -372,6 +475,14 @@ mod tests {
         ]);
         truncate(&mut d, 1);
         assert_eq!(d.to_json().to_string(), r#"{"a":1,"b":{}}"#);
+    }
+
+    #[test]
+    fn operation_complete_alert_follows_the_oma_convention() {
+        assert_eq!(
+            operation_complete_alert("urn:oma:mo:oma-dcmo:1.0"),
+            "urn:oma:at:dcmo:1.0:OperationComplete"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod cli;
 mod client;
 pub mod demo;
 mod http;
+mod notify;
+pub mod plugins;
 pub mod server;
 mod state;
 mod tree;

@@ -1,8 +1,8 @@
 //! The device's MO instances and ClientURI resolution (spec 6.1.2).
 
 use dm_core::{
-    ClientUri, InstanceSelector, ManagementObject, MoSchema, NodeData, NodeSchema, NodeSelector,
-    NodeValue, StatusCode,
+    ClientUri, InstanceTree, ManagementObject, MoSchema, NodeData, NodeSchema, ResolveError,
+    StatusCode,
 };
 
 /// One MO instance held by the device.
@@ -53,6 +53,22 @@ impl Registry {
         self.instances.get(index)
     }
 
+    pub fn instance_mut(&mut self, index: usize) -> Option<&mut Instance> {
+        self.instances.get_mut(index)
+    }
+
+    /// The MOIDs served, each with who serves it (for plugin loading).
+    pub fn served_moids(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for i in &self.instances {
+            let moid = i.mo.schema().moid;
+            if !out.iter().any(|(m, _)| m == moid) {
+                out.push((moid.to_owned(), "a compiled-in MO".to_owned()));
+            }
+        }
+        out
+    }
+
     /// Every MO the device supports with the MIIDs of its instances, in
     /// registration order (the MOS array of spec 5.2.2).
     pub fn mos(&self) -> Vec<(&'static MoSchema, Vec<&str>)> {
@@ -68,102 +84,23 @@ impl Registry {
     }
 
     /// Resolves a ClientURI to the nodes it addresses, following the two
-    /// steps of spec 6.1.2. An URI that cannot be resolved (no instance,
-    /// several where one is required, no node) answers 404, the status
-    /// Appendix C gives for "the specified ClientURI was not found".
+    /// steps of spec 6.1.2 ([`dm_core::resolve`]). An URI that cannot be
+    /// resolved answers 404, the status Appendix C gives for "the specified
+    /// ClientURI was not found"; [`Registry::try_resolve`] says why.
     pub fn resolve(&self, uri: &ClientUri) -> Result<Vec<Resolved>, StatusCode> {
-        let not_found = Err(StatusCode::NOT_FOUND);
-        let candidates: Vec<usize> = self
-            .instances
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.mo.schema().moid == uri.moid())
-            .map(|(n, _)| n)
-            .collect();
-        // Step 1: the MO instance(s).
-        let instances: Vec<usize> = match uri.instance() {
-            InstanceSelector::Miid(m) => candidates
-                .into_iter()
-                .filter(|n| self.instances[*n].miid == *m)
-                .collect(),
-            InstanceSelector::Only | InstanceSelector::All => candidates,
-            InstanceSelector::XName(x) => candidates
-                .into_iter()
-                .filter(|n| self.matches_nv(*n, &[], *x, uri))
-                .collect(),
-        };
-        let several_allowed = *uri.instance() == InstanceSelector::All;
-        if instances.is_empty() || (!several_allowed && instances.len() > 1) {
-            return not_found;
-        }
-        // Step 2: the node(s) within each instance.
-        let mut found = Vec::new();
-        for n in instances {
-            let mut paths: Vec<Vec<String>> = vec![Vec::new()];
-            for seg in uri.path() {
-                let mut next = Vec::new();
-                for p in &paths {
-                    let names = self.child_names(n, p);
-                    match seg {
-                        NodeSelector::Name(name) => {
-                            if names.iter().any(|c| c == name) {
-                                next.push(extend(p, name));
-                            }
-                        }
-                        NodeSelector::All => next.extend(names.iter().map(|c| extend(p, c))),
-                        NodeSelector::XName(x) => {
-                            let hits: Vec<Vec<String>> = names
-                                .iter()
-                                .map(|c| extend(p, c))
-                                .filter(|cp| self.matches_nv(n, cp, *x, uri))
-                                .collect();
-                            if hits.len() > 1 {
-                                return not_found;
-                            }
-                            next.extend(hits);
-                        }
-                    }
-                }
-                paths = next;
-            }
-            found.extend(paths.into_iter().map(|path| Resolved { instance: n, path }));
-        }
-        if found.is_empty() {
-            return not_found;
-        }
-        Ok(found)
+        self.try_resolve(uri).map_err(|e| e.status())
     }
 
-    fn child_names(&self, instance: usize, path: &[String]) -> Vec<String> {
-        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-        match self.instances[instance].mo.get(&refs) {
-            Ok(NodeData::Interior(children)) => children.into_iter().map(|(n, _)| n).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// True when the node at `base` satisfies every `nv` field of x-name `x`.
-    fn matches_nv(&self, instance: usize, base: &[String], x: char, uri: &ClientUri) -> bool {
-        uri.query()
-            .node_values
-            .iter()
-            .filter(|nv| nv.x_name == x)
-            .all(|nv| self.node_has_value(instance, base, nv))
-    }
-
-    fn node_has_value(&self, instance: usize, base: &[String], nv: &NodeValue) -> bool {
-        let path: Vec<&str> = base
-            .iter()
-            .map(String::as_str)
-            .chain(nv.path.iter().map(String::as_str))
-            .collect();
-        match self.instances[instance].mo.get(&path) {
-            Ok(NodeData::Leaf(v)) => {
-                let (_, bytes) = v.to_bare();
-                bytes == nv.value.as_bytes()
-            }
-            _ => false,
-        }
+    /// As [`Registry::resolve`], with the step of 6.1.2 that failed and why.
+    pub fn try_resolve(&self, uri: &ClientUri) -> Result<Vec<Resolved>, ResolveError> {
+        let nodes = dm_core::resolve::resolve(self, uri)?;
+        Ok(nodes
+            .into_iter()
+            .map(|n| Resolved {
+                instance: n.instance,
+                path: n.path,
+            })
+            .collect())
     }
 
     /// The schema of a resolved node.
@@ -178,8 +115,39 @@ impl Registry {
     }
 }
 
-fn extend(path: &[String], name: &str) -> Vec<String> {
-    let mut p = path.to_vec();
-    p.push(name.to_owned());
-    p
+/// The registry as the tree ClientURI resolution walks: instances by
+/// index, children and leaf values read through the MO.
+impl InstanceTree for Registry {
+    type Instance = usize;
+
+    fn instances(&self, moid: &str) -> Vec<(usize, String)> {
+        self.instances
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.mo.schema().moid == moid)
+            .map(|(n, i)| (n, i.miid.clone()))
+            .collect()
+    }
+
+    fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
+        let Some(i) = self.instances.get(*instance) else {
+            return Vec::new();
+        };
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        match i.mo.get(&refs) {
+            Ok(NodeData::Interior(children)) => children.into_iter().map(|(n, _)| n).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The leaf's bare text form (Appendix F), which `nv` values compare
+    /// with; `None` for a value that is not text (bin that is not UTF-8).
+    fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
+        let i = self.instances.get(*instance)?;
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        match i.mo.get(&refs) {
+            Ok(NodeData::Leaf(v)) => String::from_utf8(v.to_bare().1).ok(),
+            _ => None,
+        }
+    }
 }

@@ -13,6 +13,65 @@ pub fn dmctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dmctl-e2e"))
 }
 
+/// Builds the plugin dylibs (the DCMO example and the loader's fixtures)
+/// once per test process and returns the directory cargo put them in.
+/// `cargo test` builds cdylib-only crates as test harnesses, not as
+/// libraries, so the tests ask cargo for them; a nested cargo run on the
+/// same target directory is safe once the test binaries are built.
+pub fn plugin_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "mo-dcmo",
+                "-p",
+                "plugin-crash",
+                "-p",
+                "plugin-abi2",
+                "-p",
+                "plugin-dup",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // target/<profile>/deps/<test> -> target/<profile>
+        let exe = std::env::current_exe().expect("test executable");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_owned()
+    })
+}
+
+/// The file name of a plugin library built by cargo (`libmo_dcmo.so`).
+pub fn plugin_file(crate_name: &str) -> PathBuf {
+    let name = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        crate_name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    plugin_dir().join(name)
+}
+
+/// A fresh directory holding copies of the named plugins.
+pub fn plugins_in(dir: &Path, crates: &[&str]) -> PathBuf {
+    let out = dir.join("plugins");
+    std::fs::create_dir_all(&out).unwrap();
+    for c in crates {
+        let src = plugin_file(c);
+        std::fs::copy(&src, out.join(src.file_name().unwrap())).unwrap();
+    }
+    out
+}
+
 /// A DM "server" that answers every request with the same raw HTTP
 /// response: for testing what the device does with bad answers.
 pub async fn canned_server(response: String) -> SocketAddr {

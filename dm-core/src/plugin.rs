@@ -1,0 +1,466 @@
+//! The MO plugin ABI (ARCHITECTURE "Plugins").
+//!
+//! A plugin is a `cdylib` that exports one C-ABI symbol, [`ENTRY_SYMBOL`],
+//! returning a `#[repr(C)]` [`PluginTable`]: the ABI version, the versions
+//! of rustc and dm-core that built it, the MOID and DDF URL, and two
+//! function pointers. Everything else crosses the boundary as JSON bytes
+//! ([`Request`] in, `{"ok": ...}` or `{"err": ...}` out), never as Rust
+//! types, so host and plugin need not share a compiler. Every call runs
+//! inside `catch_unwind` in the plugin: a panic comes back as an error with
+//! status 500 and the plugin keeps serving. [`dm_plugin!`] writes the
+//! plugin side; `dm-runtime` holds the loader.
+
+// FFI: raw pointers cross the boundary. Each unsafe block says why it holds.
+#![allow(unsafe_code)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::map::NodeMapError;
+use crate::mo::{Change, ExecOutcome, ExecRequest, ManagementObject, MoError, MoNode};
+use crate::node::NodeSchema;
+use crate::status::StatusCode;
+use crate::value::NodeData;
+
+/// Plugins with another major version are refused.
+pub const ABI_MAJOR: u16 = 1;
+/// Additions that older hosts can ignore.
+pub const ABI_MINOR: u16 = 0;
+/// The symbol every plugin exports.
+pub const ENTRY_SYMBOL: &str = "dm_plugin_entry";
+/// The dm-core version compiled into this binary.
+pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The rustc that compiled this binary.
+pub const RUSTC_VERSION: &str = env!("DM_RUSTC_VERSION");
+
+/// A string with static lifetime inside the plugin.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawStr {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl RawStr {
+    pub const fn new(s: &'static str) -> RawStr {
+        RawStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// The string, when it is valid UTF-8.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must be readable for `'a` (true for a `RawStr` of a
+    /// loaded plugin's table, since plugins are never unloaded).
+    pub unsafe fn to_str<'a>(self) -> Option<&'a str> {
+        if self.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: the caller guarantees the range is readable.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Bytes allocated by the plugin, handed to the host, and given back to the
+/// plugin's [`PluginTable::free`] (each side frees with its own allocator).
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawBuf {
+    pub ptr: *mut u8,
+    pub len: usize,
+    pub cap: usize,
+}
+
+impl RawBuf {
+    fn from_vec(v: Vec<u8>) -> RawBuf {
+        let mut v = std::mem::ManuallyDrop::new(v);
+        RawBuf {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+            cap: v.capacity(),
+        }
+    }
+}
+
+/// `call(request, len)`: one JSON request, one JSON response.
+pub type CallFn = unsafe extern "C" fn(request: *const u8, len: usize) -> RawBuf;
+/// Frees a response of `call`.
+pub type FreeFn = unsafe extern "C" fn(buf: RawBuf);
+/// The type of [`ENTRY_SYMBOL`].
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginTable;
+
+/// What a plugin's entry symbol returns. Field order is the ABI: new fields
+/// go at the end with a minor version bump.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginTable {
+    pub abi_major: u16,
+    pub abi_minor: u16,
+    pub rustc_version: RawStr,
+    pub core_version: RawStr,
+    pub moid: RawStr,
+    pub ddf_url: RawStr,
+    pub call: CallFn,
+    pub free: FreeFn,
+}
+
+// SAFETY: the table is immutable and its pointers are to static data.
+unsafe impl Sync for PluginTable {}
+
+impl PluginTable {
+    /// The table of a plugin built with this dm-core.
+    pub const fn new(moid: &'static str, ddf_url: &'static str, call: CallFn) -> PluginTable {
+        PluginTable {
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            rustc_version: RawStr::new(RUSTC_VERSION),
+            core_version: RawStr::new(CORE_VERSION),
+            moid: RawStr::new(moid),
+            ddf_url: RawStr::new(ddf_url),
+            call,
+            free: free_buf,
+        }
+    }
+}
+
+/// Frees a [`RawBuf`] made by this side.
+///
+/// # Safety
+/// `buf` must come from [`RawBuf::from_vec`] in this same binary, once.
+pub unsafe extern "C" fn free_buf(buf: RawBuf) {
+    if !buf.ptr.is_null() {
+        // SAFETY: ptr/len/cap come from a Vec<u8> leaked by from_vec.
+        drop(unsafe { Vec::from_raw_parts(buf.ptr, buf.len, buf.cap) });
+    }
+}
+
+/// One change of an apply request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireChange {
+    Put { path: Vec<String>, data: Json },
+    Delete { path: Vec<String> },
+}
+
+/// A request to a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The MO definition, as [`crate::MoSchema::to_json`].
+    Schema,
+    /// The MIIDs of the plugin's instances.
+    Instances,
+    Get {
+        miid: String,
+        path: Vec<String>,
+    },
+    Apply {
+        miid: String,
+        changes: Vec<WireChange>,
+    },
+    Exec {
+        miid: String,
+        path: Vec<String>,
+        asynchronous: bool,
+    },
+    /// Create an instance from MO data of its root.
+    Create {
+        miid: String,
+        data: Json,
+    },
+    /// Delete an instance.
+    Remove {
+        miid: String,
+    },
+}
+
+/// An error as it crosses the boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    pub status: u16,
+    pub kind: String,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn from_mo(e: &MoError) -> WireError {
+        let kind = match e {
+            MoError::NotFound(_) => "not_found",
+            MoError::UnknownNode(_) => "unknown_node",
+            MoError::Required(_) => "required",
+            MoError::MissingNode(_) => "missing_node",
+            MoError::BadValue { .. } => "bad_value",
+            MoError::Occurrence { .. } => "occurrence",
+            MoError::NotExecutable(_) => "not_executable",
+            MoError::Invalid(_) => "invalid",
+            MoError::Failed(_) => "failed",
+        };
+        WireError {
+            status: e.status().as_u16(),
+            kind: kind.into(),
+            message: e.to_string(),
+        }
+    }
+
+    fn other(status: StatusCode, kind: &str, message: impl Into<String>) -> WireError {
+        WireError {
+            status: status.as_u16(),
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The error on the host side: the kinds that carry a path come back as
+    /// themselves, the rest as [`MoError::Failed`] with the message.
+    pub fn into_mo(self) -> MoError {
+        match self.kind.as_str() {
+            "not_found" => MoError::NotFound(self.message),
+            "unknown_node" => MoError::UnknownNode(self.message),
+            "required" => MoError::Required(self.message),
+            "missing_node" => MoError::MissingNode(self.message),
+            "not_executable" => MoError::NotExecutable(self.message),
+            "invalid" | "bad_value" => MoError::Invalid(self.message),
+            "occurrence" if self.status == StatusCode::DEVICE_FULL.as_u16() => {
+                MoError::Occurrence {
+                    path: String::new(),
+                    source: NodeMapError::Full {
+                        name: self.message,
+                        max: 0,
+                    },
+                }
+            }
+            _ => MoError::Failed(self.message),
+        }
+    }
+}
+
+/// The instances a plugin holds.
+#[derive(Debug)]
+pub struct PluginState<T> {
+    instances: Vec<(String, T)>,
+}
+
+impl<T> PluginState<T> {
+    pub fn new(instances: Vec<(String, T)>) -> PluginState<T> {
+        PluginState { instances }
+    }
+}
+
+fn ok(value: Json) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "ok": value })).unwrap_or_default()
+}
+
+fn err(e: WireError) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "err": e })).unwrap_or_default()
+}
+
+fn refs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+/// Answers one request against the plugin's instances.
+pub fn handle<T: ManagementObject + MoNode>(
+    state: &Mutex<PluginState<T>>,
+    request: &[u8],
+) -> Vec<u8> {
+    let request: Request = match serde_json::from_slice(request) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(WireError::other(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                e.to_string(),
+            ))
+        }
+    };
+    // A panic in an earlier call leaves the data it guarded as it was
+    // (writes go through apply, which swaps only at the end).
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let not_found = |miid: &str| WireError::from_mo(&MoError::NotFound(format!("instance {miid}")));
+    let mo_result = |r: Result<Json, MoError>| match r {
+        Ok(v) => ok(v),
+        Err(e) => err(WireError::from_mo(&e)),
+    };
+    let find = |state: &mut PluginState<T>, miid: &str| {
+        state.instances.iter().position(|(m, _)| m == miid)
+    };
+    match request {
+        Request::Schema => {
+            let schema = state.instances.first().map(|(_, mo)| mo.schema().to_json());
+            match schema {
+                Some(s) => ok(s),
+                None => err(WireError::other(
+                    StatusCode::INTERNAL_ERROR,
+                    "no_instance",
+                    "plugin has no instance to describe its MO",
+                )),
+            }
+        }
+        Request::Instances => ok(Json::from(
+            state
+                .instances
+                .iter()
+                .map(|(m, _)| m.clone())
+                .collect::<Vec<_>>(),
+        )),
+        Request::Get { miid, path } => match find(&mut state, &miid) {
+            Some(i) => mo_result(state.instances[i].1.get(&refs(&path)).map(|d| d.to_json())),
+            None => err(not_found(&miid)),
+        },
+        Request::Apply { miid, changes } => {
+            let Some(i) = find(&mut state, &miid) else {
+                return err(not_found(&miid));
+            };
+            let root = &state.instances[i].1.schema().root;
+            let changes = match to_changes(root, changes) {
+                Ok(c) => c,
+                Err(e) => return err(WireError::from_mo(&e)),
+            };
+            mo_result(state.instances[i].1.apply(&changes).map(|()| Json::Null))
+        }
+        Request::Exec {
+            miid,
+            path,
+            asynchronous,
+        } => match find(&mut state, &miid) {
+            Some(i) => {
+                let r = state.instances[i]
+                    .1
+                    .exec(&refs(&path), &ExecRequest { asynchronous });
+                mo_result(r.map(|o| {
+                    Json::from(match o {
+                        ExecOutcome::Done => "done",
+                        ExecOutcome::Started => "started",
+                    })
+                }))
+            }
+            None => err(not_found(&miid)),
+        },
+        Request::Create { miid, data } => {
+            if find(&mut state, &miid).is_some() {
+                return err(WireError::other(
+                    StatusCode::BAD_REQUEST,
+                    "exists",
+                    format!("instance {miid} exists"),
+                ));
+            }
+            let schema_root = state.instances.first().map(|(_, mo)| mo.schema().root);
+            let parsed = match schema_root {
+                Some(root) => {
+                    NodeData::from_json(&data, &root).map_err(|e| MoError::Invalid(e.to_string()))
+                }
+                None => Err(MoError::Failed(
+                    "plugin has no schema to read the data with".into(),
+                )),
+            };
+            match parsed.and_then(|d| T::from_node(&d)) {
+                Ok(mo) => {
+                    state.instances.push((miid, mo));
+                    ok(Json::Null)
+                }
+                Err(e) => err(WireError::from_mo(&e)),
+            }
+        }
+        Request::Remove { miid } => match find(&mut state, &miid) {
+            Some(i) => {
+                state.instances.remove(i);
+                ok(Json::Null)
+            }
+            None => err(not_found(&miid)),
+        },
+    }
+}
+
+fn to_changes(root: &NodeSchema, changes: Vec<WireChange>) -> Result<Vec<Change>, MoError> {
+    changes
+        .into_iter()
+        .map(|c| match c {
+            WireChange::Put { path, data } => {
+                let schema = root
+                    .descendant(&refs(&path))
+                    .ok_or_else(|| MoError::UnknownNode(path.join("/")))?;
+                let data = NodeData::from_json(&data, schema)
+                    .map_err(|e| MoError::Invalid(e.to_string()))?;
+                Ok(Change::Put { path, data })
+            }
+            WireChange::Delete { path } => Ok(Change::Delete { path }),
+        })
+        .collect()
+}
+
+/// The plugin side of `call`: reads the request, answers it, turns a panic
+/// into an error with status 500.
+///
+/// # Safety
+/// `request..request+len` must be readable for the duration of the call.
+pub unsafe fn serve<T: ManagementObject + MoNode>(
+    state: &Mutex<PluginState<T>>,
+    request: *const u8,
+    len: usize,
+) -> RawBuf {
+    let bytes = if request.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts(request, len) }
+    };
+    let out = catch_unwind(AssertUnwindSafe(|| handle(state, bytes))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        err(WireError::other(
+            StatusCode::INTERNAL_ERROR,
+            "panic",
+            format!("plugin panicked: {message}"),
+        ))
+    });
+    RawBuf::from_vec(out)
+}
+
+/// Exports an MO type as a plugin: `dm_plugin!(MyMo, || vec![("miid".into(), MyMo::new())]);`
+/// The closure builds the plugin's built-in instances on first use.
+#[macro_export]
+macro_rules! dm_plugin {
+    ($mo:ty, $init:expr) => {
+        #[doc(hidden)]
+        static __DM_PLUGIN_STATE: ::std::sync::OnceLock<
+            ::std::sync::Mutex<$crate::plugin::PluginState<$mo>>,
+        > = ::std::sync::OnceLock::new();
+
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        unsafe extern "C" fn __dm_plugin_call(
+            request: *const u8,
+            len: usize,
+        ) -> $crate::plugin::RawBuf {
+            let state = __DM_PLUGIN_STATE.get_or_init(|| {
+                let init: fn() -> ::std::vec::Vec<(::std::string::String, $mo)> = $init;
+                ::std::sync::Mutex::new($crate::plugin::PluginState::new(init()))
+            });
+            // SAFETY: the host passes a buffer it owns for this call.
+            unsafe { $crate::plugin::serve(state, request, len) }
+        }
+
+        #[doc(hidden)]
+        static __DM_PLUGIN_TABLE: $crate::plugin::PluginTable = $crate::plugin::PluginTable::new(
+            <$mo>::SCHEMA.moid,
+            <$mo>::SCHEMA.ddf_url,
+            __dm_plugin_call,
+        );
+
+        /// The plugin's entry point (dm-core plugin ABI).
+        #[no_mangle]
+        #[allow(unsafe_code)]
+        pub extern "C" fn dm_plugin_entry() -> *const $crate::plugin::PluginTable {
+            &__DM_PLUGIN_TABLE
+        }
+    };
+}

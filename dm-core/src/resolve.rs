@@ -1,0 +1,717 @@
+//! ClientURI resolution (spec 6.1.2) over any tree of MO instances.
+//!
+//! Step 1 finds the MO instance(s) from the mo-inst component, step 2 the
+//! node(s) within each from the path-from-moroot component. Every way it can
+//! fail is a [`ResolveError`] naming the step and the reason; all of them
+//! answer 404 ("the specified ClientURI was not found", Appendix C). A
+//! syntax problem has already failed when the ClientURI was parsed.
+//!
+//! Choices the spec leaves open, made here:
+//! - An x-name in the path resolves once per parent node: under a `*`
+//!   (instance or path) each branch must find at most one node, and a
+//!   branch where it finds none drops out. More than one is an error
+//!   ("if multiple nodes are resolved, an error code MUST be returned").
+//! - With a wildcard, branches that find nothing drop out; the URI fails
+//!   only when no branch is left, with the failure of the first branch.
+//! - An `nv` value is compared with the leaf's text after percent-decoding
+//!   (RFC 3986: a query carries `&`, `%`, space... encoded); an invalid
+//!   escape is compared as written.
+
+use crate::status::StatusCode;
+use crate::uri::{ClientUri, InstanceSelector, NodeSelector, NodeValue};
+
+/// The view of the device's MO instances that resolution needs.
+pub trait InstanceTree {
+    /// A handle on one MO instance.
+    type Instance: Clone;
+
+    /// Every instance of `moid`, with its MIID.
+    fn instances(&self, moid: &str) -> Vec<(Self::Instance, String)>;
+
+    /// The names of the children of the node at `path` (from the instance
+    /// root; empty for the root), in tree order. Empty for a leaf or when
+    /// there is no such node.
+    fn children(&self, instance: &Self::Instance, path: &[String]) -> Vec<String>;
+
+    /// The value of the leaf at `path` as text, as an `nv` field writes it;
+    /// `None` for an interior node, a missing node or a value with no text
+    /// form.
+    fn leaf_text(&self, instance: &Self::Instance, path: &[String]) -> Option<String>;
+}
+
+/// One node a ClientURI addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedNode<I> {
+    pub instance: I,
+    pub miid: String,
+    /// Node names from the instance root; empty for the root itself.
+    pub path: Vec<String>,
+}
+
+/// Why a ClientURI does not resolve (spec 6.1.2), by step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// Step 1, any mo-inst: the device has no instance of the MOID.
+    #[error("step 1: no MO instance of `{moid}`")]
+    NoInstance { moid: String },
+    /// Step 1, MIID: no instance has it.
+    #[error("step 1: `{moid}` has no MO instance `{miid}`")]
+    NoSuchMiid { moid: String, miid: String },
+    /// Step 1, MIID: several instances have it ("no or multiple").
+    #[error("step 1: `{moid}` has {count} MO instances `{miid}`")]
+    DuplicateMiid {
+        moid: String,
+        miid: String,
+        count: usize,
+    },
+    /// Step 1, empty mo-inst: the MOID has more than one instance.
+    #[error("step 1: `{moid}` has {count} MO instances; an empty mo-inst needs exactly one")]
+    NotTheOnlyInstance { moid: String, count: usize },
+    /// Step 1, x-name: no instance satisfies all its nv fields.
+    #[error("step 1: no MO instance of `{moid}` satisfies the nv fields of ({x_name})")]
+    NoInstanceMatches { moid: String, x_name: char },
+    /// Step 1, x-name: several instances satisfy them.
+    #[error("step 1: {count} MO instances of `{moid}` satisfy the nv fields of ({x_name})")]
+    SeveralInstancesMatch {
+        moid: String,
+        x_name: char,
+        count: usize,
+    },
+    /// Step 2, real-name: the parent has no child of that name.
+    #[error("step 2: MO instance `{miid}` has no node `{name}` at `/{}`", parent.join("/"))]
+    NoNode {
+        miid: String,
+        parent: Vec<String>,
+        name: String,
+    },
+    /// Step 2, `*`: the parent has no child at all.
+    #[error("step 2: `*` matches no node at `/{}` of MO instance `{miid}`", parent.join("/"))]
+    NoChildren { miid: String, parent: Vec<String> },
+    /// Step 2, x-name: no child satisfies all its nv fields.
+    #[error("step 2: no node at `/{}` of MO instance `{miid}` satisfies the nv fields of ({x_name})", parent.join("/"))]
+    NoNodeMatches {
+        miid: String,
+        parent: Vec<String>,
+        x_name: char,
+    },
+    /// Step 2, x-name: several children satisfy them.
+    #[error("step 2: {count} nodes at `/{}` of MO instance `{miid}` satisfy the nv fields of ({x_name})", parent.join("/"))]
+    SeveralNodesMatch {
+        miid: String,
+        parent: Vec<String>,
+        x_name: char,
+        count: usize,
+    },
+}
+
+impl ResolveError {
+    /// The step of 6.1.2 that failed (1 or 2).
+    pub fn step(&self) -> u8 {
+        match self {
+            ResolveError::NoInstance { .. }
+            | ResolveError::NoSuchMiid { .. }
+            | ResolveError::DuplicateMiid { .. }
+            | ResolveError::NotTheOnlyInstance { .. }
+            | ResolveError::NoInstanceMatches { .. }
+            | ResolveError::SeveralInstancesMatch { .. } => 1,
+            _ => 2,
+        }
+    }
+
+    /// 404 Not Found: Appendix C's status for a ClientURI that was not
+    /// found, for every command taking one.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::NOT_FOUND
+    }
+}
+
+/// Resolves `uri` in `tree` following 6.1.2: the nodes it addresses, at
+/// least one, in tree order (instances as `instances` lists them).
+pub fn resolve<T: InstanceTree + ?Sized>(
+    tree: &T,
+    uri: &ClientUri,
+) -> Result<Vec<ResolvedNode<T::Instance>>, ResolveError> {
+    let instances = step1(tree, uri)?;
+    step2(tree, uri, instances)
+}
+
+/// Step 1: the MO instance(s) the mo-inst component selects.
+fn step1<T: InstanceTree + ?Sized>(
+    tree: &T,
+    uri: &ClientUri,
+) -> Result<Vec<(T::Instance, String)>, ResolveError> {
+    let moid = uri.moid();
+    let all = tree.instances(moid);
+    if all.is_empty() {
+        return Err(ResolveError::NoInstance {
+            moid: moid.to_owned(),
+        });
+    }
+    match uri.instance() {
+        InstanceSelector::All => Ok(all),
+        InstanceSelector::Only => match all.len() {
+            1 => Ok(all),
+            count => Err(ResolveError::NotTheOnlyInstance {
+                moid: moid.to_owned(),
+                count,
+            }),
+        },
+        InstanceSelector::Miid(miid) => {
+            let found: Vec<_> = all.into_iter().filter(|(_, m)| m == miid).collect();
+            match found.len() {
+                1 => Ok(found),
+                0 => Err(ResolveError::NoSuchMiid {
+                    moid: moid.to_owned(),
+                    miid: miid.clone(),
+                }),
+                count => Err(ResolveError::DuplicateMiid {
+                    moid: moid.to_owned(),
+                    miid: miid.clone(),
+                    count,
+                }),
+            }
+        }
+        InstanceSelector::XName(x) => {
+            let found: Vec<_> = all
+                .into_iter()
+                .filter(|(i, _)| satisfies(tree, i, &[], *x, uri))
+                .collect();
+            match found.len() {
+                1 => Ok(found),
+                0 => Err(ResolveError::NoInstanceMatches {
+                    moid: moid.to_owned(),
+                    x_name: *x,
+                }),
+                count => Err(ResolveError::SeveralInstancesMatch {
+                    moid: moid.to_owned(),
+                    x_name: *x,
+                    count,
+                }),
+            }
+        }
+    }
+}
+
+/// Step 2: the node(s) the path-from-moroot selects in each instance.
+fn step2<T: InstanceTree + ?Sized>(
+    tree: &T,
+    uri: &ClientUri,
+    instances: Vec<(T::Instance, String)>,
+) -> Result<Vec<ResolvedNode<T::Instance>>, ResolveError> {
+    let mut branches: Vec<ResolvedNode<T::Instance>> = instances
+        .into_iter()
+        .map(|(instance, miid)| ResolvedNode {
+            instance,
+            miid,
+            path: Vec::new(),
+        })
+        .collect();
+    for seg in uri.path() {
+        let mut next = Vec::new();
+        let mut first_failure = None;
+        for b in &branches {
+            let children = tree.children(&b.instance, &b.path);
+            let child = |name: &str| {
+                let mut path = b.path.clone();
+                path.push(name.to_owned());
+                ResolvedNode {
+                    instance: b.instance.clone(),
+                    miid: b.miid.clone(),
+                    path,
+                }
+            };
+            let before = next.len();
+            let failure = match seg {
+                NodeSelector::Name(name) => {
+                    if children.iter().any(|c| c == name) {
+                        next.push(child(name));
+                    }
+                    ResolveError::NoNode {
+                        miid: b.miid.clone(),
+                        parent: b.path.clone(),
+                        name: name.clone(),
+                    }
+                }
+                NodeSelector::All => {
+                    next.extend(children.iter().map(|c| child(c)));
+                    ResolveError::NoChildren {
+                        miid: b.miid.clone(),
+                        parent: b.path.clone(),
+                    }
+                }
+                NodeSelector::XName(x) => {
+                    let hits: Vec<_> = children
+                        .iter()
+                        .map(|c| child(c))
+                        .filter(|c| satisfies(tree, &c.instance, &c.path, *x, uri))
+                        .collect();
+                    if hits.len() > 1 {
+                        return Err(ResolveError::SeveralNodesMatch {
+                            miid: b.miid.clone(),
+                            parent: b.path.clone(),
+                            x_name: *x,
+                            count: hits.len(),
+                        });
+                    }
+                    next.extend(hits);
+                    ResolveError::NoNodeMatches {
+                        miid: b.miid.clone(),
+                        parent: b.path.clone(),
+                        x_name: *x,
+                    }
+                }
+            };
+            if next.len() == before && first_failure.is_none() {
+                first_failure = Some(failure);
+            }
+        }
+        if next.is_empty() {
+            // Unreachable without a failure: branches was not empty.
+            return Err(first_failure.unwrap_or(ResolveError::NoInstance {
+                moid: uri.moid().to_owned(),
+            }));
+        }
+        branches = next;
+    }
+    Ok(branches)
+}
+
+/// True when the node at `base` satisfies every nv field of x-name `x`.
+fn satisfies<T: InstanceTree + ?Sized>(
+    tree: &T,
+    instance: &T::Instance,
+    base: &[String],
+    x: char,
+    uri: &ClientUri,
+) -> bool {
+    uri.query()
+        .node_values
+        .iter()
+        .filter(|nv| nv.x_name == x)
+        .all(|nv| has_value(tree, instance, base, nv))
+}
+
+fn has_value<T: InstanceTree + ?Sized>(
+    tree: &T,
+    instance: &T::Instance,
+    base: &[String],
+    nv: &NodeValue,
+) -> bool {
+    let mut path = base.to_vec();
+    path.extend(nv.path.iter().cloned());
+    match tree.leaf_text(instance, &path) {
+        Some(text) => text == percent_decode(&nv.value),
+        None => false,
+    }
+}
+
+/// RFC 3986 percent-decoding; an invalid escape or a result that is not
+/// UTF-8 leaves the text as written.
+pub fn percent_decode(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('%') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(h), Some(l)) => match (hex(*h), hex(*l)) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                _ => return std::borrow::Cow::Borrowed(text),
+            },
+            (b'%', _, _) => return std::borrow::Cow::Borrowed(text),
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => std::borrow::Cow::Owned(s),
+        Err(_) => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The MO of Figure 5: `<x>` with ID, Setting, Data/<x>/Date and
+    /// Data/<x>/Value, and its two instances `left` (moroot1) and `right`
+    /// (moroot2), filled in so that every example of 6.1.3 gives the result
+    /// the spec states.
+    enum Node {
+        Leaf(&'static str),
+        Interior(Vec<(&'static str, Node)>),
+    }
+
+    struct Figure5 {
+        instances: Vec<(&'static str, &'static str, Node)>,
+    }
+
+    const MOID: &str = "urn:oma:mo:moid:1.0";
+
+    fn data(date: &'static str, value: &'static str) -> Node {
+        Node::Interior(vec![
+            ("Date", Node::Leaf(date)),
+            ("Value", Node::Leaf(value)),
+        ])
+    }
+
+    fn figure5() -> Figure5 {
+        let left = Node::Interior(vec![
+            ("ID", Node::Leaf("GPS")),
+            ("Setting", Node::Leaf("0xA1")),
+            (
+                "Data",
+                Node::Interior(vec![("1", data("12.1", "10")), ("2", data("12.2", "20"))]),
+            ),
+        ]);
+        let right = Node::Interior(vec![
+            ("ID", Node::Leaf("Temperature")),
+            // 0xB2 is right's Setting, so that the example with
+            // nv=(x)/ID:GPS&nv=(x)/Setting:0xB2 fails because no single
+            // instance satisfies both, though each is satisfied by one.
+            ("Setting", Node::Leaf("0xB2")),
+            (
+                "Data",
+                Node::Interior(vec![("1", data("12.1", "30")), ("2", data("12.3", "30"))]),
+            ),
+        ]);
+        Figure5 {
+            instances: vec![(MOID, "left", left), (MOID, "right", right)],
+        }
+    }
+
+    impl Figure5 {
+        fn node(&self, instance: &usize, path: &[String]) -> Option<&Node> {
+            let mut node = &self.instances.get(*instance)?.2;
+            for seg in path {
+                node = match node {
+                    Node::Interior(children) => &children.iter().find(|(n, _)| n == seg)?.1,
+                    Node::Leaf(_) => return None,
+                };
+            }
+            Some(node)
+        }
+    }
+
+    impl InstanceTree for Figure5 {
+        type Instance = usize;
+
+        fn instances(&self, moid: &str) -> Vec<(usize, String)> {
+            self.instances
+                .iter()
+                .enumerate()
+                .filter(|(_, (m, _, _))| *m == moid)
+                .map(|(i, (_, miid, _))| (i, (*miid).to_owned()))
+                .collect()
+        }
+
+        fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
+            match self.node(instance, path) {
+                Some(Node::Interior(c)) => c.iter().map(|(n, _)| (*n).to_owned()).collect(),
+                _ => Vec::new(),
+            }
+        }
+
+        fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
+            match self.node(instance, path) {
+                Some(Node::Leaf(v)) => Some((*v).to_owned()),
+                _ => None,
+            }
+        }
+    }
+
+    /// The nodes `uri` resolves to, as `miid/path` strings.
+    fn nodes(uri: &str) -> Result<Vec<String>, ResolveError> {
+        let uri: ClientUri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
+        let found = resolve(&figure5(), &uri)?;
+        Ok(found
+            .into_iter()
+            .map(|n| {
+                let mut s = n.miid;
+                for seg in n.path {
+                    s.push('/');
+                    s.push_str(&seg);
+                }
+                s
+            })
+            .collect())
+    }
+
+    #[test]
+    fn example_1_miid_selects_moroot1() {
+        // "urn:oma:mo:moid:1.0/left/" identifies the moroot1 node.
+        assert_eq!(nodes("urn:oma:mo:moid:1.0/left/").unwrap(), ["left"]);
+    }
+
+    #[test]
+    fn example_2_empty_mo_inst_with_two_instances_fails() {
+        // "urn:oma:mo:moid:1.0//" cannot be resolved: two MO instances.
+        let e = nodes("urn:oma:mo:moid:1.0//").unwrap_err();
+        assert_eq!(
+            e,
+            ResolveError::NotTheOnlyInstance {
+                moid: MOID.into(),
+                count: 2
+            }
+        );
+        assert_eq!((e.step(), e.status()), (1, StatusCode::NOT_FOUND));
+    }
+
+    #[test]
+    fn example_3_x_name_selects_the_instance() {
+        // "urn:oma:mo:moid:1.0/(x)/?nv=(x)/ID:Temperature": the spec says it
+        // identifies "moroot2/ID", but its path-from-moroot is "/", which
+        // addresses the MO instance root (6.1.1.2): the node is moroot2, the
+        // instance whose ID is Temperature.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/(x)/?nv=(x)/ID:Temperature").unwrap(),
+            ["right"]
+        );
+    }
+
+    #[test]
+    fn example_4_x_name_instance_then_real_names() {
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/(x)/Data/1/Value?nv=(x)/ID:GPS").unwrap(),
+            ["left/Data/1/Value"]
+        );
+    }
+
+    #[test]
+    fn example_5_x_name_in_the_path() {
+        // The spec writes the MOID "urn:oma:moi:moid:1.0", a typo for the
+        // MOID of Figure 5 "urn:oma:mo:moid:1.0": as written it names an
+        // MO the device does not have.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/right/Data/(x)/Value?nv=(x)/Date:12.1").unwrap(),
+            ["right/Data/1/Value"]
+        );
+        assert_eq!(
+            nodes("urn:oma:moi:moid:1.0/right/Data/(x)/Value?nv=(x)/Date:12.1").unwrap_err(),
+            ResolveError::NoInstance {
+                moid: "urn:oma:moi:moid:1.0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn example_6_two_x_names() {
+        // The spec writes the MOID "urn:oma:moid:1.0", a typo for
+        // "urn:oma:mo:moid:1.0".
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/(x)/Data/(y)/Value?nv=(x)/ID:GPS&nv=(y)/Date:12.2").unwrap(),
+            ["left/Data/2/Value"]
+        );
+    }
+
+    #[test]
+    fn example_7_wildcard_instance() {
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/*/Setting").unwrap(),
+            ["left/Setting", "right/Setting"]
+        );
+    }
+
+    #[test]
+    fn example_8_wildcard_in_the_path() {
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/(x)/Data/*/Value?nv=(x)/ID:GPS").unwrap(),
+            ["left/Data/1/Value", "left/Data/2/Value"]
+        );
+    }
+
+    #[test]
+    fn example_9_every_nv_field_must_hold_in_one_instance() {
+        // ID:GPS holds in moroot1 and Setting:0xB2 in moroot2, but no
+        // instance satisfies both.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/(x)/Data/*/Value?nv=(x)/ID:GPS&nv=(x)/Setting:0xB2")
+                .unwrap_err(),
+            ResolveError::NoInstanceMatches {
+                moid: MOID.into(),
+                x_name: 'x'
+            }
+        );
+    }
+
+    #[test]
+    fn example_10_wildcards_everywhere() {
+        // The spec writes the MOID "urn:oma:moi:1.0", a typo for
+        // "urn:oma:mo:moid:1.0".
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/*/Data/*/Value").unwrap(),
+            [
+                "left/Data/1/Value",
+                "left/Data/2/Value",
+                "right/Data/1/Value",
+                "right/Data/2/Value"
+            ]
+        );
+    }
+
+    #[test]
+    fn step_1_errors() {
+        assert_eq!(
+            nodes("urn:oma:mo:other:1.0/*/").unwrap_err(),
+            ResolveError::NoInstance {
+                moid: "urn:oma:mo:other:1.0".into()
+            }
+        );
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/middle/").unwrap_err(),
+            ResolveError::NoSuchMiid {
+                moid: MOID.into(),
+                miid: "middle".into()
+            }
+        );
+        // Both instances have a Data/1/Date of 12.1.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/(x)/?nv=(x)/Data/1/Date:12.1").unwrap_err(),
+            ResolveError::SeveralInstancesMatch {
+                moid: MOID.into(),
+                x_name: 'x',
+                count: 2
+            }
+        );
+        // An nv path that names an interior node never matches.
+        assert!(matches!(
+            nodes("urn:oma:mo:moid:1.0/(x)/?nv=(x)/Data:12.1"),
+            Err(ResolveError::NoInstanceMatches { .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_miids_are_an_error() {
+        let mut tree = figure5();
+        tree.instances.push((MOID, "left", Node::Interior(vec![])));
+        let uri: ClientUri = "urn:oma:mo:moid:1.0/left/".parse().unwrap();
+        assert_eq!(
+            resolve(&tree, &uri).unwrap_err(),
+            ResolveError::DuplicateMiid {
+                moid: MOID.into(),
+                miid: "left".into(),
+                count: 2
+            }
+        );
+    }
+
+    #[test]
+    fn step_2_errors() {
+        let e = nodes("urn:oma:mo:moid:1.0/left/Data/3/Value").unwrap_err();
+        assert_eq!(
+            e,
+            ResolveError::NoNode {
+                miid: "left".into(),
+                parent: vec!["Data".into()],
+                name: "3".into()
+            }
+        );
+        assert_eq!((e.step(), e.status()), (2, StatusCode::NOT_FOUND));
+        assert_eq!(
+            e.to_string(),
+            "step 2: MO instance `left` has no node `3` at `/Data`"
+        );
+        // A leaf has no children, not even for `*`.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/left/ID/*").unwrap_err(),
+            ResolveError::NoChildren {
+                miid: "left".into(),
+                parent: vec!["ID".into()]
+            }
+        );
+        // Both of right's Data entries have the Value 30.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/right/Data/(x)/Date?nv=(x)/Value:30").unwrap_err(),
+            ResolveError::SeveralNodesMatch {
+                miid: "right".into(),
+                parent: vec!["Data".into()],
+                x_name: 'x',
+                count: 2
+            }
+        );
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/left/Data/(x)/Date?nv=(x)/Value:30").unwrap_err(),
+            ResolveError::NoNodeMatches {
+                miid: "left".into(),
+                parent: vec!["Data".into()],
+                x_name: 'x'
+            }
+        );
+    }
+
+    #[test]
+    fn x_names_resolve_per_branch_under_wildcards() {
+        // One Data entry of date 12.1 in each instance: one node each.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/*/Data/(x)/Value?nv=(x)/Date:12.1").unwrap(),
+            ["left/Data/1/Value", "right/Data/1/Value"]
+        );
+        // 12.2 exists in left only: right's branch drops out.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/*/Data/(x)?nv=(x)/Date:12.2").unwrap(),
+            ["left/Data/2"]
+        );
+        // A named node can be selected by an x-name too.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/left/(x)/2?nv=(x)/2/Date:12.2").unwrap(),
+            ["left/Data/2"]
+        );
+        // Nothing anywhere: the first branch's failure is reported.
+        assert_eq!(
+            nodes("urn:oma:mo:moid:1.0/*/Data/(x)?nv=(x)/Date:1.1").unwrap_err(),
+            ResolveError::NoNodeMatches {
+                miid: "left".into(),
+                parent: vec!["Data".into()],
+                x_name: 'x'
+            }
+        );
+        // Ambiguity in one branch is an error even if another is fine.
+        assert!(matches!(
+            nodes("urn:oma:mo:moid:1.0/*/Data/(x)?nv=(x)/Value:30"),
+            Err(ResolveError::SeveralNodesMatch { .. })
+        ));
+    }
+
+    #[test]
+    fn nv_values_are_percent_decoded() {
+        let mut tree = figure5();
+        tree.instances.push((
+            "urn:oma:mo:spaced:1.0",
+            "a",
+            Node::Interior(vec![("N", Node::Leaf("a b&c"))]),
+        ));
+        tree.instances.push((
+            "urn:oma:mo:spaced:1.0",
+            "b",
+            Node::Interior(vec![("N", Node::Leaf("50%"))]),
+        ));
+        let find = |uri: &str| {
+            let uri: ClientUri = uri.parse().unwrap();
+            resolve(&tree, &uri).map(|r| r[0].miid.clone())
+        };
+        assert_eq!(
+            find("urn:oma:mo:spaced:1.0/(x)/?nv=(x)/N:a%20b%26c"),
+            Ok("a".into())
+        );
+        assert_eq!(
+            find("urn:oma:mo:spaced:1.0/(x)/?nv=(x)/N:50%25"),
+            Ok("b".into())
+        );
+        // An invalid escape is compared as written.
+        assert_eq!(
+            find("urn:oma:mo:spaced:1.0/(x)/?nv=(x)/N:50%"),
+            Ok("b".into())
+        );
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%FF"), "%FF");
+        assert_eq!(percent_decode("%41%42"), "AB");
+    }
+}
