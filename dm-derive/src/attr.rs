@@ -30,6 +30,9 @@ pub struct NodeAttrs {
     pub scope: TokenStream,
     pub moid: Option<String>,
     pub ddf_url: Option<String>,
+    /// Some key or value was rejected (and reported): skip further checks
+    /// on this node so that one mistake gives one error.
+    pub invalid: bool,
 }
 
 /// An occurrence, reduced to what code generation needs: may the node be
@@ -153,8 +156,14 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
         scope: quote!(::dm_core::Scope::Permanent),
         moid: None,
         ddf_url: None,
+        invalid: false,
     };
     let mut occurrence_tokens_out = None;
+    let mut failed = false;
+    let mut fail = |errors: &mut Errors, e: syn::Error| {
+        failed = true;
+        errors.push(e);
+    };
     for attr in attrs.iter().filter(|a| a.path().is_ident("dm")) {
         let result = attr.parse_nested_meta(|meta| {
             let key = meta
@@ -168,7 +177,7 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
                 "format" => {
                     let v = lit.value();
                     if !FORMATS.contains(&v.as_str()) {
-                        errors.push(syn::Error::new(
+                        fail(errors, syn::Error::new(
                             lit.span(),
                             format!("unknown format `{v}`; expected one of {}", FORMATS.join(", ")),
                         ));
@@ -177,18 +186,18 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
                 }
                 "access" => match access_tokens(&lit) {
                     Ok(t) => out.access = t,
-                    Err(e) => errors.push(e),
+                    Err(e) => fail(errors, e),
                 },
                 "occurrence" => match occurrence_tokens(&lit) {
                     Ok(o) => {
                         occurrence_tokens_out = Some(o.tokens);
                         out.occurrence = Some(o.kind);
                     }
-                    Err(e) => errors.push(e),
+                    Err(e) => fail(errors, e),
                 },
                 "scope" => match scope_tokens(&lit) {
                     Ok(t) => out.scope = t,
-                    Err(e) => errors.push(e),
+                    Err(e) => fail(errors, e),
                 },
                 "moid" => out.moid = Some(lit.value()),
                 "ddf_url" => out.ddf_url = Some(lit.value()),
@@ -201,8 +210,9 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
             Ok(())
         });
         if let Err(e) = result {
-            errors.push(e);
+            fail(errors, e);
         }
     }
+    out.invalid = failed;
     (out, occurrence_tokens_out)
 }

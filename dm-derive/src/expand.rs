@@ -63,6 +63,9 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         let Some(ident) = field.ident.clone() else {
             continue;
         };
+        if attrs.invalid {
+            continue;
+        }
         let name = attrs.name;
         let Some((format_name, _)) = attrs.format else {
             errors.push(syn::Error::new(
