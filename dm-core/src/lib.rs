@@ -5,6 +5,11 @@
 //! (Appendix C), the JSON packages (7.2.1), the multipart Package#3 of
 //! Appendix F, and the [`ManagementObject`] trait that MOs implement,
 //! usually through `#[derive(ManagementObject)]`.
+//!
+//! Also: the binary Package#0 with its SHA256-DIGEST ([`notification`],
+//! 5.2.1, 7.1), ClientURI resolution over any tree of MO instances
+//! ([`resolve`], 6.1.2), access-control evaluation ([`acl`], 10, 12.3,
+//! 6.3.1.1) and cache validators ([`cache`], 11).
 
 // Derived code names this crate as `::dm_core`, also from inside it.
 extern crate self as dm_core;

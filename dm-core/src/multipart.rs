@@ -248,6 +248,34 @@ mod tests {
     }
 
     #[test]
+    fn boundary_text_in_part_headers_does_not_cut_the_part() {
+        // The boundary is chosen against the bodies only; a header holding
+        // its text is still harmless, because after a delimiter the decoder
+        // reads the headers up to the blank line before it looks for the
+        // next delimiter.
+        let r = ResponseBody {
+            package: Package3 {
+                statuses: vec![Status::new(StatusCode::OK)],
+                alerts: vec![],
+            },
+            data: vec![
+                Part {
+                    name: Some("x--dm2-boundary".into()),
+                    content_type: "text/plain; note=--dm2-boundary-1".into(),
+                    body: b"v".to_vec(),
+                },
+                Part {
+                    name: None,
+                    content_type: "text/plain".into(),
+                    body: b"--dm2-boundary-2".to_vec(),
+                },
+            ],
+        };
+        let (ct, body) = r.encode();
+        assert_eq!(ResponseBody::decode(&ct, &body).unwrap(), r);
+    }
+
+    #[test]
     fn broken_multipart_is_an_error_not_a_panic() {
         let ct = "multipart/form-data; boundary=b";
         for body in [

@@ -244,7 +244,7 @@ impl Command {
     }
 
     /// Reads one command array. `params` are the strings after the name.
-    fn from_parts(name: &str, params: &[&str]) -> Result<Command, CommandError> {
+    fn from_parts<S: AsRef<str>>(name: &str, params: &[S]) -> Result<Command, CommandError> {
         let arity = |min: usize, max: Option<usize>| {
             let ok = params.len() >= min && max.is_none_or(|m| params.len() <= m);
             if ok {
@@ -258,13 +258,14 @@ impl Command {
         };
         let client = |i: usize| -> Result<ClientUri, CommandError> {
             params[i]
+                .as_ref()
                 .parse()
                 .map_err(|source| CommandError::BadClientUri {
                     name: name.to_owned(),
                     source,
                 })
         };
-        let server = |i: usize| ServerUri::new(params[i]);
+        let server = |i: usize| ServerUri::new(params[i].as_ref());
         Ok(match name {
             "HGET" => {
                 arity(1, Some(2))?;
@@ -328,7 +329,7 @@ impl Command {
                 arity(2, Some(2))?;
                 Command::Default {
                     server_uri: server(0),
-                    moid: params[1].to_owned(),
+                    moid: params[1].as_ref().to_owned(),
                 }
             }
             "SUB" => {
@@ -397,28 +398,24 @@ impl Package2 {
     /// Parses a Package#2. The package is rejected only when it is not a
     /// JSON object whose `CMD` is an array of arrays; a single bad command
     /// is kept as an error in its place.
+    ///
+    /// The JSON is deserialized straight into commands, without building a
+    /// `serde_json::Value` first (strings are borrowed from `bytes` when
+    /// they hold no escape).
     pub fn parse(bytes: &[u8]) -> Result<Package2, PackageError> {
         const WHAT: &str = "Package#2";
-        let json: Json = serde_json::from_slice(bytes).map_err(|e| PackageError::json(WHAT, e))?;
-        let obj = json
-            .as_object()
-            .ok_or_else(|| PackageError::shape(WHAT, "not a JSON object"))?;
-        let cmds = obj
-            .get("CMD")
-            .ok_or_else(|| PackageError::shape(WHAT, "missing the required `CMD` member"))?
-            .as_array()
-            .ok_or_else(|| PackageError::shape(WHAT, "`CMD` is not an array"))?;
-        let commands = cmds
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let arr = c.as_array().ok_or_else(|| {
-                    PackageError::shape(WHAT, format!("CMD[{i}] is not an array"))
-                })?;
-                Ok(parse_command(arr))
-            })
-            .collect::<Result<_, PackageError>>()?;
-        Ok(Package2 { commands })
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = serde::Deserializer::deserialize_any(&mut de, raw::PackageVisitor)
+            .and_then(|p| de.end().map(|()| p));
+        match parsed {
+            Ok(p) => Ok(p),
+            // Our own shape complaints come back as data errors; syntax and
+            // end-of-input errors are the JSON's.
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                Err(PackageError::shape(WHAT, raw::shape_message(&e)))
+            }
+            Err(e) => Err(PackageError::json(WHAT, e)),
+        }
     }
 
     pub fn to_json(&self) -> Json {
@@ -435,13 +432,255 @@ impl Package2 {
     }
 }
 
-fn parse_command(arr: &[Json]) -> Result<Command, CommandError> {
-    let mut strings = Vec::with_capacity(arr.len());
-    for (index, v) in arr.iter().enumerate() {
-        strings.push(v.as_str().ok_or(CommandError::NotAString { index })?);
+/// The direct deserialization of Package#2: `{"CMD": [[name, params...],
+/// ...], ...}`, other members ignored.
+mod raw {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::{Command, CommandError, Package2};
+
+    /// Prefix of the messages of shape errors, stripped again for
+    /// [`super::PackageError::Shape`].
+    const SHAPE: &str = "shape: ";
+
+    fn shape<E: de::Error>(reason: impl fmt::Display) -> E {
+        E::custom(format_args!("{SHAPE}{reason}"))
     }
-    let (name, params) = strings.split_first().ok_or(CommandError::Empty)?;
-    Command::from_parts(name, params)
+
+    /// The reason of a shape error, without serde_json's position suffix.
+    pub(super) fn shape_message(e: &serde_json::Error) -> String {
+        let text = e.to_string();
+        let text = text.strip_prefix(SHAPE).unwrap_or(&text);
+        match text.rfind(" at line ") {
+            Some(i) => text[..i].to_owned(),
+            None => text.to_owned(),
+        }
+    }
+
+    pub(super) struct PackageVisitor;
+
+    impl<'de> Visitor<'de> for PackageVisitor {
+        type Value = Package2;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a Package#2 object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Package2, A::Error> {
+            let mut commands = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "CMD" {
+                    commands = Some(map.next_value_seed(Commands)?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            let commands =
+                commands.ok_or_else(|| shape::<A::Error>("missing the required `CMD` member"))?;
+            Ok(Package2 { commands })
+        }
+
+        // Anything but an object.
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Package2, E> {
+            Err(shape("not a JSON object"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Package2, E> {
+            Err(shape("not a JSON object"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Package2, E> {
+            Err(shape("not a JSON object"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Package2, E> {
+            Err(shape("not a JSON object"))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Package2, E> {
+            Err(shape("not a JSON object"))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Package2, E> {
+            Err(shape("not a JSON object"))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Package2, A::Error> {
+            Err(shape("not a JSON object"))
+        }
+    }
+
+    /// The `CMD` array.
+    struct Commands;
+
+    impl<'de> DeserializeSeed<'de> for Commands {
+        type Value = Vec<Result<Command, CommandError>>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Commands {
+        type Value = Vec<Result<Command, CommandError>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("the CMD array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(4096));
+            while let Some(cmd) = seq.next_element_seed(OneCommand { index: out.len() })? {
+                out.push(cmd);
+            }
+            Ok(out)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(shape("`CMD` is not an array"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(shape("`CMD` is not an array"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(shape("`CMD` is not an array"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(shape("`CMD` is not an array"))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(shape("`CMD` is not an array"))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(shape("`CMD` is not an array"))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(shape("`CMD` is not an array"))
+        }
+    }
+
+    /// One command array, `CMD[index]`.
+    struct OneCommand {
+        index: usize,
+    }
+
+    impl OneCommand {
+        fn not_an_array<E: de::Error>(&self) -> E {
+            shape(format_args!("CMD[{}] is not an array", self.index))
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for OneCommand {
+        type Value = Result<Command, CommandError>;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OneCommand {
+        type Value = Result<Command, CommandError>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a command array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut strings: Vec<Cow<'de, str>> = Vec::with_capacity(4);
+            let mut not_a_string = None;
+            while let Some(e) = seq.next_element::<Element<'de>>()? {
+                match e {
+                    Element::Str(s) if not_a_string.is_none() => strings.push(s),
+                    Element::Str(_) => {}
+                    Element::Other => {
+                        not_a_string.get_or_insert(strings.len());
+                    }
+                }
+            }
+            if let Some(index) = not_a_string {
+                return Ok(Err(CommandError::NotAString { index }));
+            }
+            let Some((name, params)) = strings.split_first() else {
+                return Ok(Err(CommandError::Empty));
+            };
+            Ok(Command::from_parts(name, params))
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(self.not_an_array())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(self.not_an_array())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(self.not_an_array())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(self.not_an_array())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(self.not_an_array())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(self.not_an_array())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(self.not_an_array())
+        }
+    }
+
+    /// One element of a command array: a string (borrowed when it has no
+    /// escape), or anything else, which is skipped.
+    enum Element<'de> {
+        Str(Cow<'de, str>),
+        Other,
+    }
+
+    impl<'de> de::Deserialize<'de> for Element<'de> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ElementVisitor)
+        }
+    }
+
+    struct ElementVisitor;
+
+    impl<'de> Visitor<'de> for ElementVisitor {
+        type Value = Element<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a command name or parameter")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Element<'de>, E> {
+            Ok(Element::Str(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Element<'de>, E> {
+            Ok(Element::Str(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Element<'de>, E> {
+            Ok(Element::Str(Cow::Owned(v)))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Element<'de>, E> {
+            Ok(Element::Other)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Element<'de>, E> {
+            Ok(Element::Other)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Element<'de>, E> {
+            Ok(Element::Other)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Element<'de>, E> {
+            Ok(Element::Other)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Element<'de>, E> {
+            Ok(Element::Other)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Element::Other)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element<'de>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Element::Other)
+        }
+    }
 }
 
 /// The status of one command in Package#3 (spec 7.2.1.3).
@@ -495,8 +734,32 @@ impl Package3 {
         Json::Object(o)
     }
 
+    /// The bytes of [`Package3::to_json`], written directly.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.to_json().to_string().into_bytes()
+        let mut out = Vec::with_capacity(16 + self.statuses.len() * 12);
+        out.extend_from_slice(b"{\"Status\":[");
+        for (i, s) in self.statuses.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"sc\":");
+            out.extend_from_slice(s.code.as_u16().to_string().as_bytes());
+            if !s.uris.is_empty() {
+                out.extend_from_slice(b",\"URI\":");
+                // Writing strings to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut out, &s.uris);
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        if !self.alerts.is_empty() {
+            out.extend_from_slice(b",\"Alert\":");
+            if serde_json::to_writer(&mut out, &self.alerts).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+        out.push(b'}');
+        out
     }
 
     /// Parses a Package#3, accepting the status forms the spec's examples
@@ -707,6 +970,65 @@ mod tests {
         assert_eq!(Package3::parse(written.as_bytes()).unwrap(), p);
         assert!(Package3::parse(br#"{"Status": [201]}"#).is_err());
         assert!(Package3::parse(br#"{"Status": ["urn:a//"]}"#).is_err());
+    }
+
+    #[test]
+    fn package3_bytes_are_its_json() {
+        let mut alert = Alert::new(alert_type::CLIENT_INITIATED_MGMT);
+        alert.data = Some(serde_json::json!({"DM1x": 1404, "q": "a\"b"}));
+        let p = Package3 {
+            statuses: vec![
+                Status::new(StatusCode::OK),
+                Status {
+                    code: StatusCode::from_u16(1404).unwrap(),
+                    uris: vec!["urn:a/\"x\"/".into(), "b".into()],
+                },
+            ],
+            alerts: vec![alert],
+        };
+        assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
+        let empty = Package3::default();
+        assert_eq!(empty.to_vec(), br#"{"Status":[]}"#);
+    }
+
+    #[test]
+    fn package2_shape_errors_name_what_is_wrong() {
+        let reason = |body: &[u8]| match Package2::parse(body) {
+            Err(PackageError::Shape { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason(b"[]"), "not a JSON object");
+        assert_eq!(reason(b"\"CMD\""), "not a JSON object");
+        assert_eq!(
+            reason(b"{\"cmd\": []}"),
+            "missing the required `CMD` member"
+        );
+        assert_eq!(reason(b"{\"CMD\": {}}"), "`CMD` is not an array");
+        assert_eq!(
+            reason(b"{\"CMD\": [[\"END\"], 7]}"),
+            "CMD[1] is not an array"
+        );
+        // Other members are ignored, escapes are read, a bad element keeps
+        // its index (the name is element 0).
+        let p = Package2::parse(
+            br#"{"v": [1, {"a": null}], "CMD": [["G\u0045T", "urn:a//\u0041"], ["GET", "urn:a//", {"x": [1]}], ["END", null]]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.commands[0].as_ref().map(|c| c.to_json()),
+            Ok(serde_json::json!(["GET", "urn:a//A"]))
+        );
+        assert_eq!(p.commands[1], Err(CommandError::NotAString { index: 2 }));
+        assert_eq!(p.commands[2], Err(CommandError::NotAString { index: 1 }));
+        // Trailing garbage and truncation are JSON errors.
+        assert!(matches!(
+            Package2::parse(b"{\"CMD\": []} x"),
+            Err(PackageError::Json { .. })
+        ));
+        assert!(matches!(
+            Package2::parse(b"{\"CMD\": [[\"END\"]"),
+            Err(PackageError::Json { .. })
+        ));
     }
 
     #[test]

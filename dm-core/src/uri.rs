@@ -148,7 +148,31 @@ impl ClientUri {
 }
 
 fn is_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+    c.is_ascii() && UNRESERVED[c as usize]
+}
+
+/// RFC 3986 unreserved bytes: ALPHA / DIGIT / "-" / "." / "_" / "~".
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    table
+};
+
+/// The first byte of `text` that `allowed` refuses, as an error at
+/// `offset` plus its position naming the character found there.
+fn first_bad(text: &str, offset: usize, allowed: impl Fn(u8) -> bool) -> Result<(), UriError> {
+    match text.bytes().position(|b| !allowed(b)) {
+        None => Ok(()),
+        Some(i) => {
+            let c = text[i..].chars().next().unwrap_or('\u{fffd}');
+            Err(err(offset + i, UriErrorReason::BadChar(c)))
+        }
+    }
 }
 
 fn err(position: usize, reason: UriErrorReason) -> UriError {
@@ -171,10 +195,7 @@ fn check_name(text: &str, offset: usize) -> Result<(), UriError> {
     if text.is_empty() {
         return Err(err(offset, UriErrorReason::EmptyNodeName));
     }
-    match text.char_indices().find(|(_, c)| !is_unreserved(*c)) {
-        Some((i, c)) => Err(err(offset + i, UriErrorReason::BadChar(c))),
-        None => Ok(()),
-    }
+    first_bad(text, offset, |b| UNRESERVED[usize::from(b)])
 }
 
 impl FromStr for ClientUri {
@@ -194,12 +215,7 @@ impl FromStr for ClientUri {
         if moid.is_empty() {
             return Err(err(0, UriErrorReason::EmptyMoid));
         }
-        if let Some((i, c)) = moid
-            .char_indices()
-            .find(|(_, c)| !(is_unreserved(*c) || *c == ':'))
-        {
-            return Err(err(i, UriErrorReason::BadChar(c)));
-        }
+        first_bad(moid, 0, |b| UNRESERVED[usize::from(b)] || b == b':')?;
 
         // mo-inst: up to the next '/', which path-from-moroot requires.
         let inst_start = moid_end + 1;

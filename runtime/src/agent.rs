@@ -1,11 +1,17 @@
-//! The device agent behind `dmctl client` (ARCHITECTURE "Command line").
+//! The device agent behind `dmctl client` (ARCHITECTURE "Command line"):
+//! state directory, factory bootstrap, plugins, one session per server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::client::{Device, DeviceConfig, Initiation, SessionError, SessionReport};
+use dm_core::{InstanceSelector, MoDataItem, NodeData, PackageError};
+
+use crate::access::DMACC_MOID;
+use crate::client::{Device, DeviceConfig, Initiation, SessionCtx, SessionError, SessionReport};
 use crate::http::Observer;
-use crate::state::{machine_dev_id, StateDir, StateError};
+use crate::plugins::{PluginError, PluginInstance};
+use crate::store::{fnv1a, machine_dev_id, StateDir, StateError};
+use crate::tree::{Factory, Owner, Registry};
 
 /// What `dmctl client` was asked to do.
 #[derive(Debug, Clone)]
@@ -16,6 +22,8 @@ pub struct AgentOptions {
     pub server_id: Option<String>,
     /// Directory of MO plugin dylibs to load at start.
     pub plugins: Option<PathBuf>,
+    /// Program SHOW starts (`--show-cmd`).
+    pub show_cmd: Option<String>,
     pub timeout: Duration,
 }
 
@@ -24,6 +32,8 @@ pub struct AgentOptions {
 pub enum AgentError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("bootstrap {}: {reason}", path.display())]
+    Bootstrap { path: PathBuf, reason: String },
     #[error("no DM Server account: bootstrap one with --bootstrap FILE")]
     NoAccounts,
     #[error("no DM Server account with SrvID `{0}`")]
@@ -37,23 +47,56 @@ pub struct SessionOutcome {
     pub result: Result<SessionReport, SessionError>,
 }
 
+/// Builds the device from its state directory: compiled-in MOs, plugins,
+/// then the instances saved by earlier runs.
+pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
+    let store = StateDir::open(&opts.state)?;
+    let agent_state = store.agent_state()?;
+    let dev_id = match &opts.dev_id {
+        Some(id) => id.clone(),
+        None => store.dev_id(machine_dev_id)?,
+    };
+    let mut registry = crate::standard_registry(&dev_id);
+    if let Some(dir) = &opts.plugins {
+        // A refused plugin is reported; the device starts with the rest.
+        for e in register_plugins(&mut registry, dir) {
+            eprintln!("dmctl client: plugin refused: {e}");
+        }
+    }
+    let mut config = DeviceConfig::new(dev_id);
+    config.timeout = opts.timeout;
+    let mut device = Device::new(config, registry).with_store(store.clone(), agent_state);
+    device.set_show_cmd(opts.show_cmd.clone());
+    for saved in store.load_instances()? {
+        if let Err(e) = device.restore(&saved) {
+            // Data this build cannot read (an MO no longer compiled in):
+            // kept on disk, reported, not fatal.
+            eprintln!(
+                "dmctl client: saved instance {}/{} not restored: {e}",
+                saved.moid, saved.miid
+            );
+        }
+    }
+    Ok(device)
+}
+
 /// Applies the bootstrap (if any), then runs one client-initiated session
-/// with each account (or only `server_id`). A session to a freshly
-/// bootstrapped server carries BootstrapComplete (spec 8), and the flag is
-/// cleared only once that session ended with END.
+/// with each account (or only `server_id`), then delivers the Generic
+/// Alerts of asynchronous EXECs (5.4.1). A session to a freshly
+/// bootstrapped server carries BootstrapComplete and MOS (spec 8, 5.2.2);
+/// the flag is cleared only once that session ended with END.
 pub async fn run_once(
     opts: &AgentOptions,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let state = StateDir::open(&opts.state)?;
-    if let Some(file) = &opts.bootstrap {
-        state.apply_bootstrap(file)?;
+    let mut device = open_device(opts)?;
+    if let Some(o) = observer {
+        device.observe(o);
     }
-    let dev_id = match &opts.dev_id {
-        Some(id) => id.clone(),
-        None => state.dev_id(machine_dev_id)?,
-    };
-    let mut accounts = state.accounts()?;
+    if let Some(file) = &opts.bootstrap {
+        apply_bootstrap(&mut device, file)?;
+    }
+    let accounts = device.accounts();
     if accounts.is_empty() {
         return Err(AgentError::NoAccounts);
     }
@@ -62,22 +105,8 @@ pub async fn run_once(
             return Err(AgentError::UnknownServer(id.clone()));
         }
     }
-    let mut config = DeviceConfig::new(dev_id.clone());
-    config.timeout = opts.timeout;
-    let mut registry = crate::standard_registry(&dev_id);
-    if let Some(dir) = &opts.plugins {
-        // A refused plugin is reported; the device starts with the rest.
-        for e in register_plugins(&mut registry, dir) {
-            eprintln!("dmctl client: plugin refused: {e}");
-        }
-    }
-    let mut device = Device::new(config, registry);
-    if let Some(o) = observer {
-        device.observe(o);
-    }
     let mut outcomes = Vec::new();
-    for i in 0..accounts.len() {
-        let account = &accounts[i];
+    for account in &accounts {
         if opts
             .server_id
             .as_ref()
@@ -85,69 +114,183 @@ pub async fn run_once(
         {
             continue;
         }
-        let initiation = if account.bootstrap_pending {
+        let pending = device
+            .agent_state()
+            .bootstrap_pending
+            .contains(&account.server_id);
+        let initiation = if pending {
             Initiation::BootstrapComplete
         } else {
             Initiation::ClientInitiated
         };
-        // MOS goes with BootstrapComplete, so a new server learns at once
-        // what the device supports (5.2.2 allows it in any Package#1).
-        let send_mos = initiation == Initiation::BootstrapComplete;
         let result = device
-            .run_session(&account.server_uri, initiation, send_mos)
+            .run_session_as(&account.server_id, initiation, pending, Vec::new())
             .await;
-        if result.is_ok() && account.bootstrap_pending {
-            accounts[i].bootstrap_pending = false;
-            state.save_accounts(&accounts)?;
+        if result.is_ok() && pending {
+            device
+                .agent_state_mut()
+                .bootstrap_pending
+                .retain(|s| *s != account.server_id);
+            if !device.save_agent().is_success() {
+                eprintln!(
+                    "dmctl client: could not save the agent state in {}",
+                    opts.state.display()
+                );
+            }
         }
         outcomes.push(SessionOutcome {
-            server_id: accounts[i].server_id.clone(),
+            server_id: account.server_id.clone(),
             result,
         });
     }
-    // Results of asynchronous EXECs go out in new sessions, one per
-    // ServerURI, before the agent exits (spec 5.4.1).
+    outcomes.extend(deliver_alerts(&mut device).await);
+    Ok(outcomes)
+}
+
+/// Results of asynchronous EXECs go out in new sessions, one per target
+/// ServerURI (spec 5.4.1), as the server that owns that URI when there is
+/// one.
+pub async fn deliver_alerts(device: &mut Device) -> Vec<SessionOutcome> {
     let pending = device.take_pending_alerts();
-    let mut targets: Vec<&str> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
     for p in &pending {
-        if !targets.contains(&p.server_uri.as_str()) {
-            targets.push(&p.server_uri);
+        if !targets.contains(&p.server_uri) {
+            targets.push(p.server_uri.clone());
         }
     }
+    let mut outcomes = Vec::new();
     for target in targets {
         let alerts = pending
             .iter()
             .filter(|p| p.server_uri == target)
             .map(|p| p.alert.clone())
             .collect();
-        let result = device
-            .run_session_with_alerts(target, Initiation::ClientInitiated, false, alerts)
-            .await;
+        let account = device
+            .accounts()
+            .into_iter()
+            .find(|a| a.server_uri == target);
+        let result = match &account {
+            Some(a) => {
+                device
+                    .run_session_as(&a.server_id, Initiation::ClientInitiated, false, alerts)
+                    .await
+            }
+            None => {
+                device
+                    .run_session_with_alerts(&target, Initiation::ClientInitiated, false, alerts)
+                    .await
+            }
+        };
         outcomes.push(SessionOutcome {
-            server_id: target.to_owned(),
+            server_id: account.map(|a| a.server_id).unwrap_or(target),
             result,
         });
     }
-    Ok(outcomes)
+    outcomes
 }
 
-/// Loads the plugins in `dir` and registers each of their instances;
-/// returns what was refused.
-pub fn register_plugins(
-    registry: &mut crate::Registry,
-    dir: &std::path::Path,
-) -> Vec<crate::plugins::PluginError> {
+/// Applies a factory bootstrap file (spec 8.2, 8.5): an `application/
+/// dmmo+json` array applied like HGET without ClientURI. A DMAcc instance
+/// belongs to the server it describes; other items to the file's first
+/// server. The same file applied again (every start) changes nothing; a
+/// file that would change another server's account is refused whole.
+pub fn apply_bootstrap(device: &mut Device, file: &Path) -> Result<(), AgentError> {
+    let fail = |reason: String| AgentError::Bootstrap {
+        path: file.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(file).map_err(|e| fail(e.to_string()))?;
+    let digest = format!("{:016x}", fnv1a(&bytes));
+    if device.agent_state().bootstraps_applied.contains(&digest) {
+        return Ok(());
+    }
+    let items = MoDataItem::parse_list(&bytes).map_err(|e: PackageError| fail(e.to_string()))?;
+    let server_of = |item: &MoDataItem| -> Option<String> {
+        let uri: dm_core::ClientUri = item.client_uri.parse().ok()?;
+        if uri.moid() != DMACC_MOID {
+            return None;
+        }
+        let data = item.mo_data.values().next()?;
+        data.get("SrvID")?.as_str().map(str::to_owned)
+    };
+    let first_server = items.iter().find_map(server_of);
+    // Refuse a file that rewrites an account another server owns.
+    for (index, item) in items.iter().enumerate() {
+        let Some(server_id) = server_of(item) else {
+            continue;
+        };
+        let uri: Result<dm_core::ClientUri, _> = item.client_uri.parse();
+        let suggested = match uri.as_ref().map(|u| u.instance()) {
+            Ok(InstanceSelector::Miid(m)) => Some(m.clone()),
+            _ => item.mo_data.keys().next().cloned(),
+        };
+        for account in device.accounts() {
+            let same_instance = suggested.as_deref() == Some(account.miid.as_str());
+            if same_instance && account.server_id != server_id {
+                return Err(fail(format!(
+                    "item {index} would change the account of server {}",
+                    account.server_id
+                )));
+            }
+        }
+    }
+    let mut added = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let owner = match server_of(item).or_else(|| first_server.clone()) {
+            Some(s) => Owner::Server(s),
+            None => Owner::Device,
+        };
+        if let Owner::Server(s) = &owner {
+            if server_of(item).is_some() && !device.accounts().iter().any(|a| a.server_id == *s) {
+                added.push(s.clone());
+            }
+        }
+        let ctx = SessionCtx::local(owner);
+        let status = device.store_items(&ctx, std::slice::from_ref(item));
+        if !status.code.is_success() {
+            return Err(fail(format!(
+                "item {index} ({}): {}",
+                item.client_uri, status.code
+            )));
+        }
+    }
+    let state = device.agent_state_mut();
+    for s in added {
+        if !state.bootstrap_pending.contains(&s) {
+            state.bootstrap_pending.push(s);
+        }
+    }
+    state.bootstraps_applied.push(digest);
+    if !device.save_agent().is_success() {
+        return Err(fail(
+            "could not record the bootstrap in the state directory".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the plugins in `dir`, registers each of their instances and a
+/// factory for new ones; returns what was refused.
+pub fn register_plugins(registry: &mut Registry, dir: &Path) -> Vec<PluginError> {
     let (plugins, mut errors) = crate::plugins::load_dir(dir, &registry.served_moids());
     for plugin in plugins {
         match plugin.instances() {
             Ok(miids) => {
                 for miid in miids {
-                    let instance =
-                        crate::plugins::PluginInstance::new(plugin.clone(), miid.clone());
-                    registry.insert(miid, Box::new(instance));
+                    let instance = PluginInstance::new(plugin.clone(), miid.clone());
+                    registry.insert_owned(miid, Box::new(instance), Owner::Device, true);
                 }
+                let p = plugin.clone();
+                registry.add_factory(Factory {
+                    schema: plugin.schema,
+                    create: Box::new(move |miid: &str, data: &NodeData| {
+                        PluginInstance::create(p.clone(), miid, data)
+                            .map(|i| Box::new(i) as Box<dyn dm_core::ManagementObject>)
+                    }),
+                    persistent: true,
+                });
             }
-            Err(e) => errors.push(crate::plugins::PluginError::BadTable {
+            Err(e) => errors.push(PluginError::BadTable {
                 path: plugin.path.clone(),
                 reason: format!("instance list: {e}"),
             }),

@@ -63,6 +63,9 @@ struct ClientArgs {
     /// Load every MO plugin dylib in DIR at start.
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
+    /// Program run for SHOW, with the ServerURI as its last argument.
+    #[arg(long, value_name = "CMD")]
+    show_cmd: Option<String>,
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
@@ -120,6 +123,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         dev_id: args.dev_id,
         server_id: args.server_id,
         plugins: args.plugins,
+        show_cmd: args.show_cmd,
         timeout: Duration::from_secs(args.timeout),
     };
     let outcomes = match agent::run_once(&opts, None).await {

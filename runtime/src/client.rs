@@ -3,17 +3,16 @@
 
 use std::time::Duration;
 
-use dm_core::multipart::{Part, ResponseBody};
+use dm_core::multipart::ResponseBody;
 use dm_core::package::{alert_type, header, media_type};
-use dm_core::{
-    AccessType, Alert, ClientUri, Command, ExecOutcome, ExecRequest, Format, MoDataItem, MoInfo,
-    NodeData, Package1, Package2, PackageError, ServerUri, Status, StatusCode,
-};
+use dm_core::{Alert, Command, MoInfo, Package1, Package2, PackageError, Status, StatusCode};
 use hyper::Method;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
+use crate::access::{self, Principal};
 use crate::http::{status_of, Exchange, HttpClient, HttpError, Observer};
-use crate::tree::{Instance, Registry, Resolved};
+use crate::store::{AgentState, StateDir};
+use crate::tree::{Owner, Registry};
 
 /// Why a session ended without END. Each aborts the session without retry
 /// (spec 5.6).
@@ -32,6 +31,8 @@ pub enum SessionError {
     BadPackage { uri: String, source: PackageError },
     #[error("session still running after {0} Package#2; aborted")]
     TooManyPackages(usize),
+    #[error("no DM Server account with SrvID `{0}`")]
+    NoAccount(String),
 }
 
 /// Why the session is started; decides the alert of Package#1 (5.2.2).
@@ -89,11 +90,56 @@ impl DeviceConfig {
 /// A DM Client: the MO instances of the device and the means to run
 /// sessions with DM Servers.
 pub struct Device {
-    config: DeviceConfig,
-    registry: Registry,
-    http: HttpClient,
-    observer: Option<Observer>,
-    pending_alerts: Vec<PendingAlert>,
+    pub(crate) config: DeviceConfig,
+    pub(crate) registry: Registry,
+    pub(crate) http: HttpClient,
+    pub(crate) observer: Option<Observer>,
+    pub(crate) pending_alerts: Vec<PendingAlert>,
+    /// Where instances and the agent's state are kept (none: in memory).
+    pub(crate) store: Option<StateDir>,
+    pub(crate) agent: AgentState,
+    /// The Web Browser Component for SHOW (`--show-cmd`).
+    pub(crate) show_cmd: Option<String>,
+    /// Instances changed since subscribers were last told.
+    pub(crate) changed: Vec<usize>,
+}
+
+/// What a command runs with: for whom, and what the server said it reads.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionCtx {
+    pub principal: Principal,
+    /// `OMADM-Accept` of the server's last Package#2 (5.5).
+    pub server_accept: Option<String>,
+    /// Owner of instances created for a local principal (bootstrap).
+    pub owner: Owner,
+}
+
+impl SessionCtx {
+    pub(crate) fn local(owner: Owner) -> SessionCtx {
+        SessionCtx {
+            principal: Principal::Local,
+            server_accept: None,
+            owner,
+        }
+    }
+
+    /// The context of the server with `server_id` (its DMAcc account), or
+    /// local when there is none.
+    pub(crate) fn for_server_id(device: &Device, server_id: Option<&str>) -> SessionCtx {
+        let account = server_id.and_then(|id| {
+            access::accounts(&device.registry)
+                .into_iter()
+                .find(|a| a.server_id == id)
+        });
+        match account {
+            Some(a) => SessionCtx {
+                principal: Principal::Server(a),
+                server_accept: None,
+                owner: Owner::Device,
+            },
+            None => SessionCtx::local(Owner::Device),
+        }
+    }
 }
 
 /// A Generic Alert waiting for a session with the server that asked for it
@@ -123,7 +169,42 @@ impl Device {
             http,
             observer: None,
             pending_alerts: Vec::new(),
+            store: None,
+            agent: AgentState::default(),
+            show_cmd: None,
+            changed: Vec::new(),
         }
+    }
+
+    /// Keeps instances and agent state in `store` from now on.
+    pub fn with_store(mut self, store: StateDir, agent: AgentState) -> Device {
+        self.store = Some(store);
+        self.agent = agent;
+        self
+    }
+
+    /// The program SHOW starts, with the ServerURI as its last argument.
+    pub fn set_show_cmd(&mut self, cmd: Option<String>) {
+        self.show_cmd = cmd;
+    }
+
+    /// The registry, for changes made by the device itself.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The agent's persistent state.
+    pub fn agent_state(&self) -> &AgentState {
+        &self.agent
+    }
+
+    pub(crate) fn agent_state_mut(&mut self) -> &mut AgentState {
+        &mut self.agent
+    }
+
+    /// Every DM Server account (DMAcc instances).
+    pub fn accounts(&self) -> Vec<access::ServerAccount> {
+        access::accounts(&self.registry)
     }
 
     /// The device's MO instances.
@@ -146,6 +227,9 @@ impl Device {
     }
 
     /// Runs one DM Session with the DM Server at `server_uri`.
+    /// Runs one DM Session with the DM Server at `server_uri`, with no
+    /// access restriction (a test harness or a local tool). Sessions with a
+    /// bootstrapped server go through [`Device::run_session_as`].
     pub async fn run_session(
         &mut self,
         server_uri: &str,
@@ -156,10 +240,40 @@ impl Device {
             .await
     }
 
-    /// Runs one DM Session whose Package#1 also carries `alerts` (Generic
-    /// Alerts for this server, spec 5.4).
+    /// As [`Device::run_session`], with Generic Alerts in Package#1 (5.4).
     pub async fn run_session_with_alerts(
         &mut self,
+        server_uri: &str,
+        initiation: Initiation,
+        send_mos: bool,
+        alerts: Vec<Alert>,
+    ) -> Result<SessionReport, SessionError> {
+        let ctx = SessionCtx::local(Owner::Device);
+        self.session(ctx, server_uri, initiation, send_mos, alerts)
+            .await
+    }
+
+    /// Runs one DM Session for the server with DMAcc SrvID `server_id`:
+    /// every command is checked against its rights, MOS lists only what its
+    /// Perm list covers.
+    pub async fn run_session_as(
+        &mut self,
+        server_id: &str,
+        initiation: Initiation,
+        send_mos: bool,
+        alerts: Vec<Alert>,
+    ) -> Result<SessionReport, SessionError> {
+        let ctx = SessionCtx::for_server_id(self, Some(server_id));
+        let uri = match &ctx.principal {
+            Principal::Server(a) => a.server_uri.clone(),
+            Principal::Local => return Err(SessionError::NoAccount(server_id.to_owned())),
+        };
+        self.session(ctx, &uri, initiation, send_mos, alerts).await
+    }
+
+    async fn session(
+        &mut self,
+        mut ctx: SessionCtx,
         server_uri: &str,
         initiation: Initiation,
         send_mos: bool,
@@ -168,7 +282,7 @@ impl Device {
         let mut all_alerts = vec![initiation.alert()];
         all_alerts.extend(alerts);
         let package1 = Package1 {
-            mos: send_mos.then(|| self.mos()),
+            mos: send_mos.then(|| self.mos(&ctx.principal)),
             alerts: all_alerts,
         };
         let mut uri = server_uri.to_owned();
@@ -178,6 +292,7 @@ impl Device {
         let mut report = SessionReport::default();
         loop {
             let package2 = self.read_package2(&uri, &exchange)?;
+            ctx.server_accept = exchange.response.header(header::ACCEPT).map(str::to_owned);
             report.packages += 1;
             if report.packages > self.config.max_packages {
                 return Err(SessionError::TooManyPackages(self.config.max_packages));
@@ -195,19 +310,7 @@ impl Device {
                         report.commands.push(("END".into(), StatusCode::OK));
                         continue;
                     }
-                    Ok(Command::Cont { server_uri }) => {
-                        // spec 5.3.8: the rest of the session goes there.
-                        uri = server_uri.resolve(&self.uri_params());
-                        (Status::new(StatusCode::OK), None)
-                    }
-                    Ok(Command::Get { client_uri }) => self.get(index, client_uri),
-                    Ok(Command::Exec {
-                        client_uri,
-                        server_uri,
-                    }) => (self.exec(client_uri, server_uri.as_ref()), None),
-                    // Not in this build yet: the spec's answer for a feature
-                    // the recipient does not support (Appendix C).
-                    Ok(_) => (Status::new(StatusCode::NOT_IMPLEMENTED), None),
+                    Ok(command) => self.execute(&ctx, index, command, &mut uri).await,
                 };
                 let name = match entry {
                     Ok(c) => c.name().to_owned(),
@@ -216,6 +319,8 @@ impl Device {
                 report.commands.push((name, status.code));
                 response.package.statuses.push(status);
                 response.data.extend(part);
+                // A change reaches subscribers when it happens (5.3.11).
+                self.notify_subscribers().await;
             }
             if end {
                 // spec 5.3.9: no Package#3 after END.
@@ -226,21 +331,37 @@ impl Device {
         }
     }
 
-    fn uri_params(&self) -> dm_core::ServerUriParams {
+    pub(crate) fn uri_params(&self) -> dm_core::ServerUriParams {
         dm_core::ServerUriParams {
             dev_id: self.config.dev_id.clone(),
             ..Default::default()
         }
     }
 
-    fn mos(&self) -> Vec<MoInfo> {
+    /// The MOS array (5.2.2): only MOIDs the server's Perm list covers,
+    /// only the instances it has some right on.
+    fn mos(&self, principal: &Principal) -> Vec<MoInfo> {
+        let visible = |moid: &str, miid: &str| {
+            self.registry
+                .find(moid, miid)
+                .and_then(|i| self.registry.instance(i))
+                .is_some_and(|i| access::can_see(principal, i, &[]))
+        };
         self.registry
             .mos()
             .into_iter()
+            .filter(|(schema, _)| match principal {
+                Principal::Local => true,
+                Principal::Server(a) => a.covers(schema.moid),
+            })
             .map(|(schema, miids)| MoInfo {
                 ddf: Some(schema.ddf_url.to_owned()).filter(|u| !u.is_empty()),
                 moid: Some(schema.moid.to_owned()),
-                miids: miids.into_iter().map(str::to_owned).collect(),
+                miids: miids
+                    .into_iter()
+                    .filter(|m| visible(schema.moid, m))
+                    .map(str::to_owned)
+                    .collect(),
             })
             .collect()
     }
@@ -257,9 +378,7 @@ impl Device {
             (header::DEV_ID, self.config.dev_id.clone()),
         ];
         let exchange = self.http.call(Method::POST, uri, &headers, body).await?;
-        if let Some(o) = &self.observer {
-            o(&exchange);
-        }
+        self.observe_exchange(&exchange);
         let status = status_of(&exchange.response);
         if !(200..300).contains(&status) {
             return Err(SessionError::HttpStatus {
@@ -285,131 +404,61 @@ impl Device {
         })
     }
 
-    /// GET (spec 5.3.6, Appendix F): the data of every node the ClientURI
-    /// resolves to, in the part named after the command's index.
-    fn get(&self, index: usize, uri: &ClientUri) -> (Status, Option<Part>) {
-        let resolved = match self.registry.resolve(uri) {
-            Ok(r) => r,
-            Err(code) => return (Status::new(code), None),
-        };
-        // Every node touched must allow Get (spec 6.3.1.1).
-        let mut nodes = Vec::with_capacity(resolved.len());
-        for r in &resolved {
-            match self.registry.schema_of(r) {
-                Some(s) if s.access.contains(AccessType::GET) => nodes.push((r, s)),
-                _ => return (Status::new(StatusCode::COMMAND_NOT_ALLOWED), None),
+    /// Executes one command of a Package#2.
+    async fn execute(
+        &mut self,
+        ctx: &SessionCtx,
+        index: usize,
+        command: &Command,
+        session_uri: &mut String,
+    ) -> (Status, Option<dm_core::multipart::Part>) {
+        let plain = |s: Status| (s, None);
+        match command {
+            Command::Get { client_uri } => self.cmd_get(ctx, index, client_uri),
+            Command::Hget {
+                server_uri,
+                client_uri,
+            } => plain(self.cmd_hget(ctx, server_uri, client_uri.as_ref()).await),
+            Command::Hput {
+                server_uri,
+                client_uris,
+            } => plain(
+                self.cmd_send(ctx, Method::PUT, server_uri, client_uris)
+                    .await,
+            ),
+            Command::Hpost {
+                server_uri,
+                client_uris,
+            } => plain(
+                self.cmd_send(ctx, Method::POST, server_uri, client_uris)
+                    .await,
+            ),
+            Command::Delete { client_uri } => plain(self.cmd_delete(ctx, client_uri)),
+            Command::Exec {
+                client_uri,
+                server_uri,
+            } => plain(self.cmd_exec(ctx, client_uri, server_uri.as_ref())),
+            Command::Show { server_uri } => plain(self.cmd_show(server_uri)),
+            Command::Cont { server_uri } => {
+                // spec 5.3.8: the rest of the session goes there.
+                *session_uri = server_uri.resolve(&self.uri_params());
+                plain(Status::new(StatusCode::OK))
             }
+            Command::Default { server_uri, moid } => plain(self.cmd_default(server_uri, moid)),
+            Command::Sub {
+                server_uri,
+                client_uri,
+            } => plain(self.cmd_sub(ctx, server_uri, client_uri)),
+            Command::Unsub { client_uri } => plain(self.cmd_unsub(ctx, client_uri)),
+            // Handled by the session loop.
+            Command::End => plain(Status::new(StatusCode::OK)),
         }
-        let mut items = Vec::with_capacity(nodes.len());
-        for (r, schema) in &nodes {
-            match self.read(r, schema, uri.query().level) {
-                Ok((instance, data)) => items.push((instance, *r, data)),
-                Err(code) => return (Status::new(code), None),
-            }
-        }
-        if items
-            .iter()
-            .all(|(_, _, d)| matches!(d, NodeData::Leaf(v) if v.format() == Format::Null))
-        {
-            return (Status::new(StatusCode::NO_CONTENT), None);
-        }
-        let name = index.to_string();
-        let part = match items.as_slice() {
-            // Appendix F: a single leaf may travel as its bare value; a
-            // wildcard always answers with a list of MO data (6.1.2).
-            [(_, _, NodeData::Leaf(v))] if !uri.has_wildcard() => {
-                let (content_type, body) = v.to_bare();
-                Part {
-                    name: Some(name),
-                    content_type: content_type.to_owned(),
-                    body,
-                }
-            }
-            _ => {
-                let list: Vec<MoDataItem> = items
-                    .iter()
-                    .map(|(instance, r, d)| mo_data_item(instance, r, d))
-                    .collect();
-                Part {
-                    name: Some(name),
-                    content_type: media_type::MO_DATA.to_owned(),
-                    body: serde_json::to_vec(&list).unwrap_or_default(),
-                }
-            }
-        };
-        (Status::new(StatusCode::OK), Some(part))
     }
 
-    /// EXEC (spec 5.3.5): every node the ClientURI resolves to must allow
-    /// Exec (405 otherwise). With a ServerURI the result is reported
-    /// asynchronously: 202 now, a Generic Alert in a new session (5.4.1).
-    fn exec(&mut self, uri: &ClientUri, server_uri: Option<&ServerUri>) -> Status {
-        let resolved = match self.registry.resolve(uri) {
-            Ok(r) => r,
-            Err(code) => return Status::new(code),
-        };
-        if resolved.iter().any(|r| {
-            !self
-                .registry
-                .schema_of(r)
-                .is_some_and(|s| s.access.contains(AccessType::EXEC))
-        }) {
-            return Status::new(StatusCode::COMMAND_NOT_ALLOWED);
+    pub(crate) fn observe_exchange(&self, exchange: &Exchange) {
+        if let Some(o) = &self.observer {
+            o(exchange);
         }
-        let request = ExecRequest {
-            asynchronous: server_uri.is_some(),
-        };
-        let mut code = StatusCode::OK;
-        for r in &resolved {
-            let path: Vec<&str> = r.path.iter().map(String::as_str).collect();
-            let Some(instance) = self.registry.instance_mut(r.instance) else {
-                return Status::new(StatusCode::NOT_FOUND);
-            };
-            let moid = instance.mo.schema().moid;
-            let result = instance.mo.exec(&path, &request);
-            let node_uri = ClientUri::for_node(moid, &instance.miid, &path);
-            let outcome = match &result {
-                Ok(ExecOutcome::Done) => StatusCode::OK,
-                Ok(ExecOutcome::Started) => StatusCode::ACCEPTED,
-                Err(e) => e.status(),
-            };
-            match server_uri {
-                Some(target) => {
-                    let mut alert = Alert::new(operation_complete_alert(moid));
-                    alert.source_uri = Some(node_uri);
-                    alert.data_type = Some("application/json".into());
-                    alert.data = Some(serde_json::json!({ "sc": outcome.as_u16() }));
-                    self.pending_alerts.push(PendingAlert {
-                        server_uri: target.resolve(&self.uri_params()),
-                        alert,
-                    });
-                    code = StatusCode::ACCEPTED;
-                }
-                None if !outcome.is_success() => return Status::new(outcome),
-                None if outcome == StatusCode::ACCEPTED => code = outcome,
-                None => {}
-            }
-        }
-        Status::new(code)
-    }
-
-    fn read(
-        &self,
-        r: &Resolved,
-        schema: &dm_core::NodeSchema,
-        level: Option<u32>,
-    ) -> Result<(&Instance, NodeData), StatusCode> {
-        let instance = self
-            .registry
-            .instance(r.instance)
-            .ok_or(StatusCode::NOT_FOUND)?;
-        let path: Vec<&str> = r.path.iter().map(String::as_str).collect();
-        let mut data = instance.mo.get(&path).map_err(|_| StatusCode::NOT_FOUND)?;
-        data.retain_readable(schema);
-        if let Some(n) = level {
-            truncate(&mut data, n);
-        }
-        Ok((instance, data))
     }
 }
 
@@ -423,59 +472,9 @@ pub fn operation_complete_alert(moid: &str) -> String {
     format!("urn:oma:at:{tail}:OperationComplete")
 }
 
-/// One element of MO serialization for a resolved node (spec 7.2.1.4).
-fn mo_data_item(instance: &Instance, r: &Resolved, data: &NodeData) -> MoDataItem {
-    let schema = instance.mo.schema();
-    let path: Vec<&str> = r.path.iter().map(String::as_str).collect();
-    // ARCHITECTURE "MOData naming": the addressed node's name, the MIID at
-    // an instance root.
-    let member = path
-        .last()
-        .copied()
-        .unwrap_or(instance.miid.as_str())
-        .to_owned();
-    let mut mo_data = Map::new();
-    mo_data.insert(member, data.to_json());
-    MoDataItem {
-        ddf: Some(schema.ddf_url.to_owned()).filter(|u| !u.is_empty()),
-        client_uri: ClientUri::for_node(schema.moid, &instance.miid, &path),
-        cv: None,
-        mo_data,
-    }
-}
-
-/// Keeps `level` sublevels of children (the `lv` query field, 6.1.1.3);
-/// deeper interior nodes are sent as `{}` (7.2.1.4: "If the child nodes are
-/// not transferred, the empty JSON object").
-fn truncate(data: &mut NodeData, level: u32) {
-    if let NodeData::Interior(children) = data {
-        if level == 0 {
-            children.clear();
-            return;
-        }
-        for (_, c) in children.iter_mut() {
-            if let NodeData::Interior(_) = c {
-                truncate(c, level - 1);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dm_core::Value;
-
-    #[test]
-    fn lv_keeps_n_sublevels() {
-        let leaf = || NodeData::Leaf(Value::Int(1));
-        let mut d = NodeData::Interior(vec![
-            ("a".into(), leaf()),
-            ("b".into(), NodeData::Interior(vec![("c".into(), leaf())])),
-        ]);
-        truncate(&mut d, 1);
-        assert_eq!(d.to_json().to_string(), r#"{"a":1,"b":{}}"#);
-    }
 
     #[test]
     fn operation_complete_alert_follows_the_oma_convention() {

@@ -7,24 +7,28 @@
 //! per-device command queues. [`agent`] is the `dmctl client` device agent
 //! over a `--state` directory; [`demo`] runs both ends in one process.
 
+mod access;
 pub mod agent;
 pub mod cli;
 mod client;
+mod commands;
 pub mod demo;
 mod http;
 mod notify;
 pub mod plugins;
 pub mod server;
-mod state;
+mod store;
 mod tree;
 
-pub use client::{Device, DeviceConfig, Initiation, SessionError, SessionReport};
+pub use access::{accounts, Principal, ServerAccount, DMACC_MOID};
+pub use client::{Device, DeviceConfig, Initiation, PendingAlert, SessionError, SessionReport};
 pub use http::{Exchange, Message, Observer};
-pub use state::{machine_dev_id, Account, StateDir, StateError, DMACC_MOID};
-pub use tree::{Registry, Resolved};
+pub use store::{machine_dev_id, AgentState, SavedInstance, StateDir, StateError, Subscription};
+pub use tree::{Factory, Owner, Registry, Resolved};
 
 /// The registry of a device with every MO compiled into this build (cargo
-/// features `mo-*`), filled from the host.
+/// features `mo-*`): DevInfo and SessionInfo filled from the host, and
+/// factories for DMAcc and DACMO, whose instances servers create.
 pub fn standard_registry(dev_id: &str) -> Registry {
     #[allow(unused_mut)]
     let mut registry = Registry::new();
@@ -33,6 +37,21 @@ pub fn standard_registry(dev_id: &str) -> Registry {
         let facts = mo_devinfo::HostFacts::from_host(dev_id);
         registry.insert("devinfo", Box::new(mo_devinfo::DevInfo::new(&facts)));
     }
+    #[cfg(feature = "mo-sessioninfo")]
+    registry.insert(
+        "sessioninfo",
+        Box::new(mo_sessioninfo::SessionInfo::from_host()),
+    );
+    #[cfg(feature = "mo-dmacc")]
+    registry.add_factory(Factory::of::<mo_dmacc::DmAcc>(
+        &mo_dmacc::DmAcc::SCHEMA,
+        true,
+    ));
+    #[cfg(feature = "mo-dacmo")]
+    registry.add_factory(Factory::of::<mo_dacmo::Dacmo>(
+        &mo_dacmo::Dacmo::SCHEMA,
+        true,
+    ));
     let _ = dev_id;
     registry
 }

@@ -245,6 +245,21 @@ impl PluginInstance {
             miid: miid.into(),
         }
     }
+
+    /// Asks the plugin to create instance `miid` from root data.
+    pub fn create(
+        plugin: Arc<Plugin>,
+        miid: &str,
+        data: &NodeData,
+    ) -> Result<PluginInstance, MoError> {
+        plugin
+            .call(&Request::Create {
+                miid: miid.to_owned(),
+                data: data.to_json(),
+            })
+            .map_err(WireError::into_mo)?;
+        Ok(PluginInstance::new(plugin, miid))
+    }
 }
 
 fn strings(path: &[&str]) -> Vec<String> {

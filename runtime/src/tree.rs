@@ -1,14 +1,30 @@
 //! The device's MO instances and ClientURI resolution (spec 6.1.2).
 
 use dm_core::{
-    ClientUri, InstanceTree, ManagementObject, MoSchema, NodeData, NodeSchema, ResolveError,
-    StatusCode,
+    ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema, NodeData, NodeSchema,
+    ResolveError, StatusCode,
 };
+
+/// Who an MO instance belongs to (spec 10; ARCHITECTURE "Who owns what").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    /// Created by the device itself (DevInfo, a plugin's built-in ones).
+    Device,
+    /// Created by the DM Server with this SrvID (bootstrap, HGET).
+    Server(String),
+}
 
 /// One MO instance held by the device.
 pub struct Instance {
     pub miid: String,
     pub mo: Box<dyn ManagementObject>,
+    pub owner: Owner,
+    /// Kept in the state directory; false for data the device recomputes
+    /// at every start (DevInfo, SessionInfo).
+    pub persistent: bool,
+    /// Bumped on every change: the cache validator of the instance (11).
+    pub changes: u64,
 }
 
 impl std::fmt::Debug for Instance {
@@ -16,7 +32,44 @@ impl std::fmt::Debug for Instance {
         f.debug_struct("Instance")
             .field("moid", &self.mo.schema().moid)
             .field("miid", &self.miid)
+            .field("owner", &self.owner)
             .finish()
+    }
+}
+
+/// Makes an instance called `miid` from root data.
+pub type CreateFn =
+    Box<dyn Fn(&str, &NodeData) -> Result<Box<dyn ManagementObject>, MoError> + Send + Sync>;
+
+/// Makes new instances of one MO from MO data (HGET without ClientURI,
+/// bootstrap, restoring saved state).
+pub struct Factory {
+    pub schema: &'static MoSchema,
+    pub create: CreateFn,
+    pub persistent: bool,
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory")
+            .field("moid", &self.schema.moid)
+            .finish()
+    }
+}
+
+impl Factory {
+    /// The factory of a derived MO type.
+    pub fn of<T: ManagementObject + MoNode>(
+        schema: &'static MoSchema,
+        persistent: bool,
+    ) -> Factory {
+        Factory {
+            schema,
+            create: Box::new(|_, data| {
+                Ok(Box::new(T::from_node(data)?) as Box<dyn ManagementObject>)
+            }),
+            persistent,
+        }
     }
 }
 
@@ -33,6 +86,7 @@ pub struct Resolved {
 #[derive(Debug, Default)]
 pub struct Registry {
     instances: Vec<Instance>,
+    factories: Vec<Factory>,
 }
 
 impl Registry {
@@ -40,13 +94,76 @@ impl Registry {
         Registry::default()
     }
 
-    /// Adds an instance under `miid`, unique per MOID.
+    /// Adds a device-owned instance under `miid`, unique per MOID.
     pub fn insert(&mut self, miid: impl Into<String>, mo: Box<dyn ManagementObject>) {
+        self.insert_owned(miid, mo, Owner::Device, false);
+    }
+
+    /// Adds an instance with its owner; returns its index.
+    pub fn insert_owned(
+        &mut self,
+        miid: impl Into<String>,
+        mo: Box<dyn ManagementObject>,
+        owner: Owner,
+        persistent: bool,
+    ) -> usize {
         let miid = miid.into();
         let moid = mo.schema().moid;
         self.instances
             .retain(|i| !(i.mo.schema().moid == moid && i.miid == miid));
-        self.instances.push(Instance { miid, mo });
+        self.instances.push(Instance {
+            miid,
+            mo,
+            owner,
+            persistent,
+            changes: 0,
+        });
+        self.instances.len() - 1
+    }
+
+    /// Registers how to make instances of an MO.
+    pub fn add_factory(&mut self, factory: Factory) {
+        self.factories
+            .retain(|f| f.schema.moid != factory.schema.moid);
+        self.factories.push(factory);
+    }
+
+    /// The factory for `moid`, if new instances of it can be made.
+    pub fn factory(&self, moid: &str) -> Option<&Factory> {
+        self.factories.iter().find(|f| f.schema.moid == moid)
+    }
+
+    /// The index of instance `miid` of `moid`.
+    pub fn find(&self, moid: &str, miid: &str) -> Option<usize> {
+        self.instances
+            .iter()
+            .position(|i| i.mo.schema().moid == moid && i.miid == miid)
+    }
+
+    /// Every instance, in registration order.
+    pub fn instances(&self) -> impl Iterator<Item = (usize, &Instance)> {
+        self.instances.iter().enumerate()
+    }
+
+    /// An MIID for a new instance of `moid`: `suggested` when it is a free
+    /// node name, else the first free `<base>N` (spec 5.3.1: the DM Client
+    /// assigns MIIDs).
+    pub fn free_miid(&self, moid: &str, suggested: Option<&str>) -> String {
+        let base = suggested
+            .filter(|s| dm_core::is_node_name(s))
+            .unwrap_or("inst");
+        if suggested.is_some_and(|s| s == base) && self.find(moid, base).is_none() {
+            return base.to_owned();
+        }
+        (1..)
+            .map(|n| format!("{base}{n}"))
+            .find(|m| self.find(moid, m).is_none())
+            .unwrap_or_else(|| base.to_owned())
+    }
+
+    /// Removes the instance at `index`.
+    pub fn remove(&mut self, index: usize) -> Option<Instance> {
+        (index < self.instances.len()).then(|| self.instances.remove(index))
     }
 
     pub fn instance(&self, index: usize) -> Option<&Instance> {
@@ -66,6 +183,11 @@ impl Registry {
                 out.push((moid.to_owned(), "a compiled-in MO".to_owned()));
             }
         }
+        for f in &self.factories {
+            if !out.iter().any(|(m, _)| m == f.schema.moid) {
+                out.push((f.schema.moid.to_owned(), "a compiled-in MO".to_owned()));
+            }
+        }
         out
     }
 
@@ -78,6 +200,13 @@ impl Registry {
             match out.iter_mut().find(|(s, _)| s.moid == schema.moid) {
                 Some((_, miids)) => miids.push(&i.miid),
                 None => out.push((schema, vec![&i.miid])),
+            }
+        }
+        // Supported MOs without an instance yet (spec I.2 lists DCMO with
+        // an empty MIID array).
+        for f in &self.factories {
+            if !out.iter().any(|(s, _)| s.moid == f.schema.moid) {
+                out.push((f.schema, Vec::new()));
             }
         }
         out

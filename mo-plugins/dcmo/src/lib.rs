@@ -6,6 +6,8 @@
 //! reports the result later in a Generic Alert of type
 //! `urn:oma:at:dcmo:1.0:OperationComplete`.
 
+// Generated names keep the spec's spelling (DACMO, DMAcc).
+#[allow(clippy::upper_case_acronyms)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/dcmo.rs"));
 }

@@ -127,13 +127,168 @@ pub fn package2_response(body: &str) -> String {
     )
 }
 
+/// A DMAcc instance for a bootstrap (spec 12.2), its Perm list `moids`.
+pub fn dmacc_item(server_id: &str, server_uri: &str, moids: &[&str]) -> serde_json::Value {
+    let perm: serde_json::Map<String, serde_json::Value> = moids
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("p{i}"), serde_json::json!({ "MOID": m })))
+        .collect();
+    serde_json::json!({
+        "ClientURI": format!("urn:oma:mo:oma-dm-dmacc:1.2/{server_id}/"),
+        "MOData": { server_id: {
+            "SrvID": server_id, "SrvURI": server_uri, "Name": format!("server {server_id}"),
+            "Perm": perm,
+            "Auth": { "Noti": { "Type": 0, "Data": "YXV0aA==", "Secret": "c2VjcmV0" } }
+        } }
+    })
+}
+
 /// A factory bootstrap file with one DMAcc account.
 pub fn bootstrap_file(dir: &Path, server_id: &str, server_uri: &str) -> PathBuf {
     let path = dir.join("bootstrap.json");
-    let body = serde_json::json!([{
-        "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/acc1/",
-        "MOData": { "acc1": { "SrvID": server_id, "SrvURI": server_uri, "Name": "test server" } }
-    }]);
+    let body = serde_json::json!([dmacc_item(server_id, server_uri, &["*"])]);
     std::fs::write(&path, body.to_string()).unwrap();
     path
+}
+
+/// One request a [`Repository`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Route = (u16, String, Vec<u8>, Vec<(String, String)>);
+
+/// A Data Repository for tests: answers each path with a configured
+/// response (404 otherwise) and records every request.
+#[derive(Clone)]
+pub struct Repository {
+    pub addr: SocketAddr,
+    routes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Route>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl Repository {
+    pub async fn start() -> Repository {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let repo = Repository {
+            addr: listener.local_addr().unwrap(),
+            routes: Default::default(),
+            requests: Default::default(),
+        };
+        let r = repo.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let r = r.clone();
+                tokio::spawn(async move { r.serve(stream).await });
+            }
+        });
+        repo
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn route(&self, path: &str, status: u16, content_type: &str, body: impl Into<Vec<u8>>) {
+        self.route_with(path, status, content_type, body, &[]);
+    }
+
+    pub fn route_with(
+        &self,
+        path: &str,
+        status: u16,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.routes.lock().unwrap().insert(
+            path.to_owned(),
+            (status, content_type.to_owned(), body.into(), headers),
+        );
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    async fn serve(&self, mut stream: tokio::net::TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let (head_end, length) = loop {
+            let Ok(n) = stream.read(&mut chunk).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    break (end, length);
+                }
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.lines();
+        let mut first = lines.next().unwrap_or("").split_whitespace();
+        let method = first.next().unwrap_or("").to_owned();
+        let path = first.next().unwrap_or("").to_owned();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let body = buf[head_end + 4..head_end + 4 + length].to_vec();
+        self.requests.lock().unwrap().push(Recorded {
+            method,
+            path: path.clone(),
+            headers,
+            body,
+        });
+        let bare_path = path.split('?').next().unwrap_or("").to_owned();
+        let route = self.routes.lock().unwrap().get(&bare_path).cloned();
+        let (status, content_type, body, extra) = route.unwrap_or((
+            404,
+            "text/plain".into(),
+            b"no such resource".to_vec(),
+            Vec::new(),
+        ));
+        let mut response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in extra {
+            response.push_str(&format!("{k}: {v}\r\n"));
+        }
+        response.push_str("\r\n");
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.write_all(&body).await;
+        let _ = stream.shutdown().await;
+    }
 }

@@ -1,0 +1,1019 @@
+//! The twelve DM commands (spec 5.3) as the device executes them, with the
+//! statuses of Appendix C.
+//!
+//! Before a command touches a node the device checks, for every node
+//! involved, the DDF access type (405 when the node does not allow the
+//! operation) and the server's rights (403), in that order. Writes reach an
+//! MO as one batch that it applies all or nothing, then the instance is
+//! saved before the status is sent.
+
+use dm_core::multipart::Part;
+use dm_core::package::{header, media_type};
+use dm_core::{
+    AccessType, Alert, Change, ClientUri, ExecOutcome, ExecRequest, Format, InstanceSelector,
+    MoDataItem, NodeData, NodeSchema, Rights, ServerUri, Status, StatusCode, Value,
+};
+use hyper::Method;
+use serde_json::{Map, Value as Json};
+
+use crate::access::{self, Principal};
+use crate::client::{Device, PendingAlert, SessionCtx};
+use crate::store::{SavedInstance, Subscription};
+use crate::tree::{Owner, Resolved};
+
+/// Media types this client reads in HGET responses, best first.
+const HGET_ACCEPT: &str = "application/dmmo+json, text/plain;q=0.5, application/octet-stream;q=0.5";
+
+fn status(code: StatusCode) -> Status {
+    Status::new(code)
+}
+
+fn refs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+/// The media type of a Content-Type value, lower case, without parameters.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+impl Device {
+    /// Rights of the session's principal on a resolved node.
+    fn rights_on(&self, ctx: &SessionCtx, r: &Resolved) -> Rights {
+        match self.registry.instance(r.instance) {
+            Some(i) => access::rights(&ctx.principal, i, &r.path, &[]),
+            None => Rights::NONE,
+        }
+    }
+
+    /// Resolves a ClientURI for a principal: wildcards only reach the
+    /// instances it may see; an explicitly addressed instance it may not
+    /// see answers 403.
+    pub(crate) fn resolve_for(
+        &self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+    ) -> Result<Vec<Resolved>, StatusCode> {
+        let resolved = self.registry.resolve(uri)?;
+        let visible: Vec<Resolved> = resolved
+            .iter()
+            .filter(|r| {
+                self.registry
+                    .instance(r.instance)
+                    .is_some_and(|i| access::can_see(&ctx.principal, i, &[]))
+            })
+            .cloned()
+            .collect();
+        if visible.is_empty() {
+            return Err(if *uri.instance() == InstanceSelector::All {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::FORBIDDEN
+            });
+        }
+        Ok(visible)
+    }
+
+    /// GET (5.3.6, Appendix F).
+    pub(crate) fn cmd_get(
+        &self,
+        ctx: &SessionCtx,
+        index: usize,
+        uri: &ClientUri,
+    ) -> (Status, Option<Part>) {
+        match self.read_nodes(ctx, uri) {
+            Ok(items) => {
+                if items
+                    .iter()
+                    .all(|(_, d)| matches!(d, NodeData::Leaf(v) if v.format() == Format::Null))
+                {
+                    return (status(StatusCode::NO_CONTENT), None);
+                }
+                let (content_type, body) = encode_items(&items, uri.has_wildcard(), None);
+                let part = Part {
+                    name: Some(index.to_string()),
+                    content_type,
+                    body,
+                };
+                (status(StatusCode::OK), Some(part))
+            }
+            Err(code) => (status(code), None),
+        }
+    }
+
+    /// Reads every node a ClientURI addresses, checked for Get (405) and
+    /// the Read right (403); children without Get are left out. A matching
+    /// `cv` answers 304 (11.2).
+    fn read_nodes(
+        &self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+    ) -> Result<Vec<(MoDataItem, NodeData)>, StatusCode> {
+        let resolved = self.resolve_for(ctx, uri)?;
+        if let Some(cv) = &uri.query().cache_validator {
+            if resolved.iter().all(|r| r.path.is_empty())
+                && resolved
+                    .iter()
+                    .all(|r| self.cache_validator(r.instance).as_deref() == Some(cv.as_str()))
+            {
+                return Err(StatusCode::NOT_MODIFIED);
+            }
+        }
+        let mut out = Vec::with_capacity(resolved.len());
+        for r in &resolved {
+            let Some(schema) = self.registry.schema_of(r) else {
+                return Err(StatusCode::NOT_FOUND);
+            };
+            if !schema.access.contains(AccessType::GET) {
+                if uri.has_wildcard() {
+                    continue;
+                }
+                return Err(StatusCode::COMMAND_NOT_ALLOWED);
+            }
+            if !self.rights_on(ctx, r).contains(Rights::READ) {
+                if uri.has_wildcard() {
+                    continue;
+                }
+                return Err(StatusCode::FORBIDDEN);
+            }
+            let Some(instance) = self.registry.instance(r.instance) else {
+                return Err(StatusCode::NOT_FOUND);
+            };
+            let mut data = instance.mo.get(&refs(&r.path)).map_err(|e| e.status())?;
+            data.retain_readable(schema);
+            if let Some(n) = uri.query().level {
+                truncate(&mut data, n);
+            }
+            let schema_mo = instance.mo.schema();
+            let path = refs(&r.path);
+            // ARCHITECTURE "MOData naming": the addressed node's name, the
+            // MIID at an instance root.
+            let member = path
+                .last()
+                .copied()
+                .unwrap_or(instance.miid.as_str())
+                .to_owned();
+            let mut mo_data = Map::new();
+            mo_data.insert(member, data.to_json());
+            let item = MoDataItem {
+                ddf: Some(schema_mo.ddf_url.to_owned()).filter(|u| !u.is_empty()),
+                client_uri: ClientUri::for_node(schema_mo.moid, &instance.miid, &path),
+                cv: r
+                    .path
+                    .is_empty()
+                    .then(|| self.cache_validator(r.instance))
+                    .flatten(),
+                mo_data,
+            };
+            out.push((item, data));
+        }
+        if out.is_empty() {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        Ok(out)
+    }
+
+    /// The cache validator of an instance (11.1): its change counter
+    /// and a digest of its content, so a restart cannot reuse a validator
+    /// for other data.
+    pub(crate) fn cache_validator(&self, index: usize) -> Option<String> {
+        let i = self.registry.instance(index)?;
+        let data = i.mo.get(&[]).ok()?;
+        let digest = crate::store::fnv1a(data.to_json().to_string().as_bytes());
+        Some(format!("{:x}-{digest:016x}", i.changes))
+    }
+
+    /// HPUT and HPOST (5.3.2, 5.3.3): the data of every ClientURI, sent to
+    /// the ServerURI with HTTP PUT or POST.
+    pub(crate) async fn cmd_send(
+        &mut self,
+        ctx: &SessionCtx,
+        method: Method,
+        server_uri: &ServerUri,
+        uris: &[ClientUri],
+    ) -> Status {
+        let mut items = Vec::new();
+        let mut last_error = StatusCode::NOT_FOUND;
+        let mut all_not_modified = true;
+        for uri in uris {
+            match self.read_nodes(ctx, uri) {
+                Ok(found) => {
+                    all_not_modified = false;
+                    items.extend(found);
+                }
+                Err(StatusCode::NOT_MODIFIED) => {}
+                Err(code) => {
+                    all_not_modified = false;
+                    last_error = code;
+                }
+            }
+        }
+        if items.is_empty() {
+            // 404 "all specified ClientURIs were not found"; 304 when every
+            // one was unchanged; else the reason the only one failed.
+            return status(if all_not_modified {
+                StatusCode::NOT_MODIFIED
+            } else {
+                last_error
+            });
+        }
+        let wildcard = uris.len() > 1 || uris.iter().any(ClientUri::has_wildcard);
+        let Some((content_type, body)) =
+            choose_format(&items, wildcard, ctx.server_accept.as_deref())
+        else {
+            return status(StatusCode::NOT_ACCEPTABLE);
+        };
+        let target = server_uri.resolve(&self.uri_params());
+        let headers = [
+            ("Content-Type", content_type),
+            (header::DEV_ID, self.config.dev_id.clone()),
+        ];
+        match self.http.call(method, &target, &headers, body).await {
+            Ok(exchange) => {
+                self.observe_exchange(&exchange);
+                let code = crate::http::status_of(&exchange.response);
+                if (200..300).contains(&code) {
+                    status(StatusCode::OK)
+                } else {
+                    status(StatusCode::SERVER_URI_ERROR)
+                }
+            }
+            Err(_) => status(StatusCode::SERVER_URI_ERROR),
+        }
+    }
+
+    /// HGET (5.3.1): fetch MO data from the ServerURI and store it at the
+    /// ClientURI, or, without one, where the client chooses (new instances
+    /// get MIIDs the client assigns); every stored ClientURI is returned.
+    pub(crate) async fn cmd_hget(
+        &mut self,
+        ctx: &SessionCtx,
+        server_uri: &ServerUri,
+        uri: Option<&ClientUri>,
+    ) -> Status {
+        let target = server_uri.resolve(&self.uri_params());
+        let headers = [
+            ("Accept", HGET_ACCEPT.to_owned()),
+            (header::DEV_ID, self.config.dev_id.clone()),
+        ];
+        let exchange = match self
+            .http
+            .call(Method::GET, &target, &headers, Vec::new())
+            .await
+        {
+            Ok(e) => e,
+            Err(_) => return status(StatusCode::SERVER_URI_ERROR),
+        };
+        self.observe_exchange(&exchange);
+        if !(200..300).contains(&crate::http::status_of(&exchange.response)) {
+            return status(StatusCode::SERVER_URI_ERROR);
+        }
+        let content_type = exchange
+            .response
+            .header("content-type")
+            .unwrap_or("")
+            .to_owned();
+        let body = exchange.response.body;
+        match uri {
+            Some(uri) => self.hget_at(ctx, uri, &content_type, &body),
+            None => {
+                if essence(&content_type) != media_type::MO_DATA {
+                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                }
+                match MoDataItem::parse_list(&body) {
+                    Ok(items) => self.store_items(ctx, &items),
+                    Err(_) => status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                }
+            }
+        }
+    }
+
+    /// Stores HGET data at a ClientURI: an existing node is replaced
+    /// (interior nodes merged), a missing one created below its parent.
+    fn hget_at(
+        &mut self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+        content_type: &str,
+        body: &[u8],
+    ) -> Status {
+        if uri.has_wildcard() {
+            return status(StatusCode::BAD_REQUEST);
+        }
+        let target = match self.write_target(ctx, uri) {
+            Ok(t) => t,
+            Err(code) => return status(code),
+        };
+        let Some(schema) = self.registry.schema_of(&target) else {
+            return status(StatusCode::NOT_FOUND);
+        };
+        let data = match essence(content_type).as_str() {
+            media_type::MO_DATA => {
+                let Ok(items) = MoDataItem::parse_list(body) else {
+                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                };
+                // One item whose MOData has one member: the node's data
+                // (a receiver accepts any member name, ARCHITECTURE).
+                let value = match items.as_slice() {
+                    [item] if item.mo_data.len() == 1 => item.mo_data.values().next().cloned(),
+                    _ => None,
+                };
+                match value.map(|v| NodeData::from_json(&v, schema)) {
+                    Some(Ok(d)) => d,
+                    _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                }
+            }
+            // A bare leaf value (Appendix I.2).
+            _ if !schema.format.is_interior() => match Value::from_bare(body, schema.format) {
+                Some(v) => NodeData::Leaf(v),
+                None => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            },
+            _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        };
+        let code = self.write(
+            ctx,
+            target.instance,
+            vec![Change::Put {
+                path: target.path,
+                data,
+            }],
+        );
+        status(code)
+    }
+
+    /// The node a write goes to: the resolved node, or a new child of the
+    /// resolved parent (HGET creating a node).
+    fn write_target(&self, ctx: &SessionCtx, uri: &ClientUri) -> Result<Resolved, StatusCode> {
+        match self.resolve_for(ctx, uri) {
+            Ok(mut r) if r.len() == 1 => Ok(r.remove(0)),
+            Ok(_) => Err(StatusCode::BAD_REQUEST),
+            Err(StatusCode::NOT_FOUND) => {
+                let (Some(last), Some(parent_uri)) = (
+                    uri.plain_path()
+                        .and_then(|p| p.last().map(|s| (*s).to_owned())),
+                    parent_of(uri),
+                ) else {
+                    return Err(StatusCode::NOT_FOUND);
+                };
+                let mut parent = match self.resolve_for(ctx, &parent_uri)? {
+                    r if r.len() == 1 => r.into_iter().next().ok_or(StatusCode::NOT_FOUND)?,
+                    _ => return Err(StatusCode::BAD_REQUEST),
+                };
+                let defined = self
+                    .registry
+                    .schema_of(&parent)
+                    .and_then(|s| s.child(&last))
+                    .is_some();
+                if !defined {
+                    return Err(StatusCode::NOT_FOUND);
+                }
+                parent.path.push(last);
+                Ok(parent)
+            }
+            Err(code) => Err(code),
+        }
+    }
+
+    /// Applies one command's changes to one instance: the DDF access type
+    /// of every node written (Add for a new node, Replace for an existing
+    /// leaf, Delete for a deleted one; 405), the Write right (403), then
+    /// the MO applies all or nothing and the instance is saved.
+    pub(crate) fn write(
+        &mut self,
+        ctx: &SessionCtx,
+        index: usize,
+        changes: Vec<Change>,
+    ) -> StatusCode {
+        let Some(instance) = self.registry.instance(index) else {
+            return StatusCode::NOT_FOUND;
+        };
+        let root = &instance.mo.schema().root;
+        for change in &changes {
+            let (path, needed) = match change {
+                Change::Put { path, data } => {
+                    (path, ddf_check_put(instance.mo.as_ref(), root, path, data))
+                }
+                Change::Delete { path } => (path, ddf_check_delete(root, path)),
+            };
+            if let Err(code) = needed {
+                return code;
+            }
+            if !access::rights(&ctx.principal, instance, path, &[]).contains(Rights::WRITE) {
+                return StatusCode::FORBIDDEN;
+            }
+        }
+        let Some(instance) = self.registry.instance_mut(index) else {
+            return StatusCode::NOT_FOUND;
+        };
+        if let Err(e) = instance.mo.apply(&changes) {
+            return e.status();
+        }
+        instance.changes += 1;
+        if self.save(index).is_err() {
+            return StatusCode::INTERNAL_ERROR;
+        }
+        self.changed.push(index);
+        StatusCode::OK
+    }
+
+    /// Puts a saved instance back (at start): into the built-in instance
+    /// of that name, or into a new one made by its MO's factory.
+    pub(crate) fn restore(&mut self, saved: &SavedInstance) -> Result<(), String> {
+        match self.registry.find(&saved.moid, &saved.miid) {
+            Some(index) => {
+                let Some(instance) = self.registry.instance_mut(index) else {
+                    return Err("instance vanished".into());
+                };
+                let data = NodeData::from_json(&saved.data, &instance.mo.schema().root)
+                    .map_err(|e| e.to_string())?;
+                instance
+                    .mo
+                    .apply(&[Change::Put {
+                        path: Vec::new(),
+                        data,
+                    }])
+                    .map_err(|e| e.to_string())?;
+                instance.owner = saved.owner.clone();
+                instance.persistent = true;
+            }
+            None => {
+                let factory = self
+                    .registry
+                    .factory(&saved.moid)
+                    .ok_or_else(|| "this build does not support the MO".to_owned())?;
+                let data = NodeData::from_json(&saved.data, &factory.schema.root)
+                    .map_err(|e| e.to_string())?;
+                let mo = (factory.create)(&saved.miid, &data).map_err(|e| e.to_string())?;
+                self.registry
+                    .insert_owned(saved.miid.clone(), mo, saved.owner.clone(), true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves an instance to the state directory, if it is kept there.
+    pub(crate) fn save(&self, index: usize) -> Result<(), crate::StateError> {
+        let (Some(store), Some(i)) = (&self.store, self.registry.instance(index)) else {
+            return Ok(());
+        };
+        if !i.persistent {
+            return Ok(());
+        }
+        let data = i.mo.get(&[]).map(|d| d.to_json()).unwrap_or(Json::Null);
+        store.save_instance(&SavedInstance {
+            moid: i.mo.schema().moid.to_owned(),
+            miid: i.miid.clone(),
+            owner: i.owner.clone(),
+            data,
+        })
+    }
+
+    /// Stores MO data items where the client chooses (HGET without
+    /// ClientURI, bootstrap): into the instance an item names when it
+    /// exists, else into a new instance. Returns every stored ClientURI.
+    pub(crate) fn store_items(&mut self, ctx: &SessionCtx, items: &[MoDataItem]) -> Status {
+        let mut uris = Vec::new();
+        for item in items {
+            let Ok(uri) = item.client_uri.parse::<ClientUri>() else {
+                return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            };
+            let moid = uri.moid();
+            // The data of the instance root: the single MOData member.
+            let value = match item.mo_data.iter().next() {
+                Some((name, v)) if item.mo_data.len() == 1 => (name.clone(), v.clone()),
+                _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            };
+            let suggested = match uri.instance() {
+                InstanceSelector::Miid(m) => m.clone(),
+                _ => value.0.clone(),
+            };
+            let existing = self
+                .registry
+                .find(moid, &suggested)
+                .filter(|_| uri.path().is_empty());
+            let stored = match existing {
+                Some(index) => {
+                    let Some(schema) = self.registry.instance(index).map(|i| &i.mo.schema().root)
+                    else {
+                        return status(StatusCode::NOT_FOUND);
+                    };
+                    let data = match NodeData::from_json(&value.1, schema) {
+                        Ok(d) => d,
+                        Err(_) => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                    };
+                    let code = self.write(
+                        ctx,
+                        index,
+                        vec![Change::Put {
+                            path: Vec::new(),
+                            data,
+                        }],
+                    );
+                    if code != StatusCode::OK {
+                        return status(code);
+                    }
+                    index
+                }
+                None => match self.create_instance(ctx, moid, Some(&suggested), &value.1) {
+                    Ok(index) => index,
+                    Err(code) => return status(code),
+                },
+            };
+            if let Some(i) = self.registry.instance(stored) {
+                uris.push(ClientUri::for_node(moid, &i.miid, &[]));
+            }
+        }
+        Status {
+            code: StatusCode::OK,
+            uris,
+        }
+    }
+
+    /// Creates an instance of `moid` from its root data, owned by the
+    /// session's server (ARCHITECTURE "Who owns what").
+    pub(crate) fn create_instance(
+        &mut self,
+        ctx: &SessionCtx,
+        moid: &str,
+        suggested: Option<&str>,
+        json: &Json,
+    ) -> Result<usize, StatusCode> {
+        let owner = match &ctx.principal {
+            Principal::Server(a) => {
+                if !a.covers(moid) {
+                    return Err(StatusCode::FORBIDDEN);
+                }
+                Owner::Server(a.server_id.clone())
+            }
+            Principal::Local => ctx.owner.clone(),
+        };
+        let Some(factory) = self.registry.factory(moid) else {
+            // An MO this device does not support.
+            return Err(StatusCode::NOT_FOUND);
+        };
+        if !factory.schema.root.access.contains(AccessType::ADD) {
+            return Err(StatusCode::COMMAND_NOT_ALLOWED);
+        }
+        let data = NodeData::from_json(json, &factory.schema.root)
+            .map_err(|_| StatusCode::UNSUPPORTED_MEDIA_TYPE)?;
+        let miid = self.registry.free_miid(moid, suggested);
+        let mut mo = (factory.create)(&miid, &data).map_err(|e| e.status())?;
+        // Applying no change runs the MO's validate hook on the new data.
+        mo.apply(&[]).map_err(|e| e.status())?;
+        let persistent = factory.persistent;
+        let index = self.registry.insert_owned(miid, mo, owner, persistent);
+        if self.save(index).is_err() {
+            self.registry.remove(index);
+            return Err(StatusCode::INTERNAL_ERROR);
+        }
+        self.changed.push(index);
+        Ok(index)
+    }
+
+    /// DELETE (5.3.4): the node and everything below it; an instance root
+    /// deletes the instance. Permanent and required nodes answer 405.
+    pub(crate) fn cmd_delete(&mut self, ctx: &SessionCtx, uri: &ClientUri) -> Status {
+        let resolved = match self.resolve_for(ctx, uri) {
+            Ok(r) => r,
+            Err(code) => return status(code),
+        };
+        for r in &resolved {
+            let Some(schema) = self.registry.schema_of(r) else {
+                return status(StatusCode::NOT_FOUND);
+            };
+            if !schema.access.contains(AccessType::DELETE)
+                || schema.scope == dm_core::Scope::Permanent
+            {
+                return status(StatusCode::COMMAND_NOT_ALLOWED);
+            }
+            if !self.rights_on(ctx, r).contains(Rights::WRITE) {
+                return status(StatusCode::FORBIDDEN);
+            }
+        }
+        // Delete from the last instance backwards so indices stay valid.
+        let mut order = resolved;
+        order.sort_by(|a, b| {
+            b.instance
+                .cmp(&a.instance)
+                .then(b.path.len().cmp(&a.path.len()))
+        });
+        for r in order {
+            if r.path.is_empty() {
+                let Some(i) = self.registry.remove(r.instance) else {
+                    return status(StatusCode::NOT_FOUND);
+                };
+                if let Some(store) = &self.store {
+                    if store.remove_instance(i.mo.schema().moid, &i.miid).is_err() {
+                        return status(StatusCode::INTERNAL_ERROR);
+                    }
+                }
+            } else {
+                let code = self.write(ctx, r.instance, vec![Change::Delete { path: r.path }]);
+                if code != StatusCode::OK {
+                    return status(code);
+                }
+            }
+        }
+        status(StatusCode::OK)
+    }
+
+    /// EXEC (5.3.5): every node must allow Exec (405) and the server needs
+    /// the Execute right (403). With a ServerURI the result is reported
+    /// asynchronously: 202 now, a Generic Alert in a new session (5.4.1).
+    pub(crate) fn cmd_exec(
+        &mut self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+        server_uri: Option<&ServerUri>,
+    ) -> Status {
+        let resolved = match self.resolve_for(ctx, uri) {
+            Ok(r) => r,
+            Err(code) => return status(code),
+        };
+        for r in &resolved {
+            if !self
+                .registry
+                .schema_of(r)
+                .is_some_and(|s| s.access.contains(AccessType::EXEC))
+            {
+                return status(StatusCode::COMMAND_NOT_ALLOWED);
+            }
+            if !self.rights_on(ctx, r).contains(Rights::EXECUTE) {
+                return status(StatusCode::FORBIDDEN);
+            }
+        }
+        let request = ExecRequest {
+            asynchronous: server_uri.is_some(),
+        };
+        let mut code = StatusCode::OK;
+        for r in &resolved {
+            let path = refs(&r.path);
+            let Some(instance) = self.registry.instance_mut(r.instance) else {
+                return status(StatusCode::NOT_FOUND);
+            };
+            let moid = instance.mo.schema().moid;
+            let result = instance.mo.exec(&path, &request);
+            if result.is_ok() {
+                instance.changes += 1;
+            }
+            let node_uri = ClientUri::for_node(moid, &instance.miid, &path);
+            let outcome = match &result {
+                Ok(ExecOutcome::Done) => StatusCode::OK,
+                Ok(ExecOutcome::Started) => StatusCode::ACCEPTED,
+                Err(e) => e.status(),
+            };
+            if result.is_ok() {
+                // An Exec may change data (DCMO's Enabled): keep it.
+                let _ = self.save(r.instance);
+                self.changed.push(r.instance);
+            }
+            match server_uri {
+                Some(target) => {
+                    let mut alert = Alert::new(crate::client::operation_complete_alert(moid));
+                    alert.source_uri = Some(node_uri);
+                    alert.data_type = Some("application/json".into());
+                    alert.data = Some(serde_json::json!({ "sc": outcome.as_u16() }));
+                    self.pending_alerts.push(PendingAlert {
+                        server_uri: target.resolve(&self.uri_params()),
+                        alert,
+                    });
+                    code = StatusCode::ACCEPTED;
+                }
+                None if !outcome.is_success() => return status(outcome),
+                None if outcome == StatusCode::ACCEPTED => code = outcome,
+                None => {}
+            }
+        }
+        status(code)
+    }
+
+    /// SHOW (5.3.7): start the Web Browser Component (`--show-cmd`) on the
+    /// ServerURI and go on without waiting for the UI session.
+    pub(crate) fn cmd_show(&mut self, server_uri: &ServerUri) -> Status {
+        let Some(cmd) = &self.show_cmd else {
+            // No browser component on this device.
+            return status(StatusCode::NOT_IMPLEMENTED);
+        };
+        let uri = server_uri.resolve(&self.uri_params());
+        let mut words = cmd.split_whitespace();
+        let Some(program) = words.next() else {
+            return status(StatusCode::NOT_IMPLEMENTED);
+        };
+        let spawned = std::process::Command::new(program)
+            .args(words)
+            .arg(&uri)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(mut child) => {
+                // Reap it in the background so it never lingers as a zombie.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                status(StatusCode::OK)
+            }
+            Err(_) => status(StatusCode::INTERNAL_ERROR),
+        }
+    }
+
+    /// DEFAULT (5.3.10): one ServerURI per MOID, the newest replacing.
+    pub(crate) fn cmd_default(&mut self, server_uri: &ServerUri, moid: &str) -> Status {
+        self.agent.defaults.retain(|(m, _)| m != moid);
+        self.agent
+            .defaults
+            .push((moid.to_owned(), server_uri.as_str().to_owned()));
+        status(self.save_agent())
+    }
+
+    /// SUB (5.3.11): PUT the subtree to the ServerURI on every change.
+    pub(crate) fn cmd_sub(
+        &mut self,
+        ctx: &SessionCtx,
+        server_uri: &ServerUri,
+        uri: &ClientUri,
+    ) -> Status {
+        if let Err(code) = self.read_nodes(ctx, uri) {
+            return status(code);
+        }
+        let client_uri = uri.to_string();
+        let server_id = match &ctx.principal {
+            Principal::Server(a) => Some(a.server_id.clone()),
+            Principal::Local => None,
+        };
+        self.agent
+            .subscriptions
+            .retain(|s| !(s.client_uri == client_uri && s.server_id == server_id));
+        self.agent.subscriptions.push(Subscription {
+            server_id,
+            client_uri,
+            server_uri: server_uri.as_str().to_owned(),
+        });
+        status(self.save_agent())
+    }
+
+    /// UNSUB (5.3.12): the ClientURI of an earlier SUB, else 404.
+    pub(crate) fn cmd_unsub(&mut self, ctx: &SessionCtx, uri: &ClientUri) -> Status {
+        let client_uri = uri.to_string();
+        let server_id = match &ctx.principal {
+            Principal::Server(a) => Some(a.server_id.clone()),
+            Principal::Local => None,
+        };
+        let before = self.agent.subscriptions.len();
+        self.agent
+            .subscriptions
+            .retain(|s| !(s.client_uri == client_uri && s.server_id == server_id));
+        if self.agent.subscriptions.len() == before {
+            return status(StatusCode::NOT_FOUND);
+        }
+        status(self.save_agent())
+    }
+
+    pub(crate) fn save_agent(&self) -> StatusCode {
+        match &self.store {
+            Some(store) if store.save_agent_state(&self.agent).is_err() => {
+                StatusCode::INTERNAL_ERROR
+            }
+            _ => StatusCode::OK,
+        }
+    }
+
+    /// Sends the subtree of every subscription whose MO changed (5.3.11):
+    /// HTTP PUT, and once more with a type from `OMADM-Accept` on 415.
+    pub(crate) async fn notify_subscribers(&mut self) {
+        let changed = std::mem::take(&mut self.changed);
+        if changed.is_empty() || self.agent.subscriptions.is_empty() {
+            return;
+        }
+        let moids: Vec<String> = changed
+            .iter()
+            .filter_map(|i| {
+                self.registry
+                    .instance(*i)
+                    .map(|i| i.mo.schema().moid.to_owned())
+            })
+            .collect();
+        for sub in self.agent.subscriptions.clone() {
+            let Ok(uri) = sub.client_uri.parse::<ClientUri>() else {
+                continue;
+            };
+            if !moids.iter().any(|m| m == uri.moid()) {
+                continue;
+            }
+            let ctx = SessionCtx::for_server_id(self, sub.server_id.as_deref());
+            let Ok(items) = self.read_nodes(&ctx, &uri) else {
+                continue;
+            };
+            let target = ServerUri::new(sub.server_uri.clone()).resolve(&self.uri_params());
+            let mut accept: Option<String> = None;
+            for _attempt in 0..2 {
+                let Some((content_type, body)) =
+                    choose_format(&items, uri.has_wildcard(), accept.as_deref())
+                else {
+                    break;
+                };
+                let headers = [
+                    ("Content-Type", content_type),
+                    (header::DEV_ID, self.config.dev_id.clone()),
+                ];
+                let Ok(exchange) = self.http.call(Method::PUT, &target, &headers, body).await
+                else {
+                    break;
+                };
+                self.observe_exchange(&exchange);
+                if crate::http::status_of(&exchange.response) != 415 {
+                    break;
+                }
+                accept = exchange.response.header(header::ACCEPT).map(str::to_owned);
+                if accept.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The DDF check of a write: Add for every node the data creates, Replace
+/// for every existing leaf it overwrites.
+fn ddf_check_put(
+    mo: &dyn dm_core::ManagementObject,
+    root: &NodeSchema,
+    path: &[String],
+    data: &NodeData,
+) -> Result<(), StatusCode> {
+    let Some(schema) = root.descendant(&refs(path)) else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    let exists = mo.get(&refs(path)).is_ok();
+    let needed = match (exists, schema.format.is_interior()) {
+        (false, _) => AccessType::ADD,
+        (true, false) => AccessType::REPLACE,
+        // An existing interior node is not itself rewritten.
+        (true, true) => AccessType::NONE,
+    };
+    if !schema.access.contains(needed) {
+        return Err(StatusCode::COMMAND_NOT_ALLOWED);
+    }
+    if let NodeData::Interior(children) = data {
+        for (name, child) in children {
+            let mut p = path.to_vec();
+            p.push(name.clone());
+            ddf_check_put(mo, root, &p, child)?;
+        }
+    }
+    Ok(())
+}
+
+fn ddf_check_delete(root: &NodeSchema, path: &[String]) -> Result<(), StatusCode> {
+    match root.descendant(&refs(path)) {
+        Some(s)
+            if s.access.contains(AccessType::DELETE) && s.scope != dm_core::Scope::Permanent =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(StatusCode::COMMAND_NOT_ALLOWED),
+        None => Err(StatusCode::NOT_FOUND),
+    }
+}
+
+/// The ClientURI of the parent of a plain-path ClientURI.
+fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
+    let path = uri.plain_path()?;
+    let (_, parent) = path.split_last()?;
+    let inst = match uri.instance() {
+        InstanceSelector::Miid(m) => m.clone(),
+        InstanceSelector::Only => String::new(),
+        _ => return None,
+    };
+    let text = if parent.is_empty() {
+        format!("{}/{inst}/", uri.moid())
+    } else {
+        format!("{}/{inst}/{}", uri.moid(), parent.join("/"))
+    };
+    text.parse().ok()
+}
+
+/// Encodes read data: a single leaf bare (unless a wildcard or a list is
+/// involved), otherwise MO serialization.
+fn encode_items(
+    items: &[(MoDataItem, NodeData)],
+    list: bool,
+    _accept: Option<&str>,
+) -> (String, Vec<u8>) {
+    if let [(_, NodeData::Leaf(v))] = items {
+        if !list {
+            let (content_type, body) = v.to_bare();
+            return (content_type.to_owned(), body);
+        }
+    }
+    let list: Vec<&MoDataItem> = items.iter().map(|(i, _)| i).collect();
+    (
+        media_type::MO_DATA.to_owned(),
+        serde_json::to_vec(&list).unwrap_or_default(),
+    )
+}
+
+/// The format for data sent to a Data Repository, honouring the
+/// `OMADM-Accept` the server gave (5.5): `None` when nothing fits (406).
+fn choose_format(
+    items: &[(MoDataItem, NodeData)],
+    list: bool,
+    accept: Option<&str>,
+) -> Option<(String, Vec<u8>)> {
+    let Some(accept) = accept else {
+        return Some(encode_items(items, list, None));
+    };
+    let accepted: Vec<String> = accept
+        .split(',')
+        .map(essence)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let fits = |t: &str| {
+        accepted.iter().any(|a| {
+            a == t || a == "*/*" || (a.ends_with("/*") && t.starts_with(a.trim_end_matches('*')))
+        })
+    };
+    let preferred = encode_items(items, list, None);
+    if fits(&essence(&preferred.0)) {
+        return Some(preferred);
+    }
+    // The other form: MO serialization of a single leaf.
+    if fits(media_type::MO_DATA) {
+        let list: Vec<&MoDataItem> = items.iter().map(|(i, _)| i).collect();
+        return Some((
+            media_type::MO_DATA.to_owned(),
+            serde_json::to_vec(&list).unwrap_or_default(),
+        ));
+    }
+    None
+}
+
+/// Keeps `level` sublevels of children (the `lv` query field, 6.1.1.3);
+/// deeper interior nodes are sent as `{}` (7.2.1.4: "If the child nodes are
+/// not transferred, the empty JSON object").
+pub(crate) fn truncate(data: &mut NodeData, level: u32) {
+    if let NodeData::Interior(children) = data {
+        if level == 0 {
+            children.clear();
+            return;
+        }
+        for (_, c) in children.iter_mut() {
+            if let NodeData::Interior(_) = c {
+                truncate(c, level - 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lv_keeps_n_sublevels() {
+        let leaf = || NodeData::Leaf(Value::Int(1));
+        let mut d = NodeData::Interior(vec![
+            ("a".into(), leaf()),
+            ("b".into(), NodeData::Interior(vec![("c".into(), leaf())])),
+        ]);
+        truncate(&mut d, 1);
+        assert_eq!(d.to_json().to_string(), r#"{"a":1,"b":{}}"#);
+    }
+
+    #[test]
+    fn parent_uri_of_a_plain_path() {
+        let u: ClientUri = "urn:x:1.0/m1/A/B".parse().unwrap();
+        assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0/m1/A");
+        let u: ClientUri = "urn:x:1.0//A".parse().unwrap();
+        assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0//");
+    }
+
+    #[test]
+    fn omadm_accept_decides_the_format() {
+        let item = MoDataItem {
+            ddf: None,
+            client_uri: "urn:x:1.0/m/A".into(),
+            cv: None,
+            mo_data: Map::new(),
+        };
+        let items = vec![(item, NodeData::Leaf(Value::Bool(true)))];
+        assert_eq!(choose_format(&items, false, None).unwrap().0, "text/plain");
+        assert_eq!(
+            choose_format(&items, false, Some("application/dmmo+json"))
+                .unwrap()
+                .0,
+            "application/dmmo+json"
+        );
+        assert_eq!(
+            choose_format(&items, false, Some("text/*")).unwrap().0,
+            "text/plain"
+        );
+        assert!(choose_format(&items, false, Some("application/xml")).is_none());
+    }
+}

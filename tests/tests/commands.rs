@@ -1,0 +1,526 @@
+//! Every DM command against a device with two bootstrapped servers, with
+//! the statuses of Appendix C, access control between the servers, cache
+//! validators, and state that survives a restart (each session re-opens the
+//! device from its state directory, as `dmctl client` does).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::Repository;
+use dm_core::{ClientUri, Command, MoDataItem, ServerUri, StatusCode};
+use dm_runtime::agent::{self, AgentOptions};
+use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
+use dm_runtime::Initiation;
+
+const DEV_ID: &str = "IMEI:490154203237518";
+const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
+const DEVINFO: &str = "urn:oma:mo:oma-dm-devinfo:1.2";
+
+struct World {
+    tmp: tempfile::TempDir,
+    /// Server A: Perm `*`. Server B: Perm DevInfo only.
+    a: ServerHandle,
+    b: ServerHandle,
+    repo: Repository,
+    bootstrap: std::path::PathBuf,
+}
+
+async fn start_server() -> ServerHandle {
+    server::start(ServerConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        default_commands: Vec::new(),
+        log_errors: false,
+    })
+    .await
+    .unwrap()
+}
+
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, repo) = (
+        start_server().await,
+        start_server().await,
+        Repository::start().await,
+    );
+    let bootstrap = tmp.path().join("bootstrap.json");
+    let body = serde_json::json!([
+        common::dmacc_item("A", &a.dm_url(), &["*"]),
+        common::dmacc_item("B", &b.dm_url(), &[DEVINFO]),
+    ]);
+    std::fs::write(&bootstrap, body.to_string()).unwrap();
+    World {
+        tmp,
+        a,
+        b,
+        repo,
+        bootstrap,
+    }
+}
+
+fn uri(s: &str) -> ClientUri {
+    s.parse().unwrap()
+}
+
+fn get(s: &str) -> Command {
+    Command::Get { client_uri: uri(s) }
+}
+
+impl World {
+    fn options(&self, show_cmd: Option<String>) -> AgentOptions {
+        AgentOptions {
+            state: self.tmp.path().join("state"),
+            bootstrap: Some(self.bootstrap.clone()),
+            dev_id: Some(DEV_ID.into()),
+            server_id: None,
+            plugins: None,
+            show_cmd,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// One session of `server_id` running `commands`, on a device freshly
+    /// opened from its state directory; returns the results.
+    async fn session(&self, server_id: &str, commands: Vec<Command>) -> Vec<CommandResult> {
+        self.session_with(server_id, commands, None).await
+    }
+
+    async fn session_with(
+        &self,
+        server_id: &str,
+        commands: Vec<Command>,
+        show_cmd: Option<String>,
+    ) -> Vec<CommandResult> {
+        let server = if server_id == "A" { &self.a } else { &self.b };
+        let before = server.device(DEV_ID).map_or(0, |r| r.results.len());
+        for c in commands {
+            server.enqueue(DEV_ID, c);
+        }
+        let opts = self.options(show_cmd);
+        let mut device = agent::open_device(&opts).unwrap();
+        agent::apply_bootstrap(&mut device, &self.bootstrap).unwrap();
+        device
+            .run_session_as(server_id, Initiation::ClientInitiated, true, Vec::new())
+            .await
+            .unwrap();
+        agent::deliver_alerts(&mut device).await;
+        server.device(DEV_ID).unwrap().results[before..].to_vec()
+    }
+}
+
+fn codes(results: &[CommandResult]) -> Vec<u16> {
+    results.iter().map(|r| r.status.code.as_u16()).collect()
+}
+
+fn body(r: &CommandResult) -> String {
+    String::from_utf8(r.data.as_ref().expect("GET data").body.clone()).unwrap()
+}
+
+fn dmacc_root_data(server_id: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "SrvID": server_id, "SrvURI": "http://127.0.0.1:9/dm", "Name": name,
+        "Perm": {"p": {"MOID": DEVINFO}}
+    })
+}
+
+#[tokio::test]
+async fn mos_and_reads_follow_each_servers_perm_list_and_ownership() {
+    let w = world().await;
+    let results = w
+        .session(
+            "A",
+            vec![
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/Name"),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/B/Name"),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/*/SrvID"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        codes(&results),
+        [200, 403, 200],
+        "A reads its own account only"
+    );
+    assert_eq!(body(&results[0]), "server A");
+    let wildcard = body(&results[2]);
+    assert!(
+        wildcard.contains("\"A\"") && !wildcard.contains("\"B\""),
+        "{wildcard}"
+    );
+
+    let results = w
+        .session(
+            "B",
+            vec![
+                get("urn:oma:mo:oma-dm-dmacc:1.2/B/Name"),
+                get("urn:oma:mo:oma-dm-devinfo:1.2//DevID"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        codes(&results),
+        [403, 200],
+        "DMAcc is outside B's Perm list"
+    );
+    let mos = w.b.device(DEV_ID).unwrap().mos.unwrap();
+    let moids: Vec<&str> = mos.iter().filter_map(|m| m.moid.as_deref()).collect();
+    assert_eq!(moids, [DEVINFO], "B sees only what its Perm list covers");
+    let mos_a = w.a.device(DEV_ID).unwrap().mos.unwrap();
+    let dmacc = mos_a
+        .iter()
+        .find(|m| m.moid.as_deref() == Some(DMACC))
+        .unwrap();
+    assert_eq!(dmacc.miids, ["A"], "A does not see B's instance");
+}
+
+#[tokio::test]
+async fn nodes_without_get_never_leave_the_device() {
+    let w = world().await;
+    let results = w
+        .session(
+            "A",
+            vec![
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/"),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/Perm"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 405]);
+    let whole = body(&results[0]);
+    assert!(
+        whole.contains("\"SrvURI\"") && !whole.contains("Perm") && !whole.contains("MOID"),
+        "{whole}"
+    );
+}
+
+#[tokio::test]
+async fn hget_creates_replaces_and_reports_its_statuses() {
+    let w = world().await;
+    let new_instance = serde_json::json!([{ "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2//", "MOData": { "extra": dmacc_root_data("X", "extra") } }]);
+    w.repo.route(
+        "/new",
+        200,
+        "application/dmmo+json",
+        new_instance.to_string(),
+    );
+    w.repo.route("/name", 200, "text/plain", "Renamed");
+    w.repo
+        .route("/garbage", 200, "application/dmmo+json", "[{\"MOData\": 1");
+    let hget = |path: &str, target: Option<&str>| Command::Hget {
+        server_uri: ServerUri::new(w.repo.url(path)),
+        client_uri: target.map(uri),
+    };
+    let results = w
+        .session(
+            "A",
+            vec![
+                hget("/new", None),
+                hget("/name", Some("urn:oma:mo:oma-dm-dmacc:1.2/A/Name")),
+                hget("/name", Some("urn:oma:mo:oma-dm-devinfo:1.2//Mod")),
+                hget("/missing", Some("urn:oma:mo:oma-dm-dmacc:1.2/A/Name")),
+                hget("/garbage", None),
+                hget("/name", Some("urn:oma:mo:oma-dm-dmacc:1.2/B/Name")),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200, 405, 419, 415, 403]);
+    assert_eq!(
+        results[0].status.uris,
+        ["urn:oma:mo:oma-dm-dmacc:1.2/extra/"]
+    );
+    // After a restart: the new instance and the new name are there.
+    let results = w
+        .session(
+            "A",
+            vec![
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/Name"),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/extra/Name"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200]);
+    assert_eq!(
+        (body(&results[0]).as_str(), body(&results[1]).as_str()),
+        ("Renamed", "extra")
+    );
+    // The instance A created is A's alone.
+    let results = w
+        .session("B", vec![get("urn:oma:mo:oma-dm-dmacc:1.2/extra/Name")])
+        .await;
+    assert_eq!(codes(&results), [403]);
+}
+
+#[tokio::test]
+async fn a_failing_hget_leaves_the_instance_exactly_as_before() {
+    let w = world().await;
+    // Name is fine, SrvID is refused by DMAcc's validate hook: nothing of
+    // the write may stay.
+    let mut data = dmacc_root_data(" ", "Changed");
+    data["SrvURI"] = serde_json::json!(w.a.dm_url());
+    let item = serde_json::json!([{ "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/A/", "MOData": { "A": data } }]);
+    w.repo
+        .route("/bad", 200, "application/dmmo+json", item.to_string());
+    let before = w
+        .session("A", vec![get("urn:oma:mo:oma-dm-dmacc:1.2/A/")])
+        .await;
+    let results = w
+        .session(
+            "A",
+            vec![
+                Command::Hget {
+                    server_uri: ServerUri::new(w.repo.url("/bad")),
+                    client_uri: Some(uri("urn:oma:mo:oma-dm-dmacc:1.2/A/")),
+                },
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [415, 200]);
+    let strip_cv = |s: String| {
+        let items = MoDataItem::parse_list(s.as_bytes()).unwrap();
+        items[0].mo_data.clone()
+    };
+    assert_eq!(strip_cv(body(&results[1])), strip_cv(body(&before[0])));
+}
+
+#[tokio::test]
+async fn hput_and_hpost_send_data_to_the_repository() {
+    let w = world().await;
+    w.repo.route("/put", 200, "text/plain", "");
+    w.repo.route("/post", 204, "text/plain", "");
+    w.repo.route("/broken", 500, "text/plain", "");
+    let send = |put: bool, path: &str, uris: &[&str]| {
+        let server_uri = ServerUri::new(format!("{}?dev=[DevID]", w.repo.url(path)));
+        let client_uris = uris.iter().map(|u| uri(u)).collect();
+        if put {
+            Command::Hput {
+                server_uri,
+                client_uris,
+            }
+        } else {
+            Command::Hpost {
+                server_uri,
+                client_uris,
+            }
+        }
+    };
+    let results = w
+        .session(
+            "A",
+            vec![
+                send(true, "/put", &["urn:oma:mo:oma-dm-devinfo:1.2//DevID"]),
+                send(
+                    false,
+                    "/post",
+                    &[
+                        "urn:oma:mo:oma-dm-devinfo:1.2//",
+                        "urn:oma:mo:oma-dm-dmacc:1.2/A/",
+                    ],
+                ),
+                send(true, "/broken", &["urn:oma:mo:oma-dm-devinfo:1.2//DevID"]),
+                send(true, "/put", &["urn:oma:mo:oma-dcmo:1.0//"]),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200, 419, 404]);
+    let requests = w.repo.requests();
+    let put = requests
+        .iter()
+        .find(|r| r.path.starts_with("/put"))
+        .unwrap();
+    assert_eq!(
+        (put.method.as_str(), put.body.as_slice()),
+        ("PUT", DEV_ID.as_bytes())
+    );
+    assert_eq!(
+        put.path, "/put?dev=IMEI:490154203237518",
+        "[DevID] substituted (6.2)"
+    );
+    let post = requests
+        .iter()
+        .find(|r| r.path.starts_with("/post"))
+        .unwrap();
+    assert_eq!(post.header("content-type"), Some("application/dmmo+json"));
+    let items = MoDataItem::parse_list(&post.body).unwrap();
+    assert_eq!(items.len(), 2);
+    let text = String::from_utf8_lossy(&post.body);
+    assert!(!text.contains("Perm"), "no-Get nodes are not sent: {text}");
+}
+
+#[tokio::test]
+async fn delete_respects_ddf_scope_and_ownership() {
+    let w = world().await;
+    let new_instance = serde_json::json!([{ "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/gone/", "MOData": { "gone": dmacc_root_data("G", "gone") } }]);
+    w.repo.route(
+        "/new",
+        200,
+        "application/dmmo+json",
+        new_instance.to_string(),
+    );
+    let delete = |s: &str| Command::Delete { client_uri: uri(s) };
+    let results = w
+        .session(
+            "A",
+            vec![
+                Command::Hget {
+                    server_uri: ServerUri::new(w.repo.url("/new")),
+                    client_uri: None,
+                },
+                delete("urn:oma:mo:oma-dm-devinfo:1.2//DevID"),
+                delete("urn:oma:mo:oma-dm-dmacc:1.2/A/Name"),
+                delete("urn:oma:mo:oma-dm-dmacc:1.2/gone/"),
+                delete("urn:oma:mo:oma-dm-dmacc:1.2/nothere/"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 405, 405, 200, 404]);
+    let results = w
+        .session("A", vec![get("urn:oma:mo:oma-dm-dmacc:1.2/gone/Name")])
+        .await;
+    assert_eq!(
+        codes(&results),
+        [404],
+        "the deleted instance stays deleted after a restart"
+    );
+}
+
+#[tokio::test]
+async fn show_starts_the_browser_and_goes_on() {
+    let w = world().await;
+    let out = w.tmp.path().join("shown.txt");
+    let script = w.tmp.path().join("browser.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", out.display()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let show = Command::Show {
+        server_uri: ServerUri::new("http://127.0.0.1:9/ui?uiid=7&dev=[DevID]"),
+    };
+    let results = w
+        .session_with(
+            "A",
+            vec![show.clone(), get("urn:oma:mo:oma-dm-devinfo:1.2//DmV")],
+            Some(script.display().to_string()),
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200]);
+    let mut shown = String::new();
+    for _ in 0..50 {
+        shown = std::fs::read_to_string(&out).unwrap_or_default();
+        if !shown.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        shown.trim(),
+        format!("http://127.0.0.1:9/ui?uiid=7&dev={DEV_ID}")
+    );
+    let results = w.session("A", vec![show]).await;
+    assert_eq!(codes(&results), [501], "no browser component configured");
+}
+
+#[tokio::test]
+async fn default_sub_and_unsub() {
+    let w = world().await;
+    w.repo.route("/sub", 200, "text/plain", "");
+    w.repo.route("/name", 200, "text/plain", "Subscribed");
+    let name = "urn:oma:mo:oma-dm-dmacc:1.2/A/Name";
+    let results = w
+        .session(
+            "A",
+            vec![
+                Command::Default {
+                    server_uri: ServerUri::new(w.repo.url("/mms")),
+                    moid: "urn:oma:mo:oma-mms:1.3".into(),
+                },
+                Command::Sub {
+                    server_uri: ServerUri::new(w.repo.url("/sub")),
+                    client_uri: uri(name),
+                },
+                Command::Hget {
+                    server_uri: ServerUri::new(w.repo.url("/name")),
+                    client_uri: Some(uri(name)),
+                },
+                Command::Unsub {
+                    client_uri: uri(name),
+                },
+                Command::Unsub {
+                    client_uri: uri(name),
+                },
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200, 200, 200, 404]);
+    let pushed: Vec<_> = w
+        .repo
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/sub")
+        .collect();
+    assert_eq!(pushed.len(), 1, "one change, one PUT");
+    assert_eq!(
+        (pushed[0].method.as_str(), pushed[0].body.as_slice()),
+        ("PUT", &b"Subscribed"[..])
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.tmp.path().join("state/agent.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["defaults"][0][0], "urn:oma:mo:oma-mms:1.3");
+    assert!(state["subscriptions"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cache_validators_answer_304_until_the_instance_changes() {
+    let w = world().await;
+    w.repo.route("/name", 200, "text/plain", "Changed");
+    let results = w
+        .session("A", vec![get("urn:oma:mo:oma-dm-dmacc:1.2/A/")])
+        .await;
+    let items = MoDataItem::parse_list(body(&results[0]).as_bytes()).unwrap();
+    let cv = items[0].cv.clone().expect("CV at an instance root (11)");
+    let with_cv = format!("urn:oma:mo:oma-dm-dmacc:1.2/A/?cv={cv}");
+    let results = w
+        .session(
+            "A",
+            vec![
+                get(&with_cv),
+                Command::Hget {
+                    server_uri: ServerUri::new(w.repo.url("/name")),
+                    client_uri: Some(uri("urn:oma:mo:oma-dm-dmacc:1.2/A/Name")),
+                },
+                get(&with_cv),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [304, 200, 200]);
+    assert!(results[0].data.is_none());
+}
+
+#[tokio::test]
+async fn unknown_commands_and_bad_uris_keep_their_order() {
+    let w = world().await;
+    let results = w
+        .session(
+            "A",
+            vec![
+                get("urn:oma:mo:oma-dm-devinfo:1.2//DevID"),
+                Command::Exec {
+                    client_uri: uri("urn:oma:mo:oma-dm-devinfo:1.2//DevID"),
+                    server_uri: None,
+                },
+                get("urn:oma:mo:oma-dm-devinfo:1.2//NoSuchNode"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 405, 404]);
+    assert_eq!(results[0].status.code, StatusCode::OK);
+}
