@@ -33,6 +33,13 @@ pub trait InstanceTree {
     /// there is no such node.
     fn children(&self, instance: &Self::Instance, path: &[String]) -> Vec<String>;
 
+    /// True when the node at `path` has a child called `name`. The default
+    /// looks through [`InstanceTree::children`]; a tree that can answer
+    /// directly should, since step 2 asks this for every real-name segment.
+    fn has_child(&self, instance: &Self::Instance, path: &[String], name: &str) -> bool {
+        self.children(instance, path).iter().any(|c| c == name)
+    }
+
     /// The value of the leaf at `path` as text, as an `nv` field writes it;
     /// `None` for an interior node, a missing node or a value with no text
     /// form.
@@ -210,7 +217,7 @@ fn step2<T: InstanceTree + ?Sized>(
         let mut next = Vec::new();
         let mut first_failure = None;
         for b in &branches {
-            let children = tree.children(&b.instance, &b.path);
+            let children = || tree.children(&b.instance, &b.path);
             let child = |name: &str| {
                 let mut path = b.path.clone();
                 path.push(name.to_owned());
@@ -223,7 +230,7 @@ fn step2<T: InstanceTree + ?Sized>(
             let before = next.len();
             let failure = match seg {
                 NodeSelector::Name(name) => {
-                    if children.iter().any(|c| c == name) {
+                    if tree.has_child(&b.instance, &b.path, name) {
                         next.push(child(name));
                     }
                     ResolveError::NoNode {
@@ -233,14 +240,14 @@ fn step2<T: InstanceTree + ?Sized>(
                     }
                 }
                 NodeSelector::All => {
-                    next.extend(children.iter().map(|c| child(c)));
+                    next.extend(children().iter().map(|c| child(c)));
                     ResolveError::NoChildren {
                         miid: b.miid.clone(),
                         parent: b.path.clone(),
                     }
                 }
                 NodeSelector::XName(x) => {
-                    let hits: Vec<_> = children
+                    let hits: Vec<_> = children()
                         .iter()
                         .map(|c| child(c))
                         .filter(|c| satisfies(tree, &c.instance, &c.path, *x, uri))
@@ -677,6 +684,46 @@ mod tests {
         assert!(matches!(
             nodes("urn:oma:mo:moid:1.0/*/Data/(x)?nv=(x)/Value:30"),
             Err(ResolveError::SeveralNodesMatch { .. })
+        ));
+    }
+
+    /// A tree that answers `has_child` without listing children.
+    struct Unlisted;
+
+    impl InstanceTree for Unlisted {
+        type Instance = ();
+        fn instances(&self, _: &str) -> Vec<((), String)> {
+            vec![((), "only".into())]
+        }
+        fn children(&self, _: &(), _: &[String]) -> Vec<String> {
+            Vec::new()
+        }
+        fn has_child(&self, _: &(), path: &[String], name: &str) -> bool {
+            path.is_empty() && name == "Secret"
+        }
+        fn leaf_text(&self, _: &(), _: &[String]) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn real_names_are_checked_with_has_child() {
+        let find = |uri: &str| resolve(&Unlisted, &uri.parse::<ClientUri>().unwrap());
+        assert_eq!(
+            find("urn:x//Secret").unwrap(),
+            [ResolvedNode {
+                instance: (),
+                miid: "only".into(),
+                path: vec!["Secret".into()]
+            }]
+        );
+        assert!(matches!(
+            find("urn:x//*"),
+            Err(ResolveError::NoChildren { .. })
+        ));
+        assert!(matches!(
+            find("urn:x//Other"),
+            Err(ResolveError::NoNode { .. })
         ));
     }
 

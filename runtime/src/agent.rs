@@ -25,6 +25,9 @@ pub struct AgentOptions {
     /// Program SHOW starts (`--show-cmd`).
     pub show_cmd: Option<String>,
     pub timeout: Duration,
+    /// Oldest TIMESTAMP accepted in a notification, in seconds (5.2.1.2
+    /// leaves the window to the implementation).
+    pub max_notification_age: u64,
 }
 
 /// A configuration problem: the agent cannot start (exit status 2).
@@ -38,6 +41,8 @@ pub enum AgentError {
     NoAccounts,
     #[error("no DM Server account with SrvID `{0}`")]
     UnknownServer(String),
+    #[error("notifications: {0}")]
+    Notify(String),
 }
 
 /// How one session went.
@@ -187,6 +192,175 @@ pub async fn deliver_alerts(device: &mut Device) -> Vec<SessionOutcome> {
         });
     }
     outcomes
+}
+
+/// How many accepted notifications are remembered for duplicate checks.
+const SEEN_NOTIFICATIONS: usize = 256;
+
+/// Why a notification was dropped (logged; never the secret).
+#[derive(Debug, thiserror::Error)]
+pub enum Dropped {
+    #[error("not a DM Notification: {0}")]
+    Malformed(#[from] dm_core::notification::DecodeError),
+    #[error("SERVER-ID `{0}` names no account")]
+    UnknownServer(String),
+    #[error("no SERVER-ID and {0} accounts: cannot tell which server sent it")]
+    Ambiguous(usize),
+    #[error("server {0}: SHA256-DIGEST missing or wrong")]
+    BadDigest(String),
+    #[error("server {0}: a digest but no Auth/Noti credentials to check it with")]
+    NoCredentials(String),
+    #[error("server {0}: NOTIFICATION-ID {1} already seen")]
+    Duplicate(String, u16),
+    #[error("server {0}: TIMESTAMP {1} outside the accepted window")]
+    Stale(String, u64),
+}
+
+/// Checks one datagram as spec 5.2.1 and 9.1 ask: the account it is for,
+/// its digest against that account's Auth/Noti credentials, duplicates of
+/// its NOTIFICATION-ID, the age of its TIMESTAMP. Returns the SrvID and
+/// the notification when it is to be acted on; an accepted one is
+/// remembered in the agent state.
+pub fn accept_notification(
+    device: &mut Device,
+    datagram: &[u8],
+    now: u64,
+    max_age: u64,
+) -> Result<(String, dm_core::Notification), Dropped> {
+    use dm_core::notification::{verify, VerifyError};
+    let notification = dm_core::Notification::decode(datagram)?;
+    let accounts = device.accounts();
+    let account = match &notification.server_id {
+        Some(id) => accounts
+            .iter()
+            .find(|a| a.server_id == *id)
+            .ok_or_else(|| Dropped::UnknownServer(id.clone()))?,
+        None if accounts.len() == 1 => &accounts[0],
+        None => return Err(Dropped::Ambiguous(accounts.len())),
+    };
+    let server_id = account.server_id.clone();
+    match &account.noti_secret {
+        Some(secret) => {
+            let data = account.noti_data.clone().unwrap_or_default();
+            verify(datagram, secret, &data).map_err(|e| match e {
+                VerifyError::Decode(d) => Dropped::Malformed(d),
+                VerifyError::NoDigest | VerifyError::Mismatch => {
+                    Dropped::BadDigest(server_id.clone())
+                }
+            })?;
+        }
+        // A digest the device cannot check is not trusted (5.2.1.2).
+        None if notification.digest.is_some() => return Err(Dropped::NoCredentials(server_id)),
+        None => {}
+    }
+    if !notification.is_fresh(now, max_age) {
+        return Err(Dropped::Stale(
+            server_id,
+            notification.timestamp.unwrap_or(0),
+        ));
+    }
+    if let Some(id) = notification.notification_id {
+        let seen = &mut device.agent_state_mut().seen_notifications;
+        if seen.iter().any(|(s, i)| *s == server_id && *i == id) {
+            return Err(Dropped::Duplicate(server_id, id));
+        }
+        seen.push((server_id.clone(), id));
+        if seen.len() > SEEN_NOTIFICATIONS {
+            seen.remove(0);
+        }
+        device.save_agent();
+    }
+    Ok((server_id, notification))
+}
+
+/// Waits for Package#0 datagrams on `addr` (Appendix E.3) and runs a
+/// server-initiated session for each valid one: ServerInitiatedMgmt with
+/// the NOTIFICATION-ID, MOS when REQ-MOS asks for it, BootstrapComplete
+/// too when that server's bootstrap is still unannounced. With `once`,
+/// returns after the first such session.
+pub async fn run_notified(
+    opts: &AgentOptions,
+    addr: &str,
+    once: bool,
+    observer: Option<Observer>,
+) -> Result<Vec<SessionOutcome>, AgentError> {
+    let mut device = open_device(opts)?;
+    if let Some(o) = observer {
+        device.observe(o);
+    }
+    if let Some(file) = &opts.bootstrap {
+        apply_bootstrap(&mut device, file)?;
+    }
+    if device.accounts().is_empty() {
+        return Err(AgentError::NoAccounts);
+    }
+    let socket = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|e| AgentError::Notify(format!("cannot listen on {addr}: {e}")))?;
+    if let Ok(local) = socket.local_addr() {
+        eprintln!("dmctl client: waiting for DM Notifications on udp {local}");
+    }
+    let mut outcomes = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (len, from) = socket
+            .recv_from(&mut buf)
+            .await
+            .map_err(|e| AgentError::Notify(e.to_string()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (server_id, notification) =
+            match accept_notification(&mut device, &buf[..len], now, opts.max_notification_age) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("dmctl client: notification from {from} dropped: {e}");
+                    continue;
+                }
+            };
+        let pending = device.agent_state().bootstrap_pending.contains(&server_id);
+        let extra = if pending {
+            vec![dm_core::Alert::new(
+                dm_core::package::alert_type::BOOTSTRAP_COMPLETE,
+            )]
+        } else {
+            Vec::new()
+        };
+        let initiation = Initiation::ServerInitiated {
+            notification_id: notification.notification_id,
+        };
+        let result = device
+            .run_session_as(&server_id, initiation, notification.req_mos, extra)
+            .await;
+        if result.is_ok() && pending {
+            device
+                .agent_state_mut()
+                .bootstrap_pending
+                .retain(|s| *s != server_id);
+            device.save_agent();
+        }
+        outcomes.push(SessionOutcome { server_id, result });
+        outcomes.extend(deliver_alerts(&mut device).await);
+        if once {
+            return Ok(outcomes);
+        }
+        for o in outcomes.drain(..) {
+            report(&o);
+        }
+    }
+}
+
+/// One line on stderr per session.
+pub fn report(o: &SessionOutcome) {
+    match &o.result {
+        Ok(r) => eprintln!(
+            "dmctl client: session with {} ended with END after {} command(s)",
+            o.server_id,
+            r.commands.len()
+        ),
+        Err(e) => eprintln!("dmctl client: session with {} aborted: {e}", o.server_id),
+    }
 }
 
 /// Applies a factory bootstrap file (spec 8.2, 8.5): an `application/

@@ -66,6 +66,12 @@ struct ClientArgs {
     /// Program run for SHOW, with the ServerURI as its last argument.
     #[arg(long, value_name = "CMD")]
     show_cmd: Option<String>,
+    /// Receive DM Notifications (Package#0) as UDP datagrams on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    notify_udp: Option<String>,
+    /// Drop notifications whose TIMESTAMP is further than this from now.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    max_notification_age: u64,
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
@@ -114,9 +120,6 @@ async fn demo() -> ExitCode {
 }
 
 async fn client(args: ClientArgs) -> ExitCode {
-    // Without --notify-udp there is nothing to wait for after the sessions,
-    // so the agent behaves as with --once.
-    let _ = args.once;
     let opts = AgentOptions {
         state: args.state,
         bootstrap: args.bootstrap,
@@ -125,29 +128,32 @@ async fn client(args: ClientArgs) -> ExitCode {
         plugins: args.plugins,
         show_cmd: args.show_cmd,
         timeout: Duration::from_secs(args.timeout),
+        max_notification_age: args.max_notification_age,
     };
-    let outcomes = match agent::run_once(&opts, None).await {
+    // --once with --notify-udp: wait for the first valid notification and
+    // run that session. Without --once: a client-initiated session with
+    // each server first, then (with --notify-udp) serve notifications until
+    // stopped; without --notify-udp there is nothing more to wait for.
+    let result = match (&args.notify_udp, args.once) {
+        (Some(addr), true) => agent::run_notified(&opts, addr, true, None).await,
+        (Some(addr), false) => match agent::run_once(&opts, None).await {
+            Ok(outcomes) => {
+                outcomes.iter().for_each(agent::report);
+                agent::run_notified(&opts, addr, false, None).await
+            }
+            Err(e) => Err(e),
+        },
+        (None, _) => agent::run_once(&opts, None).await,
+    };
+    let outcomes = match result {
         Ok(o) => o,
         Err(e) => {
             eprintln!("dmctl client: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut aborted = false;
-    for o in outcomes {
-        match o.result {
-            Ok(report) => eprintln!(
-                "dmctl client: session with {} ended with END after {} command(s)",
-                o.server_id,
-                report.commands.len()
-            ),
-            Err(e) => {
-                eprintln!("dmctl client: session with {} aborted: {e}", o.server_id);
-                aborted = true;
-            }
-        }
-    }
-    if aborted {
+    outcomes.iter().for_each(agent::report);
+    if outcomes.iter().any(|o| o.result.is_err()) {
         ExitCode::from(EXIT_ABORTED)
     } else {
         ExitCode::SUCCESS

@@ -64,6 +64,10 @@ pub struct AgentState {
     pub defaults: Vec<(String, String)>,
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// (SrvID, NOTIFICATION-ID) pairs recently accepted, newest last, so a
+    /// replayed notification is dropped also after a restart (5.2.1.2).
+    #[serde(default)]
+    pub seen_notifications: Vec<(String, u16)>,
 }
 
 /// The device's persistent state.

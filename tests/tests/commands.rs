@@ -78,6 +78,7 @@ impl World {
             plugins: None,
             show_cmd,
             timeout: Duration::from_secs(10),
+            max_notification_age: 300,
         }
     }
 
