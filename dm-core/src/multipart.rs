@@ -82,14 +82,35 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     find(haystack, needle, 0).is_some()
 }
 
+/// The first `needle` at or after `from`. Scans for the first byte, then
+/// compares: a multipart body is searched once per part, so this must stay
+/// linear in practice (a `windows` scan was the hot spot of a session).
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from > haystack.len() {
-        return None;
+    let (&first, rest) = needle.split_first()?;
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    let mut i = from;
+    while i <= last_start {
+        i += haystack[i..=last_start].iter().position(|&b| b == first)?;
+        if haystack[i + 1..i + needle.len()] == *rest {
+            return Some(i);
+        }
+        i += 1;
     }
-    haystack[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    None
+}
+
+/// The end of the header block that starts at `start`: the blank line
+/// (CRLF or LF) that ends it, as (end of headers, start of content).
+fn header_block_end(body: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut line_start = start;
+    loop {
+        let nl = find(body, b"\n", line_start)?;
+        let line = &body[line_start..nl];
+        if line.is_empty() || line == b"\r" {
+            return Some((line_start, nl + 1));
+        }
+        line_start = nl + 1;
+    }
 }
 
 /// Splits a multipart body into its parts. Line ends may be CRLF or LF.
@@ -111,15 +132,7 @@ pub fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartErr
         let start = line_end + 1;
         let index = parts.len();
         let (headers_end, content_start) =
-            match (find(body, b"\r\n\r\n", start), find(body, b"\n\n", start)) {
-                // A part with no headers starts straight with a blank line.
-                _ if body[start..].starts_with(b"\r\n") => (start, start + 2),
-                _ if body[start..].starts_with(b"\n") => (start, start + 1),
-                (Some(a), Some(b)) if b + 1 < a => (b, b + 2),
-                (Some(a), _) => (a, a + 4),
-                (None, Some(b)) => (b, b + 2),
-                (None, None) => return Err(MultipartError::UnterminatedHeaders { index }),
-            };
+            header_block_end(body, start).ok_or(MultipartError::UnterminatedHeaders { index })?;
         let headers = std::str::from_utf8(&body[start..headers_end])
             .map_err(|_| MultipartError::BadHeader { index })?;
         let next = find(body, delim, content_start).ok_or(MultipartError::NoClosingBoundary)?;
@@ -273,6 +286,16 @@ mod tests {
         };
         let (ct, body) = r.encode();
         assert_eq!(ResponseBody::decode(&ct, &body).unwrap(), r);
+    }
+
+    #[test]
+    fn find_locates_needles_anywhere() {
+        assert_eq!(find(b"abcabd", b"abd", 0), Some(3));
+        assert_eq!(find(b"abcabd", b"abd", 4), None);
+        assert_eq!(find(b"ab", b"abc", 0), None);
+        assert_eq!(find(b"aaa", b"a", 3), None);
+        assert_eq!(find(b"", b"a", 0), None);
+        assert_eq!(find(b"xa", b"", 0), None);
     }
 
     #[test]

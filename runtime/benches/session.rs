@@ -1,0 +1,139 @@
+//! A full DM Session over loopback (Package#1, a Package#2 of 100 mixed
+//! commands, Package#3, END) next to bare hyper round trips carrying the
+//! same bytes. Run: `cargo bench -p dm-runtime --bench session`.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dm_core::{ClientUri, Command};
+use dm_runtime::server::{self, ServerConfig};
+use dm_runtime::{standard_registry, Device, DeviceConfig, Initiation, Message};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+const ROUNDS: usize = 200;
+
+fn commands() -> Vec<Command> {
+    let uris = [
+        "urn:oma:mo:oma-dm-devinfo:1.2//DevID",
+        "urn:oma:mo:oma-dm-devinfo:1.2//",
+        "urn:oma:mo:oma-dm-devinfo:1.2/*/Mod",
+        "urn:oma:mo:oma-dm-devinfo:1.2/(x)/FwV?nv=(x)/DmV:2.0",
+        "urn:oma:mo:oma-sessioninfomo:1.0//CBT",
+    ];
+    (0..100)
+        .map(|i| {
+            let client_uri: ClientUri = uris[i % uris.len()]
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}"));
+            match i % 10 {
+                7 => Command::Exec {
+                    client_uri,
+                    server_uri: None,
+                },
+                8 => Command::Delete { client_uri },
+                _ => Command::Get { client_uri },
+            }
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let server = server::start(ServerConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        default_commands: commands(),
+        log_errors: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut device = Device::new(DeviceConfig::new("IMEI:1"), standard_registry("IMEI:1"));
+    // Record one session's messages to replay their sizes over bare hyper.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(Message, Message)>>> = Default::default();
+    let sink = seen.clone();
+    device.observe(std::sync::Arc::new(move |e: &dm_runtime::Exchange| {
+        if let Ok(mut s) = sink.lock() {
+            if s.len() < 2 {
+                s.push((e.request.clone(), e.response.clone()));
+            }
+        }
+    }));
+    let mut session_times = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let report = device
+            .run_session(&server.dm_url(), Initiation::ClientInitiated, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        session_times.push(t.elapsed());
+        assert_eq!(report.commands.len(), 101);
+    }
+    server.shutdown().await;
+    let exchanges = seen.lock().map(|s| s.clone()).unwrap_or_default();
+
+    // Bare hyper: the same two round trips with the same bodies.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let responses: Vec<Bytes> = exchanges
+        .iter()
+        .map(|(_, r)| Bytes::from(r.body.clone()))
+        .collect();
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok((stream, _)) = listener.accept().await {
+            let responses = responses.clone();
+            let counter = n;
+            n += 1;
+            tokio::spawn(async move {
+                let calls = std::sync::atomic::AtomicUsize::new(counter);
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let i = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let body = responses[i % responses.len()].clone();
+                    async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, Infallible>(Response::new(Full::new(body)))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let url = format!("http://{addr}/dm");
+    let mut bare_times = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for (request, _) in &exchanges {
+            let req = Request::post(&url)
+                .header("content-type", request.header("content-type").unwrap_or(""))
+                .body(Full::new(Bytes::from(request.body.clone())))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let resp = client.request(req).await.unwrap_or_else(|e| panic!("{e}"));
+            let _ = resp.into_body().collect().await;
+        }
+        bare_times.push(t.elapsed());
+    }
+    let (s, b) = (median(session_times), median(bare_times));
+    let sizes: Vec<String> = exchanges
+        .iter()
+        .map(|(q, r)| format!("{}B->{}B", q.body.len(), r.body.len()))
+        .collect();
+    println!("round trips: {}", sizes.join(", "));
+    println!("DM session (100 commands), median of {ROUNDS}: {s:?}");
+    println!("bare hyper, same bytes,     median of {ROUNDS}: {b:?}");
+    println!("ratio: {:.2}x", s.as_secs_f64() / b.as_secs_f64());
+}
