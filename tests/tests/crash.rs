@@ -1,0 +1,127 @@
+//! Crash consistency of the state directory: `dmctl client` is killed
+//! (SIGKILL) at random moments while it stores one HGET after another;
+//! after each kill the state must read back whole, and hold a value that
+//! was really written, never a mix or a torn file.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::Repository;
+use dm_core::{Command, NodeData, ServerUri, Value};
+use dm_runtime::agent::{self, AgentOptions};
+use dm_runtime::server::{self, ServerConfig};
+
+const WRITES: usize = 150;
+const ROUNDS: usize = 100;
+
+/// A small deterministic generator, so a failure can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_client_leaves_a_state_that_existed() {
+    let repo = Repository::start().await;
+    for i in 0..WRITES {
+        repo.route(&format!("/v{i}"), 200, "text/plain", format!("value-{i}"));
+    }
+    let name = "urn:oma:mo:oma-dm-dmacc:1.2/A/Name";
+    let commands = (0..WRITES)
+        .map(|i| Command::Hget {
+            server_uri: ServerUri::new(repo.url(&format!("/v{i}"))),
+            client_uri: Some(name.parse().unwrap()),
+        })
+        .collect();
+    let server = server::start(ServerConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        default_commands: commands,
+        log_errors: false,
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bootstrap = common::bootstrap_file(tmp.path(), "A", &server.dm_url());
+    let state = tmp.path().join("state");
+    let valid: Vec<String> = std::iter::once("server A".to_owned())
+        .chain((0..WRITES).map(|i| format!("value-{i}")))
+        .collect();
+    let mut rng = Lcg(0x5eed);
+    let started = Instant::now();
+    let mut killed_mid_run = 0;
+    let mut distinct: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for round in 0..ROUNDS {
+        let mut child = tokio::process::Command::new(common::dmctl())
+            .args(["client", "--once", "--state"])
+            .arg(&state)
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_micros(2_000 + rng.next() % 40_000)).await;
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        // SIGKILL: no destructor, no flush, as a power cut would.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+
+        let opts = AgentOptions {
+            state: state.clone(),
+            bootstrap: None,
+            dev_id: None,
+            server_id: None,
+            plugins: None,
+            show_cmd: None,
+            timeout: Duration::from_secs(5),
+            max_notification_age: 300,
+        };
+        let device = agent::open_device(&opts)
+            .unwrap_or_else(|e| panic!("round {round}: state unreadable: {e}"));
+        let Some(account) = device.accounts().into_iter().find(|a| a.server_id == "A") else {
+            // Killed before the bootstrap was stored: nothing was written.
+            assert!(device.accounts().is_empty(), "round {round}");
+            continue;
+        };
+        let (_, instance) = device
+            .registry()
+            .instances()
+            .find(|(_, i)| i.miid == account.miid)
+            .unwrap();
+        match instance.mo.get(&["Name"]) {
+            Ok(NodeData::Leaf(Value::Chr(v))) => {
+                assert!(
+                    valid.contains(&v),
+                    "round {round}: Name {v:?} was never written"
+                );
+                distinct.insert(v);
+            }
+            other => panic!("round {round}: Name is {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "bounded in time"
+        );
+    }
+    assert!(
+        killed_mid_run > ROUNDS / 4,
+        "most kills must land during a run ({killed_mid_run})"
+    );
+    assert!(
+        distinct.len() > 3,
+        "kills landed at many points of the run: {distinct:?}"
+    );
+    server.shutdown().await;
+}
