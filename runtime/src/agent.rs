@@ -319,6 +319,10 @@ pub async fn run_notified(
                     continue;
                 }
             };
+        if opts.server_id.as_ref().is_some_and(|only| *only != server_id) {
+            eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
+            continue;
+        }
         let pending = device.agent_state().bootstrap_pending.contains(&server_id);
         let extra = if pending {
             vec![dm_core::Alert::new(
