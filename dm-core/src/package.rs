@@ -405,7 +405,10 @@ impl Package2 {
     pub fn parse(bytes: &[u8]) -> Result<Package2, PackageError> {
         const WHAT: &str = "Package#2";
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let parsed = serde::Deserializer::deserialize_any(&mut de, raw::PackageVisitor)
+        let visitor = raw::PackageVisitor {
+            input_len: bytes.len(),
+        };
+        let parsed = serde::Deserializer::deserialize_any(&mut de, visitor)
             .and_then(|p| de.end().map(|()| p));
         match parsed {
             Ok(p) => Ok(p),
@@ -460,7 +463,11 @@ mod raw {
         }
     }
 
-    pub(super) struct PackageVisitor;
+    pub(super) struct PackageVisitor {
+        /// The size of the package, from which the number of commands is
+        /// guessed so that their vector is allocated once.
+        pub(super) input_len: usize,
+    }
 
     impl<'de> Visitor<'de> for PackageVisitor {
         type Value = Package2;
@@ -473,7 +480,9 @@ mod raw {
             let mut commands = None;
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 if key == "CMD" {
-                    commands = Some(map.next_value_seed(Commands)?);
+                    commands = Some(map.next_value_seed(Commands {
+                        input_len: self.input_len,
+                    })?);
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -508,7 +517,9 @@ mod raw {
     }
 
     /// The `CMD` array.
-    struct Commands;
+    struct Commands {
+        input_len: usize,
+    }
 
     impl<'de> DeserializeSeed<'de> for Commands {
         type Value = Vec<Result<Command, CommandError>>;
@@ -526,8 +537,17 @@ mod raw {
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(4096));
-            while let Some(cmd) = seq.next_element_seed(OneCommand { index: out.len() })? {
+            // A command takes 60 bytes or more of JSON but for END and the
+            // like; the guess is bounded so a large input cannot make it
+            // reserve much more than its commands need.
+            let guess = seq.size_hint().unwrap_or(self.input_len / 60);
+            let mut out = Vec::with_capacity(guess.clamp(4, 4096));
+            // One buffer for the strings of every command, cleared each time.
+            let mut strings = Vec::with_capacity(8);
+            while let Some(cmd) = seq.next_element_seed(OneCommand {
+                index: out.len(),
+                strings: &mut strings,
+            })? {
                 out.push(cmd);
             }
             Ok(out)
@@ -556,18 +576,19 @@ mod raw {
         }
     }
 
-    /// One command array, `CMD[index]`.
-    struct OneCommand {
+    /// One command array, `CMD[index]`; `strings` is scratch space.
+    struct OneCommand<'a, 'de> {
         index: usize,
+        strings: &'a mut Vec<Cow<'de, str>>,
     }
 
-    impl OneCommand {
+    impl OneCommand<'_, '_> {
         fn not_an_array<E: de::Error>(&self) -> E {
             shape(format_args!("CMD[{}] is not an array", self.index))
         }
     }
 
-    impl<'de> DeserializeSeed<'de> for OneCommand {
+    impl<'de> DeserializeSeed<'de> for OneCommand<'_, 'de> {
         type Value = Result<Command, CommandError>;
 
         fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -575,7 +596,7 @@ mod raw {
         }
     }
 
-    impl<'de> Visitor<'de> for OneCommand {
+    impl<'de> Visitor<'de> for OneCommand<'_, 'de> {
         type Value = Result<Command, CommandError>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -583,7 +604,8 @@ mod raw {
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut strings: Vec<Cow<'de, str>> = Vec::with_capacity(4);
+            let strings = self.strings;
+            strings.clear();
             let mut not_a_string = None;
             while let Some(e) = seq.next_element::<Element<'de>>()? {
                 match e {

@@ -175,6 +175,80 @@ fn first_bad(text: &str, offset: usize, allowed: impl Fn(u8) -> bool) -> Result<
     }
 }
 
+/// `text` split at every `sep` byte (an ASCII separator), as
+/// `str::split` does; a byte loop, cheaper than the general char searcher
+/// for the short pieces of a ClientURI.
+fn split_byte(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let t = rest?;
+        match t.bytes().position(|b| b == sep) {
+            Some(i) => {
+                rest = Some(&t[i + 1..]);
+                Some(&t[..i])
+            }
+            None => {
+                rest = None;
+                Some(t)
+            }
+        }
+    })
+}
+
+/// `text.split_once(sep)` for an ASCII separator.
+fn split_once_byte(text: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = text.bytes().position(|b| b == sep)?;
+    Some((&text[..i], &text[i + 1..]))
+}
+
+/// The x-names of one ClientURI, in order of appearance, without a heap
+/// allocation: an x-name is one of 52 ASCII letters.
+struct XNames {
+    seen: u64,
+    order: [char; 52],
+    len: usize,
+}
+
+impl XNames {
+    fn new() -> XNames {
+        XNames {
+            seen: 0,
+            order: ['\0'; 52],
+            len: 0,
+        }
+    }
+
+    fn bit(x: char) -> u64 {
+        match x {
+            'a'..='z' => 1 << (x as u32 - 'a' as u32),
+            'A'..='Z' => 1 << (26 + x as u32 - 'A' as u32),
+            _ => 0,
+        }
+    }
+
+    /// Adds `x`; false when it was already there.
+    fn insert(&mut self, x: char) -> bool {
+        let bit = XNames::bit(x);
+        if self.seen & bit != 0 {
+            return false;
+        }
+        self.seen |= bit;
+        if let Some(slot) = self.order.get_mut(self.len) {
+            *slot = x;
+            self.len += 1;
+        }
+        true
+    }
+
+    fn contains(&self, x: char) -> bool {
+        self.seen & XNames::bit(x) != 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = char> + '_ {
+        self.order[..self.len].iter().copied()
+    }
+}
+
 fn err(position: usize, reason: UriErrorReason) -> UriError {
     UriError { position, reason }
 }
@@ -241,7 +315,7 @@ impl FromStr for ClientUri {
         let mut path = Vec::new();
         if path_text != "/" {
             let mut offset = path_start + 1;
-            for seg in path_text[1..].split('/') {
+            for seg in split_byte(&path_text[1..], b'/') {
                 let sel = if seg == "*" {
                     NodeSelector::All
                 } else if let Some(x) = parse_x_name(seg, offset)? {
@@ -256,7 +330,7 @@ impl FromStr for ClientUri {
         }
 
         // x-names must be unique within the URI (6.1.1.1).
-        let mut x_names: Vec<char> = Vec::new();
+        let mut x_names = XNames::new();
         let inst_x = match instance {
             InstanceSelector::XName(x) => Some(x),
             _ => None,
@@ -266,10 +340,9 @@ impl FromStr for ClientUri {
             _ => None,
         });
         for x in inst_x.into_iter().chain(path_x) {
-            if x_names.contains(&x) {
+            if !x_names.insert(x) {
                 return Err(err(moid_end, UriErrorReason::DuplicateXName(x)));
             }
-            x_names.push(x);
         }
 
         let query_start = hier.len() + 1;
@@ -277,15 +350,15 @@ impl FromStr for ClientUri {
             Some(q) => parse_query(q, query_start)?,
             None => Query::default(),
         };
-        for x in &x_names {
-            if !query.node_values.iter().any(|nv| nv.x_name == *x) {
-                return Err(err(s.len(), UriErrorReason::UnresolvedXName(*x)));
+        for x in x_names.iter() {
+            if !query.node_values.iter().any(|nv| nv.x_name == x) {
+                return Err(err(s.len(), UriErrorReason::UnresolvedXName(x)));
             }
         }
         if let Some(nv) = query
             .node_values
             .iter()
-            .find(|nv| !x_names.contains(&nv.x_name))
+            .find(|nv| !x_names.contains(nv.x_name))
         {
             return Err(err(query_start, UriErrorReason::UnusedNodeValue(nv.x_name)));
         }
@@ -302,13 +375,13 @@ impl FromStr for ClientUri {
 fn parse_query(q: &str, start: usize) -> Result<Query, UriError> {
     let mut query = Query::default();
     let mut offset = start;
-    for field in q.split('&') {
+    for field in split_byte(q, b'&') {
         let here = offset;
         offset += field.len() + 1;
         if field.is_empty() {
             continue;
         }
-        let (name, value) = field.split_once('=').unwrap_or((field, ""));
+        let (name, value) = split_once_byte(field, b'=').unwrap_or((field, ""));
         match name {
             "lv" => {
                 if query.level.is_some() {
@@ -341,8 +414,8 @@ fn parse_query(q: &str, start: usize) -> Result<Query, UriError> {
 /// `nv=(x)/ID:Temperature`: an x-name, a path below it, `:`, the value.
 fn parse_node_value(text: &str, offset: usize) -> Result<NodeValue, UriError> {
     let bad = || err(offset, UriErrorReason::BadQueryValue("nv"));
-    let (path_text, value) = text.split_once(':').ok_or_else(bad)?;
-    let mut segs = path_text.split('/');
+    let (path_text, value) = split_once_byte(text, b':').ok_or_else(bad)?;
+    let mut segs = split_byte(path_text, b'/');
     let x_name = parse_x_name(segs.next().unwrap_or(""), offset)?.ok_or_else(bad)?;
     let mut path = Vec::new();
     let mut seg_offset = offset + 4;

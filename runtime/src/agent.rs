@@ -319,7 +319,11 @@ pub async fn run_notified(
                     continue;
                 }
             };
-        if opts.server_id.as_ref().is_some_and(|only| *only != server_id) {
+        if opts
+            .server_id
+            .as_ref()
+            .is_some_and(|only| *only != server_id)
+        {
             eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
             continue;
         }
