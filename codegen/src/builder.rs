@@ -1,5 +1,9 @@
-//! The build-script API.
+//! The build-script API (the prost-build / progenitor recipe): generate
+//! into `OUT_DIR`, print `cargo:rerun-if-changed` for every input, write
+//! nothing unless every DDF succeeded, and rewrite a file only when its
+//! content changed so that cargo does not rebuild what did not change.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::emit::EmitOptions;
@@ -8,17 +12,27 @@ use crate::ir::Ddf;
 
 /// Generates Rust modules from DDF files, one `<stem>.rs` per DDF, into
 /// `OUT_DIR` (or [`Builder::out_dir`]).
+///
+/// ```no_run
+/// // build.rs
+/// dm_codegen::Builder::new()
+///     .ddf("../../ddf/dmacc.ddf")
+///     .ddf_base_url("https://omadm.example/ddf/")
+///     .generate()
+///     .unwrap_or_else(|e| panic!("{e}"));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     ddfs: Vec<PathBuf>,
     out_dir: Option<PathBuf>,
     ddf_base_url: Option<String>,
+    moids: HashMap<String, String>,
     cargo_metadata: bool,
 }
 
 impl Builder {
-    /// A builder that prints `cargo:rerun-if-changed` lines when run from a
-    /// build script (detected by `OUT_DIR`).
+    /// A builder that prints `cargo:` lines when run from a build script
+    /// (detected by `OUT_DIR`).
     pub fn new() -> Builder {
         Builder {
             cargo_metadata: std::env::var_os("OUT_DIR").is_some(),
@@ -44,15 +58,22 @@ impl Builder {
         self
     }
 
+    /// Makes the root node called `root` (its NodeName, or DFTitle when
+    /// un-named) an MO with this MOID although its DDF names none, as the
+    /// Windows DDFs do. A MOID in the DDF wins.
+    pub fn moid(mut self, root: impl Into<String>, moid: impl Into<String>) -> Builder {
+        self.moids.insert(root.into(), moid.into());
+        self
+    }
+
     /// Whether to print `cargo:` lines (on by default inside build scripts).
     pub fn cargo_metadata(mut self, on: bool) -> Builder {
         self.cargo_metadata = on;
         self
     }
 
-    /// Parses, validates and emits every DDF; returns the files written.
-    /// A file is rewritten only when its content changed, so that cargo does
-    /// not rebuild what did not change.
+    /// Parses, validates and emits every DDF, then writes the files; returns
+    /// their paths. Nothing is written when any DDF fails.
     pub fn generate(&self) -> Result<Vec<PathBuf>, Error> {
         if self.ddfs.is_empty() {
             return Err(Error::NoInput);
@@ -63,39 +84,65 @@ impl Builder {
                 .map(PathBuf::from)
                 .ok_or(Error::NoOutDir)?,
         };
-        let mut written = Vec::new();
-        for ddf_path in &self.ddfs {
-            if self.cargo_metadata {
+        if self.cargo_metadata {
+            for ddf_path in &self.ddfs {
                 println!("cargo:rerun-if-changed={}", ddf_path.display());
             }
+        }
+        let mut outputs: Vec<(PathBuf, String)> = Vec::new();
+        for ddf_path in &self.ddfs {
             let file_name = ddf_path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let ddf = Ddf::read(ddf_path)?;
+            if self.cargo_metadata {
+                for w in &ddf.warnings {
+                    println!("cargo:warning={w}");
+                }
+            }
             let opts = EmitOptions {
                 ddf_url: self
                     .ddf_base_url
                     .as_ref()
                     .map(|b| format!("{b}{file_name}")),
                 source_name: file_name,
+                moids: self.moids.clone(),
             };
-            let source = ddf.to_rust(ddf_path, &opts)?;
-            let stem = ddf_path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "ddf".into());
-            let out = out_dir.join(format!("{stem}.rs"));
-            write_if_changed(&out, source.as_bytes())?;
-            written.push(out);
+            let source = ddf.to_rust(&opts).map_err(|message| Error::Internal {
+                file: ddf_path.clone(),
+                message,
+            })?;
+            let out = out_dir.join(format!("{}.rs", output_stem(ddf_path)));
+            if outputs.iter().any(|(o, _)| *o == out) {
+                return Err(Error::OutputClash {
+                    file: ddf_path.clone(),
+                    output: out,
+                });
+            }
+            outputs.push((out, source));
         }
-        Ok(written)
+        for (path, source) in &outputs {
+            write_if_changed(path, source.as_bytes())?;
+        }
+        Ok(outputs.into_iter().map(|(p, _)| p).collect())
     }
 }
 
-fn write_if_changed(path: &Path, content: &[u8]) -> Result<(), Error> {
+/// The file stem of a DDF as a file name of the output: `dmacc.ddf` ->
+/// `dmacc`.
+pub(crate) fn output_stem(ddf_path: &Path) -> String {
+    ddf_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "ddf".into())
+}
+
+/// Writes `content` unless the file already holds exactly that.
+pub(crate) fn write_if_changed(path: &Path, content: &[u8]) -> Result<bool, Error> {
     if std::fs::read(path).is_ok_and(|old| old == content) {
-        return Ok(());
+        return Ok(false);
     }
     let io = |source| Error::Io {
         path: path.to_owned(),
@@ -104,5 +151,6 @@ fn write_if_changed(path: &Path, content: &[u8]) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    std::fs::write(path, content).map_err(io)
+    std::fs::write(path, content).map_err(io)?;
+    Ok(true)
 }

@@ -1,17 +1,72 @@
 //! Stage 3: IR -> Rust source (quote, formatted with prettyplease).
 //!
-//! One struct per interior node, one field per child, typed by format
-//! (ARCHITECTURE "Typed codegen"). The `#[dm(...)]` attributes carry the
-//! node properties to `dm-derive`, which builds the static schema and the
-//! path-based accessors from them.
+//! Per ARCHITECTURE "Typed codegen": one struct per interior node, one field
+//! per child, typed by format (chr/xml/date/time `String`, int `i64`, bool
+//! `bool`, float `f64`, b64/bin `Vec<u8>`, null `()`); a named node that may
+//! be absent is an `Option`, an un-named node a `dm_core::NodeMap` bounded
+//! by its occurrence. The `#[dm(...)]` attributes carry the node properties
+//! to `dm-derive`, which builds the static schema and the path-based access
+//! the runtime uses.
+//!
+//! # Access types in the typed API
+//!
+//! Fields are `pub(crate)`: the MO author's crate (which `include!`s the
+//! generated file) is the device and may set everything, Get-only leaves
+//! included. Other crates see inherent methods that follow the DDF access
+//! types (spec 6.3.1 "Min. Access Types"), so that a node without Replace
+//! has no setter at all:
+//!
+//! | child | Get | Replace | Add | Delete |
+//! |---|---|---|---|---|
+//! | leaf, named, One | `x() -> &str / i64 / ..` | `set_x(v)` | - | - |
+//! | leaf, named, may be absent | `x() -> Option<..>` | `set_x(v)` (creates it) | `insert_x(v)` when no Replace | `remove_x()` |
+//! | interior, named | `x() -> &T` / `Option<&T>` | - | `insert_x(T)` when it may be absent | `remove_x()` |
+//! | un-named (`NodeMap`) | `x() -> &NodeMap` | leaves: `set_x(name, v)` | `insert_x(name, v)`, bounds enforced | `remove_x(name)`, minimum enforced |
+//!
+//! Every interior child also gets `x_mut()` (by name for un-named nodes):
+//! it only reaches the accessors below, so the rules hold at every depth.
+//! The DM existence rules of a command (Add only creates, Replace only
+//! overwrites) are the runtime's to check (6.3.1.1); the typed API decides
+//! which operations exist at all. A `null` leaf has no value to get or set.
+//!
+//! # Construction and defaults
+//!
+//! Each struct has `with_required(..)` taking its required (occurrence
+//! minimum >= 1) children that have no default: leaves with a valid
+//! `DefaultValue` (spec 6.4) start at it and interior nodes whose own
+//! `with_required` takes nothing are built with it. Nodes that may be
+//! absent start absent, `NodeMap`s start empty (a `OneOrMore` map is below
+//! its minimum until filled, which `NodeMap::meets_minimum` tells). When
+//! `with_required` takes nothing the struct also implements `Default` with
+//! it. The name leaves `new` to the MO author (`DevInfo::new(&facts)`). Each leaf with a default value gets an
+//! associated constant `X_DEFAULT`; an optional leaf with a default starts
+//! absent: DefaultValue says what a node holds once it exists, not that it
+//! exists.
+//!
+//! # Behaviour
+//!
+//! For each MO root (a root node with a MOID), a trait `<Root>Behaviour`
+//! with one method per Exec node (spec 5.3.5), named after the node's path
+//! (`Operations/Enable` -> `operations_enable`) and given the run-time names
+//! of the un-named nodes on the path, plus `validate`, the hook run after
+//! every write and before commit; and `impl dm_core::MoHooks for <Root>`
+//! forwarding to it. The MO author implements the trait (empty when the MO
+//! has no Exec node). Roots without a MOID (most Windows files) only get
+//! `#[derive(MoNode)]` structs: a MOID is a global name that the MO's
+//! owner assigns (6.1.1.1), and inventing one (from `DFType/MIME`, which
+//! 334 Windows roots share, or from `Path`, a DM 1.x tree location) would
+//! put an identifier on the wire that no DM Server knows.
+//! [`EmitOptions::moids`] supplies one when a deployment has it.
 
-use proc_macro2::TokenStream;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use dm_core::{Format, Occurrence};
+use dm_core::{Format, Value};
 
-use crate::error::DdfErrorKind;
-use crate::ir::{Ddf, NodeDef};
+use crate::ir::{behaviour_trait_name, Ddf, Holder, NodeDef, NodeId};
 
 /// Settings that change the output.
 #[derive(Debug, Clone, Default)]
@@ -20,143 +75,761 @@ pub struct EmitOptions {
     pub ddf_url: Option<String>,
     /// File name shown in the `@generated` header.
     pub source_name: String,
+    /// MOIDs for roots whose DDF has none, by root node name (or DFTitle
+    /// for an un-named root): these roots become MOs.
+    pub moids: HashMap<String, String>,
 }
 
-type Fault = (usize, DdfErrorKind);
-
 /// Emits the whole file.
-pub fn emit(ddf: &Ddf, opts: &EmitOptions) -> Result<String, Fault> {
+///
+/// Standard types are named through the prelude (`Option`, `String`,
+/// `Vec`, `Result`, `Into`, `Default`), which keeps the token count, and
+/// with it the time to parse and print the corpus, about a third lower
+/// than absolute paths; generated types never take those names
+/// (`names::camel_case`), so the file works wherever the prelude is in
+/// scope, as in the usual `mod generated { include!(...) }`.
+pub fn emit(ddf: &Ddf, opts: &EmitOptions) -> Result<String, String> {
+    let mut e = Emitter {
+        ddf,
+        opts,
+        docs: RefCell::new(Vec::new()),
+        new_takes_args: vec![None; ddf.len()],
+    };
     let mut items = TokenStream::new();
-    for root in &ddf.roots {
-        emit_struct(root, true, opts, &mut items)?;
+    for &root in ddf.roots() {
+        e.emit_node(root, &mut items);
     }
-    let file: syn::File = syn::parse2(items).map_err(|e| {
-        // Generated tokens that do not parse are a bug of ours, not of the DDF.
-        (
-            0,
-            DdfErrorKind::Xml(format!(
-                "internal error: generated code does not parse: {e}"
-            )),
-        )
-    })?;
+    let file: syn::File = syn::parse2(items)
+        .map_err(|err| format!("generated code does not parse (a bug of dm-codegen): {err}"))?;
     let header = format!(
         "// @generated by dm-codegen from {}. Do not edit: change the DDF and rebuild.\n\n",
         opts.source_name
     );
-    Ok(header + &prettyplease::unparse(&file))
+    let pretty = prettyplease::unparse(&file);
+    Ok(fill_docs(header, &pretty, &e.docs.into_inner()))
 }
 
+/// Doc comments go through quote, syn and prettyplease as short
+/// placeholders and are put back here, line by line: the Windows corpus has
+/// megabytes of descriptions, and escaping them into string literals,
+/// parsing and printing them again was half of the generation time.
+const DOC_MARK: &str = "///dm-codegen-doc:";
+
+fn fill_docs(mut out: String, pretty: &str, docs: &[Vec<String>]) -> String {
+    out.reserve(pretty.len() + docs.iter().flatten().map(|l| l.len() + 8).sum::<usize>());
+    for line in pretty.lines() {
+        let body = line.trim_start();
+        let doc = body
+            .strip_prefix(DOC_MARK)
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| docs.get(n));
+        match doc {
+            Some(lines) => {
+                let indent = &line[..line.len() - body.len()];
+                for l in lines {
+                    out.push_str(indent);
+                    out.push_str("///");
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+struct Emitter<'a> {
+    ddf: &'a Ddf,
+    opts: &'a EmitOptions,
+    /// Doc comment texts, emitted as short placeholders (see `doc_lines`).
+    docs: RefCell<Vec<Vec<String>>>,
+    /// Memo: does `with_required` of this interior node take arguments?
+    new_takes_args: Vec<Option<bool>>,
+}
+
+/// The Rust type of a leaf's value.
 fn leaf_type(format: Format) -> TokenStream {
     match format {
-        Format::Chr | Format::Xml | Format::Date | Format::Time => quote!(::std::string::String),
+        Format::Chr | Format::Xml | Format::Date | Format::Time => quote!(String),
         Format::Int => quote!(i64),
         Format::Bool => quote!(bool),
         Format::Float => quote!(f64),
-        Format::B64 | Format::Bin => quote!(::std::vec::Vec<u8>),
-        Format::Null => quote!(()),
-        // Interior nodes are typed by their struct; see emit_struct.
-        Format::Node => quote!(()),
+        Format::B64 | Format::Bin => quote!(Vec<u8>),
+        Format::Null | Format::Node => quote!(()),
     }
 }
 
-fn doc_attr(def: &NodeDef) -> TokenStream {
-    let mut lines = Vec::new();
-    lines.push(format!(
-        " `{}`: {}, {}, access: {}.",
-        def.display_name(),
-        def.format,
-        def.occurrence,
-        if def.access.is_empty() {
-            "none".to_owned()
-        } else {
-            def.access.to_string()
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeafKind {
+    Text,
+    Bytes,
+    Copy,
+    Null,
+}
+
+fn leaf_kind(format: Format) -> LeafKind {
+    match format {
+        Format::Chr | Format::Xml | Format::Date | Format::Time => LeafKind::Text,
+        Format::B64 | Format::Bin => LeafKind::Bytes,
+        Format::Int | Format::Bool | Format::Float => LeafKind::Copy,
+        Format::Null | Format::Node => LeafKind::Null,
+    }
+}
+
+/// A setter's parameter type and how it becomes the field's value.
+fn param(format: Format) -> (TokenStream, TokenStream) {
+    match leaf_kind(format) {
+        LeafKind::Text => (quote!(impl Into<String>), quote!(value.into())),
+        LeafKind::Bytes => (quote!(impl Into<Vec<u8>>), quote!(value.into())),
+        LeafKind::Copy | LeafKind::Null => {
+            let t = leaf_type(format);
+            (t, quote!(value))
         }
-    ));
-    if let Some(d) = &def.description {
-        lines.push(String::new());
-        lines.extend(d.lines().map(|l| format!(" {}", l.trim())));
     }
-    quote!(#(#[doc = #lines])*)
 }
 
-fn occurrence_text(o: Occurrence) -> String {
-    o.to_string()
+/// Makes description text safe as rustdoc Markdown: no HTML tags, no link
+/// brackets, no code fences (which would become doctests in the MO
+/// author's crate).
+fn doc_text(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            let l = l.trim();
+            let mut out = String::with_capacity(l.len() + 1);
+            out.push(' ');
+            if l.starts_with("```") || l.starts_with("~~~") {
+                out.push('\\');
+            }
+            for c in l.chars() {
+                match c {
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '[' => out.push_str("\\["),
+                    ']' => out.push_str("\\]"),
+                    _ => out.push(c),
+                }
+            }
+            out
+        })
+        .collect()
 }
 
-fn node_attr_parts(def: &NodeDef) -> TokenStream {
-    let access = def.access.names().collect::<Vec<_>>().join(", ");
-    let occurrence = occurrence_text(def.occurrence);
-    let scope = def.scope.as_str();
-    let format = def.format.as_str();
-    quote!(format = #format, access = #access, occurrence = #occurrence, scope = #scope)
+/// `` `<x>/SrvID` `` as doc text (inside code spans nothing is escaped).
+fn code(text: &str) -> String {
+    format!("`{}`", text.replace('`', "'"))
 }
 
-fn emit_struct(
-    def: &NodeDef,
-    is_root: bool,
-    opts: &EmitOptions,
-    out: &mut TokenStream,
-) -> Result<(), Fault> {
-    let ident = format_ident!("{}", def.rust.type_name);
-    let mut fields = Vec::new();
-    for c in &def.children {
-        let field = format_ident!("{}", c.rust.field_name);
-        let base = if c.format.is_interior() {
-            let t = format_ident!("{}", c.rust.type_name);
+fn access_text(def: &NodeDef) -> String {
+    if def.access.is_empty() {
+        "no access".to_owned()
+    } else {
+        def.access.to_string()
+    }
+}
+
+impl Emitter<'_> {
+    /// A doc comment of several lines (each starting with a space, or
+    /// empty), as one placeholder attribute.
+    fn doc_lines(&self, lines: Vec<String>) -> TokenStream {
+        let mut docs = self.docs.borrow_mut();
+        let mark = format!("{}{}", &DOC_MARK[3..], docs.len());
+        docs.push(lines);
+        quote!(#[doc = #mark])
+    }
+
+    fn doc_line(&self, line: String) -> TokenStream {
+        self.doc_lines(vec![line])
+    }
+
+    fn node(&self, id: NodeId) -> &NodeDef {
+        self.ddf.node(id)
+    }
+
+    fn moid_of(&self, id: NodeId) -> Option<String> {
+        let def = self.node(id);
+        if def.parent.is_some() {
+            return None;
+        }
+        def.moid.clone().or_else(|| {
+            let key = def.name.clone().or_else(|| def.title.clone())?;
+            self.opts.moids.get(&key).cloned()
+        })
+    }
+
+    /// The doc comment of a node: what the spec's section 12 tables show,
+    /// then the description.
+    fn doc(&self, id: NodeId) -> TokenStream {
+        let def = self.node(id);
+        let mut lines = vec![format!(
+            " {}: {}, {}, {}, {}.",
+            code(&self.ddf.display_path(id)),
+            def.status(),
+            def.occurrence,
+            def.format,
+            access_text(def)
+        )];
+        if let Some(d) = &def.description {
+            lines.push(String::new());
+            lines.extend(doc_text(d));
+        }
+        self.doc_lines(lines)
+    }
+
+    fn attr_parts(def: &NodeDef) -> TokenStream {
+        let access = def.access.names().collect::<Vec<_>>().join(", ");
+        let occurrence = def.occurrence.to_string();
+        let scope = def.scope.as_str();
+        let format = def.format.as_str();
+        quote!(format = #format, access = #access, occurrence = #occurrence, scope = #scope)
+    }
+
+    fn type_ident(&self, id: NodeId) -> syn::Ident {
+        format_ident!("{}", self.node(id).rust.type_name)
+    }
+
+    /// The value type of a child: its struct or its leaf type.
+    fn value_type(&self, id: NodeId) -> TokenStream {
+        let def = self.node(id);
+        if def.is_interior() {
+            let t = self.type_ident(id);
             quote!(#t)
         } else {
-            leaf_type(c.format)
-        };
-        // Un-named nodes are instantiated at run time under names of their
-        // own: a NodeMap bounded by the occurrence. A named node exists at
-        // most once (names are unique among siblings, 6.3.1.3), so a
-        // multiple occurrence on it only tells whether it may be absent.
-        let ty = match (&c.name, c.occurrence.min()) {
-            (None, min) => {
-                let min = proc_macro2::Literal::usize_unsuffixed(min as usize);
-                let max = proc_macro2::Literal::usize_unsuffixed(
-                    c.occurrence.max().unwrap_or(0) as usize
-                );
+            leaf_type(def.format)
+        }
+    }
+
+    /// The field type of a child: value type wrapped by its holder.
+    fn field_type(&self, id: NodeId) -> TokenStream {
+        let base = self.value_type(id);
+        match self.node(id).holder() {
+            Holder::Plain => base,
+            Holder::Optional => quote!(Option<#base>),
+            Holder::Map { min, max } => {
+                let min = Literal::usize_unsuffixed(min as usize);
+                let max = Literal::usize_unsuffixed(max as usize);
                 quote!(::dm_core::NodeMap<#base, #min, #max>)
             }
-            (Some(_), 0) => quote!(::core::option::Option<#base>),
-            (Some(_), _) => base,
-        };
-        let name_attr = match &c.name {
-            Some(n) => quote!(name = #n,),
-            None => quote!(),
-        };
-        let props = node_attr_parts(c);
-        let doc = doc_attr(c);
-        fields.push(quote! {
-            #doc
-            #[dm(#name_attr #props)]
-            pub #field: #ty,
-        });
+        }
     }
-    let doc = doc_attr(def);
-    let derive_and_attrs = match (&def.moid, is_root) {
-        (Some(moid), true) => {
-            let ddf_url = opts.ddf_url.clone().unwrap_or_default();
-            let props = node_attr_parts(def);
-            quote! {
-                #[derive(Debug, Clone, PartialEq, ::dm_core::ManagementObject)]
-                #[dm(moid = #moid, ddf_url = #ddf_url, #props)]
+
+    fn new_takes_args(&mut self, id: NodeId) -> bool {
+        if let Some(known) = self.new_takes_args[id.index()] {
+            return known;
+        }
+        let children = self.node(id).children.clone();
+        let takes = children.into_iter().any(|c| self.is_new_param(c));
+        self.new_takes_args[id.index()] = Some(takes);
+        takes
+    }
+
+    /// A child that `with_required` of its parent takes as an argument.
+    fn is_new_param(&mut self, c: NodeId) -> bool {
+        let def = self.node(c);
+        if def.holder() != Holder::Plain {
+            return false;
+        }
+        if def.is_interior() {
+            self.new_takes_args(c)
+        } else {
+            def.format != Format::Null && def.default.is_none()
+        }
+    }
+
+    fn emit_node(&mut self, id: NodeId, out: &mut TokenStream) {
+        let def = self.node(id);
+        let ident = self.type_ident(id);
+        let fields: Vec<TokenStream> = def
+            .children
+            .iter()
+            .map(|&c| {
+                let child = self.node(c);
+                let field = format_ident!("{}", child.rust.field_name);
+                let ty = self.field_type(c);
+                let name_attr = match &child.name {
+                    Some(n) => quote!(name = #n,),
+                    None => quote!(),
+                };
+                let props = Self::attr_parts(child);
+                let doc = self.doc(c);
+                quote! {
+                    #doc
+                    #[dm(#name_attr #props)]
+                    pub(crate) #field: #ty,
+                }
+            })
+            .collect();
+        let doc = self.doc(id);
+        let moid = self.moid_of(id);
+        let derive = match &moid {
+            Some(moid) => {
+                let ddf_url = self.opts.ddf_url.clone().unwrap_or_default();
+                let props = Self::attr_parts(def);
+                quote! {
+                    #[derive(Debug, Clone, PartialEq, ::dm_core::ManagementObject)]
+                    #[dm(moid = #moid, ddf_url = #ddf_url, #props)]
+                }
+            }
+            None => quote!(#[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]),
+        };
+        out.extend(quote! {
+            #doc
+            #derive
+            pub struct #ident {
+                #(#fields)*
+            }
+        });
+        out.extend(self.inherent_impl(id));
+        if let Some(moid) = &moid {
+            out.extend(self.behaviour(id, moid));
+        }
+        for c in self.node(id).children.clone() {
+            if self.node(c).is_interior() {
+                self.emit_node(c, out);
             }
         }
-        _ => quote!(#[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]),
-    };
-    out.extend(quote! {
-        #doc
-        #derive_and_attrs
-        pub struct #ident {
-            #(#fields)*
+    }
+
+    /// `new`, `Default`, default constants and the accessors.
+    fn inherent_impl(&mut self, id: NodeId) -> TokenStream {
+        let ident = self.type_ident(id);
+        let children = self.node(id).children.clone();
+        let mut consts = Vec::new();
+        let mut params = Vec::new();
+        let mut inits = Vec::new();
+        let mut methods = Vec::new();
+        for &c in &children {
+            if let Some(k) = self.default_const(c) {
+                consts.push(k);
+            }
+            let (param, init) = self.new_part(c);
+            params.extend(param);
+            inits.push(init);
+            methods.push(self.accessors(c));
         }
-    });
-    for c in &def.children {
-        if c.format.is_interior() {
-            emit_struct(c, false, opts, out)?;
+        let new_doc = self.doc_line(format!(
+            " A new {} node: required children from the arguments or their default values, optional ones absent, un-named ones empty.",
+            code(&self.ddf.display_path(id))
+        ));
+        let many = (params.len() > 7).then(|| quote!(#[allow(clippy::too_many_arguments)]));
+        let default_impl = params.is_empty().then(|| {
+            quote! {
+                impl Default for #ident {
+                    fn default() -> Self {
+                        Self::with_required()
+                    }
+                }
+            }
+        });
+        quote! {
+            impl #ident {
+                #(#consts)*
+
+                #new_doc
+                #many
+                pub fn with_required(#(#params),*) -> Self {
+                    Self { #(#inits),* }
+                }
+
+                #(#methods)*
+            }
+
+            #default_impl
         }
     }
-    Ok(())
+
+    fn default_const(&self, c: NodeId) -> Option<TokenStream> {
+        let def = self.node(c);
+        let name = format_ident!("{}", def.rust.default_const()?);
+        let doc = self.doc_line(format!(
+            " Default value of {} (DDF `DefaultValue`).",
+            code(&self.ddf.display_path(c))
+        ));
+        let (ty, lit) = match def.default.as_ref()? {
+            Value::Chr(s) | Value::Xml(s) | Value::Date(s) | Value::Time(s) => {
+                (quote!(&'static str), quote!(#s))
+            }
+            Value::Int(i) => {
+                let l = Literal::i64_unsuffixed(*i);
+                (quote!(i64), quote!(#l))
+            }
+            Value::Bool(b) => (quote!(bool), quote!(#b)),
+            Value::Float(f) => {
+                let l = Literal::f64_unsuffixed(*f);
+                (quote!(f64), quote!(#l))
+            }
+            Value::B64(b) | Value::Bin(b) => {
+                let l = Literal::byte_string(b);
+                (quote!(&'static [u8]), quote!(#l))
+            }
+            Value::Null => return None,
+        };
+        Some(quote! {
+            #doc
+            pub const #name: #ty = #lit;
+        })
+    }
+
+    /// The parameter (if any) and the field initializer of `new` for `c`.
+    fn new_part(&mut self, c: NodeId) -> (Option<TokenStream>, TokenStream) {
+        let field = format_ident!("{}", self.node(c).rust.field_name);
+        let def = self.node(c);
+        match def.holder() {
+            Holder::Optional => (None, quote!(#field: None)),
+            Holder::Map { .. } => (None, quote!(#field: ::dm_core::NodeMap::new())),
+            Holder::Plain if def.is_interior() => {
+                let t = self.type_ident(c);
+                if self.new_takes_args(c) {
+                    (Some(quote!(#field: #t)), quote!(#field))
+                } else {
+                    (None, quote!(#field: #t::with_required()))
+                }
+            }
+            Holder::Plain => {
+                let kind = leaf_kind(def.format);
+                if kind == LeafKind::Null {
+                    return (None, quote!(#field: ()));
+                }
+                if let Some(k) = def.rust.default_const() {
+                    let k = format_ident!("{k}");
+                    let init = match kind {
+                        LeafKind::Text => quote!(String::from(Self::#k)),
+                        LeafKind::Bytes => quote!(Self::#k.to_vec()),
+                        _ => quote!(Self::#k),
+                    };
+                    return (None, quote!(#field: #init));
+                }
+                let (ty, _) = param(def.format);
+                let init = match kind {
+                    LeafKind::Text | LeafKind::Bytes => quote!(#field: #field.into()),
+                    _ => quote!(#field),
+                };
+                (Some(quote!(#field: #ty)), init)
+            }
+        }
+    }
+
+    /// The accessor methods of child `c` (see the module docs).
+    fn accessors(&self, c: NodeId) -> TokenStream {
+        let def = self.node(c);
+        let names = &def.rust;
+        let field = format_ident!("{}", names.field_name);
+        let path = code(&self.ddf.display_path(c));
+        let value_ty = self.value_type(c);
+        let kind = if def.is_interior() {
+            None
+        } else {
+            Some(leaf_kind(def.format))
+        };
+        let holder = def.holder();
+        let mut out = TokenStream::new();
+
+        if let Some(getter) = names.getter() {
+            let getter = format_ident!("{getter}");
+            let doc = self.doc_line(format!(" Reads {path} (Get)."));
+            let (ret, body) = match (holder, kind) {
+                (Holder::Plain, Some(LeafKind::Text)) => (quote!(&str), quote!(&self.#field)),
+                (Holder::Plain, Some(LeafKind::Bytes)) => (quote!(&[u8]), quote!(&self.#field)),
+                (Holder::Plain, Some(_)) => (value_ty.clone(), quote!(self.#field)),
+                (Holder::Plain, None) => (quote!(&#value_ty), quote!(&self.#field)),
+                (Holder::Optional, Some(LeafKind::Text)) => {
+                    (quote!(Option<&str>), quote!(self.#field.as_deref()))
+                }
+                (Holder::Optional, Some(LeafKind::Bytes)) => {
+                    (quote!(Option<&[u8]>), quote!(self.#field.as_deref()))
+                }
+                (Holder::Optional, Some(_)) => (quote!(Option<#value_ty>), quote!(self.#field)),
+                (Holder::Optional, None) => {
+                    (quote!(Option<&#value_ty>), quote!(self.#field.as_ref()))
+                }
+                (Holder::Map { .. }, _) => {
+                    let t = self.field_type(c);
+                    (quote!(&#t), quote!(&self.#field))
+                }
+            };
+            out.extend(quote! {
+                #doc
+                pub fn #getter(&self) -> #ret {
+                    #body
+                }
+            });
+        }
+
+        if let (Some(setter), Some(kind)) = (names.setter(), kind) {
+            let setter = format_ident!("{setter}");
+            let (pty, conv) = param(def.format);
+            match holder {
+                Holder::Plain => {
+                    let doc = self.doc_line(format!(" Writes {path} (Replace)."));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #setter(&mut self, value: #pty) {
+                            self.#field = #conv;
+                        }
+                    });
+                }
+                Holder::Optional if kind == LeafKind::Null => {
+                    let doc = self.doc_line(format!(" Creates {path} (Replace); it has no value."));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #setter(&mut self) {
+                            self.#field = Some(());
+                        }
+                    });
+                }
+                Holder::Optional => {
+                    let doc = self.doc_line(format!(
+                        " Writes {path} (Replace), creating it when absent."
+                    ));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #setter(&mut self, value: #pty) {
+                            self.#field = Some(#conv);
+                        }
+                    });
+                }
+                Holder::Map { .. } => {
+                    let doc = self.doc_line(format!(
+                        " Writes the instance `name` of {path} (Replace); `MoError::NotFound` when there is none."
+                    ));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #setter(
+                            &mut self,
+                            name: &str,
+                            value: #pty,
+                        ) -> Result<(), ::dm_core::MoError> {
+                            match self.#field.get_mut(name) {
+                                Some(slot) => {
+                                    *slot = #conv;
+                                    Ok(())
+                                }
+                                None => Err(
+                                    ::dm_core::MoError::NotFound(String::from(name)),
+                                ),
+                            }
+                        }
+                    });
+                }
+            }
+        }
+
+        if let Some(inserter) = names.inserter() {
+            let inserter = format_ident!("{inserter}");
+            let (pty, conv) = match kind {
+                Some(_) => param(def.format),
+                None => (value_ty.clone(), quote!(value)),
+            };
+            match holder {
+                Holder::Map { .. } => {
+                    let doc = self.doc_line(format!(
+                        " Adds (or replaces) the instance `name` of {path} (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum."
+                    ));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #inserter(
+                            &mut self,
+                            name: impl Into<String>,
+                            value: #pty,
+                        ) -> Result<Option<#value_ty>, ::dm_core::NodeMapError> {
+                            self.#field.insert(name, #conv)
+                        }
+                    });
+                }
+                _ if kind == Some(LeafKind::Null) => {
+                    let doc = self.doc_line(format!(" Creates {path} (Add); it has no value."));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #inserter(&mut self) -> Option<()> {
+                            self.#field.replace(())
+                        }
+                    });
+                }
+                _ => {
+                    let doc = self.doc_line(format!(" Adds {path} (Add); returns what was there."));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #inserter(&mut self, value: #pty) -> Option<#value_ty> {
+                            self.#field.replace(#conv)
+                        }
+                    });
+                }
+            }
+        }
+
+        if let Some(remover) = names.remover() {
+            let remover = format_ident!("{remover}");
+            match holder {
+                Holder::Map { .. } => {
+                    let doc = self.doc_line(format!(
+                        " Deletes the instance `name` of {path} (Delete); refuses to go below the occurrence minimum."
+                    ));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #remover(
+                            &mut self,
+                            name: &str,
+                        ) -> Result<Option<#value_ty>, ::dm_core::NodeMapError> {
+                            self.#field.remove(name)
+                        }
+                    });
+                }
+                _ => {
+                    let doc =
+                        self.doc_line(format!(" Deletes {path} (Delete); returns what was there."));
+                    out.extend(quote! {
+                        #doc
+                        pub fn #remover(&mut self) -> Option<#value_ty> {
+                            self.#field.take()
+                        }
+                    });
+                }
+            }
+        }
+
+        if let Some(get_mut) = names.get_mut() {
+            let get_mut = format_ident!("{get_mut}");
+            let doc = self.doc_line(format!(
+                " The children of {path}, to use their own accessors (which follow their access types)."
+            ));
+            let m = match holder {
+                Holder::Plain => quote! {
+                    pub fn #get_mut(&mut self) -> &mut #value_ty {
+                        &mut self.#field
+                    }
+                },
+                Holder::Optional => quote! {
+                    pub fn #get_mut(&mut self) -> Option<&mut #value_ty> {
+                        self.#field.as_mut()
+                    }
+                },
+                Holder::Map { .. } => quote! {
+                    pub fn #get_mut(&mut self, name: &str) -> Option<&mut #value_ty> {
+                        self.#field.get_mut(name)
+                    }
+                },
+            };
+            out.extend(quote! {
+                #doc
+                #m
+            });
+        }
+        out
+    }
+
+    /// The behaviour trait of the MO rooted at `root` and its `MoHooks`
+    /// implementation.
+    fn behaviour(&self, root: NodeId, moid: &str) -> TokenStream {
+        let ident = self.type_ident(root);
+        let trait_ident = format_ident!("{}", behaviour_trait_name(&ident.to_string()));
+        let trait_doc = [
+            format!(" What the author of the MO {} (`{moid}`) implements: one method per Exec node (spec 5.3.5) and the validate hook.", code(&self.ddf.display_path(root))),
+            String::new(),
+            format!(" `dm_core::MoHooks` is implemented for {ident} through this trait."),
+        ];
+        let trait_doc = self.doc_lines(trait_doc.to_vec());
+        let mut methods = Vec::new();
+        let mut arms: Vec<(Vec<bool>, TokenStream)> = Vec::new();
+        for id in self.ddf.exec_nodes(root) {
+            let def = self.node(id);
+            let Some(name) = &def.rust.exec_method else {
+                continue;
+            };
+            let method = format_ident!("{name}");
+            let path = self.ddf.display_path(id);
+            let mut doc = vec![format!(" EXEC on {} (spec 5.3.5).", code(&path))];
+            if let Some(d) = &def.description {
+                doc.push(String::new());
+                doc.extend(doc_text(d));
+            }
+            let lineage = self.ddf.lineage(id);
+            let unnamed = lineage[1..]
+                .iter()
+                .filter(|n| self.node(**n).name.is_none())
+                .count();
+            if unnamed > 0 {
+                doc.push(String::new());
+                doc.push(format!(
+                    " `instance_names` holds the run-time names of the {unnamed} un-named node(s) on the path, from the root down."
+                ));
+            }
+            let doc = self.doc_lines(doc);
+            methods.push(quote! {
+                #doc
+                fn #method(
+                    &mut self,
+                    instance_names: &[&str],
+                    request: &::dm_core::ExecRequest,
+                ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+            });
+            let mut pattern = Vec::new();
+            let mut bindings = Vec::new();
+            let mut key = Vec::new();
+            for n in &lineage[1..] {
+                match &self.node(*n).name {
+                    Some(name) => {
+                        pattern.push(quote!(#name));
+                        key.push(false);
+                    }
+                    None => {
+                        let b = format_ident!("name{}", bindings.len());
+                        pattern.push(quote!(#b));
+                        bindings.push(quote!(*#b));
+                        key.push(true);
+                    }
+                }
+            }
+            arms.push((
+                key,
+                quote! {
+                    [#(#pattern),*] => #trait_ident::#method(self, &[#(#bindings),*], request),
+                },
+            ));
+        }
+        // Named segments before un-named ones at the same place, as the
+        // runtime resolves names (a named child wins, 6.3.1.3).
+        arms.sort_by(|a, b| a.0.cmp(&b.0));
+        let arms = arms.into_iter().map(|(_, a)| a);
+        let exec = (!methods.is_empty()).then(|| {
+            quote! {
+                fn exec(
+                    &mut self,
+                    path: &[&str],
+                    request: &::dm_core::ExecRequest,
+                ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError> {
+                    match path {
+                        #(#arms)*
+                        _ => Err(::dm_core::MoError::NotExecutable(path.join("/"))),
+                    }
+                }
+            }
+        });
+        quote! {
+            #trait_doc
+            pub trait #trait_ident {
+                #(#methods)*
+
+                /// Checks the whole instance after every write (HGET, spec
+                /// 5.3.1) and before it is committed; an error rolls the
+                /// write back.
+                fn validate(&self) -> Result<(), ::dm_core::MoError> {
+                    Ok(())
+                }
+            }
+
+            impl ::dm_core::MoHooks for #ident
+            where
+                #ident: #trait_ident,
+            {
+                #exec
+
+                fn validate(&self) -> Result<(), ::dm_core::MoError> {
+                    #trait_ident::validate(self)
+                }
+            }
+        }
+    }
 }

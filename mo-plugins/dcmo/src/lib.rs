@@ -6,16 +6,14 @@
 //! reports the result later in a Generic Alert of type
 //! `urn:oma:at:dcmo:1.0:OperationComplete`.
 
-// Generated names keep the spec's spelling (DACMO, DMAcc).
-#[allow(clippy::upper_case_acronyms)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/dcmo.rs"));
 }
 
-pub use generated::DCMO as Dcmo;
-use generated::{DCMOExt, DCMOOperations};
+pub use generated::Dcmo;
+use generated::{DcmoBehaviour, DcmoExt, DcmoOperations};
 
-use dm_core::{ExecOutcome, ExecRequest, MoError, MoHooks};
+use dm_core::{ExecOutcome, ExecRequest, MoError};
 
 /// The alert type that reports a finished DCMO operation.
 pub const OPERATION_COMPLETE: &str = "urn:oma:at:dcmo:1.0:OperationComplete";
@@ -27,11 +25,11 @@ impl Dcmo {
             description: Some(description.to_owned()),
             attached: Some(true),
             enabled,
-            operations: DCMOOperations {
+            operations: DcmoOperations {
                 enable: (),
                 disable: (),
             },
-            ext: Some(DCMOExt {}),
+            ext: Some(DcmoExt {}),
         }
     }
 
@@ -51,15 +49,16 @@ impl Dcmo {
     }
 }
 
-impl MoHooks for Dcmo {
-    fn exec(&mut self, path: &[&str], _request: &ExecRequest) -> Result<ExecOutcome, MoError> {
-        match path {
-            ["Operations", "Enable"] => self.enabled = true,
-            ["Operations", "Disable"] => self.enabled = false,
-            _ => return Err(MoError::NotExecutable(path.join("/"))),
-        }
-        // The switch is immediate: the outcome is known now, and reported
-        // as the spec asks (synchronously, or in an alert for a ServerURI).
+// The switch is immediate: the outcome is known now, and reported as the
+// spec asks (synchronously, or in an alert for a ServerURI).
+impl DcmoBehaviour for Dcmo {
+    fn operations_enable(&mut self, _: &[&str], _: &ExecRequest) -> Result<ExecOutcome, MoError> {
+        self.enabled = true;
+        Ok(ExecOutcome::Done)
+    }
+
+    fn operations_disable(&mut self, _: &[&str], _: &ExecRequest) -> Result<ExecOutcome, MoError> {
+        self.enabled = false;
         Ok(ExecOutcome::Done)
     }
 }
@@ -77,7 +76,7 @@ dm_core::dm_plugin!(Dcmo, builtin_instances);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dm_core::ManagementObject;
+    use dm_core::{ManagementObject, MoHooks};
 
     #[test]
     fn enable_and_disable_switch_enabled() {

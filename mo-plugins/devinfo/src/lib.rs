@@ -4,8 +4,6 @@
 //! The structs come from `ddf/devinfo.ddf` at build time; this crate only
 //! fills them with what the host says about itself.
 
-// Generated names keep the spec's spelling (DACMO, DMAcc).
-#[allow(clippy::upper_case_acronyms)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/devinfo.rs"));
 }
@@ -58,7 +56,7 @@ impl HostFacts {
 }
 
 // DevInfo has no Exec node and no rule beyond its DDF.
-impl dm_core::MoHooks for DevInfo {}
+impl generated::DevInfoBehaviour for DevInfo {}
 
 /// The version this client reports in DevInfo/DmV.
 pub const DM_VERSION: &str = "2.0";

@@ -3,20 +3,18 @@
 //! bootstrap keys and Auth/Trsp/Secret have no Get in the DDF, so the
 //! runtime never sends them to any server.
 
-// Generated names keep the spec's spelling (DACMO, DMAcc).
-#[allow(clippy::upper_case_acronyms)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/dmacc.rs"));
 }
 
-pub use generated::DMAcc as DmAcc;
+pub use generated::DmAcc;
 
-use dm_core::{MoError, MoHooks};
+use dm_core::MoError;
 
 /// The MOID of DMAcc.
 pub const MOID: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
 
-impl MoHooks for DmAcc {
+impl generated::DmAccBehaviour for DmAcc {
     /// SrvID identifies the server within the client (12.2): never empty.
     fn validate(&self) -> Result<(), MoError> {
         if self.srv_id.trim().is_empty() {
@@ -32,7 +30,7 @@ impl MoHooks for DmAcc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dm_core::{MoNode, NodeData};
+    use dm_core::{MoHooks, MoNode, NodeData};
 
     fn account_json() -> serde_json::Value {
         serde_json::json!({

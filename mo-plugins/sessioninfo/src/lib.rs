@@ -1,15 +1,11 @@
 //! The SessionInfo MO (spec 12.4, MOID `urn:oma:mo:oma-sessioninfomo:1.0`):
 //! the bearer of the current session (CBT) and whether it is roaming.
 
-// Generated names keep the spec's spelling (DACMO, DMAcc).
-#[allow(clippy::upper_case_acronyms)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/sessioninfo.rs"));
 }
 
 pub use generated::SessionInfo;
-
-use dm_core::MoHooks;
 
 /// The MOID of SessionInfo.
 pub const MOID: &str = "urn:oma:mo:oma-sessioninfomo:1.0";
@@ -66,7 +62,7 @@ fn default_route_interface() -> Option<String> {
     })
 }
 
-impl MoHooks for SessionInfo {}
+impl generated::SessionInfoBehaviour for SessionInfo {}
 
 #[cfg(test)]
 mod tests {
