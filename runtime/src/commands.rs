@@ -10,8 +10,9 @@
 use dm_core::multipart::Part;
 use dm_core::package::{header, media_type};
 use dm_core::{
-    AccessType, Alert, Change, ClientUri, ExecOutcome, ExecRequest, Format, InstanceSelector,
-    MoDataItem, NodeData, NodeSchema, Rights, ServerUri, Status, StatusCode, Value,
+    AccessType, Alert, CacheValidator, Change, ClientUri, ExecOutcome, ExecRequest, Format,
+    InstanceSelector, MoDataItem, NodeData, NodeSchema, Rights, ServerUri, Status, StatusCode,
+    Value,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -178,14 +179,12 @@ impl Device {
         Ok(out)
     }
 
-    /// The cache validator of an instance (11.1): its change counter
-    /// and a digest of its content, so a restart cannot reuse a validator
-    /// for other data.
+    /// The cache validator of an instance (11.1), from the registry's
+    /// change clock at its last change ([`Registry::touch`]).
     pub(crate) fn cache_validator(&self, index: usize) -> Option<String> {
         let i = self.registry.instance(index)?;
-        let data = i.mo.get(&[]).ok()?;
-        let digest = crate::store::fnv1a(data.to_json().to_string().as_bytes());
-        Some(format!("{:x}-{digest:016x}", i.changes))
+        let cv = CacheValidator::from_change_counter(i.mo.schema().moid, &i.miid, i.changes);
+        Some(cv.as_str().to_owned())
     }
 
     /// HPUT and HPOST (5.3.2, 5.3.3): the data of every ClientURI, sent to
@@ -413,7 +412,7 @@ impl Device {
         if let Err(e) = instance.mo.apply(&changes) {
             return e.status();
         }
-        instance.changes += 1;
+        self.registry.touch(index);
         if self.save(index).is_err() {
             return StatusCode::INTERNAL_ERROR;
         }
@@ -440,6 +439,7 @@ impl Device {
                     .map_err(|e| e.to_string())?;
                 instance.owner = saved.owner.clone();
                 instance.persistent = true;
+                self.registry.restore_changes(index, saved.changes);
             }
             None => {
                 let factory = self
@@ -449,8 +449,10 @@ impl Device {
                 let data = NodeData::from_json(&saved.data, &factory.schema.root)
                     .map_err(|e| e.to_string())?;
                 let mo = (factory.create)(&saved.miid, &data).map_err(|e| e.to_string())?;
-                self.registry
-                    .insert_owned(saved.miid.clone(), mo, saved.owner.clone(), true);
+                let index =
+                    self.registry
+                        .insert_owned(saved.miid.clone(), mo, saved.owner.clone(), true);
+                self.registry.restore_changes(index, saved.changes);
             }
         }
         Ok(())
@@ -469,6 +471,7 @@ impl Device {
             moid: i.mo.schema().moid.to_owned(),
             miid: i.miid.clone(),
             owner: i.owner.clone(),
+            changes: i.changes,
             data,
         })
     }
@@ -658,9 +661,6 @@ impl Device {
             };
             let moid = instance.mo.schema().moid;
             let result = instance.mo.exec(&path, &request);
-            if result.is_ok() {
-                instance.changes += 1;
-            }
             let node_uri = ClientUri::for_node(moid, &instance.miid, &path);
             let outcome = match &result {
                 Ok(ExecOutcome::Done) => StatusCode::OK,
@@ -669,6 +669,7 @@ impl Device {
             };
             if result.is_ok() {
                 // An Exec may change data (DCMO's Enabled): keep it.
+                self.registry.touch(r.instance);
                 let _ = self.save(r.instance);
                 self.changed.push(r.instance);
             }

@@ -36,6 +36,11 @@ pub struct SavedInstance {
     pub moid: String,
     pub miid: String,
     pub owner: Owner,
+    /// The registry's change clock at the instance's last change, so its
+    /// cache validator survives a restart (spec 11.1). 0 in files written
+    /// before it was kept: the instance then gets a fresh validator.
+    #[serde(default)]
+    pub changes: u64,
     /// The whole instance as MO data (secrets included: the files are
     /// readable by the device's user only).
     pub data: Json,
@@ -257,6 +262,7 @@ mod tests {
             moid: "urn:oma:mo:oma-dm-dmacc:1.2".into(),
             miid: "dms1".into(),
             owner: Owner::Server("dms1".into()),
+            changes: 1,
             data: serde_json::json!({"SrvID": "dms1"}),
         };
         let b = SavedInstance {

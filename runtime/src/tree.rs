@@ -23,7 +23,8 @@ pub struct Instance {
     /// Kept in the state directory; false for data the device recomputes
     /// at every start (DevInfo, SessionInfo).
     pub persistent: bool,
-    /// Bumped on every change: the cache validator of the instance (11).
+    /// The registry's change clock at this instance's last change: the
+    /// input of its cache validator (spec 11).
     pub changes: u64,
 }
 
@@ -83,15 +84,60 @@ pub struct Resolved {
 }
 
 /// Every MO instance on the device, in registration order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     instances: Vec<Instance>,
     factories: Vec<Factory>,
+    /// Device-wide change clock (spec 11.1): every change to any instance
+    /// takes the next value, so a validator never repeats for an instance,
+    /// also across deletion and re-creation. It starts from the wall clock
+    /// in microseconds rather than from a persisted counter: a restarted
+    /// device then starts above every value the last run handed out (unless
+    /// the clock went back or it made over a million changes a second), and
+    /// every validator changes across a restart, which only costs a server
+    /// one fresh read per instance.
+    clock: u64,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        Registry {
+            instances: Vec::new(),
+            factories: Vec::new(),
+            clock: now,
+        }
+    }
 }
 
 impl Registry {
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// Records a change to the instance at `index`: its cache validator
+    /// changes (spec 11.1).
+    pub fn touch(&mut self, index: usize) {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(i) = self.instances.get_mut(index) {
+            i.changes = clock;
+        }
+    }
+
+    /// Gives the instance at `index` the change clock value it had when it
+    /// was saved (its cache validator stays valid across restarts); 0, an
+    /// unknown value, counts as a change now.
+    pub fn restore_changes(&mut self, index: usize, changes: u64) {
+        if changes == 0 {
+            return self.touch(index);
+        }
+        self.clock = self.clock.max(changes);
+        if let Some(i) = self.instances.get_mut(index) {
+            i.changes = changes;
+        }
     }
 
     /// Adds a device-owned instance under `miid`, unique per MOID.
@@ -111,12 +157,13 @@ impl Registry {
         let moid = mo.schema().moid;
         self.instances
             .retain(|i| !(i.mo.schema().moid == moid && i.miid == miid));
+        self.clock += 1;
         self.instances.push(Instance {
             miid,
             mo,
             owner,
             persistent,
-            changes: 0,
+            changes: self.clock,
         });
         self.instances.len() - 1
     }
@@ -258,6 +305,18 @@ impl InstanceTree for Registry {
             .collect()
     }
 
+    /// Reads only the child itself, not the whole parent: resolution asks
+    /// this for every real-name segment of every command.
+    fn has_child(&self, instance: &usize, path: &[String], name: &str) -> bool {
+        let Some(i) = self.instances.get(*instance) else {
+            return false;
+        };
+        let mut refs: Vec<&str> = Vec::with_capacity(path.len() + 1);
+        refs.extend(path.iter().map(String::as_str));
+        refs.push(name);
+        i.mo.get(&refs).is_ok()
+    }
+
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
         let Some(i) = self.instances.get(*instance) else {
             return Vec::new();
@@ -278,5 +337,39 @@ impl InstanceTree for Registry {
             Ok(NodeData::Leaf(v)) => String::from_utf8(v.to_bare().1).ok(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_change_clock_never_repeats_for_an_instance() {
+        let mut registry = crate::standard_registry("IMEI:1");
+        let (index, first) = registry
+            .instances()
+            .map(|(n, i)| (n, i.changes))
+            .next()
+            .expect("DevInfo is compiled in");
+        registry.touch(index);
+        let touched = registry.instance(index).map(|i| i.changes);
+        assert!(touched > Some(first));
+        // Re-creating an instance under the same name gives a new value.
+        let (moid, miid) = {
+            let i = registry.instance(index).expect("still there");
+            (i.mo.schema().moid, i.miid.clone())
+        };
+        let removed = registry.remove(index).expect("removed");
+        let again = registry.insert_owned(miid.clone(), removed.mo, Owner::Device, false);
+        assert!(registry.instance(again).map(|i| i.changes) > touched);
+        assert_eq!(registry.find(moid, &miid), Some(again));
+        // A restored value from a later clock moves the clock on.
+        registry.restore_changes(again, u64::MAX / 4);
+        registry.touch(again);
+        assert_eq!(
+            registry.instance(again).map(|i| i.changes),
+            Some(u64::MAX / 4 + 1)
+        );
     }
 }
