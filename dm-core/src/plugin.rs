@@ -7,7 +7,7 @@
 //! ([`Request`] in, `{"ok": ...}` or `{"err": ...}` out), never as Rust
 //! types, so host and plugin need not share a compiler. Every call runs
 //! inside `catch_unwind` in the plugin: a panic comes back as an error with
-//! status 500 and the plugin keeps serving. [`dm_plugin!`] writes the
+//! status 500 and the plugin keeps serving. [`dm_plugin!`](crate::dm_plugin) writes the
 //! plugin side; `dm-runtime` holds the loader.
 
 // FFI: raw pointers cross the boundary. Each unsafe block says why it holds.
@@ -132,7 +132,7 @@ impl PluginTable {
 /// Frees a [`RawBuf`] made by this side.
 ///
 /// # Safety
-/// `buf` must come from [`RawBuf::from_vec`] in this same binary, once.
+/// `buf` must come from `RawBuf::from_vec` in this same binary, once.
 pub unsafe extern "C" fn free_buf(buf: RawBuf) {
     if !buf.ptr.is_null() {
         // SAFETY: ptr/len/cap come from a Vec<u8> leaked by from_vec.
