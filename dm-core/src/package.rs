@@ -194,14 +194,38 @@ impl Command {
 
     /// The command as the JSON array of Package#2: name, then parameters.
     pub fn to_json(&self) -> Json {
-        let mut v = vec![self.name().to_owned()];
+        let mut v = vec![Json::from(self.name())];
+        self.each_param(|p| v.push(Json::from(p.to_string())));
+        Json::from(v)
+    }
+
+    /// Writes the bytes of [`Command::to_json`] to `out`, formatting each
+    /// parameter through `scratch` instead of a fresh string.
+    fn write_json(&self, out: &mut Vec<u8>, scratch: &mut String) {
+        use std::fmt::Write as _;
+        out.push(b'[');
+        write_json_str(out, self.name());
+        self.each_param(|p| {
+            scratch.clear();
+            // Writing into a String cannot fail.
+            let _ = write!(scratch, "{p}");
+            out.push(b',');
+            write_json_str(out, scratch);
+        });
+        out.push(b']');
+    }
+
+    /// Calls `f` with each parameter after the name, in Package#2 order.
+    fn each_param(&self, mut f: impl FnMut(&dyn std::fmt::Display)) {
         match self {
             Command::Hget {
                 server_uri,
                 client_uri,
             } => {
-                v.push(server_uri.to_string());
-                v.extend(client_uri.as_ref().map(ToString::to_string));
+                f(server_uri);
+                if let Some(c) = client_uri {
+                    f(c);
+                }
             }
             Command::Hput {
                 server_uri,
@@ -211,36 +235,35 @@ impl Command {
                 server_uri,
                 client_uris,
             } => {
-                v.push(server_uri.to_string());
-                v.extend(client_uris.iter().map(ToString::to_string));
+                f(server_uri);
+                client_uris.iter().for_each(|c| f(c));
             }
             Command::Delete { client_uri }
             | Command::Get { client_uri }
-            | Command::Unsub { client_uri } => v.push(client_uri.to_string()),
+            | Command::Unsub { client_uri } => f(client_uri),
             Command::Exec {
                 client_uri,
                 server_uri,
             } => {
-                v.push(client_uri.to_string());
-                v.extend(server_uri.as_ref().map(ToString::to_string));
+                f(client_uri);
+                if let Some(s) = server_uri {
+                    f(s);
+                }
             }
-            Command::Show { server_uri } | Command::Cont { server_uri } => {
-                v.push(server_uri.to_string())
-            }
+            Command::Show { server_uri } | Command::Cont { server_uri } => f(server_uri),
             Command::End => {}
             Command::Default { server_uri, moid } => {
-                v.push(server_uri.to_string());
-                v.push(moid.clone());
+                f(server_uri);
+                f(moid);
             }
             Command::Sub {
                 server_uri,
                 client_uri,
             } => {
-                v.push(server_uri.to_string());
-                v.push(client_uri.to_string());
+                f(server_uri);
+                f(client_uri);
             }
         }
-        Json::from(v)
     }
 
     /// Reads one command array. `params` are the strings after the name.
@@ -430,9 +453,32 @@ impl Package2 {
         serde_json::json!({ "CMD": cmds })
     }
 
+    /// The bytes of [`Package2::to_json`], written directly (the reference
+    /// server builds one per Package#2).
     pub fn to_vec(&self) -> Vec<u8> {
-        self.to_json().to_string().into_bytes()
+        let mut out = Vec::with_capacity(16 + self.commands.len() * 64);
+        let mut scratch = String::new();
+        out.extend_from_slice(b"{\"CMD\":[");
+        for (i, c) in self
+            .commands
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(b',');
+            }
+            c.write_json(&mut out, &mut scratch);
+        }
+        out.extend_from_slice(b"]}");
+        out
     }
+}
+
+/// Writes `s` as a JSON string.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// The direct deserialization of Package#2: `{"CMD": [[name, params...],
@@ -939,6 +985,8 @@ mod tests {
         ));
         let again = Package2::parse(&p.to_vec()).unwrap();
         assert_eq!(again, p);
+        // The direct writer and the Value path give the same bytes.
+        assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
     }
 
     #[test]

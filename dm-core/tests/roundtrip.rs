@@ -458,6 +458,7 @@ proptest! {
     fn package2_writes_and_reads_back(commands in prop::collection::vec(command(), 0..8)) {
         let p = Package2::new(commands);
         let bytes = p.to_vec();
+        prop_assert_eq!(&bytes, &p.to_json().to_string().into_bytes());
         prop_assert_eq!(Package2::parse(&bytes).unwrap(), p);
     }
 
