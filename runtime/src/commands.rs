@@ -525,7 +525,7 @@ impl Device {
                 },
             };
             if let Some(i) = self.registry.instance(stored) {
-                uris.push(ClientUri::for_node(moid, &i.miid, &[]));
+                uris.push(ClientUri::for_node::<&str>(moid, &i.miid, &[]));
             }
         }
         Status {
@@ -891,12 +891,7 @@ fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
         InstanceSelector::Only => String::new(),
         _ => return None,
     };
-    let text = if parent.is_empty() {
-        format!("{}/{inst}/", uri.moid())
-    } else {
-        format!("{}/{inst}/{}", uri.moid(), parent.join("/"))
-    };
-    text.parse().ok()
+    ClientUri::for_node(uri.moid(), &inst, parent).parse().ok()
 }
 
 /// Encodes read data: a single leaf bare (unless a wildcard or a list is
