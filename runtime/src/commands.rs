@@ -16,7 +16,7 @@ use dm_core::{
 use hyper::Method;
 use serde_json::{Map, Value as Json};
 
-use crate::access::{self, Principal};
+use crate::access::{self, Access, Principal, DACMO_MOID};
 use crate::client::{Device, PendingAlert, SessionCtx};
 use crate::store::{SavedInstance, Subscription};
 use crate::tree::{Owner, Resolved};
@@ -43,12 +43,10 @@ fn essence(content_type: &str) -> String {
 }
 
 impl Device {
-    /// Rights of the session's principal on a resolved node.
+    /// Rights of the session's principal on a resolved node: the DACMO
+    /// rules of its instance (access).
     fn rights_on(&self, ctx: &SessionCtx, r: &Resolved) -> Rights {
-        match self.registry.instance(r.instance) {
-            Some(i) => access::rights(&ctx.principal, i, &r.path, &[]),
-            None => Rights::NONE,
-        }
+        access::rights(&ctx.principal, &self.registry, r.instance, &r.path)
     }
 
     /// Resolves a ClientURI for a principal: wildcards only reach the
@@ -62,11 +60,7 @@ impl Device {
         let resolved = self.registry.resolve(uri)?;
         let visible: Vec<Resolved> = resolved
             .iter()
-            .filter(|r| {
-                self.registry
-                    .instance(r.instance)
-                    .is_some_and(|i| access::can_see(&ctx.principal, i, &[]))
-            })
+            .filter(|r| access::can_see(&ctx.principal, &self.registry, r.instance))
             .cloned()
             .collect();
         if visible.is_empty() {
@@ -135,7 +129,8 @@ impl Device {
                 }
                 return Err(StatusCode::COMMAND_NOT_ALLOWED);
             }
-            if !self.rights_on(ctx, r).contains(Rights::READ) {
+            let access = Access::of(&ctx.principal, &self.registry, r.instance);
+            if !access.rights(&r.path).contains(Rights::READ) {
                 if uri.has_wildcard() {
                     continue;
                 }
@@ -146,6 +141,8 @@ impl Device {
             };
             let mut data = instance.mo.get(&refs(&r.path)).map_err(|e| e.status())?;
             data.retain_readable(schema);
+            // Children the principal may not Read stay on the device too.
+            access.prune(&r.path, &mut data);
             if let Some(n) = uri.query().level {
                 truncate(&mut data, n);
             }
@@ -393,6 +390,7 @@ impl Device {
             return StatusCode::NOT_FOUND;
         };
         let root = &instance.mo.schema().root;
+        let access = Access::of(&ctx.principal, &self.registry, index);
         for change in &changes {
             let (path, needed) = match change {
                 Change::Put { path, data } => {
@@ -403,8 +401,13 @@ impl Device {
             if let Err(code) = needed {
                 return code;
             }
-            if !access::rights(&ctx.principal, instance, path, &[]).contains(Rights::WRITE) {
+            if !access.rights(path).contains(Rights::WRITE) {
                 return StatusCode::FORBIDDEN;
+            }
+        }
+        if instance.mo.schema().moid == DACMO_MOID {
+            if let Err(code) = self.check_delegation(ctx, index, &changes) {
+                return code;
             }
         }
         let Some(instance) = self.registry.instance_mut(index) else {
@@ -550,6 +553,7 @@ impl Device {
                 }
                 Owner::Server(a.server_id.clone())
             }
+            Principal::App(id) => Owner::App(id.clone()),
             Principal::Local => ctx.owner.clone(),
         };
         let Some(factory) = self.registry.factory(moid) else {
@@ -572,6 +576,10 @@ impl Device {
             return Err(StatusCode::INTERNAL_ERROR);
         }
         self.changed.push(index);
+        // Ownership as a DACMO entry (access). Should this fail, the
+        // instance is judged by its owner alone, which gives the same
+        // rights, and the next start writes the entry.
+        let _ = self.write_owner_rules(index);
         Ok(index)
     }
 
@@ -612,6 +620,9 @@ impl Device {
                         return status(StatusCode::INTERNAL_ERROR);
                     }
                 }
+                // Rules left behind would pass to a later instance of the
+                // same MIID; the next start removes them should this fail.
+                let _ = self.drop_rules(i.mo.schema().moid, &i.miid);
             } else {
                 let code = self.write(ctx, r.instance, vec![Change::Delete { path: r.path }]);
                 if code != StatusCode::OK {
@@ -745,7 +756,7 @@ impl Device {
         let client_uri = uri.to_string();
         let server_id = match &ctx.principal {
             Principal::Server(a) => Some(a.server_id.clone()),
-            Principal::Local => None,
+            Principal::App(_) | Principal::Local => None,
         };
         self.agent
             .subscriptions
@@ -763,7 +774,7 @@ impl Device {
         let client_uri = uri.to_string();
         let server_id = match &ctx.principal {
             Principal::Server(a) => Some(a.server_id.clone()),
-            Principal::Local => None,
+            Principal::App(_) | Principal::Local => None,
         };
         let before = self.agent.subscriptions.len();
         self.agent

@@ -12,6 +12,7 @@ pub mod agent;
 pub mod cli;
 mod client;
 mod commands;
+mod delegation;
 pub mod demo;
 mod http;
 mod notify;
@@ -20,7 +21,7 @@ pub mod server;
 mod store;
 mod tree;
 
-pub use access::{accounts, Principal, ServerAccount, DMACC_MOID};
+pub use access::{accounts, Principal, ServerAccount, DACMO_MOID, DMACC_MOID};
 pub use client::{Device, DeviceConfig, Initiation, PendingAlert, SessionError, SessionReport};
 pub use http::{Exchange, Message, Observer};
 pub use store::{machine_dev_id, AgentState, SavedInstance, StateDir, StateError, Subscription};
