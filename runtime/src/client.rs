@@ -279,6 +279,8 @@ impl Device {
         send_mos: bool,
         alerts: Vec<Alert>,
     ) -> Result<SessionReport, SessionError> {
+        // spec 12.4: SessionInfo describes this session.
+        self.refresh_session_info(server_uri).await;
         let mut all_alerts = vec![initiation.alert()];
         all_alerts.extend(alerts);
         let package1 = Package1 {

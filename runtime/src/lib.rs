@@ -18,6 +18,7 @@ mod http;
 mod notify;
 pub mod plugins;
 pub mod server;
+mod session_info;
 mod store;
 mod tree;
 
