@@ -103,7 +103,7 @@ impl Device {
     /// Reads every node a ClientURI addresses, checked for Get (405) and
     /// the Read right (403); children without Get are left out. A matching
     /// `cv` answers 304 (11.2).
-    fn read_nodes(
+    pub(crate) fn read_nodes(
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
@@ -345,7 +345,11 @@ impl Device {
 
     /// The node a write goes to: the resolved node, or a new child of the
     /// resolved parent (HGET creating a node).
-    fn write_target(&self, ctx: &SessionCtx, uri: &ClientUri) -> Result<Resolved, StatusCode> {
+    pub(crate) fn write_target(
+        &self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+    ) -> Result<Resolved, StatusCode> {
         match self.resolve_for(ctx, uri) {
             Ok(mut r) if r.len() == 1 => Ok(r.remove(0)),
             Ok(_) => Err(StatusCode::BAD_REQUEST),
