@@ -356,6 +356,54 @@ impl Access {
     }
 }
 
+/// The device's tree as one principal may see it, for ClientURI resolution
+/// (6.1.2): wildcards and x-names only find instances it may see, and an
+/// `nv` field only matches a leaf it may read (a node without Get or
+/// without the Read right), so resolution never tells a value it could not
+/// GET.
+pub(crate) struct View<'a> {
+    pub registry: &'a Registry,
+    pub principal: &'a Principal,
+}
+
+impl dm_core::InstanceTree for View<'_> {
+    type Instance = usize;
+
+    fn instances(&self, moid: &str) -> Vec<(usize, String)> {
+        let all = dm_core::InstanceTree::instances(self.registry, moid);
+        if self.principal.authority().is_none() {
+            return all;
+        }
+        all.into_iter()
+            .filter(|(n, _)| can_see(self.principal, self.registry, *n))
+            .collect()
+    }
+
+    fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
+        dm_core::InstanceTree::children(self.registry, instance, path)
+    }
+
+    fn has_child(&self, instance: &usize, path: &[String], name: &str) -> bool {
+        dm_core::InstanceTree::has_child(self.registry, instance, path, name)
+    }
+
+    fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
+        let i = self.registry.instance(*instance)?;
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let gettable =
+            i.mo.schema()
+                .root
+                .descendant(&refs)
+                .is_some_and(|s| s.access.contains(dm_core::AccessType::GET));
+        if !gettable
+            || !rights(self.principal, self.registry, *instance, path).contains(Rights::READ)
+        {
+            return None;
+        }
+        dm_core::InstanceTree::leaf_text(self.registry, instance, path)
+    }
+}
+
 /// Rights of `principal` on the node at `path` of the instance at `index`.
 pub(crate) fn rights(
     principal: &Principal,

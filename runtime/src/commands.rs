@@ -49,28 +49,53 @@ impl Device {
         access::rights(&ctx.principal, &self.registry, r.instance, &r.path)
     }
 
-    /// Resolves a ClientURI for a principal: wildcards only reach the
-    /// instances it may see; an explicitly addressed instance it may not
-    /// see answers 403.
+    /// Resolves a ClientURI for a principal over the tree as it may see it
+    /// (`access::View`): wildcards and x-names only reach instances it may
+    /// see and `nv` fields only match leaves it may read. An instance it
+    /// may not see that the URI names by MIID (or as the only instance)
+    /// answers 403.
     pub(crate) fn resolve_for(
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
     ) -> Result<Vec<Resolved>, StatusCode> {
-        let resolved = self.registry.resolve(uri)?;
-        let visible: Vec<Resolved> = resolved
-            .iter()
-            .filter(|r| access::can_see(&ctx.principal, &self.registry, r.instance))
-            .cloned()
-            .collect();
-        if visible.is_empty() {
-            return Err(if *uri.instance() == InstanceSelector::All {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::FORBIDDEN
-            });
+        let view = access::View {
+            registry: &self.registry,
+            principal: &ctx.principal,
+        };
+        match dm_core::resolve::resolve(&view, uri) {
+            Ok(nodes) => Ok(nodes
+                .into_iter()
+                .map(|n| Resolved {
+                    instance: n.instance,
+                    path: n.path,
+                })
+                .collect()),
+            Err(e) => {
+                // Only the instance's own visibility decides between 403
+                // and 404: nothing about the nodes inside it may show.
+                let hidden = |index: usize| !access::can_see(&ctx.principal, &self.registry, index);
+                let named_hidden = match uri.instance() {
+                    InstanceSelector::Miid(m) => {
+                        self.registry.find(uri.moid(), m).is_some_and(hidden)
+                    }
+                    InstanceSelector::Only => {
+                        match dm_core::InstanceTree::instances(&self.registry, uri.moid())
+                            .as_slice()
+                        {
+                            [(index, _)] => hidden(*index),
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+                Err(if named_hidden {
+                    StatusCode::FORBIDDEN
+                } else {
+                    e.status()
+                })
+            }
         }
-        Ok(visible)
     }
 
     /// GET (5.3.6, Appendix F).

@@ -441,3 +441,30 @@ async fn a_path_rule_overrides_the_instance_rule_and_prunes_parents() {
         "nor inside a wildcard's result: {wildcard}"
     );
 }
+
+#[tokio::test]
+async fn resolution_never_tells_what_a_server_may_not_read() {
+    let w = world().await;
+    let results = w
+        .session(
+            "B",
+            vec![
+                // An x-name matching A's account, which B may not see: as
+                // if there were none (404), not 403.
+                get("urn:oma:mo:oma-dm-dmacc:1.2/(x)/Name?nv=(x)/SrvID:A"),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/(x)/Name?nv=(x)/SrvID:B"),
+                // nv on a node without Get (Perm) never matches, in B's own
+                // account either.
+                get(&format!(
+                    "urn:oma:mo:oma-dm-dmacc:1.2/(x)/Name?nv=(x)/Perm/p0/MOID:{DMACC}"
+                )),
+                get(&format!(
+                    "urn:oma:mo:oma-dm-dmacc:1.2/B/Perm/(x)?nv=(x)/MOID:{DMACC}"
+                )),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/Perm/(x)?nv=(x)/MOID:x"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [404, 200, 404, 404, 403]);
+    assert_eq!(body(&results[1]), "server B");
+}
