@@ -312,13 +312,9 @@ async fn the_local_api_speaks_json_lines_on_a_unix_socket() {
     served.abort();
 }
 
-/// `dmctl client --local-api PATH` is not wired yet: the agent's session
-/// loops own the device (`agent::run_once`, `agent::run_notified`), and
-/// sharing it with the socket task needs them to hold it behind a lock.
-/// `dm_runtime::local_api::serve` is what the flag will start.
+/// `dmctl client --local-api PATH`: sessions first, then the socket.
 #[cfg(unix)]
 #[tokio::test]
-#[ignore = "dmctl client --local-api PATH is not wired into the agent yet"]
 async fn dmctl_client_serves_the_local_api_socket() {
     let w = world().await;
     let socket = w.tmp.path().join("dm.sock");
@@ -327,8 +323,9 @@ async fn dmctl_client_serves_the_local_api_socket() {
         .arg(w.tmp.path().join("state"))
         .arg("--bootstrap")
         .arg(&w.bootstrap)
-        .arg("--local-api")
+        .args(["--dev-id", DEV_ID, "--local-api"])
         .arg(&socket)
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -355,5 +352,7 @@ async fn dmctl_client_serves_the_local_api_socket() {
         .unwrap();
     let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(answer["status"], 200);
+    assert_eq!(answer["data"][0]["MOData"]["DevID"], DEV_ID);
     let _ = child.start_kill();
+    let _ = child.wait().await;
 }
