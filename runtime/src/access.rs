@@ -327,6 +327,32 @@ impl Access {
         }
     }
 
+    /// True when the principal holds `right` on the node at `path` and on
+    /// every node of `data` below it (the data a command writes there, or
+    /// the sub-tree it deletes).
+    pub(crate) fn all_have(&self, path: &[String], data: &NodeData, right: Rights) -> bool {
+        if !self.rights(path).contains(right) {
+            return false;
+        }
+        if self.uniform() {
+            return true;
+        }
+        let mut here = path.to_vec();
+        self.all_below(&mut here, data, right)
+    }
+
+    fn all_below(&self, here: &mut Vec<String>, data: &NodeData, right: Rights) -> bool {
+        let NodeData::Interior(children) = data else {
+            return true;
+        };
+        children.iter().all(|(name, child)| {
+            here.push(name.clone());
+            let ok = self.rights(here).contains(right) && self.all_below(here, child, right);
+            here.pop();
+            ok
+        })
+    }
+
     /// Removes from `data` (the node at `path`) every descendant the
     /// principal may not Read, with its sub-tree: children without rights
     /// never leave the device inside a parent's result (6.3.1.1).

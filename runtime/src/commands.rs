@@ -430,7 +430,16 @@ impl Device {
             if let Err(code) = needed {
                 return code;
             }
-            if !access.rights(path).contains(Rights::WRITE) {
+            // Every node written or deleted, not only the addressed one: a
+            // Path rule below it may deny what the rule above grants (13.2).
+            let allowed = match change {
+                Change::Put { data, .. } => access.all_have(path, data, Rights::WRITE),
+                Change::Delete { .. } => match instance.mo.get(&refs(path)) {
+                    Ok(existing) => access.all_have(path, &existing, Rights::WRITE),
+                    Err(_) => access.rights(path).contains(Rights::WRITE),
+                },
+            };
+            if !allowed {
                 return StatusCode::FORBIDDEN;
             }
         }
@@ -628,7 +637,17 @@ impl Device {
             {
                 return status(StatusCode::COMMAND_NOT_ALLOWED);
             }
-            if !self.rights_on(ctx, r).contains(Rights::WRITE) {
+            // The whole sub-tree goes: Write on every node of it.
+            let access = Access::of(&ctx.principal, &self.registry, r.instance);
+            let subtree = self
+                .registry
+                .instance(r.instance)
+                .and_then(|i| i.mo.get(&refs(&r.path)).ok());
+            let allowed = match &subtree {
+                Some(data) => access.all_have(&r.path, data, Rights::WRITE),
+                None => access.rights(&r.path).contains(Rights::WRITE),
+            };
+            if !allowed {
                 return status(StatusCode::FORBIDDEN);
             }
         }

@@ -468,3 +468,54 @@ async fn resolution_never_tells_what_a_server_may_not_read() {
     assert_eq!(codes(&results), [404, 200, 404, 404, 403]);
     assert_eq!(body(&results[1]), "server B");
 }
+
+#[tokio::test]
+async fn a_write_needs_the_right_on_every_node_it_touches() {
+    let w = world().await;
+    let results = w
+        .session(
+            "A",
+            vec![
+                // B may read and write A's account, except /SrvURI.
+                w.grant("2", "serverid:B", 3),
+                w.hget(
+                    "path-rule",
+                    &dacmo(DMACC, "A", "2"),
+                    serde_json::json!({
+                        "Path": "/SrvURI",
+                        "Permissions": { "1": { "MAID": "serverid:A", "AR": 15 } }
+                    }),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200]);
+    let a_url = w.server("A").dm_url();
+    let results = w
+        .session(
+            "B",
+            vec![
+                w.hget("name", "urn:oma:mo:oma-dm-dmacc:1.2/A/Name", "by B".into()),
+                // The root with SrvURI inside: denied as a whole.
+                w.hget(
+                    "root",
+                    "urn:oma:mo:oma-dm-dmacc:1.2/A/",
+                    serde_json::json!({ "Name": "root by B", "SrvURI": "http://127.0.0.1:9/x" }),
+                ),
+                // Deleting the instance would delete SrvURI too.
+                delete("urn:oma:mo:oma-dm-dmacc:1.2/A/"),
+                get("urn:oma:mo:oma-dm-dmacc:1.2/A/Name"),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 403, 403, 200]);
+    assert_eq!(
+        body(&results[3]),
+        "by B",
+        "the refused root write left nothing"
+    );
+    let results = w
+        .session("A", vec![get("urn:oma:mo:oma-dm-dmacc:1.2/A/SrvURI")])
+        .await;
+    assert_eq!(body(&results[0]), a_url);
+}
