@@ -11,6 +11,16 @@
 //!
 //! A parsed [`ClientUri`] is always well formed: every x-name is unique and
 //! has at least one `nv` field, and every `nv` field names an x-name in use.
+//!
+//! Node names with characters outside `unreserved`: 12.3 names DACMO nodes
+//! after MOIDs (`urn:oma:mo:...`), but real-name = 1*unreserved (6.1.1) has
+//! no `:`. RFC 3986, which 6.1.1 says ClientURI is compatible with, writes
+//! such characters percent-encoded, and a path segment may also carry a raw
+//! `:` (pchar). So when receiving, an MIID or a node name may hold
+//! `%XX` escapes (decoded; a decoded `/` or control character is refused)
+//! and raw `:`; when the device emits a ClientURI ([`ClientUri::for_node`],
+//! `Display`) it percent-encodes every byte of a name that is not
+//! unreserved, so what it sends is valid under the strict grammar too.
 
 use std::fmt;
 use std::str::FromStr;
@@ -46,6 +56,8 @@ pub enum UriErrorReason {
     BadQueryValue(&'static str),
     #[error("query field `{0}` appears more than once")]
     RepeatedQueryField(&'static str),
+    #[error("bad percent-encoding in a node name (`%` and two hex digits, UTF-8, no `/`)")]
+    BadPercentEncoding,
 }
 
 /// How the mo-inst component selects MO instances (spec 6.1.1.1).
@@ -139,11 +151,50 @@ impl ClientUri {
             .collect()
     }
 
-    /// The URI of one resolved node: `MOID/MIID/path` (no query).
-    pub fn for_node(moid: &str, miid: &str, path: &[&str]) -> String {
-        let mut s = format!("{moid}/{miid}/");
-        s.push_str(&path.join("/"));
+    /// The URI of one resolved node: `MOID/MIID/path` (no query), the MIID
+    /// and names percent-encoded where they are not unreserved.
+    pub fn for_node<S: AsRef<str>>(moid: &str, miid: &str, path: &[S]) -> String {
+        let mut s = String::with_capacity(moid.len() + miid.len() + 2 + 16 * path.len());
+        s.push_str(moid);
+        s.push('/');
+        encode_name_into(&mut s, miid);
+        s.push('/');
+        for (i, seg) in path.iter().enumerate() {
+            if i > 0 {
+                s.push('/');
+            }
+            encode_name_into(&mut s, seg.as_ref());
+        }
         s
+    }
+}
+
+/// Writes a node name or MIID, percent-encoding every byte that is not
+/// unreserved (the module comment says why).
+fn encode_name_into(out: &mut String, name: &str) {
+    if name.bytes().all(|b| UNRESERVED[usize::from(b)]) {
+        out.push_str(name);
+        return;
+    }
+    for b in name.bytes() {
+        if UNRESERVED[usize::from(b)] {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+}
+
+const HEX: [u8; 16] = *b"0123456789ABCDEF";
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -265,11 +316,43 @@ fn parse_x_name(text: &str, offset: usize) -> Result<Option<char>, UriError> {
     }
 }
 
-fn check_name(text: &str, offset: usize) -> Result<(), UriError> {
+/// Reads an MIID or a real-name at `offset`: unreserved bytes as they are
+/// (the fast path), else `%XX` escapes decoded and raw `:` kept (the module
+/// comment says why).
+fn parse_name(text: &str, offset: usize) -> Result<String, UriError> {
     if text.is_empty() {
         return Err(err(offset, UriErrorReason::EmptyNodeName));
     }
-    first_bad(text, offset, |b| UNRESERVED[usize::from(b)])
+    match text.bytes().position(|b| !UNRESERVED[usize::from(b)]) {
+        None => Ok(text.to_owned()),
+        Some(first) => decode_name(text, offset, first),
+    }
+}
+
+fn decode_name(text: &str, offset: usize, first: usize) -> Result<String, UriError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while let Some(&b) = bytes.get(i) {
+        if UNRESERVED[usize::from(b)] || b == b':' {
+            out.push(b);
+            i += 1;
+        } else if b == b'%' {
+            let decoded = match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(&h), Some(&l)) => hex_value(h).zip(hex_value(l)).map(|(h, l)| h << 4 | l),
+                _ => None,
+            }
+            .filter(|d| *d != b'/' && !d.is_ascii_control())
+            .ok_or_else(|| err(offset + i, UriErrorReason::BadPercentEncoding))?;
+            out.push(decoded);
+            i += 3;
+        } else {
+            let c = text[i..].chars().next().unwrap_or('\u{fffd}');
+            return Err(err(offset + i, UriErrorReason::BadChar(c)));
+        }
+    }
+    String::from_utf8(out).map_err(|_| err(offset + first, UriErrorReason::BadPercentEncoding))
 }
 
 impl FromStr for ClientUri {
@@ -305,8 +388,7 @@ impl FromStr for ClientUri {
         } else if let Some(x) = parse_x_name(inst_text, inst_start)? {
             InstanceSelector::XName(x)
         } else {
-            check_name(inst_text, inst_start)?;
-            InstanceSelector::Miid(inst_text.to_owned())
+            InstanceSelector::Miid(parse_name(inst_text, inst_start)?)
         };
 
         // path-from-moroot: "/" alone, or one or more "/" node-name.
@@ -321,8 +403,7 @@ impl FromStr for ClientUri {
                 } else if let Some(x) = parse_x_name(seg, offset)? {
                     NodeSelector::XName(x)
                 } else {
-                    check_name(seg, offset)?;
-                    NodeSelector::Name(seg.to_owned())
+                    NodeSelector::Name(parse_name(seg, offset)?)
                 };
                 path.push(sel);
                 offset += seg.len() + 1;
@@ -420,8 +501,7 @@ fn parse_node_value(text: &str, offset: usize) -> Result<NodeValue, UriError> {
     let mut path = Vec::new();
     let mut seg_offset = offset + 4;
     for seg in segs {
-        check_name(seg, seg_offset)?;
-        path.push(seg.to_owned());
+        path.push(parse_name(seg, seg_offset)?);
         seg_offset += seg.len() + 1;
     }
     if path.is_empty() {
@@ -438,7 +518,7 @@ impl fmt::Display for ClientUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/", self.moid)?;
         match &self.instance {
-            InstanceSelector::Miid(m) => f.write_str(m)?,
+            InstanceSelector::Miid(m) => write_name(f, m)?,
             InstanceSelector::XName(x) => write!(f, "({x})")?,
             InstanceSelector::Only => {}
             InstanceSelector::All => f.write_str("*")?,
@@ -448,7 +528,10 @@ impl fmt::Display for ClientUri {
         }
         for seg in &self.path {
             match seg {
-                NodeSelector::Name(n) => write!(f, "/{n}")?,
+                NodeSelector::Name(n) => {
+                    f.write_str("/")?;
+                    write_name(f, n)?;
+                }
                 NodeSelector::XName(x) => write!(f, "/({x})")?,
                 NodeSelector::All => f.write_str("/*")?,
             }
@@ -456,11 +539,16 @@ impl fmt::Display for ClientUri {
         let q = &self.query;
         let mut fields: Vec<String> = Vec::new();
         fields.extend(q.level.map(|n| format!("lv={n}")));
-        fields.extend(
-            q.node_values
-                .iter()
-                .map(|nv| format!("nv=({})/{}:{}", nv.x_name, nv.path.join("/"), nv.value)),
-        );
+        fields.extend(q.node_values.iter().map(|nv| {
+            let mut s = format!("nv=({})", nv.x_name);
+            for seg in &nv.path {
+                s.push('/');
+                encode_name_into(&mut s, seg);
+            }
+            s.push(':');
+            s.push_str(&nv.value);
+            s
+        }));
         fields.extend(q.cache_validator.as_ref().map(|cv| format!("cv={cv}")));
         fields.extend(q.other.iter().map(|(n, v)| format!("{n}={v}")));
         if !fields.is_empty() {
@@ -468,6 +556,15 @@ impl fmt::Display for ClientUri {
         }
         Ok(())
     }
+}
+
+fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+    if name.bytes().all(|b| UNRESERVED[usize::from(b)]) {
+        return f.write_str(name);
+    }
+    let mut s = String::with_capacity(name.len() + 8);
+    encode_name_into(&mut s, name);
+    f.write_str(&s)
 }
 
 /// The values a DM Client substitutes into a ServerURI (spec 6.2). `None`
@@ -626,6 +723,56 @@ mod tests {
         for (text, pos, reason) in cases {
             let e = text.parse::<ClientUri>().unwrap_err();
             assert_eq!((e.position, &e.reason), (pos, &reason), "{text}");
+        }
+    }
+
+    #[test]
+    fn moid_named_nodes_are_read_percent_encoded_or_with_raw_colons() {
+        // DACMO (12.3) names its nodes after MOIDs; 6.1.1's real-name has
+        // no ':'. Both the RFC 3986 escape and a raw ':' are accepted.
+        let encoded =
+            parse("urn:oma:mo:oma-dm-dacmo:1.0/urn%3Aoma%3amo%3Aoma-dm-dmacc%3A1.2/A/1/AR");
+        let raw = parse("urn:oma:mo:oma-dm-dacmo:1.0/urn:oma:mo:oma-dm-dmacc:1.2/A/1/AR");
+        assert_eq!(encoded, raw);
+        assert_eq!(
+            raw.instance(),
+            &InstanceSelector::Miid("urn:oma:mo:oma-dm-dmacc:1.2".into())
+        );
+        // Emitted percent-encoded, so strict parsers read it too.
+        let text = "urn:oma:mo:oma-dm-dacmo:1.0/urn%3Aoma%3Amo%3Aoma-dm-dmacc%3A1.2/A/1/AR";
+        assert_eq!(raw.to_string(), text);
+        assert_eq!(
+            ClientUri::for_node(
+                "urn:oma:mo:oma-dm-dacmo:1.0",
+                "urn:oma:mo:oma-dm-dmacc:1.2",
+                &["A", "1", "AR"]
+            ),
+            text
+        );
+        assert_eq!(parse(text), raw);
+        // Names in the path and in nv fields decode too.
+        let u = parse("urn:a/m/a%20b/(x)?nv=(x)/c%3Ad:v");
+        assert_eq!(u.path()[0], NodeSelector::Name("a b".into()));
+        assert_eq!(u.query().node_values[0].path, ["c:d"]);
+        assert_eq!(u.to_string(), "urn:a/m/a%20b/(x)?nv=(x)/c%3Ad:v");
+        // Non-ASCII names round-trip as UTF-8 escapes.
+        assert_eq!(
+            parse(&ClientUri::for_node("urn:a", "m", &["é"])).plain_path(),
+            Some(vec!["é"])
+        );
+        for (bad, position) in [
+            ("urn:a/m/a%2", 9),
+            ("urn:a/m/a%zz", 9),
+            ("urn:a/m/a%2Fb", 9),
+            ("urn:a/m/%0a", 8),
+            ("urn:a/m%ff/", 7),
+        ] {
+            let e = bad.parse::<ClientUri>().unwrap_err();
+            assert_eq!(
+                (e.position, e.reason),
+                (position, UriErrorReason::BadPercentEncoding),
+                "{bad}"
+            );
         }
     }
 

@@ -1,22 +1,53 @@
-//! Who may do what (spec 6.3.1.1, 10, 12.2, 12.3; ARCHITECTURE "Who owns
-//! what"). The runtime asks here before a command touches any node.
+//! Who may do what (spec 6.3.1.1, 10, 12.2, 12.3, 13.2; ARCHITECTURE "Who
+//! owns what"). The runtime asks here before a command touches any node.
 //!
-//! - A server never sees or touches an MOID outside its DMAcc Perm list
-//!   (`*` covers all).
-//! - An instance created by a server belongs to it: it alone gets every
-//!   right (Read|Write|Exec|Delegate).
-//! - An instance the device created grants Read|Write|Exec to every server
-//!   whose Perm list covers its MOID; the device keeps Delegate.
-//! - DACMO rules for the instance, where there are any, override both for
-//!   the nodes their Path covers (longest Path wins, `*` MAIDs), evaluated
-//!   by `dm_core::effective_rights`.
+//! The device's DACMO instances ARE the rule set (12.3): the DACMO instance
+//! named after an MOID holds, under `<MIID>/<x>`, the rules (Path,
+//! Permissions/<x>/{MAID, AR}) of each instance of that MOID, and every
+//! rights check reads them (`dm_core::effective_rights`: the longest Path
+//! covering the node decides, `*` MAIDs match everyone).
+//!
+//! How ownership appears: as ordinary DACMO entries. When an instance is
+//! created the runtime writes its rule `<MOID>/<MIID>/1` (no Path, i.e.
+//! "/") with one permission `1`:
+//! - created by a DM Server (HGET, bootstrap): `serverid:<SrvID>`, AR 15 —
+//!   the creator's exclusive full permissions (10);
+//! - created by a local application: `appid:<id>`, AR 15;
+//! - created by the device (DevInfo, SessionInfo, a plugin's built-in
+//!   instances): `*`, AR 7 — the device policy of ARCHITECTURE (Read|Write|
+//!   Exec for every server whose Perm list covers the MOID; nobody but the
+//!   device holds Delegate).
+//!
+//! A server that holds Delegate changes them by HGET/DELETE on DACMO
+//! nodes (`Device::check_delegation`). An instance without a DACMO node (a
+//! build without DACMO, or a crash between saving the instance and its
+//! rules, which the next start repairs) is judged by the same entries
+//! computed from its owner, so the two never disagree.
+//!
+//! Independent of DACMO, a server never sees or touches an MOID outside its
+//! DMAcc Perm list (`*` covers all): "SHALL NOT manage Management Objects
+//! whose MOID is not provisioned at the bootstrap" (10).
+//!
+//! DACMO's own nodes are not described by rules about themselves: a
+//! principal reads the rules of the instances it may see, and may change
+//! (Write) them only where it holds Delegate on the target instance; which
+//! changes exactly is checked on the difference the command makes.
 
-use dm_core::{effective_rights, AclEntry, Authority, ManagementObject, NodeData, Rights, Value};
+use dm_core::acl::entries_from_dacmo;
+use dm_core::{
+    effective_rights, AclEntry, Authority, Maid, ManagementObject, NodeData, Rights, Value,
+};
 
 use crate::tree::{Instance, Owner, Registry};
 
 /// The DMAcc MOID (spec 12.2).
 pub const DMACC_MOID: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
+
+/// The DACMO MOID (spec 12.3).
+pub const DACMO_MOID: &str = "urn:oma:mo:oma-dm-dacmo:1.0";
+
+/// The name of the rule and permission the runtime writes for the owner.
+pub(crate) const OWNER_RULE: &str = "1";
 
 /// A DM Server account, read from a DMAcc instance (12.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,52 +116,392 @@ pub fn accounts(registry: &Registry) -> Vec<ServerAccount> {
 pub enum Principal {
     /// A DM Server, with its account.
     Server(ServerAccount),
+    /// A local application (`appid:<id>` in DACMO, 12.3): only what DACMO
+    /// grants it, through the local API.
+    App(String),
     /// The device itself or a test harness: no restriction.
     Local,
 }
 
-/// Rights of `principal` on the node at `path` of `instance`. `acl` holds
-/// the DACMO rules of this instance (empty when there are none).
-pub fn rights(
-    principal: &Principal,
-    instance: &Instance,
-    path: &[String],
-    acl: &[AclEntry],
-) -> Rights {
-    let account = match principal {
-        Principal::Local => return Rights::ALL,
-        Principal::Server(a) => a,
-    };
-    if !account.covers(instance.mo.schema().moid) {
-        return Rights::NONE;
+impl Principal {
+    /// The Management Authority DACMO names this principal by.
+    pub fn authority(&self) -> Option<Authority> {
+        match self {
+            Principal::Server(a) => Some(Authority::Server(a.server_id.clone())),
+            Principal::App(id) => Some(Authority::App(id.clone())),
+            Principal::Local => None,
+        }
     }
-    let base = match &instance.owner {
-        Owner::Server(owner) if *owner == account.server_id => Rights::ALL,
-        Owner::Server(_) => Rights::NONE,
-        Owner::Device => Rights::READ | Rights::WRITE | Rights::EXECUTE,
-    };
-    if acl.is_empty() {
-        return base;
+
+    /// True when the MOID is one this principal may manage at all: a
+    /// server's Perm list covers it (DACMO itself is open to every server,
+    /// which reads there only the rules of what it may see).
+    pub fn may_manage(&self, moid: &str) -> bool {
+        match self {
+            Principal::Server(a) => moid == DACMO_MOID || a.covers(moid),
+            Principal::App(_) | Principal::Local => true,
+        }
     }
-    if !acl.iter().any(|e| e.covers(path)) {
-        return base;
-    }
-    effective_rights(acl, &Authority::Server(account.server_id.clone()), path)
 }
 
-/// True when `principal` has some right on `instance` or below its root:
-/// only then does it appear in MOS or in a wildcard's result.
-pub fn can_see(principal: &Principal, instance: &Instance, acl: &[AclEntry]) -> bool {
-    if !rights(principal, instance, &[], acl).is_empty() {
-        return true;
+/// The entries ownership gives an instance (module comment).
+pub(crate) fn owner_entries(owner: &Owner) -> Vec<AclEntry> {
+    match owner {
+        Owner::Server(id) => vec![AclEntry::owner(Authority::Server(id.clone()))],
+        Owner::App(id) => vec![AclEntry::owner(Authority::App(id.clone()))],
+        Owner::Device => vec![AclEntry {
+            path: Vec::new(),
+            maid: Maid::Any,
+            rights: Rights::READ | Rights::WRITE | Rights::EXECUTE,
+        }],
     }
-    match principal {
-        Principal::Local => true,
-        Principal::Server(a) => {
-            a.covers(instance.mo.schema().moid)
-                && acl.iter().any(|e| {
-                    e.maid.matches(&Authority::Server(a.server_id.clone())) && !e.rights.is_empty()
-                })
+}
+
+/// The DACMO `<MIID>` node data for entries given at "/" only, as the
+/// runtime writes them for a new instance: one rule, one permission each.
+pub(crate) fn rules_data(entries: &[AclEntry]) -> NodeData {
+    let permissions = entries
+        .iter()
+        .enumerate()
+        .map(|(n, e)| {
+            (
+                (n + 1).to_string(),
+                NodeData::Interior(vec![
+                    (
+                        "MAID".to_owned(),
+                        NodeData::Leaf(Value::Chr(e.maid.to_string())),
+                    ),
+                    (
+                        "AR".to_owned(),
+                        NodeData::Leaf(Value::Int(i64::from(e.rights.bits()))),
+                    ),
+                ]),
+            )
+        })
+        .collect();
+    NodeData::Interior(vec![(
+        OWNER_RULE.to_owned(),
+        NodeData::Interior(vec![(
+            "Permissions".to_owned(),
+            NodeData::Interior(permissions),
+        )]),
+    )])
+}
+
+/// The index of the DACMO instance about `moid`, if there is one.
+pub(crate) fn dacmo_of(registry: &Registry, moid: &str) -> Option<usize> {
+    registry.find(DACMO_MOID, moid)
+}
+
+/// The rules of one instance: its DACMO node, else those of its owner.
+/// DACMO data that cannot be read as rules (the DACMO MO refuses to store
+/// such data, so only a damaged state file) grants nothing.
+pub(crate) fn entries_of(registry: &Registry, instance: &Instance) -> Vec<AclEntry> {
+    let moid = instance.mo.schema().moid;
+    let node = dacmo_of(registry, moid)
+        .and_then(|d| registry.instance(d))
+        .and_then(|d| d.mo.get(&[instance.miid.as_str()]).ok());
+    match node {
+        Some(data) => entries_from_dacmo(&data).unwrap_or_default(),
+        None => owner_entries(&instance.owner),
+    }
+}
+
+/// What one principal may do in one MO instance: built once per command
+/// and instance, then asked per node.
+#[derive(Debug, Clone)]
+pub(crate) enum Access {
+    /// The device itself: no restriction.
+    All,
+    /// No right anywhere (an MOID outside the server's Perm list).
+    Nothing,
+    /// The instance's rules, for this authority.
+    Rules {
+        authority: Authority,
+        entries: Vec<AclEntry>,
+    },
+    /// A DACMO instance: `root` on its root, and on the `<MIID>` sub-tree of
+    /// each target instance the rights listed (Read where the target is
+    /// visible, Write where the principal holds Delegate on it).
+    Dacmo {
+        root: Rights,
+        targets: Vec<(String, Rights)>,
+    },
+}
+
+impl Access {
+    /// The access of `principal` to the instance at `index`.
+    pub(crate) fn of(principal: &Principal, registry: &Registry, index: usize) -> Access {
+        let Some(instance) = registry.instance(index) else {
+            return Access::Nothing;
+        };
+        let Some(authority) = principal.authority() else {
+            return Access::All;
+        };
+        let moid = instance.mo.schema().moid;
+        if !principal.may_manage(moid) {
+            return Access::Nothing;
         }
+        if moid != DACMO_MOID {
+            return Access::Rules {
+                authority,
+                entries: entries_of(registry, instance),
+            };
+        }
+        // The DACMO instance named after the target MOID.
+        let target_moid = instance.miid.as_str();
+        if !principal.may_manage(target_moid) {
+            return Access::Nothing;
+        }
+        let targets = registry
+            .instances()
+            .filter(|(_, i)| i.mo.schema().moid == target_moid)
+            .map(|(n, i)| {
+                let a = Access::of(principal, registry, n);
+                let mut r = Rights::NONE;
+                if a.can_see() {
+                    r |= Rights::READ;
+                }
+                if a.holds(Rights::DELEGATE) {
+                    r |= Rights::WRITE;
+                }
+                (i.miid.clone(), r)
+            })
+            .collect();
+        Access::Dacmo {
+            root: Rights::READ,
+            targets,
+        }
+    }
+
+    /// Rights on the node at `path` (names from the instance root).
+    pub(crate) fn rights<S: AsRef<str>>(&self, path: &[S]) -> Rights {
+        match self {
+            Access::All => Rights::ALL,
+            Access::Nothing => Rights::NONE,
+            Access::Rules { authority, entries } => effective_rights(entries, authority, path),
+            Access::Dacmo { root, targets } => match path.first() {
+                None => *root,
+                Some(miid) => targets
+                    .iter()
+                    .find(|(m, _)| m == miid.as_ref())
+                    .map_or(Rights::NONE, |(_, r)| *r),
+            },
+        }
+    }
+
+    /// True when the principal holds `right` somewhere in the instance.
+    pub(crate) fn holds(&self, right: Rights) -> bool {
+        match self {
+            Access::All => true,
+            Access::Nothing => false,
+            Access::Rules { authority, entries } => entries
+                .iter()
+                .any(|e| e.maid.matches(authority) && e.rights.contains(right)),
+            Access::Dacmo { root, targets } => {
+                root.contains(right) || targets.iter().any(|(_, r)| r.contains(right))
+            }
+        }
+    }
+
+    /// True when the principal has some right on the instance or below
+    /// its root: only then does it appear in MOS or in a wildcard's result.
+    pub(crate) fn can_see(&self) -> bool {
+        match self {
+            Access::All => true,
+            Access::Nothing => false,
+            Access::Rules { authority, entries } => entries
+                .iter()
+                .any(|e| e.maid.matches(authority) && !e.rights.is_empty()),
+            Access::Dacmo { root, .. } => !root.is_empty(),
+        }
+    }
+
+    /// True when every node of the instance has the rights of its root, so
+    /// a read needs no pruning.
+    fn uniform(&self) -> bool {
+        match self {
+            Access::All | Access::Nothing => true,
+            Access::Rules { entries, .. } => entries.iter().all(|e| e.path.is_empty()),
+            Access::Dacmo { .. } => false,
+        }
+    }
+
+    /// True when the principal holds `right` on the node at `path` and on
+    /// every node of `data` below it (the data a command writes there, or
+    /// the sub-tree it deletes).
+    pub(crate) fn all_have(&self, path: &[String], data: &NodeData, right: Rights) -> bool {
+        if !self.rights(path).contains(right) {
+            return false;
+        }
+        if self.uniform() {
+            return true;
+        }
+        let mut here = path.to_vec();
+        self.all_below(&mut here, data, right)
+    }
+
+    fn all_below(&self, here: &mut Vec<String>, data: &NodeData, right: Rights) -> bool {
+        let NodeData::Interior(children) = data else {
+            return true;
+        };
+        children.iter().all(|(name, child)| {
+            here.push(name.clone());
+            let ok = self.rights(here).contains(right) && self.all_below(here, child, right);
+            here.pop();
+            ok
+        })
+    }
+
+    /// Removes from `data` (the node at `path`) every descendant the
+    /// principal may not Read, with its sub-tree: children without rights
+    /// never leave the device inside a parent's result (6.3.1.1).
+    pub(crate) fn prune(&self, path: &[String], data: &mut NodeData) {
+        if self.uniform() {
+            return;
+        }
+        let mut here = path.to_vec();
+        self.prune_below(&mut here, data);
+    }
+
+    fn prune_below(&self, here: &mut Vec<String>, data: &mut NodeData) {
+        let NodeData::Interior(children) = data else {
+            return;
+        };
+        children.retain_mut(|(name, child)| {
+            here.push(std::mem::take(name));
+            let keep = self.rights(here).contains(Rights::READ);
+            if keep {
+                self.prune_below(here, child);
+            }
+            if let Some(n) = here.pop() {
+                *name = n;
+            }
+            keep
+        });
+    }
+}
+
+/// The device's tree as one principal may see it, for ClientURI resolution
+/// (6.1.2): wildcards and x-names only find instances it may see, and an
+/// `nv` field only matches a leaf it may read (a node without Get or
+/// without the Read right), so resolution never tells a value it could not
+/// GET.
+pub(crate) struct View<'a> {
+    pub registry: &'a Registry,
+    pub principal: &'a Principal,
+}
+
+impl dm_core::InstanceTree for View<'_> {
+    type Instance = usize;
+
+    fn instances(&self, moid: &str) -> Vec<(usize, String)> {
+        let all = dm_core::InstanceTree::instances(self.registry, moid);
+        if self.principal.authority().is_none() {
+            return all;
+        }
+        all.into_iter()
+            .filter(|(n, _)| can_see(self.principal, self.registry, *n))
+            .collect()
+    }
+
+    fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
+        dm_core::InstanceTree::children(self.registry, instance, path)
+    }
+
+    fn has_child(&self, instance: &usize, path: &[String], name: &str) -> bool {
+        dm_core::InstanceTree::has_child(self.registry, instance, path, name)
+    }
+
+    fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
+        let i = self.registry.instance(*instance)?;
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let gettable =
+            i.mo.schema()
+                .root
+                .descendant(&refs)
+                .is_some_and(|s| s.access.contains(dm_core::AccessType::GET));
+        if !gettable
+            || !rights(self.principal, self.registry, *instance, path).contains(Rights::READ)
+        {
+            return None;
+        }
+        dm_core::InstanceTree::leaf_text(self.registry, instance, path)
+    }
+}
+
+/// Rights of `principal` on the node at `path` of the instance at `index`.
+pub(crate) fn rights(
+    principal: &Principal,
+    registry: &Registry,
+    index: usize,
+    path: &[String],
+) -> Rights {
+    Access::of(principal, registry, index).rights(path)
+}
+
+/// True when `principal` may see the instance at `index` (MOS, wildcards).
+pub(crate) fn can_see(principal: &Principal, registry: &Registry, index: usize) -> bool {
+    Access::of(principal, registry, index).can_see()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_is_written_as_dacmo_entries_that_read_back_the_same() {
+        for owner in [
+            Owner::Server("A".into()),
+            Owner::App("com.example.app".into()),
+            Owner::Device,
+        ] {
+            let entries = owner_entries(&owner);
+            let read = entries_from_dacmo(&rules_data(&entries));
+            assert_eq!(read.as_ref(), Ok(&entries), "{owner:?}");
+        }
+        let a = Authority::Server("A".into());
+        let b = Authority::Server("B".into());
+        let server = owner_entries(&Owner::Server("A".into()));
+        assert_eq!(effective_rights(&server, &a, &["Name"]), Rights::ALL);
+        assert_eq!(effective_rights(&server, &b, &["Name"]), Rights::NONE);
+        // The device keeps Delegate on its own instances.
+        let device = owner_entries(&Owner::Device);
+        assert_eq!(
+            effective_rights::<&str>(&device, &b, &[]),
+            Rights::READ | Rights::WRITE | Rights::EXECUTE
+        );
+    }
+
+    #[test]
+    fn a_path_rule_prunes_what_it_denies_from_a_parent() {
+        let access = Access::Rules {
+            authority: Authority::Server("B".into()),
+            entries: vec![
+                AclEntry {
+                    path: Vec::new(),
+                    maid: Maid::Any,
+                    rights: Rights::READ,
+                },
+                AclEntry::owner(Authority::Server("A".into())),
+                AclEntry {
+                    path: vec!["Auth".into()],
+                    maid: Maid::Authority(Authority::Server("A".into())),
+                    rights: Rights::ALL,
+                },
+            ],
+        };
+        let leaf = || NodeData::Leaf(Value::Int(1));
+        let mut data = NodeData::Interior(vec![
+            ("Name".into(), leaf()),
+            (
+                "Auth".into(),
+                NodeData::Interior(vec![("Secret".into(), leaf())]),
+            ),
+        ]);
+        access.prune(&[], &mut data);
+        assert_eq!(data.to_json().to_string(), r#"{"Name":1}"#);
+        assert!(access.can_see());
+        assert!(!access.holds(Rights::DELEGATE));
     }
 }

@@ -82,6 +82,9 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
             );
         }
     }
+    for e in device.sync_access_control() {
+        eprintln!("dmctl client: access control: {e}");
+    }
     Ok(device)
 }
 

@@ -75,6 +75,11 @@ struct ClientArgs {
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
+    /// After the sessions, serve the local API for on-device applications
+    /// (JSON lines, see `dm_runtime::local_api`) on a Unix socket at PATH
+    /// until stopped. Not with --once or --notify-udp (yet).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["once", "notify_udp"])]
+    local_api: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -145,6 +150,17 @@ async fn client(args: ClientArgs) -> ExitCode {
         },
         (None, _) => agent::run_once(&opts, None).await,
     };
+    #[cfg(unix)]
+    if let (Some(path), Ok(outcomes)) = (&args.local_api, &result) {
+        outcomes.iter().for_each(agent::report);
+        return match crate::local_api::run(&opts, path).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dmctl client: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
     let outcomes = match result {
         Ok(o) => o,
         Err(e) => {

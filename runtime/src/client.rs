@@ -266,7 +266,7 @@ impl Device {
         let ctx = SessionCtx::for_server_id(self, Some(server_id));
         let uri = match &ctx.principal {
             Principal::Server(a) => a.server_uri.clone(),
-            Principal::Local => return Err(SessionError::NoAccount(server_id.to_owned())),
+            _ => return Err(SessionError::NoAccount(server_id.to_owned())),
         };
         self.session(ctx, &uri, initiation, send_mos, alerts).await
     }
@@ -279,6 +279,8 @@ impl Device {
         send_mos: bool,
         alerts: Vec<Alert>,
     ) -> Result<SessionReport, SessionError> {
+        // spec 12.4: SessionInfo describes this session.
+        self.refresh_session_info(server_uri).await;
         let mut all_alerts = vec![initiation.alert()];
         all_alerts.extend(alerts);
         let package1 = Package1 {
@@ -344,15 +346,16 @@ impl Device {
         let visible = |moid: &str, miid: &str| {
             self.registry
                 .find(moid, miid)
-                .and_then(|i| self.registry.instance(i))
-                .is_some_and(|i| access::can_see(principal, i, &[]))
+                .is_some_and(|i| access::can_see(principal, &self.registry, i))
         };
         self.registry
             .mos()
             .into_iter()
+            // Only MOIDs of the Perm list (5.2.2, issue text), DACMO
+            // included: a server may still GET the rules of what it sees.
             .filter(|(schema, _)| match principal {
-                Principal::Local => true,
                 Principal::Server(a) => a.covers(schema.moid),
+                Principal::App(_) | Principal::Local => true,
             })
             .map(|(schema, miids)| MoInfo {
                 ddf: Some(schema.ddf_url.to_owned()).filter(|u| !u.is_empty()),

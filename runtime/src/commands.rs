@@ -17,7 +17,7 @@ use dm_core::{
 use hyper::Method;
 use serde_json::{Map, Value as Json};
 
-use crate::access::{self, Principal};
+use crate::access::{self, Access, Principal, DACMO_MOID};
 use crate::client::{Device, PendingAlert, SessionCtx};
 use crate::store::{SavedInstance, Subscription};
 use crate::tree::{Owner, Resolved};
@@ -44,40 +44,59 @@ fn essence(content_type: &str) -> String {
 }
 
 impl Device {
-    /// Rights of the session's principal on a resolved node.
+    /// Rights of the session's principal on a resolved node: the DACMO
+    /// rules of its instance (access).
     fn rights_on(&self, ctx: &SessionCtx, r: &Resolved) -> Rights {
-        match self.registry.instance(r.instance) {
-            Some(i) => access::rights(&ctx.principal, i, &r.path, &[]),
-            None => Rights::NONE,
-        }
+        access::rights(&ctx.principal, &self.registry, r.instance, &r.path)
     }
 
-    /// Resolves a ClientURI for a principal: wildcards only reach the
-    /// instances it may see; an explicitly addressed instance it may not
-    /// see answers 403.
+    /// Resolves a ClientURI for a principal over the tree as it may see it
+    /// (`access::View`): wildcards and x-names only reach instances it may
+    /// see and `nv` fields only match leaves it may read. An instance it
+    /// may not see that the URI names by MIID (or as the only instance)
+    /// answers 403.
     pub(crate) fn resolve_for(
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
     ) -> Result<Vec<Resolved>, StatusCode> {
-        let resolved = self.registry.resolve(uri)?;
-        let visible: Vec<Resolved> = resolved
-            .iter()
-            .filter(|r| {
-                self.registry
-                    .instance(r.instance)
-                    .is_some_and(|i| access::can_see(&ctx.principal, i, &[]))
-            })
-            .cloned()
-            .collect();
-        if visible.is_empty() {
-            return Err(if *uri.instance() == InstanceSelector::All {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::FORBIDDEN
-            });
+        let view = access::View {
+            registry: &self.registry,
+            principal: &ctx.principal,
+        };
+        match dm_core::resolve::resolve(&view, uri) {
+            Ok(nodes) => Ok(nodes
+                .into_iter()
+                .map(|n| Resolved {
+                    instance: n.instance,
+                    path: n.path,
+                })
+                .collect()),
+            Err(e) => {
+                // Only the instance's own visibility decides between 403
+                // and 404: nothing about the nodes inside it may show.
+                let hidden = |index: usize| !access::can_see(&ctx.principal, &self.registry, index);
+                let named_hidden = match uri.instance() {
+                    InstanceSelector::Miid(m) => {
+                        self.registry.find(uri.moid(), m).is_some_and(hidden)
+                    }
+                    InstanceSelector::Only => {
+                        match dm_core::InstanceTree::instances(&self.registry, uri.moid())
+                            .as_slice()
+                        {
+                            [(index, _)] => hidden(*index),
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                };
+                Err(if named_hidden {
+                    StatusCode::FORBIDDEN
+                } else {
+                    e.status()
+                })
+            }
         }
-        Ok(visible)
     }
 
     /// GET (5.3.6, Appendix F).
@@ -110,7 +129,7 @@ impl Device {
     /// Reads every node a ClientURI addresses, checked for Get (405) and
     /// the Read right (403); children without Get are left out. A matching
     /// `cv` answers 304 (11.2).
-    fn read_nodes(
+    pub(crate) fn read_nodes(
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
@@ -136,7 +155,8 @@ impl Device {
                 }
                 return Err(StatusCode::COMMAND_NOT_ALLOWED);
             }
-            if !self.rights_on(ctx, r).contains(Rights::READ) {
+            let access = Access::of(&ctx.principal, &self.registry, r.instance);
+            if !access.rights(&r.path).contains(Rights::READ) {
                 if uri.has_wildcard() {
                     continue;
                 }
@@ -147,6 +167,8 @@ impl Device {
             };
             let mut data = instance.mo.get(&refs(&r.path)).map_err(|e| e.status())?;
             data.retain_readable(schema);
+            // Children the principal may not Read stay on the device too.
+            access.prune(&r.path, &mut data);
             if let Some(n) = uri.query().level {
                 truncate(&mut data, n);
             }
@@ -347,7 +369,11 @@ impl Device {
 
     /// The node a write goes to: the resolved node, or a new child of the
     /// resolved parent (HGET creating a node).
-    fn write_target(&self, ctx: &SessionCtx, uri: &ClientUri) -> Result<Resolved, StatusCode> {
+    pub(crate) fn write_target(
+        &self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+    ) -> Result<Resolved, StatusCode> {
         match self.resolve_for(ctx, uri) {
             Ok(mut r) if r.len() == 1 => Ok(r.remove(0)),
             Ok(_) => Err(StatusCode::BAD_REQUEST),
@@ -392,6 +418,7 @@ impl Device {
             return StatusCode::NOT_FOUND;
         };
         let root = &instance.mo.schema().root;
+        let access = Access::of(&ctx.principal, &self.registry, index);
         for change in &changes {
             let (path, needed) = match change {
                 Change::Put { path, data } => {
@@ -402,8 +429,22 @@ impl Device {
             if let Err(code) = needed {
                 return code;
             }
-            if !access::rights(&ctx.principal, instance, path, &[]).contains(Rights::WRITE) {
+            // Every node written or deleted, not only the addressed one: a
+            // Path rule below it may deny what the rule above grants (13.2).
+            let allowed = match change {
+                Change::Put { data, .. } => access.all_have(path, data, Rights::WRITE),
+                Change::Delete { .. } => match instance.mo.get(&refs(path)) {
+                    Ok(existing) => access.all_have(path, &existing, Rights::WRITE),
+                    Err(_) => access.rights(path).contains(Rights::WRITE),
+                },
+            };
+            if !allowed {
                 return StatusCode::FORBIDDEN;
+            }
+        }
+        if instance.mo.schema().moid == DACMO_MOID {
+            if let Err(code) = self.check_delegation(ctx, index, &changes) {
+                return code;
             }
         }
         let Some(instance) = self.registry.instance_mut(index) else {
@@ -528,7 +569,7 @@ impl Device {
                 },
             };
             if let Some(i) = self.registry.instance(stored) {
-                uris.push(ClientUri::for_node(moid, &i.miid, &[]));
+                uris.push(ClientUri::for_node::<&str>(moid, &i.miid, &[]));
             }
         }
         Status {
@@ -553,6 +594,7 @@ impl Device {
                 }
                 Owner::Server(a.server_id.clone())
             }
+            Principal::App(id) => Owner::App(id.clone()),
             Principal::Local => ctx.owner.clone(),
         };
         let Some(factory) = self.registry.factory(moid) else {
@@ -575,6 +617,10 @@ impl Device {
             return Err(StatusCode::INTERNAL_ERROR);
         }
         self.changed.push(index);
+        // Ownership as a DACMO entry (access). Should this fail, the
+        // instance is judged by its owner alone, which gives the same
+        // rights, and the next start writes the entry.
+        let _ = self.write_owner_rules(index);
         Ok(index)
     }
 
@@ -594,7 +640,17 @@ impl Device {
             {
                 return status(StatusCode::COMMAND_NOT_ALLOWED);
             }
-            if !self.rights_on(ctx, r).contains(Rights::WRITE) {
+            // The whole sub-tree goes: Write on every node of it.
+            let access = Access::of(&ctx.principal, &self.registry, r.instance);
+            let subtree = self
+                .registry
+                .instance(r.instance)
+                .and_then(|i| i.mo.get(&refs(&r.path)).ok());
+            let allowed = match &subtree {
+                Some(data) => access.all_have(&r.path, data, Rights::WRITE),
+                None => access.rights(&r.path).contains(Rights::WRITE),
+            };
+            if !allowed {
                 return status(StatusCode::FORBIDDEN);
             }
         }
@@ -615,6 +671,9 @@ impl Device {
                         return status(StatusCode::INTERNAL_ERROR);
                     }
                 }
+                // Rules left behind would pass to a later instance of the
+                // same MIID; the next start removes them should this fail.
+                let _ = self.drop_rules(i.mo.schema().moid, &i.miid);
             } else {
                 let code = self.write(ctx, r.instance, vec![Change::Delete { path: r.path }]);
                 if code != StatusCode::OK {
@@ -746,7 +805,7 @@ impl Device {
         let client_uri = uri.to_string();
         let server_id = match &ctx.principal {
             Principal::Server(a) => Some(a.server_id.clone()),
-            Principal::Local => None,
+            Principal::App(_) | Principal::Local => None,
         };
         self.agent
             .subscriptions
@@ -764,7 +823,7 @@ impl Device {
         let client_uri = uri.to_string();
         let server_id = match &ctx.principal {
             Principal::Server(a) => Some(a.server_id.clone()),
-            Principal::Local => None,
+            Principal::App(_) | Principal::Local => None,
         };
         let before = self.agent.subscriptions.len();
         self.agent
@@ -892,12 +951,7 @@ fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
         InstanceSelector::Only => String::new(),
         _ => return None,
     };
-    let text = if parent.is_empty() {
-        format!("{}/{inst}/", uri.moid())
-    } else {
-        format!("{}/{inst}/{}", uri.moid(), parent.join("/"))
-    };
-    text.parse().ok()
+    ClientUri::for_node(uri.moid(), &inst, parent).parse().ok()
 }
 
 /// Encodes read data: a single leaf bare (unless a wildcard or a list is

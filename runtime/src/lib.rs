@@ -12,17 +12,21 @@ pub mod agent;
 pub mod cli;
 mod client;
 mod commands;
+mod delegation;
 pub mod demo;
 mod http;
+pub mod local_api;
 mod notify;
 pub mod plugins;
 pub mod server;
+mod session_info;
 mod store;
 mod tree;
 
-pub use access::{accounts, Principal, ServerAccount, DMACC_MOID};
+pub use access::{accounts, Principal, ServerAccount, DACMO_MOID, DMACC_MOID};
 pub use client::{Device, DeviceConfig, Initiation, PendingAlert, SessionError, SessionReport};
 pub use http::{Exchange, Message, Observer};
+pub use local_api::LocalError;
 pub use store::{machine_dev_id, AgentState, SavedInstance, StateDir, StateError, Subscription};
 pub use tree::{Factory, Owner, Registry, Resolved};
 

@@ -13,6 +13,8 @@ pub enum Owner {
     Device,
     /// Created by the DM Server with this SrvID (bootstrap, HGET).
     Server(String),
+    /// Created by the local application with this id (local API, 10).
+    App(String),
 }
 
 /// One MO instance held by the device.

@@ -69,12 +69,12 @@ where
 /// Access rights for one MO instance; the node is named after the MIID of that instance.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DacmoMiid {
-    /// `<DACMO>/<MIID>/<AccessRule>`: Required, OneOrMore, node, Add, Get, Replace.
+    /// `<DACMO>/<MIID>/<AccessRule>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
     ///
     /// One access rule of the MO instance: the rights that apply to the sub-tree selected by Path.
     #[dm(
         format = "node",
-        access = "Add, Get, Replace",
+        access = "Add, Delete, Get, Replace",
         occurrence = "OneOrMore",
         scope = "Dynamic"
     )]
@@ -99,6 +99,13 @@ impl DacmoMiid {
     ) -> Result<Option<DacmoMiidAccessRule>, ::dm_core::NodeMapError> {
         self.access_rule.insert(name, value)
     }
+    /// Deletes the instance `name` of `<DACMO>/<MIID>/<AccessRule>` (Delete); refuses to go below the occurrence minimum.
+    pub fn remove_access_rule(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<DacmoMiidAccessRule>, ::dm_core::NodeMapError> {
+        self.access_rule.remove(name)
+    }
     /// The children of `<DACMO>/<MIID>/<AccessRule>`, to use their own accessors (which follow their access types).
     pub fn access_rule_mut(&mut self, name: &str) -> Option<&mut DacmoMiidAccessRule> {
         self.access_rule.get_mut(name)
@@ -109,18 +116,18 @@ impl Default for DacmoMiid {
         Self::with_required()
     }
 }
-/// `<DACMO>/<MIID>/<AccessRule>`: Required, OneOrMore, node, Add, Get, Replace.
+/// `<DACMO>/<MIID>/<AccessRule>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
 ///
 /// One access rule of the MO instance: the rights that apply to the sub-tree selected by Path.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DacmoMiidAccessRule {
-    /// `<DACMO>/<MIID>/<AccessRule>/Path`: Optional, ZeroOrOne, chr, Add, Get, Replace.
+    /// `<DACMO>/<MIID>/<AccessRule>/Path`: Optional, ZeroOrOne, chr, Add, Delete, Get, Replace.
     ///
     /// Path, relative to the MO instance root (path-from-moroot of 6.1.1.2), of the sub-tree this rule covers; the rule applies to descendants unless they have their own rule. When absent, "/" is assumed.
     #[dm(
         name = "Path",
         format = "chr",
-        access = "Add, Get, Replace",
+        access = "Add, Delete, Get, Replace",
         occurrence = "ZeroOrOne",
         scope = "Dynamic"
     )]
@@ -153,6 +160,10 @@ impl DacmoMiidAccessRule {
     pub fn set_path(&mut self, value: impl Into<String>) {
         self.path = Some(value.into());
     }
+    /// Deletes `<DACMO>/<MIID>/<AccessRule>/Path` (Delete); returns what was there.
+    pub fn remove_path(&mut self) -> Option<String> {
+        self.path.take()
+    }
     /// Reads `<DACMO>/<MIID>/<AccessRule>/Permissions` (Get).
     pub fn permissions(&self) -> &DacmoMiidAccessRulePermissions {
         &self.permissions
@@ -172,12 +183,12 @@ impl Default for DacmoMiidAccessRule {
 /// Groups the rights granted on the sub-tree addressed by Path ("/" when Path is absent).
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DacmoMiidAccessRulePermissions {
-    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Get, Replace.
+    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
     ///
     /// Rights of one Management Authority on the sub-tree addressed by Path.
     #[dm(
         format = "node",
-        access = "Add, Get, Replace",
+        access = "Add, Delete, Get, Replace",
         occurrence = "OneOrMore",
         scope = "Dynamic"
     )]
@@ -211,6 +222,16 @@ impl DacmoMiidAccessRulePermissions {
     > {
         self.permission.insert(name, value)
     }
+    /// Deletes the instance `name` of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` (Delete); refuses to go below the occurrence minimum.
+    pub fn remove_permission(
+        &mut self,
+        name: &str,
+    ) -> Result<
+        Option<DacmoMiidAccessRulePermissionsPermission>,
+        ::dm_core::NodeMapError,
+    > {
+        self.permission.remove(name)
+    }
     /// The children of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`, to use their own accessors (which follow their access types).
     pub fn permission_mut(
         &mut self,
@@ -224,7 +245,7 @@ impl Default for DacmoMiidAccessRulePermissions {
         Self::with_required()
     }
 }
-/// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Get, Replace.
+/// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
 ///
 /// Rights of one Management Authority on the sub-tree addressed by Path.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
