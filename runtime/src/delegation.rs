@@ -96,7 +96,7 @@ impl Device {
             data,
         });
         d.mo.apply(&changes).map_err(|e| e.status())?;
-        d.changes += 1;
+        self.registry.touch(dacmo);
         self.save(dacmo).map_err(|_| StatusCode::INTERNAL_ERROR)?;
         self.changed.push(dacmo);
         Ok(())
@@ -117,7 +117,7 @@ impl Device {
             path: vec![miid.to_owned()],
         }])
         .map_err(|e| e.status())?;
-        d.changes += 1;
+        self.registry.touch(dacmo);
         self.save(dacmo).map_err(|_| StatusCode::INTERNAL_ERROR)?;
         self.changed.push(dacmo);
         Ok(())

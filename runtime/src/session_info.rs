@@ -61,7 +61,7 @@ impl Device {
             data,
         };
         if instance.mo.apply(&[change]).is_ok() {
-            instance.changes += 1;
+            self.registry.touch(index);
         }
     }
 }
