@@ -28,6 +28,25 @@ pub struct AgentOptions {
     /// Oldest TIMESTAMP accepted in a notification, in seconds (5.2.1.2
     /// leaves the window to the implementation).
     pub max_notification_age: u64,
+    /// Trust anchors and the bootstrap paths over the network (spec 8.3,
+    /// 8.4, 9).
+    pub security: SecurityOptions,
+}
+
+/// Transport security and network bootstrap settings of the agent.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityOptions {
+    /// PEM roots that https:// servers are verified against; none: the
+    /// host's certificate store (`--ca`).
+    pub ca: Option<PathBuf>,
+    /// The device's own certificate and key (PEM or DER): its identity at
+    /// a bootstrap server (`--tls-cert`, `--tls-key`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Client-initiated bootstrap: where to GET it (spec 8.3).
+    pub bootstrap_url: Option<String>,
+    /// Server-initiated bootstrap: the HTTPS address to take it on (8.4).
+    pub bootstrap_listen: Option<String>,
 }
 
 /// A configuration problem: the agent cannot start (exit status 2).
@@ -43,6 +62,8 @@ pub enum AgentError {
     UnknownServer(String),
     #[error("notifications: {0}")]
     Notify(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How one session went.
@@ -70,6 +91,9 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     }
     let mut config = DeviceConfig::new(dev_id);
     config.timeout = opts.timeout;
+    if let Some(ca) = &opts.security.ca {
+        config.trust = crate::tls::TrustAnchors::from_pem_file(ca)?;
+    }
     let mut device = Device::new(config, registry).with_store(store.clone(), agent_state);
     device.set_show_cmd(opts.show_cmd.clone());
     for saved in store.load_instances()? {

@@ -75,6 +75,25 @@ struct ClientArgs {
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
+    /// PEM file of the roots https:// servers are verified against
+    /// (default: the host's certificate store).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The device's certificate (PEM or DER): its identity at bootstrap
+    /// servers and on the --bootstrap-listen endpoint.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM or DER).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Client-initiated bootstrap: GET an application/dmmo+json bootstrap
+    /// from this https:// URL first.
+    #[arg(long, value_name = "URL")]
+    bootstrap_url: Option<String>,
+    /// Server-initiated bootstrap: take one over HTTPS on ADDR, only from
+    /// a bootstrap server named by an account's Auth/Bootstrap.
+    #[arg(long, value_name = "ADDR")]
+    bootstrap_listen: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -129,6 +148,13 @@ async fn client(args: ClientArgs) -> ExitCode {
         show_cmd: args.show_cmd,
         timeout: Duration::from_secs(args.timeout),
         max_notification_age: args.max_notification_age,
+        security: agent::SecurityOptions {
+            ca: args.ca,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            bootstrap_url: args.bootstrap_url,
+            bootstrap_listen: args.bootstrap_listen,
+        },
     };
     // --once with --notify-udp: wait for the first valid notification and
     // run that session. Without --once: a client-initiated session with

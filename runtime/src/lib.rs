@@ -18,12 +18,14 @@ mod notify;
 pub mod plugins;
 pub mod server;
 mod store;
+mod tls;
 mod tree;
 
 pub use access::{accounts, Principal, ServerAccount, DMACC_MOID};
 pub use client::{Device, DeviceConfig, Initiation, PendingAlert, SessionError, SessionReport};
 pub use http::{Exchange, Message, Observer};
 pub use store::{machine_dev_id, AgentState, SavedInstance, StateDir, StateError, Subscription};
+pub use tls::{Identity, TlsError, TransportAuth, TrustAnchors};
 pub use tree::{Factory, Owner, Registry, Resolved};
 
 /// The registry of a device with every MO compiled into this build (cargo
