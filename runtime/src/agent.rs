@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dm_core::{InstanceSelector, MoDataItem, NodeData, PackageError};
+use dm_core::NodeData;
 
-use crate::access::DMACC_MOID;
-use crate::client::{Device, DeviceConfig, Initiation, SessionCtx, SessionError, SessionReport};
+use crate::bootstrap;
+use crate::client::{Device, DeviceConfig, Initiation, SessionError, SessionReport};
 use crate::http::Observer;
 use crate::plugins::{PluginError, PluginInstance};
-use crate::store::{fnv1a, machine_dev_id, StateDir, StateError};
+use crate::store::{machine_dev_id, StateDir, StateError};
+use crate::tls::Identity;
 use crate::tree::{Factory, Owner, Registry};
 
 /// What `dmctl client` was asked to do.
@@ -64,6 +65,10 @@ pub enum AgentError {
     Notify(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("client-initiated bootstrap from {url}: {reason}")]
+    BootstrapFetch { url: String, reason: String },
+    #[error("server-initiated bootstrap: {0}")]
+    BootstrapListen(String),
 }
 
 /// How one session went.
@@ -118,13 +123,7 @@ pub async fn run_once(
     opts: &AgentOptions,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let mut device = open_device(opts)?;
-    if let Some(o) = observer {
-        device.observe(o);
-    }
-    if let Some(file) = &opts.bootstrap {
-        apply_bootstrap(&mut device, file)?;
-    }
+    let mut device = prepare(opts, observer).await?;
     let accounts = device.accounts();
     if accounts.is_empty() {
         return Err(AgentError::NoAccounts);
@@ -308,13 +307,7 @@ pub async fn run_notified(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let mut device = open_device(opts)?;
-    if let Some(o) = observer {
-        device.observe(o);
-    }
-    if let Some(file) = &opts.bootstrap {
-        apply_bootstrap(&mut device, file)?;
-    }
+    let mut device = prepare(opts, observer).await?;
     if device.accounts().is_empty() {
         return Err(AgentError::NoAccounts);
     }
@@ -406,73 +399,250 @@ pub fn apply_bootstrap(device: &mut Device, file: &Path) -> Result<(), AgentErro
         reason,
     };
     let bytes = std::fs::read(file).map_err(|e| fail(e.to_string()))?;
-    let digest = format!("{:016x}", fnv1a(&bytes));
-    if device.agent_state().bootstraps_applied.contains(&digest) {
-        return Ok(());
+    bootstrap::apply(device, &bytes, bootstrap::Source::Factory)
+        .map(|_| ())
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The device with its factory bootstrap and, with `--bootstrap-url`, the
+/// client-initiated one (spec 8.3) applied. A bootstrap server that cannot
+/// be reached or whose bootstrap is refused is reported; the device goes on
+/// with the accounts it has, and fails only when it has none.
+async fn prepare(opts: &AgentOptions, observer: Option<Observer>) -> Result<Device, AgentError> {
+    let mut device = open_device(opts)?;
+    if let Some(o) = observer {
+        device.observe(o);
     }
-    let items = MoDataItem::parse_list(&bytes).map_err(|e: PackageError| fail(e.to_string()))?;
-    let server_of = |item: &MoDataItem| -> Option<String> {
-        let uri: dm_core::ClientUri = item.client_uri.parse().ok()?;
-        if uri.moid() != DMACC_MOID {
-            return None;
+    if let Some(file) = &opts.bootstrap {
+        apply_bootstrap(&mut device, file)?;
+    }
+    if let Some(url) = &opts.security.bootstrap_url {
+        if let Err(e) = fetch_bootstrap(&mut device, opts, url).await {
+            if device.accounts().is_empty() {
+                return Err(e);
+            }
+            eprintln!("dmctl client: {e}; going on with the accounts already bootstrapped");
         }
-        let data = item.mo_data.values().next()?;
-        data.get("SrvID")?.as_str().map(str::to_owned)
+    }
+    Ok(device)
+}
+
+/// The device's own certificate and key (`--tls-cert`, `--tls-key`).
+fn device_identity(opts: &AgentOptions) -> Result<Option<Identity>, AgentError> {
+    match (&opts.security.tls_cert, &opts.security.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(Identity::from_files(cert, key)?)),
+        _ => Ok(None),
+    }
+}
+
+async fn fetch_bootstrap(
+    device: &mut Device,
+    opts: &AgentOptions,
+    url: &str,
+) -> Result<(), AgentError> {
+    let fail = |reason: String| AgentError::BootstrapFetch {
+        url: url.to_owned(),
+        reason,
     };
-    let first_server = items.iter().find_map(server_of);
-    // Refuse a file that rewrites an account another server owns.
-    for (index, item) in items.iter().enumerate() {
-        let Some(server_id) = server_of(item) else {
-            continue;
-        };
-        let uri: Result<dm_core::ClientUri, _> = item.client_uri.parse();
-        let suggested = match uri.as_ref().map(|u| u.instance()) {
-            Ok(InstanceSelector::Miid(m)) => Some(m.clone()),
-            _ => item.mo_data.keys().next().cloned(),
-        };
-        for account in device.accounts() {
-            let same_instance = suggested.as_deref() == Some(account.miid.as_str());
-            if same_instance && account.server_id != server_id {
-                return Err(fail(format!(
-                    "item {index} would change the account of server {}",
-                    account.server_id
-                )));
-            }
-        }
-    }
-    let mut added = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let owner = match server_of(item).or_else(|| first_server.clone()) {
-            Some(s) => Owner::Server(s),
-            None => Owner::Device,
-        };
-        if let Owner::Server(s) = &owner {
-            if server_of(item).is_some() && !device.accounts().iter().any(|a| a.server_id == *s) {
-                added.push(s.clone());
-            }
-        }
-        let ctx = SessionCtx::local(owner);
-        let status = device.store_items(&ctx, std::slice::from_ref(item));
-        if !status.code.is_success() {
-            return Err(fail(format!(
-                "item {index} ({}): {}",
-                item.client_uri, status.code
-            )));
-        }
-    }
-    let state = device.agent_state_mut();
-    for s in added {
-        if !state.bootstrap_pending.contains(&s) {
-            state.bootstrap_pending.push(s);
-        }
-    }
-    state.bootstraps_applied.push(digest);
-    if !device.save_agent().is_success() {
-        return Err(fail(
-            "could not record the bootstrap in the state directory".into(),
-        ));
+    let identity = device_identity(opts)?;
+    let bytes = bootstrap::fetch(
+        url,
+        device.dev_id(),
+        &device.config.trust,
+        identity.as_ref(),
+        opts.timeout,
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let applied = bootstrap::apply(device, &bytes, bootstrap::Source::Fetched(url))
+        .map_err(|e| fail(format!("refused: {e}")))?;
+    if !applied.already_applied {
+        eprintln!(
+            "dmctl client: bootstrap from {url} applied for server(s) {}",
+            applied.servers.join(", ")
+        );
     }
     Ok(())
+}
+
+/// A session with BootstrapComplete and MOS with each of `servers` whose
+/// bootstrap is still unannounced (spec 8).
+pub async fn bootstrap_sessions(device: &mut Device, servers: &[String]) -> Vec<SessionOutcome> {
+    let mut outcomes = Vec::new();
+    for server_id in servers {
+        if !device.agent_state().bootstrap_pending.contains(server_id) {
+            continue;
+        }
+        let result = device
+            .run_session_as(server_id, Initiation::BootstrapComplete, true, Vec::new())
+            .await;
+        if result.is_ok() {
+            device
+                .agent_state_mut()
+                .bootstrap_pending
+                .retain(|s| s != server_id);
+            device.save_agent();
+        }
+        outcomes.push(SessionOutcome {
+            server_id: server_id.clone(),
+            result,
+        });
+    }
+    outcomes
+}
+
+/// One request taken on the bootstrap endpoint, and where its answer goes.
+type Pushed = (
+    hyper::Method,
+    String,
+    Result<bytes::Bytes, String>,
+    tokio::sync::oneshot::Sender<(u16, String)>,
+);
+
+/// Server-initiated bootstrap (spec 8.4, 9.3): an HTTPS endpoint on
+/// `addr` that takes a DM Bootstrap (`POST`/`PUT`, `application/
+/// dmmo+json`) only over mutual TLS from a bootstrap server whose
+/// certificate an account's `Auth/Bootstrap/ServerPubKey` holds; each one
+/// applied is followed by sessions with BootstrapComplete. A refused one
+/// is logged with its reason and answered 4xx; nothing is written. With
+/// `once`, returns after the first bootstrap applied.
+pub async fn run_bootstrap_listener(
+    opts: &AgentOptions,
+    addr: &str,
+    once: bool,
+    observer: Option<Observer>,
+) -> Result<Vec<SessionOutcome>, AgentError> {
+    let identity = device_identity(opts)?.ok_or_else(|| {
+        AgentError::BootstrapListen("--bootstrap-listen needs --tls-cert and --tls-key".into())
+    })?;
+    let mut device = prepare(opts, observer).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AgentError::BootstrapListen(format!("cannot listen on {addr}: {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        eprintln!("dmctl client: waiting for server-initiated bootstraps on https://{local}");
+    }
+    let mut outcomes = Vec::new();
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        if bootstrap::bootstrap_server_certs(&device).is_empty() {
+            eprintln!(
+                "dmctl client: bootstrap from {peer} refused: no account names a bootstrap server (Auth/Bootstrap/ServerPubKey)"
+            );
+            continue;
+        }
+        // Built per connection: a bootstrap may have named new servers.
+        let config = bootstrap::listener_config(&device, &identity)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let stream = match tokio::time::timeout(opts.timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                eprintln!("dmctl client: bootstrap from {peer} refused: TLS: {e}");
+                continue;
+            }
+            Err(_) => {
+                eprintln!("dmctl client: bootstrap from {peer} refused: TLS handshake timed out");
+                continue;
+            }
+        };
+        let Some(cert) = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec())
+        else {
+            continue;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pushed>(1);
+        let connection = tokio::spawn(serve_one(stream, tx));
+        let request = tokio::time::timeout(opts.timeout, rx.recv()).await;
+        let mut applied = None;
+        if let Ok(Some((method, content_type, body, reply))) = request {
+            let essence = content_type.split(';').next().unwrap_or("").trim();
+            let answer = if method != hyper::Method::POST && method != hyper::Method::PUT {
+                (405, "a bootstrap is POSTed or PUT".to_owned())
+            } else if !essence.eq_ignore_ascii_case(bootstrap::MEDIA_TYPE) {
+                (415, format!("expected {}", bootstrap::MEDIA_TYPE))
+            } else {
+                match body {
+                    Err(e) => (400, e),
+                    Ok(body) => {
+                        match bootstrap::apply(&mut device, &body, bootstrap::Source::Pushed(&cert))
+                        {
+                            Ok(a) => {
+                                eprintln!(
+                                    "dmctl client: bootstrap from {peer} applied for server(s) {}",
+                                    a.servers.join(", ")
+                                );
+                                let servers = a.servers.clone();
+                                applied = Some(servers);
+                                (200, "applied".to_owned())
+                            }
+                            Err(e) => (e.http_status(), format!("refused: {e}")),
+                        }
+                    }
+                }
+            };
+            if answer.0 != 200 {
+                eprintln!("dmctl client: bootstrap from {peer} {}", answer.1);
+            }
+            let _ = reply.send(answer);
+        }
+        drop(rx);
+        let _ = tokio::time::timeout(opts.timeout, connection).await;
+        if let Some(servers) = applied {
+            outcomes.extend(bootstrap_sessions(&mut device, &servers).await);
+            outcomes.extend(deliver_alerts(&mut device).await);
+            if once {
+                return Ok(outcomes);
+            }
+            for o in outcomes.drain(..) {
+                report(&o);
+            }
+        }
+    }
+}
+
+/// Serves one HTTP/1.1 request on an accepted TLS stream: hands it to the
+/// listener loop, which owns the device, and sends back its answer.
+async fn serve_one(
+    stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    tx: tokio::sync::mpsc::Sender<Pushed>,
+) {
+    use http_body_util::BodyExt;
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let tx = tx.clone();
+        async move {
+            let method = req.method().clone();
+            let content_type = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = http_body_util::Limited::new(req.into_body(), crate::http::MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| format!("body: {e}"));
+            let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+            let (status, text) = match tx.send((method, content_type, body, reply_tx)).await {
+                Ok(()) => reply_rx.await.unwrap_or((503, "not taken".to_owned())),
+                Err(_) => (503, "one bootstrap per connection".to_owned()),
+            };
+            hyper::Response::builder()
+                .status(status)
+                .header("Content-Type", "text/plain")
+                .header("Connection", "close")
+                .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 /// Loads the plugins in `dir`, registers each of their instances and a

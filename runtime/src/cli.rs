@@ -160,16 +160,25 @@ async fn client(args: ClientArgs) -> ExitCode {
     // run that session. Without --once: a client-initiated session with
     // each server first, then (with --notify-udp) serve notifications until
     // stopped; without --notify-udp there is nothing more to wait for.
-    let result = match (&args.notify_udp, args.once) {
-        (Some(addr), true) => agent::run_notified(&opts, addr, true, None).await,
-        (Some(addr), false) => match agent::run_once(&opts, None).await {
-            Ok(outcomes) => {
-                outcomes.iter().for_each(agent::report);
-                agent::run_notified(&opts, addr, false, None).await
-            }
-            Err(e) => Err(e),
-        },
-        (None, _) => agent::run_once(&opts, None).await,
+    let result = if let Some(addr) = &opts.security.bootstrap_listen {
+        if args.notify_udp.is_some() {
+            eprintln!("dmctl client: --bootstrap-listen and --notify-udp cannot be combined");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        // Server-initiated bootstrap (spec 8.4): sessions follow each one.
+        agent::run_bootstrap_listener(&opts, addr, args.once, None).await
+    } else {
+        match (&args.notify_udp, args.once) {
+            (Some(addr), true) => agent::run_notified(&opts, addr, true, None).await,
+            (Some(addr), false) => match agent::run_once(&opts, None).await {
+                Ok(outcomes) => {
+                    outcomes.iter().for_each(agent::report);
+                    agent::run_notified(&opts, addr, false, None).await
+                }
+                Err(e) => Err(e),
+            },
+            (None, _) => agent::run_once(&opts, None).await,
+        }
     };
     let outcomes = match result {
         Ok(o) => o,

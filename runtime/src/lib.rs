@@ -9,6 +9,7 @@
 
 mod access;
 pub mod agent;
+pub mod bootstrap;
 pub mod cli;
 mod client;
 mod commands;
