@@ -344,6 +344,14 @@ pub async fn run_notified(
             eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
             continue;
         }
+        if let Some(preferred) = &notification.preferred_con_types {
+            // spec 5.2.1.2, as far as the host can tell (see bearer.rs).
+            let available = crate::bearer::available();
+            eprintln!(
+                "dmctl client: notification from server {server_id}: {}",
+                crate::bearer::describe(preferred, &available)
+            );
+        }
         let pending = device.agent_state().bootstrap_pending.contains(&server_id);
         let extra = if pending {
             vec![dm_core::Alert::new(

@@ -9,6 +9,7 @@
 
 mod access;
 pub mod agent;
+pub mod bearer;
 pub mod bootstrap;
 pub mod cli;
 mod client;
