@@ -123,6 +123,25 @@ async fn https_with_a_good_certificate_runs_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_1_2_server_with_the_spec_suite_is_accepted() {
+    let w = World::new().await;
+    let front = w
+        .front(
+            &["127.0.0.1"],
+            FrontOptions {
+                only_spec_suite: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    let boot = bootstrap(w.tmp.path(), &front.url("/dm"), None);
+    let ca = w.ca_file();
+    let (code, stderr) = client(&w.state("s"), &boot, &["--ca", ca.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(w.sessions_ended(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_for_another_host_name_is_refused() {
     let w = World::new().await;
     // Issued for "localhost" only; the ServerURI names 127.0.0.1.
@@ -277,4 +296,37 @@ async fn basic_credentials_never_travel_over_plain_http() {
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("only over https"), "{stderr}");
     assert!(w.server.device(DEV_ID).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hget_fetches_from_an_https_data_repository() {
+    let w = World::new().await;
+    // The data repository is the HTTPS front with a fixed route; the DM
+    // Server itself is plain HTTP.
+    let repo = Front::start(&w.ca.issue(&["127.0.0.1"]), FrontOptions::default()).await;
+    repo.route("/name", 200, "text/plain", "Renamed");
+    w.server.enqueue(
+        DEV_ID,
+        dm_core::Command::Hget {
+            server_uri: dm_core::ServerUri::new(repo.url("/name")),
+            client_uri: Some("urn:oma:mo:oma-dm-dmacc:1.2/A/Name".parse().unwrap()),
+        },
+    );
+    let boot = bootstrap(w.tmp.path(), &w.server.dm_url(), None);
+    let ca = w.ca_file();
+    let (code, stderr) = client(&w.state("s"), &boot, &["--ca", ca.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let record = w.server.device(DEV_ID).unwrap();
+    let hget = record
+        .results
+        .iter()
+        .find(|r| matches!(r.command, dm_core::Command::Hget { .. }))
+        .unwrap();
+    assert_eq!(hget.status.code.as_u16(), 200, "{:?}", hget.status);
+    let seen = repo.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/name")
+    );
 }

@@ -118,6 +118,9 @@ pub struct FrontOptions {
     pub authorization: Option<String>,
     /// Forward requests to this plain-HTTP address.
     pub upstream: Option<SocketAddr>,
+    /// Speak only TLS 1.2 with TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    /// the first X.509 suite of spec 9.2.2.
+    pub only_spec_suite: bool,
 }
 
 type Route = (u16, String, Vec<u8>);
@@ -133,9 +136,19 @@ pub struct Front {
 
 impl Front {
     pub async fn start(cert: &Issued, opts: FrontOptions) -> Front {
-        let builder = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap();
+        let builder = if opts.only_spec_suite {
+            let mut p = rustls::crypto::ring::default_provider();
+            p.cipher_suites.retain(|s| {
+                s.suite() == rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            });
+            rustls::ServerConfig::builder_with_provider(Arc::new(p))
+                .with_protocol_versions(&[&rustls::version::TLS12])
+                .unwrap()
+        } else {
+            rustls::ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+        };
         let builder = match &opts.client_ca {
             Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
