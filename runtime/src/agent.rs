@@ -520,10 +520,17 @@ pub async fn run_bootstrap_listener(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let identity = device_identity(opts)?.ok_or_else(|| {
-        AgentError::BootstrapListen("--bootstrap-listen needs --tls-cert and --tls-key".into())
-    })?;
     let mut device = prepare(opts, observer).await?;
+    // The device's certificate: --tls-cert/--tls-key, else the DM Client
+    // certificate an account's Auth/Bootstrap holds.
+    let identity = match device_identity(opts)? {
+        Some(id) => id,
+        None => bootstrap::client_identity(&device).ok_or_else(|| {
+            AgentError::BootstrapListen(
+                "--bootstrap-listen needs --tls-cert and --tls-key, or an account with Auth/Bootstrap/ClientPubKey and ClientSecretKey".into(),
+            )
+        })?,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| AgentError::BootstrapListen(format!("cannot listen on {addr}: {e}")))?;

@@ -129,6 +129,22 @@ fn bootstrap_keys(device: &Device, miid: &str) -> BootstrapKeys {
     }
 }
 
+/// The device's own bootstrap identity from the first account that holds
+/// one: `Auth/Bootstrap/ClientPubKey` (the DM Client certificate) and
+/// `ClientSecretKey` (its private key), 12.2.1.2.
+pub(crate) fn client_identity(device: &Device) -> Option<Identity> {
+    device.accounts().iter().find_map(|account| {
+        let index = device.registry().find(DMACC_MOID, &account.miid)?;
+        let instance = device.registry().instance(index)?;
+        let get = |leaf: &str| match instance.mo.get(&["Auth", "Bootstrap", leaf]) {
+            Ok(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => Some(b),
+            _ => None,
+        };
+        let what = format!("account {}: Auth/Bootstrap", account.server_id);
+        Identity::from_bytes(&what, &get("ClientPubKey")?, &get("ClientSecretKey")?).ok()
+    })
+}
+
 /// The certificates of every bootstrap server the accounts name.
 pub(crate) fn bootstrap_server_certs(device: &Device) -> Vec<CertificateDer<'static>> {
     let mut certs: Vec<CertificateDer<'static>> = Vec::new();

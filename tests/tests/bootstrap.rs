@@ -208,21 +208,23 @@ impl Push {
         self.tmp.path().join("state")
     }
 
-    fn spawn(&self, factory: &Path) -> tokio::process::Child {
-        let cert = write(self.tmp.path(), "dev.pem", self.device.cert_pem.as_bytes());
-        let key = write(self.tmp.path(), "dev.key", self.device.key_pem.as_bytes());
-        tokio::process::Command::new(common::dmctl())
-            .args(["client", "--once", "--timeout", "10", "--dev-id", DEV_ID])
+    /// The agent waiting for a pushed bootstrap; its certificate from
+    /// `--tls-cert`/`--tls-key`, or (`identity_flags` false) from A's
+    /// Auth/Bootstrap ClientPubKey and ClientSecretKey.
+    fn spawn(&self, factory: &Path, identity_flags: bool) -> tokio::process::Child {
+        let mut cmd = tokio::process::Command::new(common::dmctl());
+        cmd.args(["client", "--once", "--timeout", "10", "--dev-id", DEV_ID])
             .arg("--state")
             .arg(self.state())
             .arg("--bootstrap")
             .arg(factory)
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .args(["--bootstrap-listen", &format!("127.0.0.1:{}", self.port)])
-            .stderr(Stdio::piped())
+            .args(["--bootstrap-listen", &format!("127.0.0.1:{}", self.port)]);
+        if identity_flags {
+            let cert = write(self.tmp.path(), "dev.pem", self.device.cert_pem.as_bytes());
+            let key = write(self.tmp.path(), "dev.key", self.device.key_pem.as_bytes());
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        cmd.stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap()
@@ -294,7 +296,7 @@ async fn server_initiated_bootstrap_over_mutual_tls_and_its_refusals() {
     let factory_server = reference_server().await;
     let new_server = reference_server().await;
     let factory = p.factory(&factory_server.dm_url());
-    let child = p.spawn(&factory);
+    let child = p.spawn(&factory, true);
 
     // Wrong bootstrap credentials: a certificate from the same CA that no
     // account's Auth/Bootstrap names. The handshake fails.
@@ -350,7 +352,8 @@ async fn the_bootstrap_server_may_update_the_accounts_that_name_it() {
     let old = reference_server().await;
     let moved = reference_server().await;
     let factory = p.factory(&old.dm_url());
-    let child = p.spawn(&factory);
+    // The device's certificate comes from A's Auth/Bootstrap this time.
+    let child = p.spawn(&factory, false);
     // A re-bootstrap of A moves it to another server URI; the suggested
     // MIID differs, the account is updated where it is.
     let mut a = common::dmacc_item("A", &moved.dm_url(), &["*"]);
