@@ -38,9 +38,10 @@ pub enum Source<'a> {
     Pushed(&'a [u8]),
 }
 
-/// Why a bootstrap was refused. Nothing was written in any case but
-/// [`BootstrapError::Store`] (an MO refused an item after earlier items
-/// were stored) and [`BootstrapError::Save`].
+/// Why a bootstrap was refused. The checks run before anything is
+/// written; when an MO refuses an item after earlier ones were stored
+/// ([`BootstrapError::Store`]), those are taken back, so the device keeps
+/// its state from before the bootstrap.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("not an application/dmmo+json array: {0}")]
@@ -302,32 +303,17 @@ pub fn apply(
             }
         }
     }
-    for (index, item) in items.iter().enumerate() {
-        if let Some(pos) = replacements.iter().position(|(i, _, _)| *i == index) {
-            let (_, instance, mo) = replacements.swap_remove(pos);
-            if let Some(i) = device.registry_mut().instance_mut(instance) {
-                i.mo = mo;
-                i.changes += 1;
-            }
-            device.changed.push(instance);
-            if device.save(instance).is_err() {
-                return Err(BootstrapError::Save);
-            }
-            continue;
-        }
-        let owner = match server_of(item).or_else(|| first_server.clone()) {
-            Some(s) => Owner::Server(s),
-            None => Owner::Device,
-        };
-        let ctx = SessionCtx::local(owner);
-        let status = device.store_items(&ctx, std::slice::from_ref(item));
-        if !status.code.is_success() {
-            return Err(BootstrapError::Store {
-                index,
-                uri: item.client_uri.clone(),
-                code: status.code,
-            });
-        }
+    let created_from = device.registry().instances().count();
+    let mut undo: Vec<Undo> = Vec::new();
+    if let Err(e) = store(
+        device,
+        &items,
+        replacements,
+        first_server.as_ref(),
+        &mut undo,
+    ) {
+        rollback(device, created_from, undo);
+        return Err(e);
     }
     let state = device.agent_state_mut();
     for s in &servers {
@@ -343,6 +329,104 @@ pub fn apply(
         servers,
         already_applied: false,
     })
+}
+
+/// How to take back one change of a bootstrap that failed half-way.
+enum Undo {
+    /// Put this MO back at `instance` (an account replaced whole).
+    Replaced {
+        instance: usize,
+        old: Box<dyn ManagementObject>,
+    },
+    /// Rebuild the instance at `instance` from this data (an instance that
+    /// `store_items` wrote into).
+    Rewritten { instance: usize, data: NodeData },
+}
+
+/// Writes the checked items; records in `undo` how to take each back.
+fn store(
+    device: &mut Device,
+    items: &[MoDataItem],
+    mut replacements: Vec<(usize, usize, Box<dyn ManagementObject>)>,
+    first_server: Option<&String>,
+    undo: &mut Vec<Undo>,
+) -> Result<(), BootstrapError> {
+    for (index, item) in items.iter().enumerate() {
+        if let Some(pos) = replacements.iter().position(|(i, _, _)| *i == index) {
+            let (_, instance, mo) = replacements.swap_remove(pos);
+            if let Some(i) = device.registry_mut().instance_mut(instance) {
+                let old = std::mem::replace(&mut i.mo, mo);
+                i.changes += 1;
+                undo.push(Undo::Replaced { instance, old });
+            }
+            device.changed.push(instance);
+            if device.save(instance).is_err() {
+                return Err(BootstrapError::Save);
+            }
+            continue;
+        }
+        // The instance this item may write into, as it is now.
+        let target = item.client_uri.parse::<ClientUri>().ok().and_then(|uri| {
+            let miid = match uri.instance() {
+                InstanceSelector::Miid(m) => m.clone(),
+                _ => item.mo_data.keys().next()?.clone(),
+            };
+            let instance = device.registry().find(uri.moid(), &miid)?;
+            let data = device.registry().instance(instance)?.mo.get(&[]).ok()?;
+            Some(Undo::Rewritten { instance, data })
+        });
+        undo.extend(target);
+        let owner = match server_of(item).or_else(|| first_server.cloned()) {
+            Some(s) => Owner::Server(s),
+            None => Owner::Device,
+        };
+        let ctx = SessionCtx::local(owner);
+        let status = device.store_items(&ctx, std::slice::from_ref(item));
+        if !status.code.is_success() {
+            return Err(BootstrapError::Store {
+                index,
+                uri: item.client_uri.clone(),
+                code: status.code,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Takes a failed bootstrap back: instances it created are removed (from
+/// the last, so indices stay valid), the ones it changed get their old
+/// data again, in memory and in the state directory.
+fn rollback(device: &mut Device, created_from: usize, undo: Vec<Undo>) {
+    let count = device.registry().instances().count();
+    for index in (created_from..count).rev() {
+        if let Some(i) = device.registry_mut().remove(index) {
+            if let Some(store) = &device.store {
+                let _ = store.remove_instance(i.mo.schema().moid, &i.miid);
+            }
+        }
+    }
+    device.changed.retain(|i| *i < created_from);
+    for u in undo.into_iter().rev() {
+        let (instance, mo) = match u {
+            Undo::Replaced { instance, old } => (instance, Some(old)),
+            Undo::Rewritten { instance, data } => {
+                let rebuilt = device.registry().instance(instance).and_then(|i| {
+                    let factory = device.registry().factory(i.mo.schema().moid)?;
+                    (factory.create)(&i.miid, &data).ok()
+                });
+                (instance, rebuilt)
+            }
+        };
+        let Some(mo) = mo else {
+            eprintln!("dmctl client: bootstrap rollback: instance {instance} could not be rebuilt");
+            continue;
+        };
+        if let Some(i) = device.registry_mut().instance_mut(instance) {
+            i.mo = mo;
+            i.changes += 1;
+        }
+        let _ = device.save(instance);
+    }
 }
 
 /// Why a client-initiated bootstrap could not be fetched.

@@ -411,3 +411,41 @@ async fn a_factory_bootstrap_that_would_change_another_servers_account_is_refuse
     );
     assert_eq!(accounts_in(&state), vec![("A".into(), dm.dm_url())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_that_fails_half_way_is_taken_back_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dm = reference_server().await;
+    let state = tmp.path().join("state");
+    let run = |file: PathBuf| {
+        let state = state.clone();
+        async move {
+            tokio::process::Command::new(common::dmctl())
+                .args(["client", "--once", "--timeout", "10", "--dev-id", DEV_ID])
+                .arg("--state")
+                .arg(&state)
+                .arg("--bootstrap")
+                .arg(file)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(common::bootstrap_file(tmp.path(), "A", &dm.dm_url())).await;
+    assert_eq!(out.status.code(), Some(0));
+    // A moved, B added, then C, which the DMAcc MO refuses (no SrvURI).
+    let moved = common::dmacc_item("A", "http://127.0.0.1:9/moved", &["*"]);
+    let b = common::dmacc_item("B", "http://127.0.0.1:9/b", &["*"]);
+    let mut c = common::dmacc_item("C", "http://127.0.0.1:9/c", &["*"]);
+    c["MOData"]["C"].as_object_mut().unwrap().remove("SrvURI");
+    let second = write(
+        tmp.path(),
+        "second.json",
+        serde_json::json!([moved, b, c]).to_string().as_bytes(),
+    );
+    let out = run(second).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("item 2"), "{stderr}");
+    assert_eq!(accounts_in(&state), vec![("A".into(), dm.dm_url())]);
+}
