@@ -307,80 +307,133 @@ pub async fn run_notified(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
+    run_listeners(opts, Some(addr), None, once, observer).await
+}
+
+/// The sessions one datagram leads to, or `None` when it was dropped.
+async fn on_notification(
+    device: &mut Device,
+    opts: &AgentOptions,
+    datagram: &[u8],
+    from: std::net::SocketAddr,
+) -> Option<Vec<SessionOutcome>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (server_id, notification) =
+        match accept_notification(device, datagram, now, opts.max_notification_age) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("dmctl client: notification from {from} dropped: {e}");
+                return None;
+            }
+        };
+    if opts
+        .server_id
+        .as_ref()
+        .is_some_and(|only| *only != server_id)
+    {
+        eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
+        return None;
+    }
+    if let Some(preferred) = &notification.preferred_con_types {
+        // spec 5.2.1.2, as far as the host can tell (see bearer.rs).
+        let available = crate::bearer::available();
+        eprintln!(
+            "dmctl client: notification from server {server_id}: {}",
+            crate::bearer::describe(preferred, &available)
+        );
+    }
+    let pending = device.agent_state().bootstrap_pending.contains(&server_id);
+    let extra = if pending {
+        vec![dm_core::Alert::new(
+            dm_core::package::alert_type::BOOTSTRAP_COMPLETE,
+        )]
+    } else {
+        Vec::new()
+    };
+    let initiation = Initiation::ServerInitiated {
+        notification_id: notification.notification_id,
+    };
+    let result = device
+        .run_session_as(&server_id, initiation, notification.req_mos, extra)
+        .await;
+    if result.is_ok() && pending {
+        device
+            .agent_state_mut()
+            .bootstrap_pending
+            .retain(|s| *s != server_id);
+        device.save_agent();
+    }
+    let mut outcomes = vec![SessionOutcome { server_id, result }];
+    outcomes.extend(deliver_alerts(device).await);
+    Some(outcomes)
+}
+
+/// The device's listeners in one loop, sharing the device: DM
+/// Notifications on `notify` (UDP) and server-initiated bootstraps on
+/// `bootstrap` (HTTPS). With `once`, returns after the first event that led
+/// to sessions.
+pub async fn run_listeners(
+    opts: &AgentOptions,
+    notify: Option<&str>,
+    bootstrap_addr: Option<&str>,
+    once: bool,
+    observer: Option<Observer>,
+) -> Result<Vec<SessionOutcome>, AgentError> {
     let mut device = prepare(opts, observer).await?;
-    if device.accounts().is_empty() {
+    if notify.is_some() && device.accounts().is_empty() {
         return Err(AgentError::NoAccounts);
     }
-    let socket = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(|e| AgentError::Notify(format!("cannot listen on {addr}: {e}")))?;
-    if let Ok(local) = socket.local_addr() {
-        eprintln!("dmctl client: waiting for DM Notifications on udp {local}");
-    }
-    let mut outcomes = Vec::new();
+    let endpoint = match bootstrap_addr {
+        Some(addr) => Some(bootstrap_endpoint(opts, &device, addr).await?),
+        None => None,
+    };
+    let socket = match notify {
+        Some(addr) => {
+            let socket = tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|e| AgentError::Notify(format!("cannot listen on {addr}: {e}")))?;
+            if let Ok(local) = socket.local_addr() {
+                eprintln!("dmctl client: waiting for DM Notifications on udp {local}");
+            }
+            Some(socket)
+        }
+        None => None,
+    };
     let mut buf = vec![0u8; 65_536];
     loop {
-        let (len, from) = socket
-            .recv_from(&mut buf)
-            .await
-            .map_err(|e| AgentError::Notify(e.to_string()))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let (server_id, notification) =
-            match accept_notification(&mut device, &buf[..len], now, opts.max_notification_age) {
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("dmctl client: notification from {from} dropped: {e}");
-                    continue;
+        let outcomes = tokio::select! {
+            received = async {
+                match &socket {
+                    Some(s) => s.recv_from(&mut buf).await,
+                    None => std::future::pending().await,
                 }
-            };
-        if opts
-            .server_id
-            .as_ref()
-            .is_some_and(|only| *only != server_id)
-        {
-            eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
-            continue;
-        }
-        if let Some(preferred) = &notification.preferred_con_types {
-            // spec 5.2.1.2, as far as the host can tell (see bearer.rs).
-            let available = crate::bearer::available();
-            eprintln!(
-                "dmctl client: notification from server {server_id}: {}",
-                crate::bearer::describe(preferred, &available)
-            );
-        }
-        let pending = device.agent_state().bootstrap_pending.contains(&server_id);
-        let extra = if pending {
-            vec![dm_core::Alert::new(
-                dm_core::package::alert_type::BOOTSTRAP_COMPLETE,
-            )]
-        } else {
-            Vec::new()
+            } => {
+                let (len, from) = received.map_err(|e| AgentError::Notify(e.to_string()))?;
+                let datagram = buf[..len].to_vec();
+                on_notification(&mut device, opts, &datagram, from).await
+            }
+            accepted = async {
+                match &endpoint {
+                    Some((listener, _)) => listener.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match (accepted, &endpoint) {
+                    (Ok((tcp, peer)), Some((_, identity))) => {
+                        on_bootstrap_connection(&mut device, opts, identity, tcp, peer).await?
+                    }
+                    _ => None,
+                }
+            }
         };
-        let initiation = Initiation::ServerInitiated {
-            notification_id: notification.notification_id,
-        };
-        let result = device
-            .run_session_as(&server_id, initiation, notification.req_mos, extra)
-            .await;
-        if result.is_ok() && pending {
-            device
-                .agent_state_mut()
-                .bootstrap_pending
-                .retain(|s| *s != server_id);
-            device.save_agent();
-        }
-        outcomes.push(SessionOutcome { server_id, result });
-        outcomes.extend(deliver_alerts(&mut device).await);
+        let Some(outcomes) = outcomes else { continue };
         if once {
             return Ok(outcomes);
         }
-        for o in outcomes.drain(..) {
-            report(&o);
-        }
+        outcomes.iter().for_each(report);
     }
 }
 
@@ -520,12 +573,20 @@ pub async fn run_bootstrap_listener(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let mut device = prepare(opts, observer).await?;
-    // The device's certificate: --tls-cert/--tls-key, else the DM Client
-    // certificate an account's Auth/Bootstrap holds.
+    run_listeners(opts, None, Some(addr), once, observer).await
+}
+
+/// The bootstrap endpoint's socket and the device's certificate:
+/// `--tls-cert`/`--tls-key`, else the DM Client certificate an account's
+/// Auth/Bootstrap holds.
+async fn bootstrap_endpoint(
+    opts: &AgentOptions,
+    device: &Device,
+    addr: &str,
+) -> Result<(tokio::net::TcpListener, Identity), AgentError> {
     let identity = match device_identity(opts)? {
         Some(id) => id,
-        None => bootstrap::client_identity(&device).ok_or_else(|| {
+        None => bootstrap::client_identity(device).ok_or_else(|| {
             AgentError::BootstrapListen(
                 "--bootstrap-listen needs --tls-cert and --tls-key, or an account with Auth/Bootstrap/ClientPubKey and ClientSecretKey".into(),
             )
@@ -537,88 +598,87 @@ pub async fn run_bootstrap_listener(
     if let Ok(local) = listener.local_addr() {
         eprintln!("dmctl client: waiting for server-initiated bootstraps on https://{local}");
     }
-    let mut outcomes = Vec::new();
-    loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
-        };
-        if bootstrap::bootstrap_server_certs(&device).is_empty() {
-            eprintln!(
-                "dmctl client: bootstrap from {peer} refused: no account names a bootstrap server (Auth/Bootstrap/ServerPubKey)"
-            );
-            continue;
-        }
-        // Built per connection: a bootstrap may have named new servers.
-        let config = bootstrap::listener_config(&device, &identity)?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-        let stream = match tokio::time::timeout(opts.timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                eprintln!("dmctl client: bootstrap from {peer} refused: TLS: {e}");
-                continue;
-            }
-            Err(_) => {
-                eprintln!("dmctl client: bootstrap from {peer} refused: TLS handshake timed out");
-                continue;
-            }
-        };
-        let Some(cert) = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.as_ref().to_vec())
-        else {
-            continue;
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pushed>(1);
-        let connection = tokio::spawn(serve_one(stream, tx));
-        let request = tokio::time::timeout(opts.timeout, rx.recv()).await;
-        let mut applied = None;
-        if let Ok(Some((method, content_type, body, reply))) = request {
-            let essence = content_type.split(';').next().unwrap_or("").trim();
-            let answer = if method != hyper::Method::POST && method != hyper::Method::PUT {
-                (405, "a bootstrap is POSTed or PUT".to_owned())
-            } else if !essence.eq_ignore_ascii_case(bootstrap::MEDIA_TYPE) {
-                (415, format!("expected {}", bootstrap::MEDIA_TYPE))
-            } else {
-                match body {
-                    Err(e) => (400, e),
-                    Ok(body) => {
-                        match bootstrap::apply(&mut device, &body, bootstrap::Source::Pushed(&cert))
-                        {
-                            Ok(a) => {
-                                eprintln!(
-                                    "dmctl client: bootstrap from {peer} applied for server(s) {}",
-                                    a.servers.join(", ")
-                                );
-                                let servers = a.servers.clone();
-                                applied = Some(servers);
-                                (200, "applied".to_owned())
-                            }
-                            Err(e) => (e.http_status(), format!("refused: {e}")),
-                        }
-                    }
-                }
-            };
-            if answer.0 != 200 {
-                eprintln!("dmctl client: bootstrap from {peer} {}", answer.1);
-            }
-            let _ = reply.send(answer);
-        }
-        drop(rx);
-        let _ = tokio::time::timeout(opts.timeout, connection).await;
-        if let Some(servers) = applied {
-            outcomes.extend(bootstrap_sessions(&mut device, &servers).await);
-            outcomes.extend(deliver_alerts(&mut device).await);
-            if once {
-                return Ok(outcomes);
-            }
-            for o in outcomes.drain(..) {
-                report(&o);
-            }
-        }
+    Ok((listener, identity))
+}
+
+/// One connection to the bootstrap endpoint: the sessions an applied
+/// bootstrap leads to, or `None` when nothing was applied.
+async fn on_bootstrap_connection(
+    device: &mut Device,
+    opts: &AgentOptions,
+    identity: &Identity,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Vec<SessionOutcome>>, AgentError> {
+    if bootstrap::bootstrap_server_certs(device).is_empty() {
+        eprintln!(
+            "dmctl client: bootstrap from {peer} refused: no account names a bootstrap server (Auth/Bootstrap/ServerPubKey)"
+        );
+        return Ok(None);
     }
+    // Built per connection: a bootstrap may have named new servers.
+    let config = bootstrap::listener_config(device, identity)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let stream = match tokio::time::timeout(opts.timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            eprintln!("dmctl client: bootstrap from {peer} refused: TLS: {e}");
+            return Ok(None);
+        }
+        Err(_) => {
+            eprintln!("dmctl client: bootstrap from {peer} refused: TLS handshake timed out");
+            return Ok(None);
+        }
+    };
+    let Some(cert) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+    else {
+        return Ok(None);
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Pushed>(1);
+    let connection = tokio::spawn(serve_one(stream, tx));
+    let request = tokio::time::timeout(opts.timeout, rx.recv()).await;
+    let mut applied = None;
+    if let Ok(Some((method, content_type, body, reply))) = request {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let answer = if method != hyper::Method::POST && method != hyper::Method::PUT {
+            (405, "a bootstrap is POSTed or PUT".to_owned())
+        } else if !essence.eq_ignore_ascii_case(bootstrap::MEDIA_TYPE) {
+            (415, format!("expected {}", bootstrap::MEDIA_TYPE))
+        } else {
+            match body {
+                Err(e) => (400, e),
+                Ok(body) => match bootstrap::apply(device, &body, bootstrap::Source::Pushed(&cert))
+                {
+                    Ok(a) => {
+                        eprintln!(
+                            "dmctl client: bootstrap from {peer} applied for server(s) {}",
+                            a.servers.join(", ")
+                        );
+                        applied = Some(a.servers);
+                        (200, "applied".to_owned())
+                    }
+                    Err(e) => (e.http_status(), format!("refused: {e}")),
+                },
+            }
+        };
+        if answer.0 != 200 {
+            eprintln!("dmctl client: bootstrap from {peer} {}", answer.1);
+        }
+        let _ = reply.send(answer);
+    }
+    drop(rx);
+    let _ = tokio::time::timeout(opts.timeout, connection).await;
+    let Some(servers) = applied else {
+        return Ok(None);
+    };
+    let mut outcomes = bootstrap_sessions(device, &servers).await;
+    outcomes.extend(deliver_alerts(device).await);
+    Ok(Some(outcomes))
 }
 
 /// Serves one HTTP/1.1 request on an accepted TLS stream: hands it to the

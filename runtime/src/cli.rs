@@ -160,25 +160,29 @@ async fn client(args: ClientArgs) -> ExitCode {
     // run that session. Without --once: a client-initiated session with
     // each server first, then (with --notify-udp) serve notifications until
     // stopped; without --notify-udp there is nothing more to wait for.
-    let result = if let Some(addr) = &opts.security.bootstrap_listen {
-        if args.notify_udp.is_some() {
-            eprintln!("dmctl client: --bootstrap-listen and --notify-udp cannot be combined");
-            return ExitCode::from(EXIT_USAGE);
-        }
-        // Server-initiated bootstrap (spec 8.4): sessions follow each one.
-        agent::run_bootstrap_listener(&opts, addr, args.once, None).await
-    } else {
-        match (&args.notify_udp, args.once) {
-            (Some(addr), true) => agent::run_notified(&opts, addr, true, None).await,
-            (Some(addr), false) => match agent::run_once(&opts, None).await {
-                Ok(outcomes) => {
-                    outcomes.iter().for_each(agent::report);
-                    agent::run_notified(&opts, addr, false, None).await
-                }
-                Err(e) => Err(e),
-            },
-            (None, _) => agent::run_once(&opts, None).await,
-        }
+    // --once with a listener (--notify-udp, --bootstrap-listen): wait for
+    // the first valid notification or applied bootstrap and run its
+    // sessions. Without --once: a client-initiated session with each
+    // server first, then serve the listeners until stopped; without a
+    // listener there is nothing more to wait for.
+    let notify = args.notify_udp.as_deref();
+    let bootstrap = opts.security.bootstrap_listen.clone();
+    let listening = notify.is_some() || bootstrap.is_some();
+    let result = match (listening, args.once) {
+        (true, true) => agent::run_listeners(&opts, notify, bootstrap.as_deref(), true, None).await,
+        (true, false) => match agent::run_once(&opts, None).await {
+            Ok(outcomes) => {
+                outcomes.iter().for_each(agent::report);
+                agent::run_listeners(&opts, notify, bootstrap.as_deref(), false, None).await
+            }
+            // A device waiting for its first server-initiated bootstrap
+            // has no account to open a session with yet.
+            Err(agent::AgentError::NoAccounts) if notify.is_none() => {
+                agent::run_listeners(&opts, None, bootstrap.as_deref(), false, None).await
+            }
+            Err(e) => Err(e),
+        },
+        (false, _) => agent::run_once(&opts, None).await,
     };
     let outcomes = match result {
         Ok(o) => o,

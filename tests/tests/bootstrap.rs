@@ -212,8 +212,18 @@ impl Push {
     /// `--tls-cert`/`--tls-key`, or (`identity_flags` false) from A's
     /// Auth/Bootstrap ClientPubKey and ClientSecretKey.
     fn spawn(&self, factory: &Path, identity_flags: bool) -> tokio::process::Child {
+        self.spawn_with(factory, identity_flags, &["--once"])
+    }
+
+    fn spawn_with(
+        &self,
+        factory: &Path,
+        identity_flags: bool,
+        extra: &[&str],
+    ) -> tokio::process::Child {
         let mut cmd = tokio::process::Command::new(common::dmctl());
-        cmd.args(["client", "--once", "--timeout", "10", "--dev-id", DEV_ID])
+        cmd.args(["client", "--timeout", "10", "--dev-id", DEV_ID])
+            .args(extra)
             .arg("--state")
             .arg(self.state())
             .arg("--bootstrap")
@@ -448,4 +458,51 @@ async fn a_bootstrap_that_fails_half_way_is_taken_back_whole() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("item 2"), "{stderr}");
     assert_eq!(accounts_in(&state), vec![("A".into(), dm.dm_url())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_serves_notifications_and_pushed_bootstraps() {
+    let p = Push::new();
+    let first = reference_server().await;
+    let second = reference_server().await;
+    let factory = p.factory(&first.dm_url());
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = p.spawn_with(
+        &factory,
+        true,
+        &["--notify-udp", &format!("127.0.0.1:{udp}")],
+    );
+    // A pushed bootstrap for B, then a notification for A, to one agent.
+    let b = serde_json::json!([common::dmacc_item("B", &second.dm_url(), &["*"])]);
+    let (status, text) = p.push(&p.bootstrap_server, &b).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let n = dm_core::Notification {
+        server_id: Some("A".into()),
+        notification_id: Some(42),
+        ..dm_core::Notification::new()
+    };
+    let datagram = dm_core::notification::encode_signed(&n, b"secret", b"auth").unwrap();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let notified = |s: &ServerHandle| {
+        s.device(DEV_ID).is_some_and(|d| {
+            d.alerts.iter().any(|a| {
+                a.alert_type == alert_type::SERVER_INITIATED_MGMT
+                    && a.data == Some(serde_json::json!(42))
+            })
+        })
+    };
+    while !(notified(&first) && got_bootstrap_complete(&second)) {
+        assert!(Instant::now() < deadline, "no notified session");
+        let _ = socket.send_to(&datagram, ("127.0.0.1", udp)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    // The first sessions (client-initiated, to A and Z) came before both.
+    assert!(first.device(DEV_ID).unwrap().sessions >= 3);
 }
