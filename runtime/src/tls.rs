@@ -203,9 +203,13 @@ pub(crate) fn certificates(
 /// A private key, PEM (PKCS#8, SEC1 or PKCS#1) or DER.
 fn private_key(what: &str, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     if is_pem(bytes) {
-        // The PEM error names the block, never its content.
-        PrivateKeyDer::from_pem_slice(bytes)
-            .map_err(|e| material(what, format!("bad PEM private key: {e}")))
+        // No detail of the parse error: it could quote bytes of the key.
+        PrivateKeyDer::from_pem_slice(bytes).map_err(|_| {
+            material(
+                what,
+                "bad PEM private key (PKCS#8, SEC1 or PKCS#1 expected)",
+            )
+        })
     } else {
         PrivateKeyDer::try_from(bytes.to_vec()).map_err(|_| {
             material(
