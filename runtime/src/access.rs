@@ -49,17 +49,32 @@ pub const DACMO_MOID: &str = "urn:oma:mo:oma-dm-dacmo:1.0";
 /// The name of the rule and permission the runtime writes for the owner.
 pub(crate) const OWNER_RULE: &str = "1";
 
-/// A DM Server account, read from a DMAcc instance (12.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A DM Server account, read from a DMAcc instance (12.2). Its Debug
+/// output leaves the Auth/Noti credentials out: secrets are never logged.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerAccount {
     pub miid: String,
     pub server_id: String,
     pub server_uri: String,
-    /// Perm/<x>/MOID values; `*` covers every MOID.
+    /// `Perm/<x>/MOID` values; `*` covers every MOID.
     pub moids: Vec<String>,
     /// Auth/Noti Secret and Data, when provisioned (5.2.1.2).
     pub noti_secret: Option<Vec<u8>>,
     pub noti_data: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &Option<Vec<u8>>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("ServerAccount")
+            .field("miid", &self.miid)
+            .field("server_id", &self.server_id)
+            .field("server_uri", &self.server_uri)
+            .field("moids", &self.moids)
+            .field("noti_secret", &shown(&self.noti_secret))
+            .field("noti_data", &shown(&self.noti_data))
+            .finish()
+    }
 }
 
 impl ServerAccount {
@@ -448,6 +463,27 @@ pub(crate) fn can_see(principal: &Principal, registry: &Registry, index: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_accounts_debug_output_holds_no_secret() {
+        let account = ServerAccount {
+            miid: "dms1".into(),
+            server_id: "dms1".into(),
+            server_uri: "https://dms.example/dm".into(),
+            moids: vec!["*".into()],
+            noti_secret: Some(b"s3cret-bytes".to_vec()),
+            noti_data: Some(b"auth-data".to_vec()),
+        };
+        let shown = format!("{account:?}");
+        assert!(
+            shown.contains("dms1") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("115, 51") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn ownership_is_written_as_dacmo_entries_that_read_back_the_same() {

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dm_core::{InstanceSelector, MoDataItem, NodeData, PackageError};
+use dm_core::NodeData;
 
-use crate::access::DMACC_MOID;
-use crate::client::{Device, DeviceConfig, Initiation, SessionCtx, SessionError, SessionReport};
+use crate::bootstrap;
+use crate::client::{Device, DeviceConfig, Initiation, SessionError, SessionReport};
 use crate::http::Observer;
 use crate::plugins::{PluginError, PluginInstance};
-use crate::store::{fnv1a, machine_dev_id, StateDir, StateError};
+use crate::store::{machine_dev_id, StateDir, StateError};
+use crate::tls::Identity;
 use crate::tree::{Factory, Owner, Registry};
 
 /// What `dmctl client` was asked to do.
@@ -28,6 +29,25 @@ pub struct AgentOptions {
     /// Oldest TIMESTAMP accepted in a notification, in seconds (5.2.1.2
     /// leaves the window to the implementation).
     pub max_notification_age: u64,
+    /// Trust anchors and the bootstrap paths over the network (spec 8.3,
+    /// 8.4, 9).
+    pub security: SecurityOptions,
+}
+
+/// Transport security and network bootstrap settings of the agent.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityOptions {
+    /// PEM roots that https:// servers are verified against; none: the
+    /// host's certificate store (`--ca`).
+    pub ca: Option<PathBuf>,
+    /// The device's own certificate and key (PEM or DER): its identity at
+    /// a bootstrap server (`--tls-cert`, `--tls-key`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Client-initiated bootstrap: where to GET it (spec 8.3).
+    pub bootstrap_url: Option<String>,
+    /// Server-initiated bootstrap: the HTTPS address to take it on (8.4).
+    pub bootstrap_listen: Option<String>,
 }
 
 /// A configuration problem: the agent cannot start (exit status 2).
@@ -43,6 +63,12 @@ pub enum AgentError {
     UnknownServer(String),
     #[error("notifications: {0}")]
     Notify(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("client-initiated bootstrap from {url}: {reason}")]
+    BootstrapFetch { url: String, reason: String },
+    #[error("server-initiated bootstrap: {0}")]
+    BootstrapListen(String),
 }
 
 /// How one session went.
@@ -70,6 +96,9 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     }
     let mut config = DeviceConfig::new(dev_id);
     config.timeout = opts.timeout;
+    if let Some(ca) = &opts.security.ca {
+        config.trust = crate::tls::TrustAnchors::from_pem_file(ca)?;
+    }
     let mut device = Device::new(config, registry).with_store(store.clone(), agent_state);
     device.set_show_cmd(opts.show_cmd.clone());
     for saved in store.load_instances()? {
@@ -97,13 +126,7 @@ pub async fn run_once(
     opts: &AgentOptions,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let mut device = open_device(opts)?;
-    if let Some(o) = observer {
-        device.observe(o);
-    }
-    if let Some(file) = &opts.bootstrap {
-        apply_bootstrap(&mut device, file)?;
-    }
+    let mut device = prepare(opts, observer).await?;
     let accounts = device.accounts();
     if accounts.is_empty() {
         return Err(AgentError::NoAccounts);
@@ -287,78 +310,133 @@ pub async fn run_notified(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let mut device = open_device(opts)?;
-    if let Some(o) = observer {
-        device.observe(o);
+    run_listeners(opts, Some(addr), None, once, observer).await
+}
+
+/// The sessions one datagram leads to, or `None` when it was dropped.
+async fn on_notification(
+    device: &mut Device,
+    opts: &AgentOptions,
+    datagram: &[u8],
+    from: std::net::SocketAddr,
+) -> Option<Vec<SessionOutcome>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (server_id, notification) =
+        match accept_notification(device, datagram, now, opts.max_notification_age) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("dmctl client: notification from {from} dropped: {e}");
+                return None;
+            }
+        };
+    if opts
+        .server_id
+        .as_ref()
+        .is_some_and(|only| *only != server_id)
+    {
+        eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
+        return None;
     }
-    if let Some(file) = &opts.bootstrap {
-        apply_bootstrap(&mut device, file)?;
+    if let Some(preferred) = &notification.preferred_con_types {
+        // spec 5.2.1.2, as far as the host can tell (see bearer.rs).
+        let available = crate::bearer::available();
+        eprintln!(
+            "dmctl client: notification from server {server_id}: {}",
+            crate::bearer::describe(preferred, &available)
+        );
     }
-    if device.accounts().is_empty() {
+    let pending = device.agent_state().bootstrap_pending.contains(&server_id);
+    let extra = if pending {
+        vec![dm_core::Alert::new(
+            dm_core::package::alert_type::BOOTSTRAP_COMPLETE,
+        )]
+    } else {
+        Vec::new()
+    };
+    let initiation = Initiation::ServerInitiated {
+        notification_id: notification.notification_id,
+    };
+    let result = device
+        .run_session_as(&server_id, initiation, notification.req_mos, extra)
+        .await;
+    if result.is_ok() && pending {
+        device
+            .agent_state_mut()
+            .bootstrap_pending
+            .retain(|s| *s != server_id);
+        device.save_agent();
+    }
+    let mut outcomes = vec![SessionOutcome { server_id, result }];
+    outcomes.extend(deliver_alerts(device).await);
+    Some(outcomes)
+}
+
+/// The device's listeners in one loop, sharing the device: DM
+/// Notifications on `notify` (UDP) and server-initiated bootstraps on
+/// `bootstrap` (HTTPS). With `once`, returns after the first event that led
+/// to sessions.
+pub async fn run_listeners(
+    opts: &AgentOptions,
+    notify: Option<&str>,
+    bootstrap_addr: Option<&str>,
+    once: bool,
+    observer: Option<Observer>,
+) -> Result<Vec<SessionOutcome>, AgentError> {
+    let mut device = prepare(opts, observer).await?;
+    if notify.is_some() && device.accounts().is_empty() {
         return Err(AgentError::NoAccounts);
     }
-    let socket = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(|e| AgentError::Notify(format!("cannot listen on {addr}: {e}")))?;
-    if let Ok(local) = socket.local_addr() {
-        eprintln!("dmctl client: waiting for DM Notifications on udp {local}");
-    }
-    let mut outcomes = Vec::new();
+    let endpoint = match bootstrap_addr {
+        Some(addr) => Some(bootstrap_endpoint(opts, &device, addr).await?),
+        None => None,
+    };
+    let socket = match notify {
+        Some(addr) => {
+            let socket = tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|e| AgentError::Notify(format!("cannot listen on {addr}: {e}")))?;
+            if let Ok(local) = socket.local_addr() {
+                eprintln!("dmctl client: waiting for DM Notifications on udp {local}");
+            }
+            Some(socket)
+        }
+        None => None,
+    };
     let mut buf = vec![0u8; 65_536];
     loop {
-        let (len, from) = socket
-            .recv_from(&mut buf)
-            .await
-            .map_err(|e| AgentError::Notify(e.to_string()))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let (server_id, notification) =
-            match accept_notification(&mut device, &buf[..len], now, opts.max_notification_age) {
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("dmctl client: notification from {from} dropped: {e}");
-                    continue;
+        let outcomes = tokio::select! {
+            received = async {
+                match &socket {
+                    Some(s) => s.recv_from(&mut buf).await,
+                    None => std::future::pending().await,
                 }
-            };
-        if opts
-            .server_id
-            .as_ref()
-            .is_some_and(|only| *only != server_id)
-        {
-            eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
-            continue;
-        }
-        let pending = device.agent_state().bootstrap_pending.contains(&server_id);
-        let extra = if pending {
-            vec![dm_core::Alert::new(
-                dm_core::package::alert_type::BOOTSTRAP_COMPLETE,
-            )]
-        } else {
-            Vec::new()
+            } => {
+                let (len, from) = received.map_err(|e| AgentError::Notify(e.to_string()))?;
+                let datagram = buf[..len].to_vec();
+                on_notification(&mut device, opts, &datagram, from).await
+            }
+            accepted = async {
+                match &endpoint {
+                    Some((listener, _)) => listener.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match (accepted, &endpoint) {
+                    (Ok((tcp, peer)), Some((_, identity))) => {
+                        on_bootstrap_connection(&mut device, opts, identity, tcp, peer).await?
+                    }
+                    _ => None,
+                }
+            }
         };
-        let initiation = Initiation::ServerInitiated {
-            notification_id: notification.notification_id,
-        };
-        let result = device
-            .run_session_as(&server_id, initiation, notification.req_mos, extra)
-            .await;
-        if result.is_ok() && pending {
-            device
-                .agent_state_mut()
-                .bootstrap_pending
-                .retain(|s| *s != server_id);
-            device.save_agent();
-        }
-        outcomes.push(SessionOutcome { server_id, result });
-        outcomes.extend(deliver_alerts(&mut device).await);
+        let Some(outcomes) = outcomes else { continue };
         if once {
             return Ok(outcomes);
         }
-        for o in outcomes.drain(..) {
-            report(&o);
-        }
+        outcomes.iter().for_each(report);
     }
 }
 
@@ -385,73 +463,264 @@ pub fn apply_bootstrap(device: &mut Device, file: &Path) -> Result<(), AgentErro
         reason,
     };
     let bytes = std::fs::read(file).map_err(|e| fail(e.to_string()))?;
-    let digest = format!("{:016x}", fnv1a(&bytes));
-    if device.agent_state().bootstraps_applied.contains(&digest) {
-        return Ok(());
+    bootstrap::apply(device, &bytes, bootstrap::Source::Factory)
+        .map(|_| ())
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The device with its factory bootstrap and, with `--bootstrap-url`, the
+/// client-initiated one (spec 8.3) applied. A bootstrap server that cannot
+/// be reached or whose bootstrap is refused is reported; the device goes on
+/// with the accounts it has, and fails only when it has none.
+async fn prepare(opts: &AgentOptions, observer: Option<Observer>) -> Result<Device, AgentError> {
+    let mut device = open_device(opts)?;
+    if let Some(o) = observer {
+        device.observe(o);
     }
-    let items = MoDataItem::parse_list(&bytes).map_err(|e: PackageError| fail(e.to_string()))?;
-    let server_of = |item: &MoDataItem| -> Option<String> {
-        let uri: dm_core::ClientUri = item.client_uri.parse().ok()?;
-        if uri.moid() != DMACC_MOID {
-            return None;
+    if let Some(file) = &opts.bootstrap {
+        apply_bootstrap(&mut device, file)?;
+    }
+    if let Some(url) = &opts.security.bootstrap_url {
+        if let Err(e) = fetch_bootstrap(&mut device, opts, url).await {
+            if device.accounts().is_empty() {
+                return Err(e);
+            }
+            eprintln!("dmctl client: {e}; going on with the accounts already bootstrapped");
         }
-        let data = item.mo_data.values().next()?;
-        data.get("SrvID")?.as_str().map(str::to_owned)
+    }
+    Ok(device)
+}
+
+/// The device's own certificate and key (`--tls-cert`, `--tls-key`).
+fn device_identity(opts: &AgentOptions) -> Result<Option<Identity>, AgentError> {
+    match (&opts.security.tls_cert, &opts.security.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(Identity::from_files(cert, key)?)),
+        _ => Ok(None),
+    }
+}
+
+async fn fetch_bootstrap(
+    device: &mut Device,
+    opts: &AgentOptions,
+    url: &str,
+) -> Result<(), AgentError> {
+    let fail = |reason: String| AgentError::BootstrapFetch {
+        url: url.to_owned(),
+        reason,
     };
-    let first_server = items.iter().find_map(server_of);
-    // Refuse a file that rewrites an account another server owns.
-    for (index, item) in items.iter().enumerate() {
-        let Some(server_id) = server_of(item) else {
-            continue;
-        };
-        let uri: Result<dm_core::ClientUri, _> = item.client_uri.parse();
-        let suggested = match uri.as_ref().map(|u| u.instance()) {
-            Ok(InstanceSelector::Miid(m)) => Some(m.clone()),
-            _ => item.mo_data.keys().next().cloned(),
-        };
-        for account in device.accounts() {
-            let same_instance = suggested.as_deref() == Some(account.miid.as_str());
-            if same_instance && account.server_id != server_id {
-                return Err(fail(format!(
-                    "item {index} would change the account of server {}",
-                    account.server_id
-                )));
-            }
-        }
-    }
-    let mut added = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let owner = match server_of(item).or_else(|| first_server.clone()) {
-            Some(s) => Owner::Server(s),
-            None => Owner::Device,
-        };
-        if let Owner::Server(s) = &owner {
-            if server_of(item).is_some() && !device.accounts().iter().any(|a| a.server_id == *s) {
-                added.push(s.clone());
-            }
-        }
-        let ctx = SessionCtx::local(owner);
-        let status = device.store_items(&ctx, std::slice::from_ref(item));
-        if !status.code.is_success() {
-            return Err(fail(format!(
-                "item {index} ({}): {}",
-                item.client_uri, status.code
-            )));
-        }
-    }
-    let state = device.agent_state_mut();
-    for s in added {
-        if !state.bootstrap_pending.contains(&s) {
-            state.bootstrap_pending.push(s);
-        }
-    }
-    state.bootstraps_applied.push(digest);
-    if !device.save_agent().is_success() {
-        return Err(fail(
-            "could not record the bootstrap in the state directory".into(),
-        ));
+    let identity = device_identity(opts)?;
+    let bytes = bootstrap::fetch(
+        url,
+        device.dev_id(),
+        &device.config.trust,
+        identity.as_ref(),
+        opts.timeout,
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let applied = bootstrap::apply(device, &bytes, bootstrap::Source::Fetched(url))
+        .map_err(|e| fail(format!("refused: {e}")))?;
+    if !applied.already_applied {
+        eprintln!(
+            "dmctl client: bootstrap from {url} applied for server(s) {}",
+            applied.servers.join(", ")
+        );
     }
     Ok(())
+}
+
+/// A session with BootstrapComplete and MOS with each of `servers` whose
+/// bootstrap is still unannounced (spec 8).
+pub async fn bootstrap_sessions(device: &mut Device, servers: &[String]) -> Vec<SessionOutcome> {
+    let mut outcomes = Vec::new();
+    for server_id in servers {
+        if !device.agent_state().bootstrap_pending.contains(server_id) {
+            continue;
+        }
+        let result = device
+            .run_session_as(server_id, Initiation::BootstrapComplete, true, Vec::new())
+            .await;
+        if result.is_ok() {
+            device
+                .agent_state_mut()
+                .bootstrap_pending
+                .retain(|s| s != server_id);
+            device.save_agent();
+        }
+        outcomes.push(SessionOutcome {
+            server_id: server_id.clone(),
+            result,
+        });
+    }
+    outcomes
+}
+
+/// One request taken on the bootstrap endpoint, and where its answer goes.
+type Pushed = (
+    hyper::Method,
+    String,
+    Result<bytes::Bytes, String>,
+    tokio::sync::oneshot::Sender<(u16, String)>,
+);
+
+/// Server-initiated bootstrap (spec 8.4, 9.3): an HTTPS endpoint on
+/// `addr` that takes a DM Bootstrap (`POST`/`PUT`, `application/
+/// dmmo+json`) only over mutual TLS from a bootstrap server whose
+/// certificate an account's `Auth/Bootstrap/ServerPubKey` holds; each one
+/// applied is followed by sessions with BootstrapComplete. A refused one
+/// is logged with its reason and answered 4xx; nothing is written. With
+/// `once`, returns after the first bootstrap applied.
+pub async fn run_bootstrap_listener(
+    opts: &AgentOptions,
+    addr: &str,
+    once: bool,
+    observer: Option<Observer>,
+) -> Result<Vec<SessionOutcome>, AgentError> {
+    run_listeners(opts, None, Some(addr), once, observer).await
+}
+
+/// The bootstrap endpoint's socket and the device's certificate:
+/// `--tls-cert`/`--tls-key`, else the DM Client certificate an account's
+/// Auth/Bootstrap holds.
+async fn bootstrap_endpoint(
+    opts: &AgentOptions,
+    device: &Device,
+    addr: &str,
+) -> Result<(tokio::net::TcpListener, Identity), AgentError> {
+    let identity = match device_identity(opts)? {
+        Some(id) => id,
+        None => bootstrap::client_identity(device).ok_or_else(|| {
+            AgentError::BootstrapListen(
+                "--bootstrap-listen needs --tls-cert and --tls-key, or an account with Auth/Bootstrap/ClientPubKey and ClientSecretKey".into(),
+            )
+        })?,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AgentError::BootstrapListen(format!("cannot listen on {addr}: {e}")))?;
+    if let Ok(local) = listener.local_addr() {
+        eprintln!("dmctl client: waiting for server-initiated bootstraps on https://{local}");
+    }
+    Ok((listener, identity))
+}
+
+/// One connection to the bootstrap endpoint: the sessions an applied
+/// bootstrap leads to, or `None` when nothing was applied.
+async fn on_bootstrap_connection(
+    device: &mut Device,
+    opts: &AgentOptions,
+    identity: &Identity,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Vec<SessionOutcome>>, AgentError> {
+    if bootstrap::bootstrap_server_certs(device).is_empty() {
+        eprintln!(
+            "dmctl client: bootstrap from {peer} refused: no account names a bootstrap server (Auth/Bootstrap/ServerPubKey)"
+        );
+        return Ok(None);
+    }
+    // Built per connection: a bootstrap may have named new servers.
+    let config = bootstrap::listener_config(device, identity)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let stream = match tokio::time::timeout(opts.timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            eprintln!("dmctl client: bootstrap from {peer} refused: TLS: {e}");
+            return Ok(None);
+        }
+        Err(_) => {
+            eprintln!("dmctl client: bootstrap from {peer} refused: TLS handshake timed out");
+            return Ok(None);
+        }
+    };
+    let Some(cert) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+    else {
+        return Ok(None);
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Pushed>(1);
+    let connection = tokio::spawn(serve_one(stream, tx));
+    let request = tokio::time::timeout(opts.timeout, rx.recv()).await;
+    let mut applied = None;
+    if let Ok(Some((method, content_type, body, reply))) = request {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let answer = if method != hyper::Method::POST && method != hyper::Method::PUT {
+            (405, "a bootstrap is POSTed or PUT".to_owned())
+        } else if !essence.eq_ignore_ascii_case(bootstrap::MEDIA_TYPE) {
+            (415, format!("expected {}", bootstrap::MEDIA_TYPE))
+        } else {
+            match body {
+                Err(e) => (400, e),
+                Ok(body) => match bootstrap::apply(device, &body, bootstrap::Source::Pushed(&cert))
+                {
+                    Ok(a) => {
+                        eprintln!(
+                            "dmctl client: bootstrap from {peer} applied for server(s) {}",
+                            a.servers.join(", ")
+                        );
+                        applied = Some(a.servers);
+                        (200, "applied".to_owned())
+                    }
+                    Err(e) => (e.http_status(), format!("refused: {e}")),
+                },
+            }
+        };
+        if answer.0 != 200 {
+            eprintln!("dmctl client: bootstrap from {peer} {}", answer.1);
+        }
+        let _ = reply.send(answer);
+    }
+    drop(rx);
+    let _ = tokio::time::timeout(opts.timeout, connection).await;
+    let Some(servers) = applied else {
+        return Ok(None);
+    };
+    let mut outcomes = bootstrap_sessions(device, &servers).await;
+    outcomes.extend(deliver_alerts(device).await);
+    Ok(Some(outcomes))
+}
+
+/// Serves one HTTP/1.1 request on an accepted TLS stream: hands it to the
+/// listener loop, which owns the device, and sends back its answer.
+async fn serve_one(
+    stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    tx: tokio::sync::mpsc::Sender<Pushed>,
+) {
+    use http_body_util::BodyExt;
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let tx = tx.clone();
+        async move {
+            let method = req.method().clone();
+            let content_type = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = http_body_util::Limited::new(req.into_body(), crate::http::MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| format!("body: {e}"));
+            let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+            let (status, text) = match tx.send((method, content_type, body, reply_tx)).await {
+                Ok(()) => reply_rx.await.unwrap_or((503, "not taken".to_owned())),
+                Err(_) => (503, "one bootstrap per connection".to_owned()),
+            };
+            hyper::Response::builder()
+                .status(status)
+                .header("Content-Type", "text/plain")
+                .header("Connection", "close")
+                .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 /// Loads the plugins in `dir`, registers each of their instances and a

@@ -80,6 +80,25 @@ struct ClientArgs {
     /// until stopped. Not with --once or --notify-udp (yet).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["once", "notify_udp"])]
     local_api: Option<PathBuf>,
+    /// PEM file of the roots https:// servers are verified against
+    /// (default: the host's certificate store).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The device's certificate (PEM or DER): its identity at bootstrap
+    /// servers and on the --bootstrap-listen endpoint.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM or DER).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Client-initiated bootstrap: GET an application/dmmo+json bootstrap
+    /// from this https:// URL first.
+    #[arg(long, value_name = "URL")]
+    bootstrap_url: Option<String>,
+    /// Server-initiated bootstrap: take one over HTTPS on ADDR, only from
+    /// a bootstrap server named by an account's Auth/Bootstrap.
+    #[arg(long, value_name = "ADDR")]
+    bootstrap_listen: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -134,21 +153,41 @@ async fn client(args: ClientArgs) -> ExitCode {
         show_cmd: args.show_cmd,
         timeout: Duration::from_secs(args.timeout),
         max_notification_age: args.max_notification_age,
+        security: agent::SecurityOptions {
+            ca: args.ca,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            bootstrap_url: args.bootstrap_url,
+            bootstrap_listen: args.bootstrap_listen,
+        },
     };
     // --once with --notify-udp: wait for the first valid notification and
     // run that session. Without --once: a client-initiated session with
     // each server first, then (with --notify-udp) serve notifications until
     // stopped; without --notify-udp there is nothing more to wait for.
-    let result = match (&args.notify_udp, args.once) {
-        (Some(addr), true) => agent::run_notified(&opts, addr, true, None).await,
-        (Some(addr), false) => match agent::run_once(&opts, None).await {
+    // --once with a listener (--notify-udp, --bootstrap-listen): wait for
+    // the first valid notification or applied bootstrap and run its
+    // sessions. Without --once: a client-initiated session with each
+    // server first, then serve the listeners until stopped; without a
+    // listener there is nothing more to wait for.
+    let notify = args.notify_udp.as_deref();
+    let bootstrap = opts.security.bootstrap_listen.clone();
+    let listening = notify.is_some() || bootstrap.is_some();
+    let result = match (listening, args.once) {
+        (true, true) => agent::run_listeners(&opts, notify, bootstrap.as_deref(), true, None).await,
+        (true, false) => match agent::run_once(&opts, None).await {
             Ok(outcomes) => {
                 outcomes.iter().for_each(agent::report);
-                agent::run_notified(&opts, addr, false, None).await
+                agent::run_listeners(&opts, notify, bootstrap.as_deref(), false, None).await
+            }
+            // A device waiting for its first server-initiated bootstrap
+            // has no account to open a session with yet.
+            Err(agent::AgentError::NoAccounts) if notify.is_none() => {
+                agent::run_listeners(&opts, None, bootstrap.as_deref(), false, None).await
             }
             Err(e) => Err(e),
         },
-        (None, _) => agent::run_once(&opts, None).await,
+        (false, _) => agent::run_once(&opts, None).await,
     };
     #[cfg(unix)]
     if let (Some(path), Ok(outcomes)) = (&args.local_api, &result) {

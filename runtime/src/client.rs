@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use crate::access::{self, Principal};
 use crate::http::{status_of, Exchange, HttpClient, HttpError, Observer};
 use crate::store::{AgentState, StateDir};
+use crate::tls::{TransportAuth, TrustAnchors};
 use crate::tree::{Owner, Registry};
 
 /// Why a session ended without END. Each aborts the session without retry
@@ -33,6 +34,11 @@ pub enum SessionError {
     TooManyPackages(usize),
     #[error("no DM Server account with SrvID `{0}`")]
     NoAccount(String),
+    #[error("transport security for server {server}: {source}")]
+    Tls {
+        server: String,
+        source: crate::tls::TlsError,
+    },
 }
 
 /// Why the session is started; decides the alert of Package#1 (5.2.2).
@@ -75,6 +81,8 @@ pub struct DeviceConfig {
     pub timeout: Duration,
     /// Guard against a server that never sends END.
     pub max_packages: usize,
+    /// Roots that https:// servers are verified against (spec 9.2).
+    pub trust: TrustAnchors,
 }
 
 impl DeviceConfig {
@@ -83,6 +91,7 @@ impl DeviceConfig {
             dev_id: dev_id.into(),
             timeout: Duration::from_secs(30),
             max_packages: 1000,
+            trust: TrustAnchors::system(),
         }
     }
 }
@@ -162,7 +171,8 @@ impl std::fmt::Debug for Device {
 
 impl Device {
     pub fn new(config: DeviceConfig, registry: Registry) -> Device {
-        let http = HttpClient::new(config.timeout);
+        let http = HttpClient::with_tls(config.timeout, &config.trust, None)
+            .unwrap_or_else(|_| HttpClient::new(config.timeout));
         Device {
             config,
             registry,
@@ -271,7 +281,52 @@ impl Device {
         self.session(ctx, &uri, initiation, send_mos, alerts).await
     }
 
+    /// Runs a session over an HTTP client holding the server's `Auth/Trsp`
+    /// credentials (spec 9.2.1), so that HGET, HPUT, HPOST and SUB of the
+    /// session use them too.
     async fn session(
+        &mut self,
+        ctx: SessionCtx,
+        server_uri: &str,
+        initiation: Initiation,
+        send_mos: bool,
+        alerts: Vec<Alert>,
+    ) -> Result<SessionReport, SessionError> {
+        let http = match &ctx.principal {
+            Principal::Server(a) => self.session_http(&a.server_id, server_uri)?,
+            // Sessions run for servers; other principals use no credentials.
+            Principal::Local | Principal::App(_) => self.http.clone(),
+        };
+        let default = std::mem::replace(&mut self.http, http);
+        let result = self
+            .session_with(ctx, server_uri, initiation, send_mos, alerts)
+            .await;
+        self.http = default;
+        result
+    }
+
+    /// The HTTP client of a session with `server_id`.
+    fn session_http(&self, server_id: &str, server_uri: &str) -> Result<HttpClient, SessionError> {
+        let tls = |source| SessionError::Tls {
+            server: server_id.to_owned(),
+            source,
+        };
+        let auth = TransportAuth::of_account(&self.registry, server_id).map_err(tls)?;
+        let identity = match &auth {
+            TransportAuth::Certificate(id) => Some(id),
+            _ => None,
+        };
+        let http =
+            HttpClient::with_tls(self.config.timeout, &self.config.trust, identity).map_err(tls)?;
+        match &auth {
+            TransportAuth::Basic { user, password } => {
+                http.with_basic(server_uri, user, password).map_err(tls)
+            }
+            _ => Ok(http),
+        }
+    }
+
+    async fn session_with(
         &mut self,
         mut ctx: SessionCtx,
         server_uri: &str,

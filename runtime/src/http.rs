@@ -7,8 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+
+use crate::tls::{self, Identity, TlsError, TrustAnchors};
 
 /// Largest body this runtime reads from a peer (a DoS bound, not a spec one).
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -54,27 +57,84 @@ pub enum HttpError {
     Body { uri: String, reason: String },
 }
 
-/// A plain-HTTP client with a per-request time limit.
+/// HTTP Basic credentials (RFC 7617, spec 9.2.1) and the one origin they
+/// are sent to: the DM Server's, never a data repository elsewhere.
+#[derive(Clone)]
+struct Basic {
+    origin: String,
+    header: String,
+}
+
+/// An HTTP and HTTPS (spec 9.2) client with a per-request time limit.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+    basic: Option<Basic>,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("timeout", &self.timeout)
+            .field("basic_origin", &self.basic.as_ref().map(|b| &b.origin))
             .finish()
     }
 }
 
 impl HttpClient {
+    /// A client that verifies https:// servers against the host's store
+    /// and has no credentials of its own.
     pub fn new(timeout: Duration) -> HttpClient {
-        HttpClient {
-            inner: Client::builder(TokioExecutor::new()).build_http(),
-            timeout,
+        match HttpClient::with_tls(timeout, &TrustAnchors::system(), None) {
+            Ok(c) => c,
+            // Only a client identity can make the TLS configuration fail.
+            Err(_) => unreachable!("a TLS configuration without identity"),
         }
+    }
+
+    /// A client that verifies https:// servers against `anchors` and
+    /// authenticates with `identity` when a server asks for a certificate.
+    pub fn with_tls(
+        timeout: Duration,
+        anchors: &TrustAnchors,
+        identity: Option<&Identity>,
+    ) -> Result<HttpClient, TlsError> {
+        let config = tls::client_config(anchors, identity)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+            basic: None,
+        })
+    }
+
+    /// Sends HTTP Basic credentials on every request to `server_uri`'s
+    /// origin, which must be https://: a password never travels in clear.
+    pub fn with_basic(
+        mut self,
+        server_uri: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<HttpClient, TlsError> {
+        use base64::Engine as _;
+        let origin = tls::origin(server_uri)
+            .filter(|o| o.starts_with("https://"))
+            .ok_or_else(|| {
+                TlsError::Policy(format!(
+                    "HTTP Basic credentials are sent only over https://, not to {server_uri}"
+                ))
+            })?;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.basic = Some(Basic {
+            origin,
+            header: format!("Basic {token}"),
+        });
+        Ok(self)
     }
 
     /// Sends one request and reads the whole response.
@@ -92,19 +152,27 @@ impl HttpClient {
         let parsed: hyper::Uri = uri
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| bad_uri(e.to_string()))?;
-        if parsed.scheme_str() != Some("http") {
-            return Err(bad_uri("only http:// is supported by this build".into()));
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) {
+            return Err(bad_uri("only http:// and https:// are supported".into()));
         }
         let mut builder = Request::builder().method(method.clone()).uri(parsed);
         for (k, v) in headers {
             builder = builder.header(*k, v.as_str());
         }
+        let mut recorded: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        if let Some(basic) = &self.basic {
+            if tls::origin(uri).as_deref() == Some(basic.origin.as_str()) {
+                builder = builder.header("Authorization", basic.header.as_str());
+                // Transcripts and observers never see the credentials.
+                recorded.push(("Authorization".into(), "Basic [redacted]".into()));
+            }
+        }
         let request = Message {
             start_line: format!("{method} {uri}"),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
+            headers: recorded,
             body: body.clone(),
         };
         let req = builder

@@ -9,6 +9,8 @@
 
 mod access;
 pub mod agent;
+pub mod bearer;
+pub mod bootstrap;
 pub mod cli;
 mod client;
 mod commands;
@@ -21,6 +23,7 @@ pub mod plugins;
 pub mod server;
 mod session_info;
 mod store;
+mod tls;
 mod tree;
 
 pub use access::{accounts, Principal, ServerAccount, DACMO_MOID, DMACC_MOID};
@@ -28,6 +31,7 @@ pub use client::{Device, DeviceConfig, Initiation, PendingAlert, SessionError, S
 pub use http::{Exchange, Message, Observer};
 pub use local_api::LocalError;
 pub use store::{machine_dev_id, AgentState, SavedInstance, StateDir, StateError, Subscription};
+pub use tls::{Identity, TlsError, TransportAuth, TrustAnchors};
 pub use tree::{Factory, Owner, Registry, Resolved};
 
 /// The registry of a device with every MO compiled into this build (cargo

@@ -79,6 +79,7 @@ impl World {
             show_cmd,
             timeout: Duration::from_secs(10),
             max_notification_age: 300,
+            security: Default::default(),
         }
     }
 

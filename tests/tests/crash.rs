@@ -103,6 +103,7 @@ async fn a_killed_client_leaves_a_state_that_existed() {
             show_cmd: None,
             timeout: Duration::from_secs(5),
             max_notification_age: 300,
+            security: Default::default(),
         };
         let device = agent::open_device(&opts)
             .unwrap_or_else(|e| panic!("round {round}: state unreadable: {e}"));

@@ -120,6 +120,7 @@ impl World {
             show_cmd: None,
             timeout: Duration::from_secs(10),
             max_notification_age: 300,
+            security: Default::default(),
         };
         let mut device = agent::open_device(&opts).unwrap();
         agent::apply_bootstrap(&mut device, &self.bootstrap).unwrap();

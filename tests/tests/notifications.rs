@@ -168,3 +168,29 @@ async fn a_valid_notification_starts_a_session_and_bad_ones_are_dropped() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_con_type_is_reported_and_the_session_still_runs() {
+    let server = start_server().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let bootstrap = tmp.path().join("bootstrap.json");
+    let item = common::dmacc_item("A", &server.dm_url(), &["*"]);
+    std::fs::write(&bootstrap, serde_json::json!([item]).to_string()).unwrap();
+    // A bearer no host has: the device says so and goes on (5.2.1.2).
+    let n = Notification {
+        server_id: Some("A".into()),
+        notification_id: Some(3),
+        timestamp: Some(now()),
+        preferred_con_types: Some(vec![dm_core::ConnectionType::Other(0x7F)]),
+        ..Notification::new()
+    };
+    let datagram = encode_signed(&n, b"secret", b"auth").unwrap();
+    let (code, stderr) = client_with(&tmp.path().join("state"), &bootstrap, &[datagram]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("none of the preferred bearers (0x7F) is up"),
+        "{stderr}"
+    );
+    assert_eq!(server.device(DEV_ID).unwrap().ended, 1);
+    server.shutdown().await;
+}

@@ -36,6 +36,7 @@ async fn cbt_and_roaming_come_from_the_session_not_the_start() {
         show_cmd: None,
         timeout: Duration::from_secs(10),
         max_notification_age: 300,
+        security: Default::default(),
     };
     let mut device = agent::open_device(&opts).unwrap();
     agent::apply_bootstrap(&mut device, &bootstrap).unwrap();
