@@ -310,7 +310,7 @@ pub async fn run_notified(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    run_listeners(opts, Some(addr), None, once, observer).await
+    run_listeners(opts, Some(addr), None, None, once, observer).await
 }
 
 /// The sessions one datagram leads to, or `None` when it was dropped.
@@ -375,22 +375,37 @@ async fn on_notification(
 }
 
 /// The device's listeners in one loop, sharing the device: DM
-/// Notifications on `notify` (UDP) and server-initiated bootstraps on
-/// `bootstrap` (HTTPS). With `once`, returns after the first event that led
-/// to sessions.
+/// Notifications on `notify` (UDP), server-initiated bootstraps on
+/// `bootstrap` (HTTPS) and, on Unix, the local API for on-device
+/// applications on the socket `local_api` (served by its own task; each
+/// request and each event takes the device in turn). With `once`, returns
+/// after the first event that led to sessions.
 pub async fn run_listeners(
     opts: &AgentOptions,
     notify: Option<&str>,
     bootstrap_addr: Option<&str>,
+    local_api: Option<&Path>,
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    let mut device = prepare(opts, observer).await?;
+    let device = prepare(opts, observer).await?;
     if notify.is_some() && device.accounts().is_empty() {
         return Err(AgentError::NoAccounts);
     }
     let endpoint = match bootstrap_addr {
         Some(addr) => Some(bootstrap_endpoint(opts, &device, addr).await?),
+        None => None,
+    };
+    let device = std::sync::Arc::new(tokio::sync::Mutex::new(device));
+    let _local = match local_api {
+        #[cfg(unix)]
+        Some(path) => Some(LocalApiTask::start(device.clone(), path)),
+        #[cfg(not(unix))]
+        Some(_) => {
+            return Err(AgentError::Notify(
+                "the local API needs Unix sockets".into(),
+            ))
+        }
         None => None,
     };
     let socket = match notify {
@@ -416,7 +431,7 @@ pub async fn run_listeners(
             } => {
                 let (len, from) = received.map_err(|e| AgentError::Notify(e.to_string()))?;
                 let datagram = buf[..len].to_vec();
-                on_notification(&mut device, opts, &datagram, from).await
+                on_notification(&mut *device.lock().await, opts, &datagram, from).await
             }
             accepted = async {
                 match &endpoint {
@@ -426,6 +441,7 @@ pub async fn run_listeners(
             } => {
                 match (accepted, &endpoint) {
                     (Ok((tcp, peer)), Some((_, identity))) => {
+                        let mut device = device.lock().await;
                         on_bootstrap_connection(&mut device, opts, identity, tcp, peer).await?
                     }
                     _ => None,
@@ -437,6 +453,39 @@ pub async fn run_listeners(
             return Ok(outcomes);
         }
         outcomes.iter().for_each(report);
+    }
+}
+
+/// The local API served beside the listeners; stopped, and its socket
+/// file removed, when the listeners return.
+#[cfg(unix)]
+struct LocalApiTask {
+    task: tokio::task::JoinHandle<()>,
+    path: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl LocalApiTask {
+    fn start(device: std::sync::Arc<tokio::sync::Mutex<Device>>, path: &Path) -> LocalApiTask {
+        let owned = path.to_owned();
+        let task = tokio::spawn(async move {
+            eprintln!("dmctl client: local API on {}", owned.display());
+            if let Err(e) = crate::local_api::serve(device, &owned).await {
+                eprintln!("dmctl client: local API on {}: {e}", owned.display());
+            }
+        });
+        LocalApiTask {
+            task,
+            path: path.to_owned(),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for LocalApiTask {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -576,7 +625,7 @@ pub async fn run_bootstrap_listener(
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
-    run_listeners(opts, None, Some(addr), once, observer).await
+    run_listeners(opts, None, Some(addr), None, once, observer).await
 }
 
 /// The bootstrap endpoint's socket and the device's certificate:

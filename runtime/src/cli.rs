@@ -75,10 +75,11 @@ struct ClientArgs {
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
-    /// After the sessions, serve the local API for on-device applications
-    /// (JSON lines, see `dm_runtime::local_api`) on a Unix socket at PATH
-    /// until stopped. Not with --once or --notify-udp (yet).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["once", "notify_udp"])]
+    /// Serve the local API for on-device applications (JSON lines, see
+    /// `dm_runtime::local_api`) on a Unix socket at PATH until stopped:
+    /// after the sessions, and beside --notify-udp / --bootstrap-listen.
+    /// Not with --once.
+    #[arg(long, value_name = "PATH", conflicts_with = "once")]
     local_api: Option<PathBuf>,
     /// PEM file of the roots https:// servers are verified against
     /// (default: the host's certificate store).
@@ -161,10 +162,6 @@ async fn client(args: ClientArgs) -> ExitCode {
             bootstrap_listen: args.bootstrap_listen,
         },
     };
-    // --once with --notify-udp: wait for the first valid notification and
-    // run that session. Without --once: a client-initiated session with
-    // each server first, then (with --notify-udp) serve notifications until
-    // stopped; without --notify-udp there is nothing more to wait for.
     // --once with a listener (--notify-udp, --bootstrap-listen): wait for
     // the first valid notification or applied bootstrap and run its
     // sessions. Without --once: a client-initiated session with each
@@ -174,23 +171,27 @@ async fn client(args: ClientArgs) -> ExitCode {
     let bootstrap = opts.security.bootstrap_listen.clone();
     let listening = notify.is_some() || bootstrap.is_some();
     let result = match (listening, args.once) {
-        (true, true) => agent::run_listeners(&opts, notify, bootstrap.as_deref(), true, None).await,
+        (true, true) => {
+            agent::run_listeners(&opts, notify, bootstrap.as_deref(), None, true, None).await
+        }
         (true, false) => match agent::run_once(&opts, None).await {
             Ok(outcomes) => {
                 outcomes.iter().for_each(agent::report);
-                agent::run_listeners(&opts, notify, bootstrap.as_deref(), false, None).await
+                let local = args.local_api.as_deref();
+                agent::run_listeners(&opts, notify, bootstrap.as_deref(), local, false, None).await
             }
             // A device waiting for its first server-initiated bootstrap
             // has no account to open a session with yet.
             Err(agent::AgentError::NoAccounts) if notify.is_none() => {
-                agent::run_listeners(&opts, None, bootstrap.as_deref(), false, None).await
+                let local = args.local_api.as_deref();
+                agent::run_listeners(&opts, None, bootstrap.as_deref(), local, false, None).await
             }
             Err(e) => Err(e),
         },
         (false, _) => agent::run_once(&opts, None).await,
     };
     #[cfg(unix)]
-    if let (Some(path), Ok(outcomes)) = (&args.local_api, &result) {
+    if let (false, Some(path), Ok(outcomes)) = (listening, &args.local_api, &result) {
         outcomes.iter().for_each(agent::report);
         return match crate::local_api::run(&opts, path).await {
             Ok(()) => ExitCode::SUCCESS,

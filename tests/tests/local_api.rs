@@ -317,6 +317,17 @@ async fn the_local_api_speaks_json_lines_on_a_unix_socket() {
 #[cfg(unix)]
 #[tokio::test]
 async fn dmctl_client_serves_the_local_api_socket() {
+    local_api_answers_through_dmctl(&[]).await;
+}
+
+#[tokio::test]
+async fn the_local_api_is_served_while_waiting_for_notifications() {
+    local_api_answers_through_dmctl(&["--notify-udp", "127.0.0.1:0"]).await;
+}
+
+/// Starts `dmctl client --local-api` with `extra` arguments and reads
+/// DevID through the socket.
+async fn local_api_answers_through_dmctl(extra: &[&str]) {
     let w = world().await;
     let socket = w.tmp.path().join("dm.sock");
     let mut child = tokio::process::Command::new(common::dmctl())
@@ -326,6 +337,7 @@ async fn dmctl_client_serves_the_local_api_socket() {
         .arg(&w.bootstrap)
         .args(["--dev-id", DEV_ID, "--local-api"])
         .arg(&socket)
+        .args(extra)
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
