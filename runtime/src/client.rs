@@ -111,6 +111,11 @@ pub struct Device {
     pub(crate) show_cmd: Option<String>,
     /// Instances changed since subscribers were last told.
     pub(crate) changed: Vec<usize>,
+    /// The HTTP client of each server's sessions, kept while its account
+    /// and ServerURI stay the same so that sessions reuse the connection
+    /// pool and TLS configuration: server ID -> (account change clock,
+    /// ServerURI, client).
+    session_clients: std::collections::HashMap<String, (u64, String, HttpClient)>,
 }
 
 /// What a command runs with: for whom, and what the server said it reads.
@@ -183,6 +188,7 @@ impl Device {
             agent: AgentState::default(),
             show_cmd: None,
             changed: Vec::new(),
+            session_clients: Default::default(),
         }
     }
 
@@ -293,7 +299,7 @@ impl Device {
         alerts: Vec<Alert>,
     ) -> Result<SessionReport, SessionError> {
         let http = match &ctx.principal {
-            Principal::Server(a) => self.session_http(&a.server_id, server_uri)?,
+            Principal::Server(a) => self.cached_session_http(&a.server_id, server_uri)?,
             // Sessions run for servers; other principals use no credentials.
             Principal::Local | Principal::App(_) => self.http.clone(),
         };
@@ -303,6 +309,36 @@ impl Device {
             .await;
         self.http = default;
         result
+    }
+
+    /// [`Device::session_http`], reused while the server's DMAcc account
+    /// (its change clock) and the ServerURI are unchanged.
+    fn cached_session_http(
+        &mut self,
+        server_id: &str,
+        server_uri: &str,
+    ) -> Result<HttpClient, SessionError> {
+        let stamp = self
+            .registry
+            .instances()
+            .map(|(_, i)| i)
+            .filter(|i| i.mo.schema().moid == crate::DMACC_MOID)
+            .find(|i| {
+                matches!(i.mo.get(&["SrvID"]),
+                    Ok(dm_core::NodeData::Leaf(dm_core::Value::Chr(s))) if s == server_id)
+            })
+            .map_or(0, |i| i.changes);
+        if let Some((at, uri, http)) = self.session_clients.get(server_id) {
+            if *at == stamp && uri == server_uri {
+                return Ok(http.clone());
+            }
+        }
+        let http = self.session_http(server_id, server_uri)?;
+        self.session_clients.insert(
+            server_id.to_owned(),
+            (stamp, server_uri.to_owned(), http.clone()),
+        );
+        Ok(http)
     }
 
     /// The HTTP client of a session with `server_id`.
