@@ -144,21 +144,47 @@ pub async fn http(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
+    // Read the head, then Content-Length bytes (some servers, like
+    // chromedriver, keep the connection open despite `Connection: close`).
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf);
-    let status = text
+    let mut chunk = [0u8; 8192];
+    let end = loop {
+        if let Some(e) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break e + 4;
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break buf.len();
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head_text = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let status = head_text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let end = text.find("\r\n\r\n").map_or(buf.len(), |e| e + 4);
-    let head_text = &text[..end.min(text.len())];
-    let mut body = buf[end..].to_vec();
-    if head_text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let length = head_text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == "content-length").then(|| v.trim().parse::<usize>().ok())?
+    });
+    match length {
+        Some(len) => {
+            while buf.len() < end + len {
+                let n = stream.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.truncate(end + len);
+        }
+        None => {
+            stream.read_to_end(&mut buf).await.unwrap();
+        }
+    }
+    let mut body = buf[end.min(buf.len())..].to_vec();
+    if head_text.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
     (status, body)
