@@ -10,7 +10,7 @@ mod dmserver;
 
 use std::time::Duration;
 
-use dmserver::{free_udp_addr, http, run_client, DmServer};
+use dmserver::{free_udp_addr, http, http_full, run_client, DmServer};
 use serde_json::{json, Value};
 
 const DEV: &str = "IMEI:490154203237518";
@@ -213,6 +213,44 @@ async fn admin_api_drives_every_command_and_survives_a_restart() {
                  "server_uri": default["server_uri"] }]),
         "UNSUB removed the SUB"
     );
+
+    // spec 5.5: formats the repository cannot serve or take.
+    let repo_addr = s.base.trim_start_matches("http://").to_owned();
+    let (status, head, _) = http_full(
+        &repo_addr,
+        "GET",
+        &format!("/repo/{DEV}/extra.json"),
+        &[("Accept", "text/plain")],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 406);
+    assert!(
+        head.contains("omadm-accept: application/dmmo+json"),
+        "{head}"
+    );
+    let (status, head, _) = http_full(
+        &repo_addr,
+        "PUT",
+        &format!("/repo/{DEV}/picture"),
+        &[("Content-Type", "image/png")],
+        b"\x89PNG",
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert!(
+        head.contains("omadm-accept: application/dmmo+json, "),
+        "{head}"
+    );
+    let (status, _, body) = http_full(
+        &repo_addr,
+        "GET",
+        &format!("/repo/{DEV}/name.txt"),
+        &[("Accept", "text/*")],
+        b"",
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (200, &b"Renamed"[..]));
 
     // The SHOW page records the user's answer; the admin API reports it.
     let uiid = show["uiid"].as_u64().unwrap();

@@ -133,6 +133,18 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_full(addr, method, path, headers, body).await;
+    (status, body)
+}
+
+/// [`http`], also returning the response head (lower case).
+pub async fn http_full(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -187,7 +199,7 @@ pub async fn http(
     if head_text.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    (status, body)
+    (status, head_text, body)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
