@@ -466,3 +466,54 @@ async fn malformed_packages_get_400_and_others_keep_being_served() {
     assert_eq!(results[0]["data"]["text"], DEV);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_devices_are_served_at_once_each_with_its_own_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dmctl = common::dmctl();
+    let s = DmServer::start(&dmctl, Some(&tmp.path().join("db.sqlite"))).await;
+    let bootstrap = common::bootstrap_file(tmp.path(), "A", &s.dm_url);
+    let devs: Vec<String> = (0..6).map(|i| format!("IMEI:35000000000000{i}")).collect();
+    for d in &devs {
+        s.enqueue(d, json!(["GET", format!("{DEVINFO}//DevID")]))
+            .await;
+    }
+    let mut clients = tokio::task::JoinSet::new();
+    for d in &devs {
+        let state = tmp.path().join(d.replace(':', "_"));
+        let args = vec![
+            "--once".to_owned(),
+            "--dev-id".to_owned(),
+            d.clone(),
+            "--state".to_owned(),
+            state.to_str().unwrap().to_owned(),
+            "--bootstrap".to_owned(),
+            bootstrap.to_str().unwrap().to_owned(),
+        ];
+        let dmctl = dmctl.clone();
+        clients.spawn(async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_client(&dmctl, &args).await
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        let (code, stderr) = done.unwrap();
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let listed = s.ok("GET", "/api/devices", Value::Null).await;
+    assert_eq!(listed.as_array().unwrap().len(), devs.len());
+    for d in &devs {
+        let results = s
+            .ok("GET", &format!("/api/devices/{d}/results"), Value::Null)
+            .await;
+        assert_eq!(results.as_array().unwrap().len(), 1, "{d}: {results}");
+        assert_eq!(results[0]["data"]["text"], d.as_str(), "its own answer");
+        let dev = s.ok("GET", &format!("/api/devices/{d}"), Value::Null).await;
+        assert_eq!(
+            (dev["sessions"].as_u64(), dev["ended"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert!(dev["last_session"].is_u64());
+    }
+    s.stop().await;
+}
