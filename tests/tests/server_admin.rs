@@ -481,7 +481,7 @@ async fn several_devices_are_served_at_once_each_with_its_own_queue() {
     let mut clients = tokio::task::JoinSet::new();
     for d in &devs {
         let state = tmp.path().join(d.replace(':', "_"));
-        let args = vec![
+        let args = [
             "--once".to_owned(),
             "--dev-id".to_owned(),
             d.clone(),
