@@ -37,7 +37,7 @@ impl From<StorageError> for ApiError {
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> ApiError {
         let status = match &e {
-            ServerError::NoDevice(_) => HttpStatus::NOT_FOUND,
+            ServerError::NoDevice(_) | ServerError::NoRegistration(..) => HttpStatus::NOT_FOUND,
             ServerError::BadRequest(_) => HttpStatus::BAD_REQUEST,
             ServerError::Send(_) => HttpStatus::BAD_GATEWAY,
             ServerError::Storage(_) => HttpStatus::INTERNAL_SERVER_ERROR,

@@ -112,6 +112,8 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error("no device `{0}`")]
     NoDevice(String),
+    #[error("device `{0}` has no registration {1}")]
+    NoRegistration(String, u64),
     #[error("{0}")]
     BadRequest(String),
     #[error("cannot send the notification: {0}")]
@@ -751,7 +753,7 @@ impl Core {
             .into_iter()
             .find(|r| r.id == id)
         else {
-            return Err(ServerError::NoDevice(format!("{dev_id} registration {id}")));
+            return Err(ServerError::NoRegistration(dev_id.to_owned(), id));
         };
         if let RegistrationKind::Sub { client_uri } = &reg.kind {
             // spec 5.3.12: the same ClientURI as the SUB.

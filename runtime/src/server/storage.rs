@@ -34,7 +34,7 @@ fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {
 
 /// How the server reaches one device's notification receiver and signs
 /// its Package#0 (spec 5.2.1): the device's DMAcc `Auth/Noti` credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct NotificationConfig {
     /// SERVER-ID option: the SrvID of this server in the device's DMAcc.
     pub server_id: String,
@@ -44,6 +44,18 @@ pub struct NotificationConfig {
     pub auth_data: Vec<u8>,
     /// Where the device receives UDP notifications (spec E.3).
     pub udp: Option<String>,
+}
+
+impl std::fmt::Debug for NotificationConfig {
+    // The secret never reaches a log, not even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationConfig")
+            .field("server_id", &self.server_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("auth_data", &self.auth_data)
+            .field("udp", &self.udp)
+            .finish()
+    }
 }
 
 /// One device as the server knows it.
@@ -1047,6 +1059,18 @@ mod tests {
             s.ui_session(ui).unwrap().unwrap().choice.as_deref(),
             Some("confirm")
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_notification_secret() {
+        let c = NotificationConfig {
+            server_id: "A".into(),
+            secret: Some(b"top-secret".to_vec()),
+            ..NotificationConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("116"), "{shown}"); // b't'
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]
