@@ -104,9 +104,18 @@ struct ClientArgs {
 
 #[derive(clap::Args, Debug)]
 struct ServerArgs {
-    /// Address to take DM sessions on, e.g. 127.0.0.1:8080 (path /dm).
+    /// Address to take DM sessions on, e.g. 127.0.0.1:8080 (path /dm);
+    /// the Data Repository (/repo/DEVID/PATH) and SHOW pages (/ui) too.
     #[arg(long, value_name = "ADDR")]
     listen: SocketAddr,
+    /// SQLite database keeping devices, queues, results and repository
+    /// data across restarts (default: in memory).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Address of the admin API (HTTP + JSON). Without it, each session
+    /// only reads DevInfo.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
 }
 
 /// Runs `dmctl` with the process's arguments.
@@ -220,13 +229,31 @@ async fn serve(args: ServerArgs) -> ExitCode {
     let devinfo: Option<ClientUri> = "urn:oma:mo:oma-dm-devinfo:1.2//".parse().ok();
     let config = ServerConfig {
         listen: args.listen,
-        default_commands: devinfo
-            .map(|client_uri| Command::Get { client_uri })
-            .into_iter()
-            .collect(),
+        // With an admin API the operator decides what each session does.
+        default_commands: match args.admin {
+            Some(_) => Vec::new(),
+            None => devinfo
+                .map(|client_uri| Command::Get { client_uri })
+                .into_iter()
+                .collect(),
+        },
         log_errors: true,
     };
-    let handle = match server::start(config).await {
+    let storage: Option<std::sync::Arc<dyn server::Storage>> = match &args.db {
+        Some(path) => match server::SqliteStorage::open(path) {
+            Ok(s) => Some(std::sync::Arc::new(s)),
+            Err(e) => {
+                eprintln!("dmctl server: cannot open {}: {e}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
+    let options = server::ServerOptions {
+        storage,
+        admin: args.admin,
+    };
+    let handle = match server::start_with(config, options).await {
         Ok(h) => h,
         Err(e) => {
             eprintln!("dmctl server: cannot listen on {}: {e}", args.listen);
@@ -234,6 +261,9 @@ async fn serve(args: ServerArgs) -> ExitCode {
         }
     };
     eprintln!("dmctl server: DM sessions at {}", handle.dm_url());
+    if let Some(admin) = handle.admin_addr() {
+        eprintln!("dmctl server: admin API at http://{admin}/api/devices");
+    }
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
     ExitCode::SUCCESS

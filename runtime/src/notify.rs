@@ -120,7 +120,7 @@ fn now() -> u64 {
 
 /// Sends `bytes` as one datagram to the first address `to` resolves to,
 /// from an ephemeral port of the same address family.
-async fn send(to: &str, bytes: &[u8]) -> std::io::Result<std::net::SocketAddr> {
+pub(crate) async fn send(to: &str, bytes: &[u8]) -> std::io::Result<std::net::SocketAddr> {
     let addr = tokio::net::lookup_host(to).await?.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,

@@ -241,12 +241,57 @@ fn dmctl_demo_prints_a_transcript_and_exits_0() {
         "OMADM-DevID: UUID:",
         "multipart/form-data; boundary=",
         "\"END\"",
-        "1 session(s), 1 ended with END",
+        "3 session(s), 3 ended with END",
         "404 Not Found",
+        "SHOW page answered: confirm",
+        "Repository got backup-name by PUT",
     ] {
         assert!(
             stdout.contains(expected),
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    // The summary: command -> status, every command of the session.
+    let summary = &stdout[stdout.find("Summary").expect("a summary")..];
+    let statuses: Vec<String> = summary
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.trim_start().starts_with(char::is_numeric))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let code = words
+                .iter()
+                .find(|w| w.len() == 3 && w.parse::<u16>().is_ok())
+                .copied()
+                .unwrap_or("-");
+            format!("{} {code}", words[1])
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "GET 200",
+            "GET 200",
+            "GET 404",
+            "HGET 200",
+            "HGET 200",
+            "HPUT 200",
+            "HPOST 200",
+            "EXEC 200",
+            "EXEC 202",
+            "SHOW 200",
+            "DEFAULT 200",
+            "SUB 200",
+            "HGET 200",
+            "UNSUB 200",
+            "CONT 200",
+            "DELETE 200",
+            "END -",
+            "GET 200"
+        ],
+        "{summary}"
+    );
+    assert!(
+        summary.contains("202 Accepted, then 200 OK (Generic Alert)"),
+        "{summary}"
+    );
 }

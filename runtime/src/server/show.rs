@@ -1,0 +1,148 @@
+//! The Web Server Component of SHOW (spec 5.3.7): the page a SHOW's
+//! ServerURI points at (`/ui?uiid=N`), a confirm/decline prompt whose
+//! answer is stored with the UI session, where the admin API reads it
+//! (the "internal interface" of step 4).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode as HttpStatus};
+
+use super::{form_pairs, read_body, reply, Core, UI_PATH};
+
+/// The answers the prompt offers.
+pub const CHOICES: [&str; 2] = ["confirm", "decline"];
+
+/// Escapes text for HTML content and attribute values.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>body{{font-family:sans-serif;margin:3em}}button{{font-size:1.2em;margin:0.5em}}</style>\
+         </head><body>\n{body}\n</body></html>\n",
+        html_escape(title)
+    )
+}
+
+fn html(status: HttpStatus, body: String) -> Response<Full<Bytes>> {
+    reply(status, "text/html; charset=utf-8", body)
+}
+
+fn uiid_of(pairs: &[(String, String)]) -> Option<u64> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "uiid")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let query = form_pairs(req.uri().query().unwrap_or(""));
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, UI_PATH) => {
+            let Some(uiid) = uiid_of(&query) else {
+                return html(
+                    HttpStatus::BAD_REQUEST,
+                    page("Bad request", "<p>No <code>uiid</code> in the address.</p>"),
+                );
+            };
+            match core.storage.ui_session(uiid) {
+                Ok(Some(s)) => {
+                    let answered = s
+                        .choice
+                        .as_deref()
+                        .map(|c| {
+                            format!("<p id=\"answered\">Answered: <b>{}</b></p>", html_escape(c))
+                        })
+                        .unwrap_or_default();
+                    let buttons: String = CHOICES
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "<button type=\"submit\" name=\"choice\" value=\"{c}\" id=\"{c}\">{}</button>",
+                                if *c == "confirm" { "Confirm" } else { "Decline" }
+                            )
+                        })
+                        .collect();
+                    html(
+                        HttpStatus::OK,
+                        page(
+                            "Device management",
+                            &format!(
+                                "<h1>Device management</h1>\n<p id=\"prompt\">{}</p>\n{answered}\n\
+                                 <form method=\"post\" action=\"{UI_PATH}/choice\">\
+                                 <input type=\"hidden\" name=\"uiid\" value=\"{uiid}\">{buttons}</form>",
+                                html_escape(&s.prompt)
+                            ),
+                        ),
+                    )
+                }
+                Ok(None) => html(
+                    HttpStatus::NOT_FOUND,
+                    page("Not found", "<p>No such UI session.</p>"),
+                ),
+                Err(e) => core.reject(HttpStatus::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        (Method::POST, p) if p == format!("{UI_PATH}/choice") => {
+            let body = match read_body(req.into_body()).await {
+                Ok(b) => b,
+                Err(reason) => return core.reject(HttpStatus::BAD_REQUEST, reason),
+            };
+            let form = form_pairs(&String::from_utf8_lossy(&body));
+            let choice = form
+                .iter()
+                .find(|(k, _)| k == "choice")
+                .map(|(_, v)| v.as_str())
+                .filter(|c| CHOICES.contains(c));
+            let (Some(uiid), Some(choice)) = (uiid_of(&form), choice) else {
+                return html(
+                    HttpStatus::BAD_REQUEST,
+                    page("Bad request", "<p>A uiid and a choice are needed.</p>"),
+                );
+            };
+            match core.storage.set_ui_choice(uiid, choice) {
+                Ok(true) => html(
+                    HttpStatus::OK,
+                    page(
+                        "Thank you",
+                        &format!("<p id=\"done\">Thank you: <b>{choice}</b> recorded.</p>"),
+                    ),
+                ),
+                Ok(false) => html(
+                    HttpStatus::NOT_FOUND,
+                    page("Not found", "<p>No such UI session.</p>"),
+                ),
+                Err(e) => core.reject(HttpStatus::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        (m, p) => core.reject(HttpStatus::NOT_FOUND, format!("no UI page for {m} {p}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_are_escaped() {
+        assert_eq!(
+            html_escape("<b onclick='x'>&"),
+            "&lt;b onclick=&#39;x&#39;&gt;&amp;"
+        );
+    }
+}

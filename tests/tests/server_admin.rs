@@ -1,0 +1,519 @@
+//! `dmctl server` and `dmctl client` as processes on loopback, driven only
+//! through the server's admin API and notifications: every DM command,
+//! the asynchronous EXEC alert path, the Data Repository, DEFAULT/SUB
+//! registrations, SHOW answers, a notification-started session, a
+//! restart on the same database, and malformed packages.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod dmserver;
+
+use std::time::Duration;
+
+use dmserver::{free_udp_addr, http, http_full, run_client, DmServer};
+use serde_json::{json, Value};
+
+const DEV: &str = "IMEI:490154203237518";
+const DEVINFO: &str = "urn:oma:mo:oma-dm-devinfo:1.2";
+const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
+const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";
+
+async fn put_resource(s: &DmServer, path: &str, content_type: &str, body: &str) {
+    let (status, reply) = http(
+        &s.admin,
+        "PUT",
+        &format!("/api/devices/{DEV}/repository/{path}"),
+        &[("Content-Type", content_type)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+}
+
+fn name_of(command: &Value) -> String {
+    command[0].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_drives_every_command_and_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("server.sqlite");
+    let dmctl = common::dmctl();
+    let s = DmServer::start(&dmctl, Some(&db)).await;
+    let bootstrap = common::bootstrap_file(tmp.path(), "A", &s.dm_url);
+    let plugins = common::plugins_in(tmp.path(), &["mo-dcmo"]);
+    let state = tmp.path().join("state");
+
+    // Repository content for HGET: a new DMAcc instance and two names.
+    let extra = json!([{ "ClientURI": format!("{DMACC}//"), "MOData": { "extra": {
+        "SrvID": "X", "SrvURI": "http://127.0.0.1:9/dm", "Name": "extra",
+        "Perm": { "p": { "MOID": DEVINFO } } } } }]);
+    put_resource(
+        &s,
+        "extra.json",
+        "application/dmmo+json",
+        &extra.to_string(),
+    )
+    .await;
+    put_resource(&s, "name.txt", "text/plain", "Renamed").await;
+    put_resource(&s, "name2.txt", "text/plain", "Changed again").await;
+
+    let repo = |p: &str| format!("/repo/[DevID]/{p}");
+    let name = format!("{DMACC}/extra/Name");
+    let mut ids = Vec::new();
+    for c in [
+        json!(["GET", format!("{DEVINFO}/*/Man")]),
+        json!(["GET", format!("{DEVINFO}/(x)/DevID?nv=(x)/DmV:2.0")]),
+        json!(["HGET", repo("extra.json")]),
+        json!(["HGET", repo("name.txt"), name]),
+        json!(["HPUT", repo("devinfo.json"), format!("{DEVINFO}//")]),
+        json!(["HPOST", repo("devid.txt"), format!("{DEVINFO}//DevID")]),
+        json!(["EXEC", format!("{DCMO}/Camera/Operations/Disable")]),
+        json!({ "command": ["EXEC", format!("{DCMO}/USB/Operations/Disable"), "/dm"] }),
+    ] {
+        ids.push(s.enqueue(DEV, c).await);
+    }
+    let show = s
+        .ok(
+            "POST",
+            &format!("/api/devices/{DEV}/show"),
+            json!({"prompt": "Install the update?"}),
+        )
+        .await;
+    let default = s
+        .ok(
+            "POST",
+            &format!("/api/devices/{DEV}/registrations"),
+            json!({"kind": "DEFAULT", "moid": "urn:oma:mo:oma-mms:1.3", "server_uri": repo("mms.json")}),
+        )
+        .await;
+    let sub = s
+        .ok(
+            "POST",
+            &format!("/api/devices/{DEV}/registrations"),
+            json!({"kind": "SUB", "client_uri": name, "server_uri": repo("sub-name")}),
+        )
+        .await;
+    s.enqueue(DEV, json!(["HGET", repo("name2.txt"), name]))
+        .await;
+    s.ok(
+        "DELETE",
+        &format!("/api/devices/{DEV}/registrations/{}", sub["id"]),
+        Value::Null,
+    )
+    .await;
+    s.enqueue(DEV, json!(["CONT", "/dm/continued"])).await;
+    s.enqueue(DEV, json!(["DELETE", format!("{DMACC}/extra/")]))
+        .await;
+    s.enqueue(DEV, json!(["END"])).await;
+
+    let (code, stderr) = run_client(
+        &dmctl,
+        &[
+            "--once",
+            "--server-id",
+            "A",
+            "--dev-id",
+            DEV,
+            "--show-cmd",
+            "true",
+            "--state",
+            state.to_str().unwrap(),
+            "--bootstrap",
+            bootstrap.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let results = s
+        .ok("GET", &format!("/api/devices/{DEV}/results"), Value::Null)
+        .await;
+    let table: Vec<(String, u64)> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                name_of(&r["command"]),
+                r["status"]["sc"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected = [
+        ("GET", 200),
+        ("GET", 200),
+        ("HGET", 200),
+        ("HGET", 200),
+        ("HPUT", 200),
+        ("HPOST", 200),
+        ("EXEC", 200),
+        ("EXEC", 202),
+        ("SHOW", 200),
+        ("DEFAULT", 200),
+        ("SUB", 200),
+        ("HGET", 200),
+        ("UNSUB", 200),
+        ("CONT", 200),
+        ("DELETE", 200),
+        ("END", 200),
+    ];
+    let expected: Vec<(String, u64)> = expected
+        .iter()
+        .map(|(n, c)| ((*n).to_owned(), *c))
+        .collect();
+    assert_eq!(table, expected, "{results:#}");
+    let r = results.as_array().unwrap();
+    // Wildcard and x-name GETs carry their data (Appendix F).
+    assert!(r[0]["data"]["text"].as_str().unwrap().contains("Man"));
+    assert_eq!(r[1]["data"]["text"], DEV);
+    assert_eq!(r[2]["status"]["URI"], json!([format!("{DMACC}/extra/")]));
+    // The asynchronous EXEC: 202 now, its final status from the alert.
+    assert_eq!(r[7]["id"].as_u64(), Some(ids[7]));
+    assert_eq!(r[7]["async_status"], 200, "{:#}", r[7]);
+    let alerts = s
+        .ok("GET", &format!("/api/devices/{DEV}/alerts"), Value::Null)
+        .await;
+    let complete = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alert"]["AlertType"] == "urn:oma:at:dcmo:1.0:OperationComplete")
+        .expect("the asynchronous EXEC's alert");
+    assert_eq!(complete["command"].as_u64(), Some(ids[7]));
+
+    // The repository got HPUT, HPOST and the SUB report of the change.
+    let get_res = |p: &str| {
+        let path = format!("/api/devices/{DEV}/repository/{p}");
+        let s = &s;
+        async move { s.ok("GET", &path, Value::Null).await }
+    };
+    let devinfo = get_res("devinfo.json").await;
+    assert_eq!(devinfo["origin"], "PUT");
+    assert_eq!(devinfo["json"][0]["MOData"]["devinfo"]["DevID"], DEV);
+    let devid = get_res("devid.txt").await;
+    assert_eq!(
+        (devid["origin"].as_str(), devid["text"].as_str()),
+        (Some("POST"), Some(DEV))
+    );
+    let pushed = get_res("sub-name").await;
+    assert_eq!(pushed["text"], "Changed again");
+    let regs = s
+        .ok(
+            "GET",
+            &format!("/api/devices/{DEV}/registrations"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        regs,
+        json!([{ "id": default["id"], "kind": "DEFAULT", "moid": "urn:oma:mo:oma-mms:1.3",
+                 "server_uri": default["server_uri"] }]),
+        "UNSUB removed the SUB"
+    );
+
+    // spec 5.5: formats the repository cannot serve or take.
+    let repo_addr = s.base.trim_start_matches("http://").to_owned();
+    let (status, head, _) = http_full(
+        &repo_addr,
+        "GET",
+        &format!("/repo/{DEV}/extra.json"),
+        &[("Accept", "text/plain")],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 406);
+    assert!(
+        head.contains("omadm-accept: application/dmmo+json"),
+        "{head}"
+    );
+    let (status, head, _) = http_full(
+        &repo_addr,
+        "PUT",
+        &format!("/repo/{DEV}/picture"),
+        &[("Content-Type", "image/png")],
+        b"\x89PNG",
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert!(
+        head.contains("omadm-accept: application/dmmo+json, "),
+        "{head}"
+    );
+    let (status, _, body) = http_full(
+        &repo_addr,
+        "GET",
+        &format!("/repo/{DEV}/name.txt"),
+        &[("Accept", "text/*")],
+        b"",
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (200, &b"Renamed"[..]));
+
+    // The SHOW page records the user's answer; the admin API reports it.
+    let uiid = show["uiid"].as_u64().unwrap();
+    let ui_addr = s.base.trim_start_matches("http://").to_owned();
+    let (status, page) = http(&ui_addr, "GET", &format!("/ui?uiid={uiid}"), &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("Install the update?"));
+    let form = format!("uiid={uiid}&choice=decline");
+    let (status, _) = http(
+        &ui_addr,
+        "POST",
+        "/ui/choice",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ui = s.ok("GET", &format!("/api/ui/{uiid}"), Value::Null).await;
+    assert_eq!(ui["choice"], "decline");
+
+    // A notification-started session: signed with the device's Auth/Noti
+    // secret (the bootstrap's "secret"/"auth"), ids increasing.
+    let udp = free_udp_addr();
+    s.ok(
+        "PUT",
+        &format!("/api/devices/{DEV}/notification"),
+        json!({"server_id": "A", "secret": "c2VjcmV0", "auth_data": "YXV0aA==", "udp": udp}),
+    )
+    .await;
+    let before = s
+        .ok("GET", &format!("/api/devices/{DEV}"), Value::Null)
+        .await;
+    let mut client = tokio::process::Command::new(&dmctl)
+        .args([
+            "client",
+            "--once",
+            "--dev-id",
+            DEV,
+            "--notify-udp",
+            &udp,
+            "--state",
+        ])
+        .arg(&state)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut ids_sent = Vec::new();
+    let status = loop {
+        let n = s
+            .ok(
+                "POST",
+                &format!("/api/devices/{DEV}/notify"),
+                json!({"req_mos": true, "timestamp": true, "con_types": ["wlan", "any"]}),
+            )
+            .await;
+        ids_sent.push(n["notification_id"].as_u64().unwrap());
+        if let Ok(Ok(st)) = tokio::time::timeout(Duration::from_millis(300), client.wait()).await {
+            break st;
+        }
+        assert!(ids_sent.len() < 100, "the device never answered");
+    };
+    assert!(status.success());
+    assert!(
+        ids_sent.windows(2).all(|w| w[1] == w[0] + 1),
+        "{ids_sent:?}"
+    );
+    let after = s
+        .ok("GET", &format!("/api/devices/{DEV}"), Value::Null)
+        .await;
+    assert_eq!(
+        after["sessions"].as_u64().unwrap(),
+        before["sessions"].as_u64().unwrap() + 1
+    );
+    assert!(after["mos"].is_array(), "REQ-MOS asked for the MOS");
+    assert!(after.to_string().find("c2VjcmV0").is_none(), "no secret");
+    let alerts = s
+        .ok("GET", &format!("/api/devices/{DEV}/alerts"), Value::Null)
+        .await;
+    assert_eq!(
+        alerts.as_array().unwrap().last().unwrap()["alert"]["AlertType"],
+        "urn:oma:at:dm:2.0:ServerInitiatedMgmt"
+    );
+
+    // Bad requests: 4xx and a JSON error.
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/api/devices/{DEV}/commands"),
+            json!(["FROB", "x"]),
+        ),
+        (
+            "POST",
+            format!("/api/devices/{DEV}/commands"),
+            json!(["GET", "not a uri"]),
+        ),
+        (
+            "POST",
+            format!("/api/devices/{DEV}/registrations"),
+            json!({"kind": "SUB"}),
+        ),
+        (
+            "PUT",
+            format!("/api/devices/{DEV}/notification"),
+            json!({"server_id": "A", "secret": "%%"}),
+        ),
+        ("POST", "/api/devices/nobody/notify".to_owned(), json!({})),
+        ("GET", "/api/nothing".to_owned(), Value::Null),
+    ] {
+        let (status, reply) = s.api(method, &path, Some(body)).await;
+        assert!((400..500).contains(&status), "{method} {path}: {status}");
+        assert!(reply["error"].is_string(), "{reply}");
+    }
+
+    // A restart on the same database keeps everything.
+    s.stop().await;
+    let s = DmServer::start(&dmctl, Some(&db)).await;
+    let again = s
+        .ok("GET", &format!("/api/devices/{DEV}/results"), Value::Null)
+        .await;
+    assert_eq!(again, results);
+    let dev = s
+        .ok("GET", &format!("/api/devices/{DEV}"), Value::Null)
+        .await;
+    assert_eq!(dev["sessions"], after["sessions"]);
+    assert_eq!(dev["last_notification_id"], json!(ids_sent.last()));
+    let ui = s.ok("GET", &format!("/api/ui/{uiid}"), Value::Null).await;
+    assert_eq!(ui["choice"], "decline");
+    let listed = s
+        .ok(
+            "GET",
+            &format!("/api/devices/{DEV}/repository"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 6, "{listed}");
+    let regs_again = s
+        .ok(
+            "GET",
+            &format!("/api/devices/{DEV}/registrations"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(regs_again, regs);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_packages_get_400_and_others_keep_being_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dmctl = common::dmctl();
+    let s = DmServer::start(&dmctl, None).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let bad: [(&str, &[u8]); 3] = [
+        ("application/vnd.oma.dm.initiation+json", b"{\"MOS\": 7"),
+        ("application/vnd.oma.dm.response+json", b"[]"),
+        ("text/plain", b"hello"),
+    ];
+    for (content_type, body) in bad {
+        let (status, reason) = http(
+            &addr,
+            "POST",
+            "/dm",
+            &[("Content-Type", content_type), ("OMADM-DevID", "IMEI:bad")],
+            body,
+        )
+        .await;
+        assert!(
+            status == 400 || status == 415,
+            "{content_type}: {status} {}",
+            String::from_utf8_lossy(&reason)
+        );
+    }
+    let logged = s.log.lock().unwrap().clone();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("400") && l.contains("IMEI:bad")),
+        "the reason is logged: {logged:?}"
+    );
+
+    // A good device is served as usual, in parallel with more garbage.
+    let bootstrap = common::bootstrap_file(tmp.path(), "A", &s.dm_url);
+    s.enqueue(DEV, json!(["GET", format!("{DEVINFO}//DevID")]))
+        .await;
+    let state = tmp.path().join("state");
+    let args = [
+        "--once",
+        "--dev-id",
+        DEV,
+        "--state",
+        state.to_str().unwrap(),
+        "--bootstrap",
+        bootstrap.to_str().unwrap(),
+    ];
+    let client = run_client(&dmctl, &args);
+    let garbage = http(
+        &addr,
+        "POST",
+        "/dm",
+        &[
+            ("Content-Type", "application/vnd.oma.dm.initiation+json"),
+            ("OMADM-DevID", "IMEI:bad"),
+        ],
+        b"not json",
+    );
+    let ((code, stderr), (status, _)) = tokio::join!(client, garbage);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(status, 400);
+    let results = s
+        .ok("GET", &format!("/api/devices/{DEV}/results"), Value::Null)
+        .await;
+    assert_eq!(results[0]["status"]["sc"], 200);
+    assert_eq!(results[0]["data"]["text"], DEV);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_devices_are_served_at_once_each_with_its_own_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dmctl = common::dmctl();
+    let s = DmServer::start(&dmctl, Some(&tmp.path().join("db.sqlite"))).await;
+    let bootstrap = common::bootstrap_file(tmp.path(), "A", &s.dm_url);
+    let devs: Vec<String> = (0..6).map(|i| format!("IMEI:35000000000000{i}")).collect();
+    for d in &devs {
+        s.enqueue(d, json!(["GET", format!("{DEVINFO}//DevID")]))
+            .await;
+    }
+    let mut clients = tokio::task::JoinSet::new();
+    for d in &devs {
+        let state = tmp.path().join(d.replace(':', "_"));
+        let args = [
+            "--once".to_owned(),
+            "--dev-id".to_owned(),
+            d.clone(),
+            "--state".to_owned(),
+            state.to_str().unwrap().to_owned(),
+            "--bootstrap".to_owned(),
+            bootstrap.to_str().unwrap().to_owned(),
+        ];
+        let dmctl = dmctl.clone();
+        clients.spawn(async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_client(&dmctl, &args).await
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        let (code, stderr) = done.unwrap();
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let listed = s.ok("GET", "/api/devices", Value::Null).await;
+    assert_eq!(listed.as_array().unwrap().len(), devs.len());
+    for d in &devs {
+        let results = s
+            .ok("GET", &format!("/api/devices/{d}/results"), Value::Null)
+            .await;
+        assert_eq!(results.as_array().unwrap().len(), 1, "{d}: {results}");
+        assert_eq!(results[0]["data"]["text"], d.as_str(), "its own answer");
+        let dev = s.ok("GET", &format!("/api/devices/{d}"), Value::Null).await;
+        assert_eq!(
+            (dev["sessions"].as_u64(), dev["ended"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert!(dev["last_session"].is_u64());
+    }
+    s.stop().await;
+}
