@@ -263,6 +263,12 @@ fn kind_from(kind: &str, key: String) -> Result<RegistrationKind, StorageError> 
 struct Memory {
     devices: BTreeMap<String, DeviceRow>,
     entries: BTreeMap<u64, Entry>,
+    /// Entry ids by device and state, in id order: a session asks for the
+    /// few queued or sent entries of one device among all entries ever
+    /// kept, so a scan would grow with the server's history.
+    entry_index: BTreeMap<(String, &'static str), std::collections::BTreeSet<u64>>,
+    /// Alert ids by device.
+    alert_index: BTreeMap<String, Vec<u64>>,
     alerts: BTreeMap<u64, StoredAlert>,
     resources: BTreeMap<(String, String), Resource>,
     registrations: BTreeMap<u64, Registration>,
@@ -274,6 +280,21 @@ impl Memory {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Stores `entry`, moving it in the index when its state changed.
+    fn put_entry(&mut self, entry: Entry) {
+        if let Some(old) = self.entries.get(&entry.id) {
+            let key = (old.dev_id.clone(), old.state.as_str());
+            if let Some(ids) = self.entry_index.get_mut(&key) {
+                ids.remove(&entry.id);
+            }
+        }
+        self.entry_index
+            .entry((entry.dev_id.clone(), entry.state.as_str()))
+            .or_default()
+            .insert(entry.id);
+        self.entries.insert(entry.id, entry);
     }
 }
 
@@ -309,34 +330,45 @@ impl Storage for MemoryStorage {
     fn add_entry(&self, dev_id: &str, command: &Command) -> Result<u64, StorageError> {
         let mut m = self.lock();
         let id = m.id();
-        m.entries.insert(
+        m.put_entry(Entry {
             id,
-            Entry {
-                id,
-                dev_id: dev_id.to_owned(),
-                command: command.clone(),
-                state: EntryState::Queued,
-                status: None,
-                data: None,
-                async_status: None,
-                async_alert: None,
-            },
-        );
+            dev_id: dev_id.to_owned(),
+            command: command.clone(),
+            state: EntryState::Queued,
+            status: None,
+            data: None,
+            async_status: None,
+            async_alert: None,
+        });
         Ok(id)
     }
 
     fn entries(&self, dev_id: &str, states: &[EntryState]) -> Result<Vec<Entry>, StorageError> {
-        Ok(self
-            .lock()
-            .entries
-            .values()
-            .filter(|e| e.dev_id == dev_id && (states.is_empty() || states.contains(&e.state)))
-            .cloned()
+        const ALL: [EntryState; 5] = [
+            EntryState::Queued,
+            EntryState::Sent,
+            EntryState::Done,
+            EntryState::AsyncPending,
+            EntryState::Lost,
+        ];
+        let states = if states.is_empty() { &ALL[..] } else { states };
+        let m = self.lock();
+        let mut ids: Vec<u64> = states
+            .iter()
+            .filter_map(|s| m.entry_index.get(&(dev_id.to_owned(), s.as_str())))
+            .flatten()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids
+            .iter()
+            .filter_map(|id| m.entries.get(id).cloned())
             .collect())
     }
 
     fn put_entry(&self, entry: &Entry) -> Result<(), StorageError> {
-        self.lock().entries.insert(entry.id, entry.clone());
+        self.lock().put_entry(entry.clone());
         Ok(())
     }
 
@@ -349,6 +381,7 @@ impl Storage for MemoryStorage {
     ) -> Result<u64, StorageError> {
         let mut m = self.lock();
         let id = m.id();
+        m.alert_index.entry(dev_id.to_owned()).or_default().push(id);
         m.alerts.insert(
             id,
             StoredAlert {
@@ -363,12 +396,12 @@ impl Storage for MemoryStorage {
     }
 
     fn alerts(&self, dev_id: &str) -> Result<Vec<StoredAlert>, StorageError> {
-        Ok(self
-            .lock()
-            .alerts
-            .values()
-            .filter(|a| a.dev_id == dev_id)
-            .cloned()
+        let m = self.lock();
+        Ok(m.alert_index
+            .get(dev_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| m.alerts.get(id).cloned())
             .collect())
     }
 
