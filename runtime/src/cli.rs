@@ -3,14 +3,17 @@
 //! line". It lives in the library so that the end-to-end tests can build
 //! the very same entry point as a binary of their own.
 
+#[cfg(feature = "server")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::agent::{self, AgentOptions};
+#[cfg(feature = "server")]
 use crate::server::{self, ServerConfig};
 use clap::{Parser, Subcommand};
+#[cfg(feature = "server")]
 use dm_core::{ClientUri, Command};
 
 /// Exit status when a session was aborted (HTTP error, timeout, bad package).
@@ -33,10 +36,12 @@ struct Cli {
 enum Cmd {
     /// Start a DM Server and a device on loopback, run one DM Session and
     /// print every package exchanged.
+    #[cfg(feature = "server")]
     Demo,
     /// Run the device agent (DM Client).
     Client(ClientArgs),
     /// Run the reference DM Server.
+    #[cfg(feature = "server")]
     Server(ServerArgs),
     /// Build a DM Notification (Package#0) and send it over UDP, print it
     /// as hex, or decode one.
@@ -102,6 +107,7 @@ struct ClientArgs {
     bootstrap_listen: Option<String>,
 }
 
+#[cfg(feature = "server")]
 #[derive(clap::Args, Debug)]
 struct ServerArgs {
     /// Address to take DM sessions on, e.g. 127.0.0.1:8080 (path /dm);
@@ -134,14 +140,17 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            #[cfg(feature = "server")]
             Cmd::Demo => demo().await,
             Cmd::Client(args) => client(args).await,
+            #[cfg(feature = "server")]
             Cmd::Server(args) => serve(args).await,
             Cmd::Notify(args) => crate::notify::run(args).await,
         }
     })
 }
 
+#[cfg(feature = "server")]
 async fn demo() -> ExitCode {
     let mut out = std::io::stdout();
     match crate::demo::run(&mut out).await {
@@ -225,6 +234,7 @@ async fn client(args: ClientArgs) -> ExitCode {
     }
 }
 
+#[cfg(feature = "server")]
 async fn serve(args: ServerArgs) -> ExitCode {
     let devinfo: Option<ClientUri> = "urn:oma:mo:oma-dm-devinfo:1.2//".parse().ok();
     let config = ServerConfig {

@@ -15,11 +15,13 @@ pub mod cli;
 mod client;
 mod commands;
 mod delegation;
+#[cfg(feature = "server")]
 pub mod demo;
 mod http;
 pub mod local_api;
 mod notify;
 pub mod plugins;
+#[cfg(feature = "server")]
 pub mod server;
 mod session_info;
 mod store;
