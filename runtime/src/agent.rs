@@ -34,6 +34,25 @@ pub struct AgentOptions {
     pub security: SecurityOptions,
 }
 
+impl AgentOptions {
+    /// The options of `dmctl client --state DIR` with nothing else given:
+    /// the defaults of the command line (30 s HTTP timeout, notifications
+    /// up to 300 s old).
+    pub fn new(state: impl Into<PathBuf>) -> AgentOptions {
+        AgentOptions {
+            state: state.into(),
+            bootstrap: None,
+            dev_id: None,
+            server_id: None,
+            plugins: None,
+            show_cmd: None,
+            timeout: Duration::from_secs(30),
+            max_notification_age: 300,
+            security: SecurityOptions::default(),
+        }
+    }
+}
+
 /// Transport security and network bootstrap settings of the agent.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityOptions {

@@ -9,7 +9,6 @@
 mod common;
 mod tls_support;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -18,22 +17,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dm_core::package::alert_type;
 use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{self, ServerConfig, ServerHandle};
+use dm_runtime::server::ServerHandle;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tls_support::{b64, client_config, Ca, Front, FrontOptions, Issued};
 
 const DEV_ID: &str = "IMEI:353456789012345";
-
-async fn reference_server() -> ServerHandle {
-    server::start(ServerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        default_commands: Vec::new(),
-        log_errors: false,
-    })
-    .await
-    .unwrap()
-}
 
 fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -53,15 +42,9 @@ fn got_bootstrap_complete(server: &ServerHandle) -> bool {
 /// The accounts (SrvID, SrvURI) kept in a state directory.
 fn accounts_in(state: &Path) -> Vec<(String, String)> {
     let opts = AgentOptions {
-        state: state.to_owned(),
-        bootstrap: None,
         dev_id: Some(DEV_ID.into()),
-        server_id: None,
-        plugins: None,
-        show_cmd: None,
         timeout: Duration::from_secs(5),
-        max_notification_age: 300,
-        security: Default::default(),
+        ..AgentOptions::new(state.to_owned())
     };
     let device = agent::open_device(&opts).unwrap();
     let mut v: Vec<_> = device
@@ -76,7 +59,7 @@ fn accounts_in(state: &Path) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_initiated_bootstrap_is_fetched_over_mutual_tls_then_announced() {
     let tmp = tempfile::tempdir().unwrap();
-    let dm = reference_server().await;
+    let dm = common::start_server(Vec::new()).await;
     let ca = Ca::new("DM test CA");
     let device_ca = Ca::new("device CA");
     let device_id = device_ca.issue(&["device.example"]);
@@ -303,8 +286,8 @@ async fn exit_of(mut child: tokio::process::Child) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_initiated_bootstrap_over_mutual_tls_and_its_refusals() {
     let p = Push::new();
-    let factory_server = reference_server().await;
-    let new_server = reference_server().await;
+    let factory_server = common::start_server(Vec::new()).await;
+    let new_server = common::start_server(Vec::new()).await;
     let factory = p.factory(&factory_server.dm_url());
     let child = p.spawn(&factory, true);
 
@@ -359,8 +342,8 @@ async fn server_initiated_bootstrap_over_mutual_tls_and_its_refusals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bootstrap_server_may_update_the_accounts_that_name_it() {
     let p = Push::new();
-    let old = reference_server().await;
-    let moved = reference_server().await;
+    let old = common::start_server(Vec::new()).await;
+    let moved = common::start_server(Vec::new()).await;
     let factory = p.factory(&old.dm_url());
     // The device's certificate comes from A's Auth/Bootstrap this time.
     let child = p.spawn(&factory, false);
@@ -386,7 +369,7 @@ async fn the_bootstrap_server_may_update_the_accounts_that_name_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_factory_bootstrap_that_would_change_another_servers_account_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let dm = reference_server().await;
+    let dm = common::start_server(Vec::new()).await;
     let state = tmp.path().join("state");
     let first = common::bootstrap_file(tmp.path(), "A", &dm.dm_url());
     let run = |file: PathBuf| {
@@ -425,7 +408,7 @@ async fn a_factory_bootstrap_that_would_change_another_servers_account_is_refuse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_that_fails_half_way_is_taken_back_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let dm = reference_server().await;
+    let dm = common::start_server(Vec::new()).await;
     let state = tmp.path().join("state");
     let run = |file: PathBuf| {
         let state = state.clone();
@@ -463,8 +446,8 @@ async fn a_bootstrap_that_fails_half_way_is_taken_back_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_agent_serves_notifications_and_pushed_bootstraps() {
     let p = Push::new();
-    let first = reference_server().await;
-    let second = reference_server().await;
+    let first = common::start_server(Vec::new()).await;
+    let second = common::start_server(Vec::new()).await;
     let factory = p.factory(&first.dm_url());
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()

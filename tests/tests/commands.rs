@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::Repository;
 use dm_core::{ClientUri, Command, MoDataItem, ServerUri, StatusCode};
 use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
+use dm_runtime::server::{CommandResult, ServerHandle};
 use dm_runtime::Initiation;
 
 const DEV_ID: &str = "IMEI:490154203237518";
@@ -28,21 +27,11 @@ struct World {
     bootstrap: std::path::PathBuf,
 }
 
-async fn start_server() -> ServerHandle {
-    server::start(ServerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        default_commands: Vec::new(),
-        log_errors: false,
-    })
-    .await
-    .unwrap()
-}
-
 async fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, repo) = (
-        start_server().await,
-        start_server().await,
+        common::start_server(Vec::new()).await,
+        common::start_server(Vec::new()).await,
         Repository::start().await,
     );
     let bootstrap = tmp.path().join("bootstrap.json");
@@ -71,15 +60,11 @@ fn get(s: &str) -> Command {
 impl World {
     fn options(&self, show_cmd: Option<String>) -> AgentOptions {
         AgentOptions {
-            state: self.tmp.path().join("state"),
             bootstrap: Some(self.bootstrap.clone()),
             dev_id: Some(DEV_ID.into()),
-            server_id: None,
-            plugins: None,
             show_cmd,
             timeout: Duration::from_secs(10),
-            max_notification_age: 300,
-            security: Default::default(),
+            ..AgentOptions::new(self.tmp.path().join("state"))
         }
     }
 

@@ -95,15 +95,8 @@ async fn a_killed_client_leaves_a_state_that_existed() {
         let _ = child.wait().await;
 
         let opts = AgentOptions {
-            state: state.clone(),
-            bootstrap: None,
-            dev_id: None,
-            server_id: None,
-            plugins: None,
-            show_cmd: None,
             timeout: Duration::from_secs(5),
-            max_notification_age: 300,
-            security: Default::default(),
+            ..AgentOptions::new(state.clone())
         };
         let device = agent::open_device(&opts)
             .unwrap_or_else(|e| panic!("round {round}: state unreadable: {e}"));

@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::Repository;
 use dm_core::{ClientUri, Command, MoDataItem, ServerUri};
 use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
+use dm_runtime::server::{CommandResult, ServerHandle};
 use dm_runtime::Initiation;
 
 const DEV_ID: &str = "IMEI:490154203237518";
@@ -29,22 +28,12 @@ struct World {
     bootstrap: std::path::PathBuf,
 }
 
-async fn start_server() -> ServerHandle {
-    server::start(ServerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        default_commands: Vec::new(),
-        log_errors: false,
-    })
-    .await
-    .unwrap()
-}
-
 async fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let servers = vec![
-        ("A", start_server().await),
-        ("B", start_server().await),
-        ("C", start_server().await),
+        ("A", common::start_server(Vec::new()).await),
+        ("B", common::start_server(Vec::new()).await),
+        ("C", common::start_server(Vec::new()).await),
     ];
     let url = |id: &str| {
         servers
@@ -112,15 +101,10 @@ impl World {
             server.enqueue(DEV_ID, c);
         }
         let opts = AgentOptions {
-            state: self.tmp.path().join("state"),
             bootstrap: Some(self.bootstrap.clone()),
             dev_id: Some(DEV_ID.into()),
-            server_id: None,
-            plugins: None,
-            show_cmd: None,
             timeout: Duration::from_secs(10),
-            max_notification_age: 300,
-            security: Default::default(),
+            ..AgentOptions::new(self.tmp.path().join("state"))
         };
         let mut device = agent::open_device(&opts).unwrap();
         agent::apply_bootstrap(&mut device, &self.bootstrap).unwrap();

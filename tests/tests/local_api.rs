@@ -60,15 +60,10 @@ fn leaf(items: &[MoDataItem]) -> serde_json::Value {
 impl World {
     fn device(&self) -> Device {
         let opts = AgentOptions {
-            state: self.tmp.path().join("state"),
             bootstrap: Some(self.bootstrap.clone()),
             dev_id: Some(DEV_ID.into()),
-            server_id: None,
-            plugins: None,
-            show_cmd: None,
             timeout: Duration::from_secs(10),
-            max_notification_age: 300,
-            security: Default::default(),
+            ..AgentOptions::new(self.tmp.path().join("state"))
         };
         let mut device = agent::open_device(&opts).unwrap();
         agent::apply_bootstrap(&mut device, &self.bootstrap).unwrap();

@@ -5,26 +5,14 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dm_core::notification::encode_signed;
 use dm_core::package::alert_type;
 use dm_core::Notification;
-use dm_runtime::server::{self, ServerConfig, ServerHandle};
 
 const DEV_ID: &str = "IMEI:353456789012345";
-
-async fn start_server() -> ServerHandle {
-    server::start(ServerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        default_commands: Vec::new(),
-        log_errors: false,
-    })
-    .await
-    .unwrap()
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -104,7 +92,7 @@ async fn client_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_notification_starts_a_session_and_bad_ones_are_dropped() {
-    let server = start_server().await;
+    let server = common::start_server(Vec::new()).await;
     let tmp = tempfile::tempdir().unwrap();
     let bootstrap = tmp.path().join("bootstrap.json");
     let item = common::dmacc_item("A", &server.dm_url(), &["*"]);
@@ -171,7 +159,7 @@ async fn a_valid_notification_starts_a_session_and_bad_ones_are_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preferred_con_type_is_reported_and_the_session_still_runs() {
-    let server = start_server().await;
+    let server = common::start_server(Vec::new()).await;
     let tmp = tempfile::tempdir().unwrap();
     let bootstrap = tmp.path().join("bootstrap.json");
     let item = common::dmacc_item("A", &server.dm_url(), &["*"]);

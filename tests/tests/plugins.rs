@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
-
 use dm_core::{ClientUri, Command, ServerUri, StatusCode};
 use dm_runtime::plugins::{load_dir, PluginError};
-use dm_runtime::server::{self, ServerConfig, ServerHandle};
 use dm_runtime::{agent, standard_registry, Device, DeviceConfig, Initiation, Registry};
 
 const DEV_ID: &str = "IMEI:356938035643809";
@@ -16,16 +13,6 @@ const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";
 
 fn uri(s: &str) -> ClientUri {
     s.parse().unwrap()
-}
-
-async fn server() -> ServerHandle {
-    server::start(ServerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        default_commands: Vec::new(),
-        log_errors: false,
-    })
-    .await
-    .unwrap()
 }
 
 fn registry_with(crates: &[&str]) -> (tempfile::TempDir, Registry) {
@@ -113,7 +100,7 @@ fn loader_refuses_what_it_does_not_know_and_keeps_the_rest() {
 #[tokio::test]
 async fn get_and_exec_reach_the_dcmo_plugin_through_the_c_abi() {
     let (_tmp, registry) = registry_with(&["mo-dcmo"]);
-    let server = server().await;
+    let server = common::start_server(Vec::new()).await;
     for c in [
         Command::Get {
             client_uri: uri("urn:oma:mo:oma-dcmo:1.0/Camera/Enabled"),
@@ -168,7 +155,7 @@ async fn get_and_exec_reach_the_dcmo_plugin_through_the_c_abi() {
 #[tokio::test]
 async fn a_panicking_plugin_answers_500_and_keeps_serving() {
     let (_tmp, registry) = registry_with(&["plugin-crash"]);
-    let server = server().await;
+    let server = common::start_server(Vec::new()).await;
     for c in [
         Command::Exec {
             client_uri: uri("urn:example:mo:crash:1.0//Boom"),
@@ -201,7 +188,7 @@ async fn a_panicking_plugin_answers_500_and_keeps_serving() {
 
 #[tokio::test]
 async fn dmctl_client_loads_plugins_and_reports_async_exec_in_a_new_session() {
-    let server = server().await;
+    let server = common::start_server(Vec::new()).await;
     let tmp = tempfile::tempdir().unwrap();
     let plugins = common::plugins_in(tmp.path(), &["mo-dcmo", "plugin-abi2"]);
     let bootstrap = common::bootstrap_file(tmp.path(), "srv", &server.dm_url());

@@ -28,15 +28,10 @@ async fn cbt_and_roaming_come_from_the_session_not_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     let bootstrap = common::bootstrap_file(tmp.path(), "A", &server.dm_url());
     let opts = AgentOptions {
-        state: tmp.path().join("state"),
         bootstrap: Some(bootstrap.clone()),
         dev_id: Some(DEV_ID.into()),
-        server_id: None,
-        plugins: None,
-        show_cmd: None,
         timeout: Duration::from_secs(10),
-        max_notification_age: 300,
-        security: Default::default(),
+        ..AgentOptions::new(tmp.path().join("state"))
     };
     let mut device = agent::open_device(&opts).unwrap();
     agent::apply_bootstrap(&mut device, &bootstrap).unwrap();

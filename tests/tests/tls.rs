@@ -7,26 +7,20 @@
 mod common;
 mod tls_support;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use dm_core::package::alert_type;
-use dm_runtime::server::{self, ServerConfig, ServerHandle};
+use dm_runtime::server::ServerHandle;
 use tls_support::{b64, Ca, Front, FrontOptions, Issued};
 
 const DEV_ID: &str = "IMEI:353456789012345";
 
 async fn reference_server() -> ServerHandle {
     let devinfo = "urn:oma:mo:oma-dm-devinfo:1.2//".parse().unwrap();
-    server::start(ServerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        default_commands: vec![dm_core::Command::Get {
-            client_uri: devinfo,
-        }],
-        log_errors: false,
-    })
+    common::start_server(vec![dm_core::Command::Get {
+        client_uri: devinfo,
+    }])
     .await
-    .unwrap()
 }
 
 /// A factory bootstrap with account `A` at `server_uri`, its Auth/Trsp

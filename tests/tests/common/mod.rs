@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use dm_runtime::server::{self, ServerConfig, ServerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -125,6 +126,18 @@ pub fn package2_response(body: &str) -> String {
         "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oma.dm.request+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// The reference DM Server on a free loopback port, quiet, sending
+/// `default_commands` to a device whose queue is empty.
+pub async fn start_server(default_commands: Vec<dm_core::Command>) -> ServerHandle {
+    server::start(ServerConfig {
+        listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        default_commands,
+        log_errors: false,
+    })
+    .await
+    .unwrap()
 }
 
 /// A DMAcc instance for a bootstrap (spec 12.2), its Perm list `moids`.
