@@ -359,9 +359,9 @@ fn store(
             let (_, instance, mo) = replacements.swap_remove(pos);
             if let Some(i) = device.registry_mut().instance_mut(instance) {
                 let old = std::mem::replace(&mut i.mo, mo);
-                i.changes += 1;
                 undo.push(Undo::Replaced { instance, old });
             }
+            device.registry_mut().touch(instance);
             device.changed.push(instance);
             if device.save(instance).is_err() {
                 return Err(BootstrapError::Save);
@@ -426,8 +426,8 @@ fn rollback(device: &mut Device, created_from: usize, undo: Vec<Undo>) {
         };
         if let Some(i) = device.registry_mut().instance_mut(instance) {
             i.mo = mo;
-            i.changes += 1;
         }
+        device.registry_mut().touch(instance);
         let _ = device.save(instance);
     }
 }

@@ -327,7 +327,7 @@ impl Device {
                 matches!(i.mo.get(&["SrvID"]),
                     Ok(dm_core::NodeData::Leaf(dm_core::Value::Chr(s))) if s == server_id)
             })
-            .map_or(0, |i| i.changes);
+            .map_or(0, |i| i.changes());
         if let Some((at, uri, http)) = self.session_clients.get(server_id) {
             if *at == stamp && uri == server_uri {
                 return Ok(http.clone());

@@ -205,7 +205,7 @@ impl Device {
     /// change clock at its last change ([`Registry::touch`]).
     pub(crate) fn cache_validator(&self, index: usize) -> Option<String> {
         let i = self.registry.instance(index)?;
-        let cv = CacheValidator::from_change_counter(i.mo.schema().moid, &i.miid, i.changes);
+        let cv = CacheValidator::from_change_counter(i.mo.schema().moid, &i.miid, i.changes());
         Some(cv.as_str().to_owned())
     }
 
@@ -512,7 +512,7 @@ impl Device {
             moid: i.mo.schema().moid.to_owned(),
             miid: i.miid.clone(),
             owner: i.owner.clone(),
-            changes: i.changes,
+            changes: i.changes(),
             data,
         })
     }

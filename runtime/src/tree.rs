@@ -27,7 +27,16 @@ pub struct Instance {
     pub persistent: bool,
     /// The registry's change clock at this instance's last change: the
     /// input of its cache validator (spec 11).
-    pub changes: u64,
+    /// Only the registry sets it ([`Registry::touch`]), so that no change
+    /// can reuse a value.
+    changes: u64,
+}
+
+impl Instance {
+    /// The change clock value of this instance's last change.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
 }
 
 impl std::fmt::Debug for Instance {
