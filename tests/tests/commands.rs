@@ -8,11 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::Repository;
-use dm_core::{ClientUri, Command, MoDataItem, ServerUri, StatusCode};
+use common::{body, codes, get, uri, Repository};
+use dm_core::{Command, MoDataItem, ServerUri, StatusCode};
 use dm_runtime::agent::{self, AgentOptions};
 use dm_runtime::server::{CommandResult, ServerHandle};
-use dm_runtime::Initiation;
 
 const DEV_ID: &str = "IMEI:490154203237518";
 const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
@@ -49,14 +48,6 @@ async fn world() -> World {
     }
 }
 
-fn uri(s: &str) -> ClientUri {
-    s.parse().unwrap()
-}
-
-fn get(s: &str) -> Command {
-    Command::Get { client_uri: uri(s) }
-}
-
 impl World {
     fn options(&self, show_cmd: Option<String>) -> AgentOptions {
         AgentOptions {
@@ -81,28 +72,11 @@ impl World {
         show_cmd: Option<String>,
     ) -> Vec<CommandResult> {
         let server = if server_id == "A" { &self.a } else { &self.b };
-        let before = server.device(DEV_ID).map_or(0, |r| r.results.len());
-        for c in commands {
-            server.enqueue(DEV_ID, c);
-        }
         let opts = self.options(show_cmd);
         let mut device = agent::open_device(&opts).unwrap();
         agent::apply_bootstrap(&mut device, &self.bootstrap).unwrap();
-        device
-            .run_session_as(server_id, Initiation::ClientInitiated, true, Vec::new())
-            .await
-            .unwrap();
-        agent::deliver_alerts(&mut device).await;
-        server.device(DEV_ID).unwrap().results[before..].to_vec()
+        common::session(server, server_id, DEV_ID, &mut device, commands).await
     }
-}
-
-fn codes(results: &[CommandResult]) -> Vec<u16> {
-    results.iter().map(|r| r.status.code.as_u16()).collect()
-}
-
-fn body(r: &CommandResult) -> String {
-    String::from_utf8(r.data.as_ref().expect("GET data").body.clone()).unwrap()
 }
 
 fn dmacc_root_data(server_id: &str, name: &str) -> serde_json::Value {

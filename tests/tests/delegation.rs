@@ -10,11 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::Repository;
-use dm_core::{ClientUri, Command, MoDataItem, ServerUri};
+use common::{body, codes, delete, get, Repository};
+use dm_core::{Command, MoDataItem};
 use dm_runtime::agent::{self, AgentOptions};
 use dm_runtime::server::{CommandResult, ServerHandle};
-use dm_runtime::Initiation;
 
 const DEV_ID: &str = "IMEI:490154203237518";
 const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
@@ -57,30 +56,10 @@ async fn world() -> World {
     }
 }
 
-fn uri(s: &str) -> ClientUri {
-    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-}
-
-fn get(s: &str) -> Command {
-    Command::Get { client_uri: uri(s) }
-}
-
-fn delete(s: &str) -> Command {
-    Command::Delete { client_uri: uri(s) }
-}
-
 /// A DACMO node of instance `miid` of `moid` (12.3: `<MOID>/<MIID>/...`),
 /// with the raw `:` of the MOID-named node the device accepts.
 fn dacmo(moid: &str, miid: &str, rest: &str) -> String {
     format!("{DACMO}/{moid}/{miid}/{rest}")
-}
-
-fn codes(results: &[CommandResult]) -> Vec<u16> {
-    results.iter().map(|r| r.status.code.as_u16()).collect()
-}
-
-fn body(r: &CommandResult) -> String {
-    String::from_utf8(r.data.as_ref().expect("GET data").body.clone()).unwrap()
 }
 
 impl World {
@@ -95,11 +74,6 @@ impl World {
     /// One session of `server_id` running `commands` on a device freshly
     /// opened from its state directory.
     async fn session(&self, server_id: &str, commands: Vec<Command>) -> Vec<CommandResult> {
-        let server = self.server(server_id);
-        let before = server.device(DEV_ID).map_or(0, |r| r.results.len());
-        for c in commands {
-            server.enqueue(DEV_ID, c);
-        }
         let opts = AgentOptions {
             bootstrap: Some(self.bootstrap.clone()),
             dev_id: Some(DEV_ID.into()),
@@ -108,25 +82,14 @@ impl World {
         };
         let mut device = agent::open_device(&opts).unwrap();
         agent::apply_bootstrap(&mut device, &self.bootstrap).unwrap();
-        device
-            .run_session_as(server_id, Initiation::ClientInitiated, true, Vec::new())
-            .await
-            .unwrap();
-        server.device(DEV_ID).unwrap().results[before..].to_vec()
+        let server = self.server(server_id);
+        common::session(server, server_id, DEV_ID, &mut device, commands).await
     }
 
     /// An HGET of `data` (the MOData of the node at `target`) from the
     /// repository into `target`.
     fn hget(&self, name: &str, target: &str, data: serde_json::Value) -> Command {
-        let member = target.rsplit('/').next().unwrap().to_owned();
-        let item = serde_json::json!([{ "ClientURI": target, "MOData": { member: data } }]);
-        let path = format!("/{name}");
-        self.repo
-            .route(&path, 200, "application/dmmo+json", item.to_string());
-        Command::Hget {
-            server_uri: ServerUri::new(self.repo.url(&path)),
-            client_uri: Some(uri(target)),
-        }
+        self.repo.hget(name, target, data)
     }
 
     /// A's grant of `ar` to `maid` on its DMAcc instance: permission `p`

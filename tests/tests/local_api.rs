@@ -10,11 +10,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Repository;
-use dm_core::{ClientUri, Command, MoDataItem, ServerUri, StatusCode};
+use common::{uri, Repository};
+use dm_core::{Command, MoDataItem, ServerUri, StatusCode};
 use dm_runtime::agent::{self, AgentOptions};
 use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
-use dm_runtime::{Device, Initiation, LocalError};
+use dm_runtime::{Device, LocalError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const DEV_ID: &str = "IMEI:490154203237518";
@@ -49,10 +49,6 @@ async fn world() -> World {
     }
 }
 
-fn uri(s: &str) -> ClientUri {
-    s.parse().unwrap()
-}
-
 fn leaf(items: &[MoDataItem]) -> serde_json::Value {
     items[0].mo_data.values().next().unwrap().clone()
 }
@@ -71,29 +67,13 @@ impl World {
     }
 
     async fn session(&self, commands: Vec<Command>) -> Vec<CommandResult> {
-        let before = self.a.device(DEV_ID).map_or(0, |r| r.results.len());
-        for c in commands {
-            self.a.enqueue(DEV_ID, c);
-        }
         let mut device = self.device();
-        device
-            .run_session_as("A", Initiation::ClientInitiated, true, Vec::new())
-            .await
-            .unwrap();
-        self.a.device(DEV_ID).unwrap().results[before..].to_vec()
+        common::session(&self.a, "A", DEV_ID, &mut device, commands).await
     }
 
     /// A's HGET of `data` into the DACMO node `target`.
     fn hget(&self, name: &str, target: &str, data: serde_json::Value) -> Command {
-        let member = target.rsplit('/').next().unwrap().to_owned();
-        let item = serde_json::json!([{ "ClientURI": target, "MOData": { member: data } }]);
-        let path = format!("/{name}");
-        self.repo
-            .route(&path, 200, "application/dmmo+json", item.to_string());
-        Command::Hget {
-            server_uri: ServerUri::new(self.repo.url(&path)),
-            client_uri: Some(uri(target)),
-        }
+        self.repo.hget(name, target, data)
     }
 }
 

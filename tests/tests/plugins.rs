@@ -4,16 +4,14 @@
 
 mod common;
 
-use dm_core::{ClientUri, Command, ServerUri, StatusCode};
+use common::uri;
+
+use dm_core::{Command, ServerUri, StatusCode};
 use dm_runtime::plugins::{load_dir, PluginError};
 use dm_runtime::{agent, standard_registry, Device, DeviceConfig, Initiation, Registry};
 
 const DEV_ID: &str = "IMEI:356938035643809";
 const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";
-
-fn uri(s: &str) -> ClientUri {
-    s.parse().unwrap()
-}
 
 fn registry_with(crates: &[&str]) -> (tempfile::TempDir, Registry) {
     let tmp = tempfile::tempdir().unwrap();

@@ -5,20 +5,17 @@
 
 mod common;
 
+use common::get;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command as Process;
 
 use dm_core::package::alert_type;
-use dm_core::{ClientUri, Command, MoDataItem, StatusCode};
+use dm_core::{Command, MoDataItem, StatusCode};
 use dm_runtime::server::{self, ServerConfig, ServerHandle};
 use dm_runtime::{standard_registry, Device, DeviceConfig, Initiation, SessionError};
 
 const DEV_ID: &str = "IMEI:493005100592800";
-
-fn get(uri: &str) -> Command {
-    let client_uri: ClientUri = uri.parse().unwrap();
-    Command::Get { client_uri }
-}
 
 async fn server_with(commands: Vec<Command>) -> ServerHandle {
     server::start(ServerConfig {

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use dm_runtime::server::{self, ServerConfig, ServerHandle};
+use dm_core::{ClientUri, Command, ServerUri};
+use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
+use dm_runtime::{Device, Initiation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -140,6 +142,51 @@ pub async fn start_server(default_commands: Vec<dm_core::Command>) -> ServerHand
     .unwrap()
 }
 
+/// A ClientURI the test knows to be well formed.
+pub fn uri(s: &str) -> ClientUri {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+pub fn get(s: &str) -> Command {
+    Command::Get { client_uri: uri(s) }
+}
+
+pub fn delete(s: &str) -> Command {
+    Command::Delete { client_uri: uri(s) }
+}
+
+/// The status codes of `results`, in command order.
+pub fn codes(results: &[CommandResult]) -> Vec<u16> {
+    results.iter().map(|r| r.status.code.as_u16()).collect()
+}
+
+/// The GET data of one result, as text.
+pub fn body(r: &CommandResult) -> String {
+    String::from_utf8(r.data.as_ref().expect("GET data").body.clone()).unwrap()
+}
+
+/// One client-initiated session of `device` with the server `server_id`
+/// (served by `server`) running `commands`, then the Generic Alerts of
+/// asynchronous EXECs; returns the results of this session's commands.
+pub async fn session(
+    server: &ServerHandle,
+    server_id: &str,
+    dev_id: &str,
+    device: &mut Device,
+    commands: Vec<Command>,
+) -> Vec<CommandResult> {
+    let before = server.device(dev_id).map_or(0, |r| r.results.len());
+    for c in commands {
+        server.enqueue(dev_id, c);
+    }
+    device
+        .run_session_as(server_id, Initiation::ClientInitiated, true, Vec::new())
+        .await
+        .unwrap();
+    dm_runtime::agent::deliver_alerts(device).await;
+    server.device(dev_id).unwrap().results[before..].to_vec()
+}
+
 /// A DMAcc instance for a bootstrap (spec 12.2), its Perm list `moids`.
 pub fn dmacc_item(server_id: &str, server_uri: &str, moids: &[&str]) -> serde_json::Value {
     let perm: serde_json::Map<String, serde_json::Value> = moids
@@ -195,6 +242,19 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// An HGET of `data` (the MOData of the node at `target`) served from
+    /// this repository at `/name` into `target`.
+    pub fn hget(&self, name: &str, target: &str, data: serde_json::Value) -> Command {
+        let member = target.rsplit('/').next().unwrap().to_owned();
+        let item = serde_json::json!([{ "ClientURI": target, "MOData": { member: data } }]);
+        let path = format!("/{name}");
+        self.route(&path, 200, "application/dmmo+json", item.to_string());
+        Command::Hget {
+            server_uri: ServerUri::new(self.url(&path)),
+            client_uri: Some(uri(target)),
+        }
+    }
+
     pub async fn start() -> Repository {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let repo = Repository {
