@@ -189,8 +189,7 @@ impl ResponseBody {
 
     /// Reads a response in either form.
     pub fn decode(content_type: &str, body: &[u8]) -> Result<ResponseBody, MultipartError> {
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if essence.eq_ignore_ascii_case(media_type::PACKAGE3) {
+        if media_type::essence(content_type) == media_type::PACKAGE3 {
             return Ok(ResponseBody {
                 package: Package3::parse(body)?,
                 data: Vec::new(),
@@ -198,8 +197,7 @@ impl ResponseBody {
         }
         let mut parts = decode(content_type, body)?.into_iter();
         let first = parts.next().ok_or(MultipartError::NoOpeningBoundary)?;
-        let first_type = first.content_type.split(';').next().unwrap_or("").trim();
-        if !first_type.eq_ignore_ascii_case(media_type::PACKAGE3) {
+        if media_type::essence(&first.content_type) != media_type::PACKAGE3 {
             return Err(MultipartError::FirstPartNotPackage3(first.content_type));
         }
         Ok(ResponseBody {

@@ -19,6 +19,17 @@ pub mod media_type {
     pub const PACKAGE3: &str = "application/vnd.oma.dm.response+json";
     pub const MO_DATA: &str = "application/dmmo+json";
     pub const MULTIPART: &str = "multipart/form-data";
+
+    /// The media type of a Content-Type value, lower case, without its
+    /// parameters, to compare with the constants above.
+    pub fn essence(content_type: &str) -> String {
+        content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
 }
 
 /// HTTP header names defined by the spec (5.2.2, 5.5).

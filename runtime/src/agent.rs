@@ -715,10 +715,10 @@ async fn on_bootstrap_connection(
     let request = tokio::time::timeout(opts.timeout, rx.recv()).await;
     let mut applied = None;
     if let Ok(Some((method, content_type, body, reply))) = request {
-        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let essence = dm_core::package::media_type::essence(&content_type);
         let answer = if method != hyper::Method::POST && method != hyper::Method::PUT {
             (405, "a bootstrap is POSTed or PUT".to_owned())
-        } else if !essence.eq_ignore_ascii_case(bootstrap::MEDIA_TYPE) {
+        } else if essence != bootstrap::MEDIA_TYPE {
             (415, format!("expected {}", bootstrap::MEDIA_TYPE))
         } else {
             match body {

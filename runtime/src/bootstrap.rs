@@ -21,7 +21,7 @@ use crate::tls::{self, Identity, TlsError, TrustAnchors};
 use crate::tree::Owner;
 
 /// The media type of a DM Bootstrap (8.5).
-pub const MEDIA_TYPE: &str = "application/dmmo+json";
+pub const MEDIA_TYPE: &str = dm_core::package::media_type::MO_DATA;
 
 /// Where a bootstrap came from: decides which existing accounts it may
 /// change (9.3.2).
@@ -478,8 +478,8 @@ pub async fn fetch(
         });
     }
     let content_type = exchange.response.header("content-type").unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.is_empty() && !essence.eq_ignore_ascii_case(MEDIA_TYPE) {
+    let essence = dm_core::package::media_type::essence(content_type);
+    if !essence.is_empty() && essence != MEDIA_TYPE {
         return Err(FetchError::ContentType {
             uri: url.to_owned(),
             content_type: content_type.to_owned(),

@@ -485,8 +485,8 @@ impl Device {
 
     fn read_package2(&self, uri: &str, exchange: &Exchange) -> Result<Package2, SessionError> {
         let content_type = exchange.response.header("content-type").unwrap_or("");
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !essence.is_empty() && !essence.eq_ignore_ascii_case(media_type::PACKAGE2) {
+        let essence = media_type::essence(content_type);
+        if !essence.is_empty() && essence != media_type::PACKAGE2 {
             return Err(SessionError::UnexpectedContentType {
                 uri: uri.to_owned(),
                 content_type: content_type.to_owned(),

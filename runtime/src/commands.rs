@@ -33,16 +33,6 @@ fn refs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
-/// The media type of a Content-Type value, lower case, without parameters.
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 impl Device {
     /// Rights of the session's principal on a resolved node: the DACMO
     /// rules of its instance (access).
@@ -303,7 +293,7 @@ impl Device {
         match uri {
             Some(uri) => self.hget_at(ctx, uri, &content_type, &body),
             None => {
-                if essence(&content_type) != media_type::MO_DATA {
+                if media_type::essence(&content_type) != media_type::MO_DATA {
                     return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
                 }
                 match MoDataItem::parse_list(&body) {
@@ -333,7 +323,7 @@ impl Device {
         let Some(schema) = self.registry.schema_of(&target) else {
             return status(StatusCode::NOT_FOUND);
         };
-        let data = match essence(content_type).as_str() {
+        let data = match media_type::essence(content_type).as_str() {
             media_type::MO_DATA => {
                 let Ok(items) = MoDataItem::parse_list(body) else {
                     return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -986,7 +976,7 @@ fn choose_format(
     };
     let accepted: Vec<String> = accept
         .split(',')
-        .map(essence)
+        .map(media_type::essence)
         .filter(|t| !t.is_empty())
         .collect();
     let fits = |t: &str| {
@@ -995,7 +985,7 @@ fn choose_format(
         })
     };
     let preferred = encode_items(items, list, None);
-    if fits(&essence(&preferred.0)) {
+    if fits(&media_type::essence(&preferred.0)) {
         return Some(preferred);
     }
     // The other form: MO serialization of a single leaf.

@@ -436,7 +436,7 @@ fn device_json(core: &Core, d: &DeviceRow) -> Result<Json, ApiError> {
 /// A body as JSON: parsed when it is JSON, text when UTF-8, else base64.
 fn body_json(content_type: &str, body: &[u8]) -> Json {
     let mut v = json!({ "content_type": content_type });
-    if super::essence(content_type).ends_with("json") {
+    if dm_core::package::media_type::essence(content_type).ends_with("json") {
         if let Ok(parsed) = serde_json::from_slice::<Json>(body) {
             v["json"] = parsed;
         }

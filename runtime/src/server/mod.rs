@@ -365,16 +365,6 @@ pub(crate) fn reply(
     r
 }
 
-/// The media type of a Content-Type value, lower case, without parameters.
-pub(crate) fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 pub(crate) fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -848,7 +838,7 @@ async fn handle(
             format!("no {} header", header::DEV_ID),
         ));
     };
-    let result = match essence(&content_type).as_str() {
+    let result = match media_type::essence(&content_type).as_str() {
         media_type::PACKAGE1 => core.on_package1(&dev_id, &body),
         media_type::PACKAGE3 | media_type::MULTIPART => {
             core.on_package3(&dev_id, &content_type, &body)

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 
-use super::{essence, header_str, now, percent_decode, read_body, reply, Core, Resource};
+use super::{header_str, now, percent_decode, read_body, reply, Core, Resource};
 
 /// Media types the repository takes in PUT and POST.
 pub(crate) const ACCEPTED_TYPES: [&str; 4] = [
@@ -25,7 +25,7 @@ pub(crate) const ACCEPTED_TYPES: [&str; 4] = [
 /// Checks a body the repository is asked to store: its media type must be
 /// one it takes, and MO data must be well-formed (7.2.1.4).
 pub(crate) fn check_upload(content_type: &str, body: &[u8]) -> Result<(), (HttpStatus, String)> {
-    let kind = essence(content_type);
+    let kind = media_type::essence(content_type);
     if !ACCEPTED_TYPES.contains(&kind.as_str()) {
         return Err((
             HttpStatus::UNSUPPORTED_MEDIA_TYPE,
@@ -44,7 +44,7 @@ pub(crate) fn check_upload(content_type: &str, body: &[u8]) -> Result<(), (HttpS
 
 /// Whether an `Accept` header value admits `content_type`.
 fn accepts(accept: &str, content_type: &str) -> bool {
-    let have = essence(content_type);
+    let have = media_type::essence(content_type);
     let (have_type, _) = have.split_once('/').unwrap_or((have.as_str(), ""));
     accept.split(',').any(|range| {
         let mut params = range.split(';');
