@@ -172,12 +172,18 @@ impl ClientUri {
 /// Writes a node name or MIID, percent-encoding every byte that is not
 /// unreserved (the module comment says why).
 fn encode_name_into(out: &mut String, name: &str) {
-    if name.bytes().all(|b| UNRESERVED[usize::from(b)]) {
-        out.push_str(name);
+    percent_encode_with(out, name, |b| UNRESERVED[usize::from(b)]);
+}
+
+/// Writes `value`, percent-encoding (RFC 3986 2.1) every byte `keep`
+/// refuses; a value that needs none is copied whole.
+fn percent_encode_with(out: &mut String, value: &str, keep: impl Fn(u8) -> bool) {
+    if value.bytes().all(&keep) {
+        out.push_str(value);
         return;
     }
-    for b in name.bytes() {
-        if UNRESERVED[usize::from(b)] {
+    for b in value.bytes() {
+        if keep(b) {
             out.push(char::from(b));
         } else {
             out.push('%');
@@ -196,10 +202,6 @@ fn hex_value(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-fn is_unreserved(c: char) -> bool {
-    c.is_ascii() && UNRESERVED[c as usize]
 }
 
 /// RFC 3986 unreserved bytes: ALPHA / DIGIT / "-" / "." / "_" / "~".
@@ -635,14 +637,7 @@ impl fmt::Display for ServerUri {
 /// Percent-encodes everything but RFC 3986 unreserved characters and `:`
 /// (which DevIDs such as `IMEI:...` contain and which is legal in a path).
 fn percent_encode_into(out: &mut String, value: &str) {
-    for b in value.bytes() {
-        let c = b as char;
-        if b.is_ascii() && (is_unreserved(c) || c == ':') {
-            out.push(c);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    percent_encode_with(out, value, |b| UNRESERVED[usize::from(b)] || b == b':');
 }
 
 #[cfg(test)]
