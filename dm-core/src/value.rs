@@ -197,6 +197,42 @@ impl NodeData {
     }
 }
 
+/// Writes the JSON of [`Value::to_json`] without building it first (the
+/// read path serializes every GET result this way).
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            // As in `to_json`: a non-finite float has no JSON form.
+            Value::Float(_) => s.serialize_unit(),
+            Value::Chr(v) | Value::Xml(v) | Value::Date(v) | Value::Time(v) => s.serialize_str(v),
+            Value::B64(b) | Value::Bin(b) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+        }
+    }
+}
+
+/// Writes the JSON of [`NodeData::to_json`] without building it first.
+impl serde::Serialize for NodeData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            NodeData::Leaf(v) => v.serialize(s),
+            NodeData::Interior(children) => {
+                let mut map = s.serialize_map(Some(children.len()))?;
+                for (name, child) in children {
+                    map.serialize_entry(name, child)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 fn from_json_at(
     json: &Json,
     schema: &NodeSchema,
@@ -231,6 +267,32 @@ fn from_json_at(
 mod tests {
     use super::*;
     use crate::node::{AccessType, Occurrence, Scope};
+
+    #[test]
+    fn serialize_writes_what_to_json_builds() {
+        let tree = NodeData::Interior(vec![
+            ("n".into(), NodeData::Leaf(Value::Null)),
+            ("b".into(), NodeData::Leaf(Value::Bool(true))),
+            ("i".into(), NodeData::Leaf(Value::Int(-7))),
+            ("f".into(), NodeData::Leaf(Value::Float(0.1))),
+            ("nan".into(), NodeData::Leaf(Value::Float(f64::NAN))),
+            ("c".into(), NodeData::Leaf(Value::Chr("a\"\u{1}".into()))),
+            ("x".into(), NodeData::Leaf(Value::Xml("<a/>".into()))),
+            ("d".into(), NodeData::Leaf(Value::Date("2016-01-01".into()))),
+            ("t".into(), NodeData::Leaf(Value::Time("10:00:00".into()))),
+            ("64".into(), NodeData::Leaf(Value::B64(vec![0, 255, 7]))),
+            ("bin".into(), NodeData::Leaf(Value::Bin(vec![1, 2]))),
+            ("empty".into(), NodeData::Interior(Vec::new())),
+            (
+                "deep".into(),
+                NodeData::Interior(vec![("k".into(), NodeData::Leaf(Value::Int(1)))]),
+            ),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&tree).unwrap(),
+            tree.to_json().to_string()
+        );
+    }
 
     #[test]
     fn json_encoding_follows_7_2_1_4() {

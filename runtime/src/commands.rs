@@ -100,11 +100,11 @@ impl Device {
             Ok(items) => {
                 if items
                     .iter()
-                    .all(|(_, d)| matches!(d, NodeData::Leaf(v) if v.format() == Format::Null))
+                    .all(|n| matches!(&n.data, NodeData::Leaf(v) if v.format() == Format::Null))
                 {
                     return (status(StatusCode::NO_CONTENT), None);
                 }
-                let (content_type, body) = encode_items(&items, uri.has_wildcard(), None);
+                let (content_type, body) = encode_items(&items, uri.has_wildcard());
                 let part = Part {
                     name: Some(index.to_string()),
                     content_type,
@@ -123,7 +123,7 @@ impl Device {
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
-    ) -> Result<Vec<(MoDataItem, NodeData)>, StatusCode> {
+    ) -> Result<Vec<ReadNode>, StatusCode> {
         let resolved = self.resolve_for(ctx, uri)?;
         if let Some(cv) = &uri.query().cache_validator {
             if resolved.iter().all(|r| r.path.is_empty())
@@ -171,19 +171,17 @@ impl Device {
                 .copied()
                 .unwrap_or(instance.miid.as_str())
                 .to_owned();
-            let mut mo_data = Map::new();
-            mo_data.insert(member, data.to_json());
-            let item = MoDataItem {
-                ddf: Some(schema_mo.ddf_url.to_owned()).filter(|u| !u.is_empty()),
+            out.push(ReadNode {
+                ddf: schema_mo.ddf_url,
                 client_uri: ClientUri::for_node(schema_mo.moid, &instance.miid, &path),
                 cv: r
                     .path
                     .is_empty()
                     .then(|| self.cache_validator(r.instance))
                     .flatten(),
-                mo_data,
-            };
-            out.push((item, data));
+                member,
+                data,
+            });
         }
         if out.is_empty() {
             return Err(StatusCode::NOT_FOUND);
@@ -944,35 +942,92 @@ fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
     ClientUri::for_node(uri.moid(), &inst, parent).parse().ok()
 }
 
+/// One node as read for GET, HPUT, HPOST or a SUB notification: what an
+/// MO data item (spec 7.2.1.4) carries, with the data kept as the MO gave
+/// it so that it is written once, straight into the body that sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReadNode {
+    ddf: &'static str,
+    client_uri: String,
+    cv: Option<String>,
+    /// The one MOData member's name (ARCHITECTURE "MOData naming").
+    member: String,
+    data: NodeData,
+}
+
+impl ReadNode {
+    /// The item as [`MoDataItem`] (the local API hands these out).
+    pub(crate) fn into_item(self) -> MoDataItem {
+        let mut mo_data = Map::new();
+        mo_data.insert(self.member, self.data.to_json());
+        MoDataItem {
+            ddf: Some(self.ddf.to_owned()).filter(|u| !u.is_empty()),
+            client_uri: self.client_uri,
+            cv: self.cv,
+            mo_data,
+        }
+    }
+}
+
+/// The JSON of the equivalent [`MoDataItem`], written without building it.
+impl serde::Serialize for ReadNode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        struct OneMember<'a>(&'a str, &'a NodeData);
+        impl serde::Serialize for OneMember<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(self.0, self.1)?;
+                map.end()
+            }
+        }
+        let len = 2 + usize::from(!self.ddf.is_empty()) + usize::from(self.cv.is_some());
+        let mut map = s.serialize_map(Some(len))?;
+        if !self.ddf.is_empty() {
+            map.serialize_entry("DDF", self.ddf)?;
+        }
+        map.serialize_entry("ClientURI", &self.client_uri)?;
+        if let Some(cv) = &self.cv {
+            map.serialize_entry("CV", cv)?;
+        }
+        map.serialize_entry("MOData", &OneMember(&self.member, &self.data))?;
+        map.end()
+    }
+}
+
+/// MO serialization (spec 7.2.1.4) of read nodes: always an array.
+fn mo_serialization(items: &[ReadNode]) -> (String, Vec<u8>) {
+    let mut body = Vec::with_capacity(256 * items.len());
+    // Writing plain data into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut body, items);
+    (media_type::MO_DATA.to_owned(), body)
+}
+
 /// Encodes read data: a single leaf bare (unless a wildcard or a list is
 /// involved), otherwise MO serialization.
-fn encode_items(
-    items: &[(MoDataItem, NodeData)],
-    list: bool,
-    _accept: Option<&str>,
-) -> (String, Vec<u8>) {
-    if let [(_, NodeData::Leaf(v))] = items {
+fn encode_items(items: &[ReadNode], list: bool) -> (String, Vec<u8>) {
+    if let [ReadNode {
+        data: NodeData::Leaf(v),
+        ..
+    }] = items
+    {
         if !list {
             let (content_type, body) = v.to_bare();
             return (content_type.to_owned(), body);
         }
     }
-    let list: Vec<&MoDataItem> = items.iter().map(|(i, _)| i).collect();
-    (
-        media_type::MO_DATA.to_owned(),
-        serde_json::to_vec(&list).unwrap_or_default(),
-    )
+    mo_serialization(items)
 }
 
 /// The format for data sent to a Data Repository, honouring the
 /// `OMADM-Accept` the server gave (5.5): `None` when nothing fits (406).
 fn choose_format(
-    items: &[(MoDataItem, NodeData)],
+    items: &[ReadNode],
     list: bool,
     accept: Option<&str>,
 ) -> Option<(String, Vec<u8>)> {
     let Some(accept) = accept else {
-        return Some(encode_items(items, list, None));
+        return Some(encode_items(items, list));
     };
     let accepted: Vec<String> = accept
         .split(',')
@@ -984,17 +1039,13 @@ fn choose_format(
             a == t || a == "*/*" || (a.ends_with("/*") && t.starts_with(a.trim_end_matches('*')))
         })
     };
-    let preferred = encode_items(items, list, None);
+    let preferred = encode_items(items, list);
     if fits(&media_type::essence(&preferred.0)) {
         return Some(preferred);
     }
     // The other form: MO serialization of a single leaf.
     if fits(media_type::MO_DATA) {
-        let list: Vec<&MoDataItem> = items.iter().map(|(i, _)| i).collect();
-        return Some((
-            media_type::MO_DATA.to_owned(),
-            serde_json::to_vec(&list).unwrap_or_default(),
-        ));
+        return Some(mo_serialization(items));
     }
     None
 }
@@ -1040,14 +1091,39 @@ mod tests {
     }
 
     #[test]
+    fn read_nodes_are_written_as_their_mo_data_items() {
+        let nodes = [
+            ReadNode {
+                ddf: "https://omadm.example/ddf/x.xml",
+                client_uri: "urn:x:1.0/m/".into(),
+                cv: Some("1-ab".into()),
+                member: "m".into(),
+                data: NodeData::Interior(vec![("A".into(), NodeData::Leaf(Value::Int(3)))]),
+            },
+            ReadNode {
+                ddf: "",
+                client_uri: "urn:x:1.0/m/A".into(),
+                cv: None,
+                member: "A".into(),
+                data: NodeData::Leaf(Value::Chr("v".into())),
+            },
+        ];
+        let items: Vec<MoDataItem> = nodes.iter().cloned().map(ReadNode::into_item).collect();
+        let (content_type, body) = mo_serialization(&nodes);
+        assert_eq!(content_type, media_type::MO_DATA);
+        assert_eq!(body, serde_json::to_vec(&items).unwrap());
+        assert_eq!(MoDataItem::parse_list(&body).unwrap(), items);
+    }
+
+    #[test]
     fn omadm_accept_decides_the_format() {
-        let item = MoDataItem {
-            ddf: None,
+        let items = vec![ReadNode {
+            ddf: "",
             client_uri: "urn:x:1.0/m/A".into(),
             cv: None,
-            mo_data: Map::new(),
-        };
-        let items = vec![(item, NodeData::Leaf(Value::Bool(true)))];
+            member: "A".into(),
+            data: NodeData::Leaf(Value::Bool(true)),
+        }];
         assert_eq!(choose_format(&items, false, None).unwrap().0, "text/plain");
         assert_eq!(
             choose_format(&items, false, Some("application/dmmo+json"))

@@ -40,6 +40,7 @@ use tokio::sync::Mutex;
 use crate::access::{self, Principal};
 use crate::agent::{AgentError, AgentOptions};
 use crate::client::{Device, SessionCtx};
+use crate::commands::ReadNode;
 use crate::tree::Owner;
 
 /// What the local API answers when a request cannot be served.
@@ -70,7 +71,7 @@ impl Device {
     pub fn local_get(&self, app: &str, uri: &ClientUri) -> Result<Vec<MoDataItem>, LocalError> {
         check_app(app)?;
         self.read_nodes(&app_ctx(app), uri)
-            .map(|items| items.into_iter().map(|(item, _)| item).collect())
+            .map(|items| items.into_iter().map(ReadNode::into_item).collect())
             .map_err(LocalError)
     }
 
