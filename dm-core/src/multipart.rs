@@ -52,34 +52,49 @@ pub fn boundary_of(content_type: &str) -> Result<&str, MultipartError> {
 /// Writes `parts` as a multipart body; returns the Content-Type header value
 /// and the body. The boundary is chosen so that it occurs in no part.
 pub fn encode(parts: &[Part]) -> (String, Vec<u8>) {
+    encode_refs(&parts.iter().collect::<Vec<_>>())
+}
+
+fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
     let mut boundary = String::from("dm2-boundary");
     let mut n = 0u32;
-    while parts.iter().any(|p| contains(&p.body, boundary.as_bytes())) {
+    loop {
+        // One searcher per candidate, reused over every part.
+        let finder = memchr::memmem::Finder::new(boundary.as_bytes());
+        if !parts.iter().any(|p| finder.find(&p.body).is_some()) {
+            break;
+        }
         n += 1;
         boundary = format!("dm2-boundary-{n}");
     }
-    let mut body = Vec::new();
+    const PER_PART: usize = 96;
+    let size: usize = parts
+        .iter()
+        .map(|p| p.body.len() + p.content_type.len() + PER_PART)
+        .sum();
+    let mut body = Vec::with_capacity(size + boundary.len() * (parts.len() + 1));
     for p in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match &p.name {
-            Some(name) => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes(),
-            ),
-            None => body.extend_from_slice(b"Content-Disposition: form-data\r\n"),
+        body.extend_from_slice(b"--");
+        body.extend_from_slice(boundary.as_bytes());
+        body.extend_from_slice(b"\r\nContent-Disposition: form-data");
+        if let Some(name) = &p.name {
+            body.extend_from_slice(b"; name=\"");
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(b"\"");
         }
-        body.extend_from_slice(format!("Content-Type: {}\r\n\r\n", p.content_type).as_bytes());
+        body.extend_from_slice(b"\r\nContent-Type: ");
+        body.extend_from_slice(p.content_type.as_bytes());
+        body.extend_from_slice(b"\r\n\r\n");
         body.extend_from_slice(&p.body);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body.extend_from_slice(b"--");
+    body.extend_from_slice(boundary.as_bytes());
+    body.extend_from_slice(b"--\r\n");
     (
         format!("{}; boundary={boundary}", media_type::MULTIPART),
         body,
     )
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    find(haystack, needle, 0).is_some()
 }
 
 /// The first `needle` (never empty) at or after `from`. A multipart body
@@ -177,14 +192,13 @@ impl ResponseBody {
         if self.data.is_empty() {
             return (media_type::PACKAGE3.to_owned(), self.package.to_vec());
         }
-        let mut parts = Vec::with_capacity(self.data.len() + 1);
-        parts.push(Part {
+        let package = Part {
             name: None,
             content_type: media_type::PACKAGE3.to_owned(),
             body: self.package.to_vec(),
-        });
-        parts.extend(self.data.iter().cloned());
-        encode(&parts)
+        };
+        let parts: Vec<&Part> = std::iter::once(&package).chain(&self.data).collect();
+        encode_refs(&parts)
     }
 
     /// Reads a response in either form.

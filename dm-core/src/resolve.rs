@@ -228,24 +228,13 @@ fn step2<T: InstanceTree + ?Sized>(
                 }
             };
             let before = next.len();
-            let failure = match seg {
+            match seg {
                 NodeSelector::Name(name) => {
                     if tree.has_child(&b.instance, &b.path, name) {
                         next.push(child(name));
                     }
-                    ResolveError::NoNode {
-                        miid: b.miid.clone(),
-                        parent: b.path.clone(),
-                        name: name.clone(),
-                    }
                 }
-                NodeSelector::All => {
-                    next.extend(children().iter().map(|c| child(c)));
-                    ResolveError::NoChildren {
-                        miid: b.miid.clone(),
-                        parent: b.path.clone(),
-                    }
-                }
+                NodeSelector::All => next.extend(children().iter().map(|c| child(c))),
                 NodeSelector::XName(x) => {
                     let hits: Vec<_> = children()
                         .iter()
@@ -261,15 +250,12 @@ fn step2<T: InstanceTree + ?Sized>(
                         });
                     }
                     next.extend(hits);
-                    ResolveError::NoNodeMatches {
-                        miid: b.miid.clone(),
-                        parent: b.path.clone(),
-                        x_name: *x,
-                    }
                 }
-            };
+            }
+            // Built only when the branch drops out: resolution succeeds
+            // far more often than it fails.
             if next.len() == before && first_failure.is_none() {
-                first_failure = Some(failure);
+                first_failure = Some(step2_failure(seg, b));
             }
         }
         if next.is_empty() {
@@ -281,6 +267,24 @@ fn step2<T: InstanceTree + ?Sized>(
         branches = next;
     }
     Ok(branches)
+}
+
+/// Why a branch found no node for `seg`.
+fn step2_failure<I>(seg: &NodeSelector, b: &ResolvedNode<I>) -> ResolveError {
+    let (miid, parent) = (b.miid.clone(), b.path.clone());
+    match seg {
+        NodeSelector::Name(name) => ResolveError::NoNode {
+            miid,
+            parent,
+            name: name.clone(),
+        },
+        NodeSelector::All => ResolveError::NoChildren { miid, parent },
+        NodeSelector::XName(x) => ResolveError::NoNodeMatches {
+            miid,
+            parent,
+            x_name: *x,
+        },
+    }
 }
 
 /// True when the node at `base` satisfies every nv field of x-name `x`.

@@ -77,7 +77,14 @@ pub fn bearer_of_interface(sys_class_net: &Path, ifname: &str) -> i64 {
     // ARPHRD_* of <linux/if_arp.h>.
     const ARPHRD_PPP: &str = "512";
     const ARPHRD_LOOPBACK: &str = "772";
-    if ifname.is_empty() || ifname.contains('/') || ifname == "." || ifname == ".." {
+    // Loopback is answered without touching sysfs: every session to a
+    // local server asks.
+    if ifname.is_empty()
+        || ifname.contains('/')
+        || ifname == "."
+        || ifname == ".."
+        || ifname == "lo"
+    {
         return bearer::OTHER;
     }
     let dir = sys_class_net.join(ifname);
@@ -87,7 +94,7 @@ pub fn bearer_of_interface(sys_class_net: &Path, ifname: &str) -> i64 {
         .lines()
         .find_map(|l| l.strip_prefix("DEVTYPE=").map(str::to_owned))
         .unwrap_or_default();
-    if ifname == "lo" || link_type.trim() == ARPHRD_LOOPBACK {
+    if link_type.trim() == ARPHRD_LOOPBACK {
         bearer::OTHER
     } else if dir.join("wireless").exists()
         || dir.join("phy80211").exists()
