@@ -233,7 +233,7 @@ pub(crate) enum Access {
     /// The instance's rules, for this authority.
     Rules {
         authority: Authority,
-        entries: Vec<AclEntry>,
+        entries: std::sync::Arc<[AclEntry]>,
     },
     /// A DACMO instance: `root` on its root, and on the `<MIID>` sub-tree of
     /// each target instance the rights listed (Read where the target is
@@ -260,7 +260,7 @@ impl Access {
         if moid != DACMO_MOID {
             return Access::Rules {
                 authority,
-                entries: entries_of(registry, instance),
+                entries: registry.rules(index, || entries_of(registry, instance)),
             };
         }
         // The DACMO instance named after the target MOID.
@@ -525,7 +525,8 @@ mod tests {
                     maid: Maid::Authority(Authority::Server("A".into())),
                     rights: Rights::ALL,
                 },
-            ],
+            ]
+            .into(),
         };
         let leaf = || NodeData::Leaf(Value::Int(1));
         let mut data = NodeData::Interior(vec![

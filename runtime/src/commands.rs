@@ -155,7 +155,8 @@ impl Device {
             let Some(instance) = self.registry.instance(r.instance) else {
                 return Err(StatusCode::NOT_FOUND);
             };
-            let mut data = instance.mo.get(&refs(&r.path)).map_err(|e| e.status())?;
+            let path = refs(&r.path);
+            let mut data = instance.mo.get(&path).map_err(|e| e.status())?;
             data.retain_readable(schema);
             // Children the principal may not Read stay on the device too.
             access.prune(&r.path, &mut data);
@@ -163,7 +164,6 @@ impl Device {
                 truncate(&mut data, n);
             }
             let schema_mo = instance.mo.schema();
-            let path = refs(&r.path);
             // ARCHITECTURE "MOData naming": the addressed node's name, the
             // MIID at an instance root.
             let member = path

@@ -1,8 +1,10 @@
 //! The device's MO instances and ClientURI resolution (spec 6.1.2).
 
+use std::sync::{Arc, Mutex};
+
 use dm_core::{
-    ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema, NodeData, NodeSchema,
-    ResolveError, StatusCode,
+    AclEntry, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema, NodeData,
+    NodeSchema, ResolveError, StatusCode,
 };
 
 /// Who an MO instance belongs to (spec 10; ARCHITECTURE "Who owns what").
@@ -108,6 +110,12 @@ pub struct Registry {
     /// every validator changes across a restart, which only costs a server
     /// one fresh read per instance.
     clock: u64,
+    /// The access rules of each instance, by index (`access::entries_of`:
+    /// DACMO data read and parsed), kept from the first command that needs
+    /// them until the registry next changes. Every `&mut self` method drops
+    /// them all, and nothing changes an instance without one, so they are
+    /// never stale.
+    rules: Mutex<Vec<Option<Arc<[AclEntry]>>>>,
 }
 
 impl Default for Registry {
@@ -119,6 +127,7 @@ impl Default for Registry {
             instances: Vec::new(),
             factories: Vec::new(),
             clock: now,
+            rules: Mutex::default(),
         }
     }
 }
@@ -131,6 +140,7 @@ impl Registry {
     /// Records a change to the instance at `index`: its cache validator
     /// changes (spec 11.1).
     pub fn touch(&mut self, index: usize) {
+        self.forget_rules();
         self.clock += 1;
         let clock = self.clock;
         if let Some(i) = self.instances.get_mut(index) {
@@ -142,6 +152,7 @@ impl Registry {
     /// was saved (its cache validator stays valid across restarts); 0, an
     /// unknown value, counts as a change now.
     pub fn restore_changes(&mut self, index: usize, changes: u64) {
+        self.forget_rules();
         if changes == 0 {
             return self.touch(index);
         }
@@ -164,6 +175,7 @@ impl Registry {
         owner: Owner,
         persistent: bool,
     ) -> usize {
+        self.forget_rules();
         let miid = miid.into();
         let moid = mo.schema().moid;
         self.instances
@@ -181,6 +193,7 @@ impl Registry {
 
     /// Registers how to make instances of an MO.
     pub fn add_factory(&mut self, factory: Factory) {
+        self.forget_rules();
         self.factories
             .retain(|f| f.schema.moid != factory.schema.moid);
         self.factories.push(factory);
@@ -221,6 +234,7 @@ impl Registry {
 
     /// Removes the instance at `index`.
     pub fn remove(&mut self, index: usize) -> Option<Instance> {
+        self.forget_rules();
         (index < self.instances.len()).then(|| self.instances.remove(index))
     }
 
@@ -229,7 +243,36 @@ impl Registry {
     }
 
     pub fn instance_mut(&mut self, index: usize) -> Option<&mut Instance> {
+        self.forget_rules();
         self.instances.get_mut(index)
+    }
+
+    /// The access rules of the instance at `index`, `compute`d on the first
+    /// call after a change and shared from then on.
+    pub(crate) fn rules(
+        &self,
+        index: usize,
+        compute: impl FnOnce() -> Vec<AclEntry>,
+    ) -> Arc<[AclEntry]> {
+        let lock = || self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Some(rules)) = lock().get(index) {
+            return rules.clone();
+        }
+        // Computed unlocked: reading DACMO goes through the registry.
+        let rules: Arc<[AclEntry]> = compute().into();
+        let mut cache = lock();
+        if cache.len() <= index {
+            cache.resize(index + 1, None);
+        }
+        cache[index] = Some(rules.clone());
+        rules
+    }
+
+    fn forget_rules(&mut self) {
+        self.rules
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// The MOIDs served, each with who serves it (for plugin loading).
@@ -292,10 +335,8 @@ impl Registry {
 
     /// The schema of a resolved node.
     pub fn schema_of(&self, r: &Resolved) -> Option<&'static NodeSchema> {
-        let root = &self.instances.get(r.instance)?.mo.schema().root;
-        let path: Vec<&str> = r.path.iter().map(String::as_str).collect();
-        let mut node = root;
-        for seg in path {
+        let mut node = &self.instances.get(r.instance)?.mo.schema().root;
+        for seg in &r.path {
             node = node.child(seg)?;
         }
         Some(node)
