@@ -397,6 +397,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_rules_last_until_the_registry_changes() {
+        let mut registry = crate::standard_registry("IMEI:1");
+        let rule = |rights| AclEntry {
+            path: Vec::new(),
+            maid: dm_core::Maid::Any,
+            rights,
+        };
+        let first = registry.rules(0, || vec![rule(dm_core::Rights::READ)]);
+        let again = registry.rules(0, || unreachable!("cached"));
+        assert_eq!(first, again);
+        // Any &mut access may change what the rules were read from.
+        let _ = registry.instance_mut(0);
+        let after = registry.rules(0, || vec![rule(dm_core::Rights::ALL)]);
+        assert_eq!(after[0].rights, dm_core::Rights::ALL);
+        registry.touch(0);
+        let touched = registry.rules(0, Vec::new);
+        assert!(touched.is_empty());
+    }
+
+    #[test]
     fn the_change_clock_never_repeats_for_an_instance() {
         let mut registry = crate::standard_registry("IMEI:1");
         let (index, first) = registry
