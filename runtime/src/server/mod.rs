@@ -515,7 +515,7 @@ impl Core {
         // A new session forgets whatever an aborted one left in flight.
         for mut e in self.storage.entries(dev_id, &[EntryState::Sent])? {
             e.state = EntryState::Lost;
-            self.storage.put_entry(&e)?;
+            self.storage.put_entry(e)?;
         }
         self.store_alerts(dev_id, &p1.alerts)?;
         if self.default_commands.is_empty() {
@@ -555,7 +555,7 @@ impl Core {
             // answered with somebody else's statuses.
             for mut e in sent.iter().cloned() {
                 e.state = EntryState::Lost;
-                self.storage.put_entry(&e)?;
+                self.storage.put_entry(e)?;
             }
             return Err(ServerError::BadRequest(format!(
                 "Package#3 has {} statuses for {} commands",
@@ -584,7 +584,7 @@ impl Core {
             };
             entry.status = Some(status);
             entry.data = data.remove(&i.to_string());
-            self.storage.put_entry(&entry)?;
+            self.storage.put_entry(entry)?;
         }
         self.store_alerts(dev_id, &response.package.alerts)?;
         self.next_package2(dev_id)
@@ -616,7 +616,7 @@ impl Core {
                     .and_then(|d| d.get("sc"))
                     .and_then(serde_json::Value::as_u64)
                     .and_then(|v| u16::try_from(v).ok());
-                self.storage.put_entry(&e)?;
+                self.storage.put_entry(e)?;
             }
         }
         Ok(())
@@ -631,7 +631,7 @@ impl Core {
             if let Some(mut end) = queued.into_iter().next() {
                 end.state = EntryState::Done;
                 end.status = Some(Status::new(dm_core::StatusCode::OK));
-                self.storage.put_entry(&end)?;
+                self.storage.put_entry(end)?;
             }
             if let Some(mut row) = self.storage.device(dev_id)? {
                 row.ended += 1;
@@ -645,8 +645,8 @@ impl Core {
                 break;
             }
             e.state = EntryState::Sent;
-            self.storage.put_entry(&e)?;
-            commands.push(e.command);
+            commands.push(e.command.clone());
+            self.storage.put_entry(e)?;
         }
         Ok(Package2::new(commands))
     }

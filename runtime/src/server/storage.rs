@@ -101,6 +101,11 @@ impl EntryState {
         }
     }
 
+    /// The position in [`Memory`]'s per-device index.
+    fn ordinal(self) -> usize {
+        self as usize
+    }
+
     fn parse(s: &str) -> Result<EntryState, StorageError> {
         Ok(match s {
             "queued" => EntryState::Queued,
@@ -192,8 +197,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn add_entry(&self, dev_id: &str, command: &Command) -> Result<u64, StorageError>;
     /// The device's entries in the given states (all when empty), by id.
     fn entries(&self, dev_id: &str, states: &[EntryState]) -> Result<Vec<Entry>, StorageError>;
-    /// Replaces an entry (state, status, data, async result).
-    fn put_entry(&self, entry: &Entry) -> Result<(), StorageError>;
+    /// Replaces an entry (state, status, data, async result). By value: an
+    /// in-memory store keeps it as it is.
+    fn put_entry(&self, entry: Entry) -> Result<(), StorageError>;
 
     fn add_alert(
         &self,
@@ -266,7 +272,9 @@ struct Memory {
     /// Entry ids by device and state, in id order: a session asks for the
     /// few queued or sent entries of one device among all entries ever
     /// kept, so a scan would grow with the server's history.
-    entry_index: BTreeMap<(String, &'static str), std::collections::BTreeSet<u64>>,
+    /// Looked up by `&str` (no key to allocate): each session moves every
+    /// one of its commands through two or three states.
+    entry_index: std::collections::HashMap<String, [std::collections::BTreeSet<u64>; 5]>,
     /// Alert ids by device.
     alert_index: BTreeMap<String, Vec<u64>>,
     alerts: BTreeMap<u64, StoredAlert>,
@@ -285,15 +293,15 @@ impl Memory {
     /// Stores `entry`, moving it in the index when its state changed.
     fn put_entry(&mut self, entry: Entry) {
         if let Some(old) = self.entries.get(&entry.id) {
-            let key = (old.dev_id.clone(), old.state.as_str());
-            if let Some(ids) = self.entry_index.get_mut(&key) {
-                ids.remove(&entry.id);
+            if let Some(states) = self.entry_index.get_mut(old.dev_id.as_str()) {
+                states[old.state.ordinal()].remove(&entry.id);
             }
         }
-        self.entry_index
-            .entry((entry.dev_id.clone(), entry.state.as_str()))
-            .or_default()
-            .insert(entry.id);
+        let states = match self.entry_index.get_mut(entry.dev_id.as_str()) {
+            Some(states) => states,
+            None => self.entry_index.entry(entry.dev_id.clone()).or_default(),
+        };
+        states[entry.state.ordinal()].insert(entry.id);
         self.entries.insert(entry.id, entry);
     }
 }
@@ -355,7 +363,7 @@ impl Storage for MemoryStorage {
         let m = self.lock();
         let mut ids: Vec<u64> = states
             .iter()
-            .filter_map(|s| m.entry_index.get(&(dev_id.to_owned(), s.as_str())))
+            .filter_map(|s| Some(&m.entry_index.get(dev_id)?[s.ordinal()]))
             .flatten()
             .copied()
             .collect();
@@ -367,8 +375,8 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
-    fn put_entry(&self, entry: &Entry) -> Result<(), StorageError> {
-        self.lock().put_entry(entry.clone());
+    fn put_entry(&self, entry: Entry) -> Result<(), StorageError> {
+        self.lock().put_entry(entry);
         Ok(())
     }
 
@@ -786,7 +794,7 @@ impl Storage for SqliteStorage {
         Ok(out)
     }
 
-    fn put_entry(&self, e: &Entry) -> Result<(), StorageError> {
+    fn put_entry(&self, e: Entry) -> Result<(), StorageError> {
         let uris = e
             .status
             .as_ref()
@@ -1049,7 +1057,7 @@ mod tests {
             content_type: "text/plain".into(),
             body: b"IMEI:1".to_vec(),
         });
-        s.put_entry(&e[0]).unwrap();
+        s.put_entry(e[0].clone()).unwrap();
         let done = s.entries("IMEI:1", &[EntryState::Done]).unwrap();
         assert_eq!(done, vec![e[0].clone()]);
         assert_eq!(s.entries("IMEI:1", &[]).unwrap().len(), 2);
