@@ -305,8 +305,13 @@ pub fn format_path<S: AsRef<str>>(path: &[S]) -> String {
 
 /// How specific a covering Path is: deeper first, then, at equal depth, a
 /// real name before `*` at the first position where they differ.
-fn specificity(path: &[String]) -> (usize, Vec<bool>) {
-    (path.len(), path.iter().map(|s| s != "*").collect())
+/// How specific a Path is: longer first, then literal names before `*`
+/// from the root down (the order of (len, [segment != "*"]) tuples).
+fn specificity_cmp(a: &[String], b: &[String]) -> std::cmp::Ordering {
+    let literal = |s: &String| s != "*";
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.iter().map(literal).cmp(b.iter().map(literal)))
 }
 
 /// The rights `authority` has on the node at `node_path` (names from the
@@ -319,17 +324,17 @@ pub fn effective_rights<S: AsRef<str>>(
     authority: &Authority,
     node_path: &[S],
 ) -> Rights {
+    // Called for every node a command touches: no allocation.
     let deciding = entries
         .iter()
         .filter(|e| e.covers(node_path))
-        .map(|e| specificity(&e.path))
-        .max();
+        .max_by(|a, b| specificity_cmp(&a.path, &b.path));
     let Some(deciding) = deciding else {
         return Rights::NONE;
     };
     entries
         .iter()
-        .filter(|e| e.covers(node_path) && specificity(&e.path) == deciding)
+        .filter(|e| e.covers(node_path) && specificity_cmp(&e.path, &deciding.path).is_eq())
         .filter(|e| e.maid.matches(authority))
         .fold(Rights::NONE, |acc, e| acc | e.rights)
 }
@@ -650,6 +655,28 @@ mod tests {
         );
         // A sibling whose name merely starts like the Path is not covered.
         assert_eq!(effective_rights(&entries, &a, &["AuthX"]), Rights::ALL);
+    }
+
+    #[test]
+    fn among_paths_of_one_length_literal_names_nearer_the_root_decide() {
+        let entries = vec![
+            entry("/*/x/Port", "serverid:A", 2),
+            entry("/Conn/*/Port", "serverid:A", 1),
+            entry("/*/*/Port", "serverid:A", 4),
+        ];
+        let a = server("A");
+        assert_eq!(
+            effective_rights(&entries, &a, &["Conn", "x", "Port"]),
+            Rights::READ
+        );
+        assert_eq!(
+            effective_rights(&entries, &a, &["Other", "x", "Port"]),
+            Rights::WRITE
+        );
+        assert_eq!(
+            effective_rights(&entries, &a, &["Other", "y", "Port"]),
+            Rights::EXECUTE
+        );
     }
 
     #[test]

@@ -97,6 +97,13 @@ pub trait MoNode: Sized {
     /// Reads the node at `path`.
     fn get_node(&self, path: &[&str]) -> Result<NodeData, MoError>;
 
+    /// True when there is a node at `path`. ClientURI resolution (spec
+    /// 6.1.2) asks this for every segment, so the derive answers it without
+    /// reading the data; the default reads it.
+    fn has_node(&self, path: &[&str]) -> bool {
+        self.get_node(path).is_ok()
+    }
+
     /// Writes `data` at `path`: a leaf's value, or an interior node's
     /// children. Children absent from `data` are kept (merge), and named
     /// instances of un-named nodes are created as needed.
@@ -142,6 +149,13 @@ pub trait ManagementObject: Send + Sync + 'static {
 
     /// Reads the node at `path` below the instance root (`[]` is the root).
     fn get(&self, path: &[&str]) -> Result<NodeData, MoError>;
+
+    /// True when the instance has a node at `path`, as `get` would find
+    /// it; MOs that can tell without reading the data should say so (the
+    /// derive does).
+    fn contains(&self, path: &[&str]) -> bool {
+        self.get(path).is_ok()
+    }
 
     /// Applies every change of one command, then the MO's validate hook,
     /// all or nothing: on error the instance is left exactly as it was.

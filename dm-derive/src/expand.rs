@@ -222,6 +222,48 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
         }
         None => quote!(_ => ::core::result::Result::Err(::dm_core::__private::not_found(path)),),
     };
+    let has_rest = |c: &Child| {
+        if c.interior {
+            quote!(::dm_core::MoNode::has_node(v, rest))
+        } else {
+            quote!({
+                let _ = v;
+                rest.is_empty()
+            })
+        }
+    };
+    let has_arms = children.iter().filter_map(|c| {
+        let ident = &c.ident;
+        let r = has_rest(c);
+        match (c.kind, &c.name) {
+            (Kind::Map, _) | (_, None) => None,
+            (Kind::Optional, Some(name)) => Some(quote! {
+                #name => match &self.#ident {
+                    ::core::option::Option::Some(v) => #r,
+                    ::core::option::Option::None => false,
+                },
+            }),
+            (Kind::Plain, Some(name)) => Some(quote! {
+                #name => {
+                    let v = &self.#ident;
+                    #r
+                }
+            }),
+        }
+    });
+    let has_fallback = match children.iter().find(|c| c.kind == Kind::Map) {
+        Some(c) => {
+            let ident = &c.ident;
+            let r = has_rest(c);
+            quote! {
+                _ => match self.#ident.get(first) {
+                    ::core::option::Option::Some(v) => #r,
+                    ::core::option::Option::None => false,
+                },
+            }
+        }
+        None => quote!(_ => false,),
+    };
     let writes = write_fns(input, children);
     quote! {
         impl ::dm_core::MoNode for #ident {
@@ -242,6 +284,17 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
                 match *first {
                     #(#arms)*
                     #fallback
+                }
+            }
+
+            fn has_node(&self, path: &[&str]) -> bool {
+                let ::core::option::Option::Some((first, rest)) = path.split_first() else {
+                    return true;
+                };
+                #[allow(clippy::match_single_binding)]
+                match *first {
+                    #(#has_arms)*
+                    #has_fallback
                 }
             }
         }
@@ -435,6 +488,10 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 path: &[&str],
             ) -> ::core::result::Result<::dm_core::NodeData, ::dm_core::MoError> {
                 ::dm_core::MoNode::get_node(self, path)
+            }
+
+            fn contains(&self, path: &[&str]) -> bool {
+                ::dm_core::MoNode::has_node(self, path)
             }
 
             fn apply(

@@ -412,7 +412,7 @@ impl dm_core::InstanceTree for View<'_> {
 
     fn instances(&self, moid: &str) -> Vec<(usize, String)> {
         let all = dm_core::InstanceTree::instances(self.registry, moid);
-        if self.principal.authority().is_none() {
+        if matches!(self.principal, Principal::Local) {
             return all;
         }
         all.into_iter()

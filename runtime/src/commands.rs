@@ -898,7 +898,7 @@ fn ddf_check_put(
     let Some(schema) = root.descendant(&refs(path)) else {
         return Err(StatusCode::NOT_FOUND);
     };
-    let exists = mo.get(&refs(path)).is_ok();
+    let exists = mo.contains(&refs(path));
     let needed = match (exists, schema.format.is_interior()) {
         (false, _) => AccessType::ADD,
         (true, false) => AccessType::REPLACE,

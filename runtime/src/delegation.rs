@@ -86,7 +86,7 @@ impl Device {
             return Err(StatusCode::NOT_FOUND);
         };
         let mut changes = Vec::with_capacity(2);
-        if d.mo.get(&[miid.as_str()]).is_ok() {
+        if d.mo.contains(&[miid.as_str()]) {
             changes.push(Change::Delete {
                 path: vec![miid.clone()],
             });
@@ -110,7 +110,7 @@ impl Device {
         let Some(d) = self.registry.instance_mut(dacmo) else {
             return Ok(());
         };
-        if d.mo.get(&[miid]).is_err() {
+        if !d.mo.contains(&[miid]) {
             return Ok(());
         }
         d.mo.apply(&[Change::Delete {
@@ -140,7 +140,7 @@ impl Device {
             .filter(|(_, i)| {
                 access::dacmo_of(&self.registry, i.mo.schema().moid)
                     .and_then(|d| self.registry.instance(d))
-                    .is_none_or(|d| d.mo.get(&[i.miid.as_str()]).is_err())
+                    .is_none_or(|d| !d.mo.contains(&[i.miid.as_str()]))
             })
             .map(|(n, _)| n)
             .collect();

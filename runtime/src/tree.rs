@@ -366,7 +366,7 @@ impl InstanceTree for Registry {
         let mut refs: Vec<&str> = Vec::with_capacity(path.len() + 1);
         refs.extend(path.iter().map(String::as_str));
         refs.push(name);
-        i.mo.get(&refs).is_ok()
+        i.mo.contains(&refs)
     }
 
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
@@ -395,6 +395,46 @@ impl InstanceTree for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_agrees_with_get_on_every_node_and_beyond() {
+        fn walk(mo: &dyn ManagementObject, path: &mut Vec<String>, checked: &mut usize) {
+            let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            let data = mo.get(&refs);
+            assert_eq!(mo.contains(&refs), data.is_ok(), "{refs:?}");
+            *checked += 1;
+            for extra in ["NoSuchNode", "x"] {
+                let mut beyond = refs.clone();
+                beyond.push(extra);
+                assert_eq!(mo.contains(&beyond), mo.get(&beyond).is_ok(), "{beyond:?}");
+            }
+            if let Ok(NodeData::Interior(children)) = data {
+                for (name, _) in children {
+                    path.push(name);
+                    walk(mo, path, checked);
+                    path.pop();
+                }
+            }
+        }
+        let registry = crate::standard_registry("IMEI:1");
+        let mut checked = 0;
+        for (_, instance) in registry.instances() {
+            walk(instance.mo.as_ref(), &mut Vec::new(), &mut checked);
+        }
+        // DMAcc: named and un-named (Perm/<x>) interior nodes, binary leaves.
+        let factory = registry
+            .factory(crate::access::DMACC_MOID)
+            .expect("DMAcc is compiled in");
+        let json = serde_json::json!({
+            "SrvID": "dms1", "SrvURI": "https://dms1.example/dm", "Name": "one",
+            "Perm": { "p0": { "MOID": "*" }, "p1": { "MOID": "urn:x:1.0" } },
+            "Auth": { "Noti": { "Type": 0, "Data": "YXV0aA==", "Secret": "c2VjcmV0" } }
+        });
+        let data = NodeData::from_json(&json, &factory.schema.root).expect("valid DMAcc data");
+        let dmacc = (factory.create)("dms1", &data).expect("created");
+        walk(dmacc.as_ref(), &mut Vec::new(), &mut checked);
+        assert!(checked > 20, "only {checked} nodes");
+    }
 
     #[test]
     fn cached_rules_last_until_the_registry_changes() {
