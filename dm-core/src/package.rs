@@ -786,6 +786,23 @@ pub struct Package3 {
     pub alerts: Vec<Alert>,
 }
 
+/// Writes `n` in decimal, as `to_string` would, without allocating: one
+/// per status of every Package#3.
+fn write_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 impl Package3 {
     /// Writes statuses as `{"sc": N, "URI": [...]}` objects, as the JSON
     /// schema of 7.2.1.3 has them.
@@ -822,7 +839,7 @@ impl Package3 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"sc\":");
-            out.extend_from_slice(s.code.as_u16().to_string().as_bytes());
+            write_decimal(&mut out, s.code.as_u16());
             if !s.uris.is_empty() {
                 out.extend_from_slice(b",\"URI\":");
                 // Writing strings to a Vec cannot fail.
@@ -1070,6 +1087,15 @@ mod tests {
         assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
         let empty = Package3::default();
         assert_eq!(empty.to_vec(), br#"{"Status":[]}"#);
+    }
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        for n in [0u16, 7, 10, 200, 1404, 9999, 10000, u16::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

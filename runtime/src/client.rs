@@ -67,7 +67,7 @@ impl Initiation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionReport {
     /// Every command executed, with its status, in order.
-    pub commands: Vec<(String, StatusCode)>,
+    pub commands: Vec<(&'static str, StatusCode)>,
     /// Number of Package#2 received.
     pub packages: usize,
 }
@@ -400,14 +400,14 @@ impl Device {
                     Err(e) => (Status::new(e.status()), None),
                     Ok(Command::End) => {
                         end = true;
-                        report.commands.push(("END".into(), StatusCode::OK));
+                        report.commands.push(("END", StatusCode::OK));
                         continue;
                     }
                     Ok(command) => self.execute(&ctx, index, command, &mut uri).await,
                 };
                 let name = match entry {
-                    Ok(c) => c.name().to_owned(),
-                    Err(_) => "(malformed)".to_owned(),
+                    Ok(c) => c.name(),
+                    Err(_) => "(malformed)",
                 };
                 report.commands.push((name, status.code));
                 response.package.statuses.push(status);

@@ -11,8 +11,8 @@ use dm_core::multipart::Part;
 use dm_core::package::{header, media_type};
 use dm_core::{
     AccessType, Alert, CacheValidator, Change, ClientUri, ExecOutcome, ExecRequest, Format,
-    InstanceSelector, MoDataItem, NodeData, NodeSchema, Rights, ServerUri, Status, StatusCode,
-    Value,
+    InstanceSelector, MoDataItem, NodeData, NodeSchema, NodeSelector, Rights, ServerUri, Status,
+    StatusCode, Value,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -46,6 +46,18 @@ impl Device {
     /// may not see that the URI names by MIID (or as the only instance)
     /// answers 403.
     pub(crate) fn resolve_for(
+        &self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+    ) -> Result<Vec<Resolved>, StatusCode> {
+        match self.resolve_plain(ctx, uri) {
+            Some(node) => Ok(vec![node]),
+            None => self.resolve_general(ctx, uri),
+        }
+    }
+
+    /// [`Device::resolve_for`] for any ClientURI.
+    fn resolve_general(
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
@@ -87,6 +99,47 @@ impl Device {
                 })
             }
         }
+    }
+
+    /// The node a ClientURI without wildcard or x-name names, when it
+    /// resolves: the checks the general resolver makes (6.1.2 steps 1 and
+    /// 2 over the principal's view), without the lists it builds. `None`
+    /// whenever there is more to say than "this node", failures included:
+    /// the general resolver then answers, with its error.
+    fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<Resolved> {
+        let moid = uri.moid();
+        let mut visible = self.registry.instances().filter(|(n, i)| {
+            i.mo.schema().moid == moid
+                && (matches!(ctx.principal, Principal::Local)
+                    || access::can_see(&ctx.principal, &self.registry, *n))
+        });
+        let (index, instance) = match uri.instance() {
+            InstanceSelector::Only => {
+                let only = visible.next()?;
+                visible.next().is_none().then_some(only)?
+            }
+            InstanceSelector::Miid(m) => {
+                let mut named = visible.filter(|(_, i)| i.miid == *m);
+                let one = named.next()?;
+                named.next().is_none().then_some(one)?
+            }
+            InstanceSelector::All | InstanceSelector::XName(_) => return None,
+        };
+        let mut names: Vec<&str> = Vec::with_capacity(uri.path().len());
+        for seg in uri.path() {
+            let NodeSelector::Name(name) = seg else {
+                return None;
+            };
+            names.push(name);
+            // Every prefix, as step 2 asks per segment.
+            if !instance.mo.contains(&names) {
+                return None;
+            }
+        }
+        Some(Resolved {
+            instance: index,
+            path: names.into_iter().map(str::to_owned).collect(),
+        })
     }
 
     /// GET (5.3.6, Appendix F).
@@ -1088,6 +1141,50 @@ mod tests {
         assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0/m1/A");
         let u: ClientUri = "urn:x:1.0//A".parse().unwrap();
         assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0//");
+    }
+
+    #[test]
+    fn the_plain_path_resolver_agrees_with_the_general_one() {
+        use crate::client::{DeviceConfig, SessionCtx};
+        use crate::tree::Owner;
+        let device = Device::new(
+            DeviceConfig::new("IMEI:1"),
+            crate::standard_registry("IMEI:1"),
+        );
+        let devinfo = "urn:oma:mo:oma-dm-devinfo:1.2";
+        let uris = [
+            format!("{devinfo}//"),
+            format!("{devinfo}//DevID"),
+            format!("{devinfo}//Ext"),
+            format!("{devinfo}//NoSuchNode"),
+            format!("{devinfo}//DevID/Deeper"),
+            format!("{devinfo}/devinfo/Mod"),
+            format!("{devinfo}/nosuchmiid/Mod"),
+            "urn:oma:mo:oma-sessioninfomo:1.0//CBT".into(),
+            "urn:oma:mo:no-such-mo:1.0//".into(),
+            format!("{devinfo}/*/Mod"),
+        ];
+        let contexts = [
+            SessionCtx::local(Owner::Device),
+            SessionCtx {
+                principal: Principal::App("some-app".into()),
+                server_accept: None,
+                owner: Owner::Device,
+            },
+        ];
+        let mut fast = 0;
+        for ctx in &contexts {
+            for text in &uris {
+                let uri: ClientUri = text.parse().unwrap();
+                let general = device.resolve_general(ctx, &uri);
+                if let Some(node) = device.resolve_plain(ctx, &uri) {
+                    fast += 1;
+                    assert_eq!(general, Ok(vec![node]), "{text}");
+                }
+                assert_eq!(device.resolve_for(ctx, &uri), general, "{text}");
+            }
+        }
+        assert!(fast >= 4, "the fast path took only {fast} URIs");
     }
 
     #[test]
