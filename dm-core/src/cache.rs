@@ -66,7 +66,12 @@ impl CacheValidator {
             .chain([0])
             .chain(counter.to_be_bytes());
         let tag = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-        CacheValidator(format!("{counter:x}-{tag:016x}"))
+        // Written by hand: every read of an instance root makes one.
+        let mut text = String::with_capacity(16 + 1 + 16);
+        push_hex(&mut text, counter, false);
+        text.push('-');
+        push_hex(&mut text, tag, true);
+        CacheValidator(text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -77,6 +82,20 @@ impl CacheValidator {
     /// the instance has not changed since the server got this validator.
     pub fn validates(&self, cv: &str) -> bool {
         self.0 == cv
+    }
+}
+
+/// `n` in lower-case hex: all 16 digits when `padded`, else without
+/// leading zeros (as `{:016x}` and `{:x}` write it).
+fn push_hex(out: &mut String, n: u64, padded: bool) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut started = padded;
+    for shift in (0..16).rev() {
+        let d = (n >> (shift * 4)) & 0xf;
+        started |= d != 0 || shift == 0;
+        if started {
+            out.push(char::from(DIGITS[d as usize]));
+        }
     }
 }
 
@@ -166,6 +185,17 @@ mod tests {
         assert_eq!(parsed.query().cache_validator.as_deref(), Some(v1.as_str()));
         let big = CacheValidator::from_change_counter(MOID, "x", u64::MAX);
         assert!(big.as_str().starts_with("ffffffffffffffff-"));
+    }
+
+    #[test]
+    fn hex_is_written_as_format_writes_it() {
+        for n in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX, 1 << 63] {
+            let (mut short, mut long) = (String::new(), String::new());
+            push_hex(&mut short, n, false);
+            push_hex(&mut long, n, true);
+            assert_eq!(short, format!("{n:x}"));
+            assert_eq!(long, format!("{n:016x}"));
+        }
     }
 
     #[test]
