@@ -361,14 +361,17 @@ impl FromStr for ClientUri {
     type Err = UriError;
 
     fn from_str(s: &str) -> Result<Self, UriError> {
-        let (hier, query_text) = match s.split_once('?') {
+        // Byte scans rather than memchr: a ClientURI is a few dozen bytes,
+        // and every command of a Package#2 carries one.
+        let (hier, query_text) = match split_once_byte(s, b'?') {
             Some((h, q)) => (h, Some(q)),
             None => (s, None),
         };
 
         // MOID: everything up to the first '/'.
         let moid_end = hier
-            .find('/')
+            .bytes()
+            .position(|b| b == b'/')
             .ok_or_else(|| err(hier.len(), UriErrorReason::MissingSlash))?;
         let moid = &hier[..moid_end];
         if moid.is_empty() {
@@ -380,7 +383,8 @@ impl FromStr for ClientUri {
         let inst_start = moid_end + 1;
         let rest = &hier[inst_start..];
         let inst_len = rest
-            .find('/')
+            .bytes()
+            .position(|b| b == b'/')
             .ok_or_else(|| err(hier.len(), UriErrorReason::MissingSlash))?;
         let inst_text = &rest[..inst_len];
         let instance = if inst_text.is_empty() {
@@ -398,6 +402,7 @@ impl FromStr for ClientUri {
         let path_text = &hier[path_start..];
         let mut path = Vec::new();
         if path_text != "/" {
+            path.reserve_exact(path_text.bytes().filter(|b| *b == b'/').count());
             let mut offset = path_start + 1;
             for seg in split_byte(&path_text[1..], b'/') {
                 let sel = if seg == "*" {
