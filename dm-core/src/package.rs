@@ -954,6 +954,56 @@ pub struct MoDataItem {
     pub mo_data: Map<String, Json>,
 }
 
+/// An MO data item (spec 7.2.1.4) borrowed from where its parts live:
+/// what a device writes for every node it reads, without building a
+/// [`MoDataItem`] (a JSON tree) first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MoDataRef<'a> {
+    pub ddf: Option<&'a str>,
+    pub client_uri: &'a str,
+    pub cv: Option<&'a str>,
+    /// The name of the one MOData member (ARCHITECTURE "MOData naming").
+    pub member: &'a str,
+    pub data: &'a crate::NodeData,
+}
+
+impl MoDataRef<'_> {
+    /// Appends the item's JSON: the bytes serde_json writes for the
+    /// equivalent [`MoDataItem`].
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::value::write_json_str;
+        out.push(b'{');
+        if let Some(ddf) = self.ddf {
+            out.extend_from_slice(b"\"DDF\":");
+            write_json_str(out, ddf);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"ClientURI\":");
+        write_json_str(out, self.client_uri);
+        if let Some(cv) = self.cv {
+            out.extend_from_slice(b",\"CV\":");
+            write_json_str(out, cv);
+        }
+        out.extend_from_slice(b",\"MOData\":{");
+        write_json_str(out, self.member);
+        out.push(b':');
+        self.data.write_json(out);
+        out.extend_from_slice(b"}}");
+    }
+
+    /// An `application/dmmo+json` body of `items`: always an array.
+    pub fn write_list<'a>(items: impl IntoIterator<Item = MoDataRef<'a>>, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            item.write_json(out);
+        }
+        out.push(b']');
+    }
+}
+
 impl MoDataItem {
     /// Parses an `application/dmmo+json` body: the spec's schema is an array,
     /// but its own examples also send a single object, so both are accepted.

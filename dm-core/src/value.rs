@@ -197,37 +197,99 @@ impl NodeData {
     }
 }
 
-/// Writes the JSON of [`Value::to_json`] without building it first (the
-/// read path serializes every GET result this way).
-impl serde::Serialize for Value {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+/// Bytes a JSON string cannot hold as they are (RFC 8259 7): the control
+/// characters, `"` and `\\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Writes `s` as a JSON string, escaped as serde_json escapes it (short
+/// forms where JSON has them, else `\u00xx`), so either writer gives the
+/// same bytes. Runs without escapes are copied whole.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+impl Value {
+    /// Appends the JSON of [`Value::to_json`] to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i64(*i),
-            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
-            // As in `to_json`: a non-finite float has no JSON form.
-            Value::Float(_) => s.serialize_unit(),
-            Value::Chr(v) | Value::Xml(v) | Value::Date(v) | Value::Time(v) => s.serialize_str(v),
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            // Numbers as serde_json writes them (itoa, ryu); writing to a
+            // Vec cannot fail.
+            Value::Int(i) => {
+                let _ = serde_json::to_writer(&mut *out, i);
+            }
+            Value::Float(f) if f.is_finite() => {
+                let _ = serde_json::to_writer(&mut *out, f);
+            }
+            Value::Float(_) => out.extend_from_slice(b"null"),
+            Value::Chr(v) | Value::Xml(v) | Value::Date(v) | Value::Time(v) => {
+                write_json_str(out, v);
+            }
             Value::B64(b) | Value::Bin(b) => {
-                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+                write_json_str(out, &base64::engine::general_purpose::STANDARD.encode(b));
             }
         }
     }
 }
 
-/// Writes the JSON of [`NodeData::to_json`] without building it first.
-impl serde::Serialize for NodeData {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
+impl NodeData {
+    /// Appends the JSON of [`NodeData::to_json`] to `out`: the MO data of
+    /// every read goes out this way, so it is written directly.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            NodeData::Leaf(v) => v.serialize(s),
+            NodeData::Leaf(v) => v.write_json(out),
             NodeData::Interior(children) => {
-                let mut map = s.serialize_map(Some(children.len()))?;
-                for (name, child) in children {
-                    map.serialize_entry(name, child)?;
+                out.push(b'{');
+                for (i, (name, child)) in children.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_str(out, name);
+                    out.push(b':');
+                    child.write_json(out);
                 }
-                map.end()
+                out.push(b'}');
             }
         }
     }
@@ -269,7 +331,7 @@ mod tests {
     use crate::node::{AccessType, Occurrence, Scope};
 
     #[test]
-    fn serialize_writes_what_to_json_builds() {
+    fn write_json_writes_what_to_json_builds() {
         let tree = NodeData::Interior(vec![
             ("n".into(), NodeData::Leaf(Value::Null)),
             ("b".into(), NodeData::Leaf(Value::Bool(true))),
@@ -288,10 +350,23 @@ mod tests {
                 NodeData::Interior(vec![("k".into(), NodeData::Leaf(Value::Int(1)))]),
             ),
         ]);
+        let mut written = Vec::new();
+        tree.write_json(&mut written);
         assert_eq!(
-            serde_json::to_string(&tree).unwrap(),
+            String::from_utf8(written).unwrap(),
             tree.to_json().to_string()
         );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
+        every_ascii.push_str("é€😀\u{7f}\u{80}\u{2028}");
+        for s in [every_ascii.as_str(), "", "plain", "\"", "a\\b", "\u{0}end"] {
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

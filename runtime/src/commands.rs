@@ -11,8 +11,8 @@ use dm_core::multipart::Part;
 use dm_core::package::{header, media_type};
 use dm_core::{
     AccessType, Alert, CacheValidator, Change, ClientUri, ExecOutcome, ExecRequest, Format,
-    InstanceSelector, MoDataItem, NodeData, NodeSchema, NodeSelector, Rights, ServerUri, Status,
-    StatusCode, Value,
+    InstanceSelector, MoDataItem, MoDataRef, NodeData, NodeSchema, NodeSelector, Rights, ServerUri,
+    Status, StatusCode, Value,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -1009,6 +1009,16 @@ pub(crate) struct ReadNode {
 }
 
 impl ReadNode {
+    fn as_item(&self) -> MoDataRef<'_> {
+        MoDataRef {
+            ddf: Some(self.ddf).filter(|u| !u.is_empty()),
+            client_uri: &self.client_uri,
+            cv: self.cv.as_deref(),
+            member: &self.member,
+            data: &self.data,
+        }
+    }
+
     /// The item as [`MoDataItem`] (the local API hands these out).
     pub(crate) fn into_item(self) -> MoDataItem {
         let mut mo_data = Map::new();
@@ -1022,37 +1032,10 @@ impl ReadNode {
     }
 }
 
-/// The JSON of the equivalent [`MoDataItem`], written without building it.
-impl serde::Serialize for ReadNode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        struct OneMember<'a>(&'a str, &'a NodeData);
-        impl serde::Serialize for OneMember<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry(self.0, self.1)?;
-                map.end()
-            }
-        }
-        let len = 2 + usize::from(!self.ddf.is_empty()) + usize::from(self.cv.is_some());
-        let mut map = s.serialize_map(Some(len))?;
-        if !self.ddf.is_empty() {
-            map.serialize_entry("DDF", self.ddf)?;
-        }
-        map.serialize_entry("ClientURI", &self.client_uri)?;
-        if let Some(cv) = &self.cv {
-            map.serialize_entry("CV", cv)?;
-        }
-        map.serialize_entry("MOData", &OneMember(&self.member, &self.data))?;
-        map.end()
-    }
-}
-
 /// MO serialization (spec 7.2.1.4) of read nodes: always an array.
 fn mo_serialization(items: &[ReadNode]) -> (String, Vec<u8>) {
     let mut body = Vec::with_capacity(256 * items.len());
-    // Writing plain data into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut body, items);
+    MoDataRef::write_list(items.iter().map(ReadNode::as_item), &mut body);
     (media_type::MO_DATA.to_owned(), body)
 }
 
