@@ -437,6 +437,14 @@ impl Package2 {
     /// `serde_json::Value` first (strings are borrowed from `bytes` when
     /// they hold no escape).
     pub fn parse(bytes: &[u8]) -> Result<Package2, PackageError> {
+        match simple::parse(bytes) {
+            Some(p) => Ok(p),
+            None => Package2::parse_with_serde(bytes),
+        }
+    }
+
+    /// [`Package2::parse`] for any input, with its errors.
+    fn parse_with_serde(bytes: &[u8]) -> Result<Package2, PackageError> {
         const WHAT: &str = "Package#2";
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let visitor = raw::PackageVisitor {
@@ -494,6 +502,99 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 
 /// The direct deserialization of Package#2: `{"CMD": [[name, params...],
 /// ...], ...}`, other members ignored.
+/// The Package#2 every server sends: an object whose only member is `CMD`,
+/// an array of arrays of strings without escapes, parsed by a plain byte
+/// scan. It answers only when the input is exactly that; anything else
+/// (escapes, numbers, other members, any fault) is `None` and goes to the
+/// serde path, which parses it or says what is wrong. A test holds the two
+/// to the same result on mutated packages.
+mod simple {
+    use super::{Command, CommandError, Package2};
+
+    struct Reader<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn skip_ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+                self.at += 1;
+            }
+        }
+
+        /// Consumes `b` after any whitespace.
+        fn eat(&mut self, b: u8) -> bool {
+            self.skip_ws();
+            let found = self.bytes.get(self.at) == Some(&b);
+            self.at += usize::from(found);
+            found
+        }
+
+        /// A string without escapes or control characters, after any
+        /// whitespace.
+        fn string(&mut self) -> Option<&'a str> {
+            if !self.eat(b'"') {
+                return None;
+            }
+            let rest = self.bytes.get(self.at..)?;
+            let len = rest
+                .iter()
+                .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))?;
+            if rest[len] != b'"' {
+                return None;
+            }
+            let text = std::str::from_utf8(&rest[..len]).ok()?;
+            self.at += len + 1;
+            Some(text)
+        }
+    }
+
+    pub(super) fn parse(bytes: &[u8]) -> Option<Package2> {
+        let mut r = Reader { bytes, at: 0 };
+        if !(r.eat(b'{') && r.string()? == "CMD" && r.eat(b':') && r.eat(b'[')) {
+            return None;
+        }
+        // As the serde path: one vector, sized from the input once.
+        let mut commands = Vec::with_capacity((bytes.len() / 60).clamp(4, 4096));
+        let mut strings: Vec<&str> = Vec::with_capacity(8);
+        if !r.eat(b']') {
+            loop {
+                if !r.eat(b'[') {
+                    return None;
+                }
+                strings.clear();
+                if !r.eat(b']') {
+                    loop {
+                        strings.push(r.string()?);
+                        if !r.eat(b',') {
+                            break;
+                        }
+                    }
+                    if !r.eat(b']') {
+                        return None;
+                    }
+                }
+                commands.push(match strings.split_first() {
+                    Some((name, params)) => Command::from_parts(name, params),
+                    None => Err(CommandError::Empty),
+                });
+                if !r.eat(b',') {
+                    break;
+                }
+            }
+            if !r.eat(b']') {
+                return None;
+            }
+        }
+        if !r.eat(b'}') {
+            return None;
+        }
+        r.skip_ws();
+        (r.at == bytes.len()).then_some(Package2 { commands })
+    }
+}
+
 mod raw {
     use std::borrow::Cow;
     use std::fmt;
@@ -1137,6 +1238,72 @@ mod tests {
         assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
         let empty = Package3::default();
         assert_eq!(empty.to_vec(), br#"{"Status":[]}"#);
+    }
+
+    #[test]
+    fn the_simple_parser_agrees_with_serde_on_mutated_packages() {
+        let uri = |s: &str| s.parse::<ClientUri>().unwrap();
+        let built = Package2::new([
+            Command::Get {
+                client_uri: uri("urn:oma:mo:oma-dm-devinfo:1.2//DevID"),
+            },
+            Command::Exec {
+                client_uri: uri("urn:x:1.0/(x)/A?nv=(x)/B:1"),
+                server_uri: Some(ServerUri::new("https://s.example/a")),
+            },
+            Command::Hget {
+                server_uri: ServerUri::new("https://s.example/r"),
+                client_uri: None,
+            },
+            Command::End,
+        ])
+        .to_vec();
+        let bases = [
+            built,
+            br#" { "CMD" : [ [ "GET" , "urn:x:1.0//A" ] , [ ] , ["NOPE"], ["GET"] ] } "#.to_vec(),
+            br#"{"CMD":[]}"#.to_vec(),
+        ];
+        const ALPHABET: &[u8] = b"\"[]{},: \\\n\tGETCMDa0/\x01\xff";
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n as u64).unwrap()
+        };
+        let mut accepted = 0;
+        for base in &bases {
+            for _ in 0..4000 {
+                let mut m = base.clone();
+                for _ in 0..1 + next(3) {
+                    let at = next(m.len() + 1);
+                    let b = ALPHABET[next(ALPHABET.len())];
+                    match next(4) {
+                        0 if at < m.len() => m[at] = b,
+                        1 if at < m.len() => {
+                            m.remove(at);
+                        }
+                        2 => m.insert(at, b),
+                        _ => m.truncate(at),
+                    }
+                }
+                if let Some(fast) = simple::parse(&m) {
+                    accepted += 1;
+                    let slow = Package2::parse_with_serde(&m);
+                    assert_eq!(
+                        slow.as_ref().ok(),
+                        Some(&fast),
+                        "{}",
+                        String::from_utf8_lossy(&m)
+                    );
+                }
+            }
+            assert_eq!(simple::parse(base), Package2::parse_with_serde(base).ok());
+        }
+        assert!(
+            accepted > 100,
+            "only {accepted} mutants took the simple path"
+        );
     }
 
     #[test]
