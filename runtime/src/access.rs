@@ -2,8 +2,8 @@
 //! owns what"). The runtime asks here before a command touches any node.
 //!
 //! The device's DACMO instances ARE the rule set (12.3): the DACMO instance
-//! named after an MOID holds, under `<MIID>/<x>`, the rules (Path,
-//! Permissions/<x>/{MAID, AR}) of each instance of that MOID, and every
+//! named after an MOID holds, under `<MIID>/<x>`, the rules (`Path`,
+//! `Permissions/<x>/{MAID, AR}`) of each instance of that MOID, and every
 //! rights check reads them (`dm_core::effective_rights`: the longest Path
 //! covering the node decides, `*` MAIDs match everyone).
 //!
