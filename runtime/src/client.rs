@@ -356,7 +356,7 @@ impl Device {
             HttpClient::with_tls(self.config.timeout, &self.config.trust, identity).map_err(tls)?;
         match &auth {
             TransportAuth::Basic { user, password } => {
-                http.with_basic(server_uri, user, password).map_err(tls)
+                http.with_password(server_uri, user, password).map_err(tls)
             }
             _ => Ok(http),
         }

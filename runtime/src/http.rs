@@ -11,6 +11,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+use crate::digest_auth::Challenge;
 use crate::tls::{self, Identity, TlsError, TrustAnchors};
 
 /// Largest body this runtime reads from a peer (a DoS bound, not a spec one).
@@ -55,14 +56,55 @@ pub enum HttpError {
     Transport { uri: String, reason: String },
     #[error("response body from {uri} could not be read: {reason}")]
     Body { uri: String, reason: String },
+    /// The server asked for authentication this client will not give
+    /// there (HTTP Basic over plain http://, a Digest form it cannot
+    /// compute).
+    #[error("{uri} asks for authentication: {reason}")]
+    Auth { uri: String, reason: String },
 }
 
-/// HTTP Basic credentials (RFC 7617, spec 9.2.1) and the one origin they
-/// are sent to: the DM Server's, never a data repository elsewhere.
+/// Password credentials for the one origin they are used with, the DM
+/// Server's (never a data repository elsewhere), spec 9.2.1: HTTP Basic
+/// (RFC 7617) sent with every request, and only over https://; HTTP Digest
+/// (RFC 2617/7616) in answer to the server's challenge, over either scheme,
+/// since the password itself never travels.
 #[derive(Clone)]
-struct Basic {
+struct Password {
     origin: String,
-    header: String,
+    user: String,
+    password: String,
+    /// The Basic header, on an https:// origin only.
+    basic: Option<String>,
+    /// The server's last Digest challenge and the count of its uses
+    /// (`nc`), so later requests answer it up front.
+    digest: Arc<std::sync::Mutex<Option<(Challenge, u32)>>>,
+}
+
+impl Password {
+    /// The Digest answer for one more request under the last challenge.
+    fn next_digest(&self, method: &Method, target: &str) -> Option<String> {
+        let mut state = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        let (challenge, nc) = state.as_mut()?;
+        *nc += 1;
+        Some(challenge.authorization(
+            &self.user,
+            &self.password,
+            method.as_str(),
+            target,
+            *nc,
+            &client_nonce(),
+        ))
+    }
+}
+
+/// A fresh client nonce: 16 random bytes in hex.
+fn client_nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    // The system generator failing leaves zeros: the nonce then only
+    // repeats, which weakens nothing the password depends on.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An HTTP and HTTPS (spec 9.2) client with a per-request time limit.
@@ -70,14 +112,17 @@ struct Basic {
 pub struct HttpClient {
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
-    basic: Option<Basic>,
+    password: Option<Password>,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("timeout", &self.timeout)
-            .field("basic_origin", &self.basic.as_ref().map(|b| &b.origin))
+            .field(
+                "password_origin",
+                &self.password.as_ref().map(|b| &b.origin),
+            )
             .finish()
     }
 }
@@ -109,35 +154,40 @@ impl HttpClient {
         Ok(HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
-            basic: None,
+            password: None,
         })
     }
 
-    /// Sends HTTP Basic credentials on every request to `server_uri`'s
-    /// origin, which must be https://: a password never travels in clear.
-    pub fn with_basic(
+    /// Authenticates to `server_uri`'s origin with a user name and
+    /// password: HTTP Basic on every request when the origin is https://,
+    /// HTTP Digest whenever the server challenges for it.
+    pub fn with_password(
         mut self,
         server_uri: &str,
         user: &str,
         password: &str,
     ) -> Result<HttpClient, TlsError> {
         use base64::Engine as _;
-        let origin = tls::origin(server_uri)
-            .filter(|o| o.starts_with("https://"))
-            .ok_or_else(|| {
-                TlsError::Policy(format!(
-                    "HTTP Basic credentials are sent only over https://, not to {server_uri}"
-                ))
-            })?;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        self.basic = Some(Basic {
+        let origin = tls::origin(server_uri).ok_or_else(|| {
+            TlsError::Policy(format!("no http:// or https:// origin in {server_uri}"))
+        })?;
+        let basic = origin.starts_with("https://").then(|| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Basic {token}")
+        });
+        self.password = Some(Password {
             origin,
-            header: format!("Basic {token}"),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            basic,
+            digest: Arc::default(),
         });
         Ok(self)
     }
 
-    /// Sends one request and reads the whole response.
+    /// Sends one request and reads the whole response, answering an HTTP
+    /// Digest challenge of the DM Server once (spec 9.2.1).
     pub async fn call(
         &self,
         method: Method,
@@ -155,34 +205,127 @@ impl HttpClient {
         if !matches!(parsed.scheme_str(), Some("http" | "https")) {
             return Err(bad_uri("only http:// and https:// are supported".into()));
         }
-        let mut builder = Request::builder().method(method.clone()).uri(parsed);
+        let password = self
+            .password
+            .as_ref()
+            .filter(|p| tls::origin(uri).as_deref() == Some(p.origin.as_str()));
+        let target = parsed
+            .path_and_query()
+            .map_or("/", hyper::http::uri::PathAndQuery::as_str)
+            .to_owned();
+        let body = Bytes::from(body);
+        // Up front: the answer to the last Digest challenge, else Basic.
+        let mut authorization =
+            password.and_then(|p| p.next_digest(&method, &target).or_else(|| p.basic.clone()));
+        let mut sent_digest = authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Digest "));
+        let mut answered_challenge = false;
+        loop {
+            let (parts, bytes) = self
+                .send(
+                    &method,
+                    &parsed,
+                    uri,
+                    headers,
+                    &body,
+                    authorization.as_deref(),
+                )
+                .await?;
+            let challenged = parts.status == hyper::StatusCode::UNAUTHORIZED;
+            if let (true, Some(p)) = (challenged && !answered_challenge, password) {
+                let challenges: Vec<&str> = parts
+                    .headers
+                    .get_all(hyper::header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                match challenges
+                    .iter()
+                    .map(|c| Challenge::parse(c))
+                    .find(|c| !matches!(c, Err(crate::digest_auth::DigestError::NotDigest)))
+                {
+                    // A wrong password gets a fresh challenge that is not
+                    // stale: answered once, then the 401 stands.
+                    Some(Ok(challenge)) if !sent_digest || challenge.stale => {
+                        *p.digest.lock().unwrap_or_else(|e| e.into_inner()) = Some((challenge, 0));
+                        authorization = p.next_digest(&method, &target);
+                        sent_digest = true;
+                        answered_challenge = true;
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        return Err(HttpError::Auth {
+                            uri: uri.to_owned(),
+                            reason: e.to_string(),
+                        })
+                    }
+                    _ if p.basic.is_none()
+                        && challenges
+                            .iter()
+                            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic")) =>
+                    {
+                        return Err(HttpError::Auth {
+                            uri: uri.to_owned(),
+                            reason: "HTTP Basic, but a password is sent only over https://".into(),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(Exchange {
+                request: Message {
+                    start_line: format!("{method} {uri}"),
+                    headers: recorded_headers(headers, authorization.as_deref()),
+                    body: body.to_vec(),
+                },
+                response: Message {
+                    start_line: format!(
+                        "{} {}",
+                        parts.status.as_u16(),
+                        parts.status.canonical_reason().unwrap_or("")
+                    ),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: bytes.to_vec(),
+                },
+            });
+        }
+    }
+
+    /// One request on the wire, within the time limit.
+    async fn send(
+        &self,
+        method: &Method,
+        parsed: &hyper::Uri,
+        uri: &str,
+        headers: &[(&str, String)],
+        body: &Bytes,
+        authorization: Option<&str>,
+    ) -> Result<(hyper::http::response::Parts, Bytes), HttpError> {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(parsed.clone());
         for (k, v) in headers {
             builder = builder.header(*k, v.as_str());
         }
-        let mut recorded: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        if let Some(basic) = &self.basic {
-            if tls::origin(uri).as_deref() == Some(basic.origin.as_str()) {
-                builder = builder.header("Authorization", basic.header.as_str());
-                // Transcripts and observers never see the credentials.
-                recorded.push(("Authorization".into(), "Basic [redacted]".into()));
-            }
+        if let Some(a) = authorization {
+            builder = builder.header(hyper::header::AUTHORIZATION, a);
         }
-        let request = Message {
-            start_line: format!("{method} {uri}"),
-            headers: recorded,
-            body: body.clone(),
-        };
         let req = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| bad_uri(e.to_string()))?;
-        let seconds = self.timeout.as_secs();
-        let timeout = || HttpError::Timeout {
-            uri: uri.to_owned(),
-            seconds,
-        };
+            .body(Full::new(body.clone()))
+            .map_err(|e| HttpError::BadUri {
+                uri: uri.to_owned(),
+                reason: e.to_string(),
+            })?;
         let work = async {
             let resp = self
                 .inner
@@ -203,29 +346,29 @@ impl HttpClient {
                 .to_bytes();
             Ok::<_, HttpError>((parts, bytes))
         };
-        let (parts, bytes) = tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| timeout())??;
-        let response = Message {
-            start_line: format!(
-                "{} {}",
-                parts.status.as_u16(),
-                parts.status.canonical_reason().unwrap_or("")
-            ),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: bytes.to_vec(),
-        };
-        Ok(Exchange { request, response })
+            .map_err(|_| HttpError::Timeout {
+                uri: uri.to_owned(),
+                seconds: self.timeout.as_secs(),
+            })?
     }
+}
+
+/// The request headers as a transcript shows them: credentials redacted.
+fn recorded_headers(
+    headers: &[(&str, String)],
+    authorization: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut recorded: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    if let Some(a) = authorization {
+        let scheme = a.split(' ').next().unwrap_or("");
+        recorded.push(("Authorization".into(), format!("{scheme} [redacted]")));
+    }
+    recorded
 }
 
 /// The status code of a response message.

@@ -17,6 +17,7 @@ mod commands;
 mod delegation;
 #[cfg(feature = "server")]
 pub mod demo;
+mod digest_auth;
 mod http;
 pub mod local_api;
 mod notify;

@@ -225,8 +225,9 @@ fn private_key(what: &str, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsEr
 /// The spec leaves the encoding open; ours: when `Auth/Trsp/Data` is a
 /// certificate (PEM, or DER as 12.2.1.2), it is the DM Client certificate
 /// chain and `Auth/Trsp/Secret` its private key (PEM or DER): X.509 mode.
-/// Otherwise `Data` is the UTF-8 user name and `Secret` the UTF-8 password
-/// of HTTP Basic authentication (RFC 7617), sent on every package.
+/// Otherwise `Data` is the UTF-8 user name and `Secret` the UTF-8 password:
+/// HTTP Basic (RFC 7617) on every package over https://, HTTP Digest
+/// (RFC 2617/7616) when the server challenges for it.
 #[derive(Clone, Default)]
 pub enum TransportAuth {
     #[default]

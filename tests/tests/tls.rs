@@ -1,6 +1,6 @@
 //! Transport security of DM Sessions (spec 9.2): `https://` ServerURIs
-//! verified against `--ca` roots, the client certificate and HTTP Basic
-//! credentials of the account's `Auth/Trsp` (12.2). The DM Server is the
+//! verified against `--ca` roots, the client certificate and the HTTP
+//! Basic and Digest credentials of the account's `Auth/Trsp` (12.2). The DM Server is the
 //! plain reference server behind a TLS-terminating front made here.
 #![allow(clippy::unwrap_used)]
 
@@ -281,15 +281,43 @@ async fn basic_authentication_goes_on_every_package() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_credentials_never_travel_over_plain_http() {
     let w = World::new().await;
-    let boot = bootstrap(
-        w.tmp.path(),
-        &w.server.dm_url(),
-        Some((b"alice", b"s3cret")),
+    // A plain-HTTP DM Server that asks for HTTP Basic.
+    let dms = common::Repository::start().await;
+    dms.route_with(
+        "/dm",
+        401,
+        "text/plain",
+        "",
+        &[("WWW-Authenticate", "Basic realm=\"dm\"")],
     );
+    let boot = bootstrap(w.tmp.path(), &dms.url("/dm"), Some((b"alice", b"s3cret")));
     let (code, stderr) = client(&w.state("s"), &boot, &[]).await;
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("only over https"), "{stderr}");
-    assert!(w.server.device(DEV_ID).is_none());
+    let requests = dms.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|r| r.header("authorization").is_none()),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_server_asking_nothing_gets_no_credentials() {
+    let w = World::new().await;
+    let dms = common::Repository::start().await;
+    dms.route(
+        "/dm",
+        200,
+        dm_core::package::media_type::PACKAGE2,
+        r#"{"CMD":[["END"]]}"#,
+    );
+    let boot = bootstrap(w.tmp.path(), &dms.url("/dm"), Some((b"alice", b"s3cret")));
+    let (code, stderr) = client(&w.state("s"), &boot, &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let requests = dms.requests();
+    assert_eq!(requests.len(), 1, "Package#1, answered with END");
+    assert!(requests[0].header("authorization").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,26 +354,55 @@ async fn hget_fetches_from_an_https_data_repository() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "HTTP Digest authentication (spec 9.2.1 SHOULD, DM-SEC-002-C-O) is not built yet"]
 async fn digest_authentication_answers_the_servers_challenge() {
+    // spec 9.2.1: the DM Client SHOULD support Digest (DM-SEC-002-C-O).
     let w = World::new().await;
-    // The device holds alice's password in Auth/Trsp. To do when Digest is
-    // built: give the front a Digest challenge and a real check of the
-    // answer (RFC 7616); today it only tells a Digest answer from none.
     let front = w
         .front(
             &["127.0.0.1"],
             FrontOptions {
-                authorization: Some("Digest username=\"alice\"".into()),
+                digest: Some(("alice".into(), "s3cret".into())),
                 ..Default::default()
             },
         )
         .await;
     let boot = bootstrap(w.tmp.path(), &front.url("/dm"), Some((b"alice", b"s3cret")));
     let ca = w.ca_file();
-    let (code, stderr) = client(&w.state("s"), &boot, &["--ca", ca.to_str().unwrap()]).await;
+    let ca = ca.to_str().unwrap();
+    let (code, stderr) = client(&w.state("s"), &boot, &["--ca", ca]).await;
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(front.seen().iter().any(|s| s
-        .header("authorization")
-        .is_some_and(|a| a.starts_with("Digest "))));
+    assert_eq!(w.sessions_ended(), 1);
+    let seen = front.seen();
+    let digests: Vec<&str> = seen
+        .iter()
+        .filter_map(|s| s.header("authorization"))
+        .filter(|a| a.starts_with("Digest "))
+        .collect();
+    // Package#1 after the challenge, then Package#3 answered up front with
+    // the next nonce count: one challenge per session, not per package.
+    assert!(digests.len() >= 2, "{digests:?}");
+    assert!(
+        digests.iter().any(|a| a.contains("nc=00000002")),
+        "{digests:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| s.path == "/dm").count(),
+        digests.len() + 1
+    );
+    assert!(!digests.iter().any(|a| a.contains("s3cret")));
+
+    // A wrong password: answered once, then the 401 ends the session.
+    let wrong_dir = w.tmp.path().join("wrong");
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    let boot = bootstrap(&wrong_dir, &front.url("/dm"), Some((b"alice", b"guess")));
+    let before = front.seen().len();
+    let (code, stderr) = client(&w.state("s2"), &boot, &["--ca", ca]).await;
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("guess"), "{stderr}");
+    assert_eq!(
+        front.seen().len() - before,
+        2,
+        "one try, one answer to the challenge"
+    );
 }

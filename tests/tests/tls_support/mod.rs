@@ -116,6 +116,9 @@ pub struct FrontOptions {
     pub client_ca: Option<CertificateDer<'static>>,
     /// Require this `Authorization` header value (else 401).
     pub authorization: Option<String>,
+    /// Require HTTP Digest (RFC 7616, SHA-256, qop=auth) for this user
+    /// and password, checked for real (else 401 with a challenge).
+    pub digest: Option<(String, String)>,
     /// Forward requests to this plain-HTTP address.
     pub upstream: Option<SocketAddr>,
     /// Speak only TLS 1.2 with TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -262,6 +265,25 @@ impl Front {
                     .unwrap();
             }
         }
+        if let Some((user, password)) = &opts.digest {
+            let method = parts.method.as_str();
+            let valid = seen
+                .header("authorization")
+                .is_some_and(|a| digest_is_valid(a, method, user, password));
+            if !valid {
+                return Response::builder()
+                    .status(401)
+                    .header(
+                        "WWW-Authenticate",
+                        format!(
+                            "Digest realm=\"{DIGEST_REALM}\", qop=\"auth\", algorithm=SHA-256, \
+                             nonce=\"{DIGEST_NONCE}\", opaque=\"o-1\""
+                        ),
+                    )
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+            }
+        }
         let route = self.routes.lock().unwrap().get(&path).cloned();
         if let Some((status, content_type, body)) = route {
             return Response::builder()
@@ -300,4 +322,42 @@ impl Front {
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+const DIGEST_REALM: &str = "dm@front";
+const DIGEST_NONCE: &str = "b6a9c0e4-front-nonce";
+
+/// Checks an `Authorization: Digest` answer to the front's challenge the
+/// way a server does (RFC 7616 3.4.1, SHA-256, qop=auth).
+fn digest_is_valid(header: &str, method: &str, user: &str, password: &str) -> bool {
+    use sha2::{Digest as _, Sha256};
+    let Some(params) = header.strip_prefix("Digest ") else {
+        return false;
+    };
+    let mut fields = HashMap::new();
+    for part in params.split(", ") {
+        if let Some((k, v)) = part.split_once('=') {
+            fields.insert(k.trim().to_owned(), v.trim_matches('"').to_owned());
+        }
+    }
+    let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let h = |s: String| {
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ha1 = h(format!("{user}:{DIGEST_REALM}:{password}"));
+    let ha2 = h(format!("{method}:{}", field("uri")));
+    let expected = h(format!(
+        "{ha1}:{DIGEST_NONCE}:{}:{}:auth:{ha2}",
+        field("nc"),
+        field("cnonce")
+    ));
+    field("username") == user
+        && field("realm") == DIGEST_REALM
+        && field("nonce") == DIGEST_NONCE
+        && field("qop") == "auth"
+        && field("opaque") == "o-1"
+        && field("response") == expected
 }
