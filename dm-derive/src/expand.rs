@@ -188,40 +188,14 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
             quote!(::dm_core::__private::leaf(v, #format, rest, path))
         }
     };
-    let arms = children.iter().filter_map(|c| {
-        let ident = &c.ident;
-        let r = read_rest(c);
-        match (c.kind, &c.name) {
-            (Kind::Map, _) | (_, None) => None,
-            (Kind::Optional, Some(name)) => Some(quote! {
-                #name => match &self.#ident {
-                    ::core::option::Option::Some(v) => #r,
-                    ::core::option::Option::None => ::dm_core::__private::absent(path),
-                },
-            }),
-            (Kind::Plain, Some(name)) => Some(quote! {
-                #name => {
-                    let v = &self.#ident;
-                    #r
-                }
-            }),
-        }
-    });
-    // Names that match no named child address an instance of the un-named
-    // child, if there is one.
-    let fallback = match children.iter().find(|c| c.kind == Kind::Map) {
-        Some(c) => {
-            let ident = &c.ident;
-            let r = read_rest(c);
-            quote! {
-                _ => match self.#ident.get(first) {
-                    ::core::option::Option::Some(v) => #r,
-                    ::core::option::Option::None => ::dm_core::__private::absent(path),
-                },
-            }
-        }
-        None => quote!(_ => ::core::result::Result::Err(::dm_core::__private::not_found(path)),),
-    };
+    let (arms, fallback) = dispatch_on_first_name(
+        children,
+        read_rest,
+        &quote!(::dm_core::__private::absent(path)),
+        &quote!(::core::result::Result::Err(
+            ::dm_core::__private::not_found(path)
+        )),
+    );
     let has_rest = |c: &Child| {
         if c.interior {
             quote!(::dm_core::MoNode::has_node(v, rest))
@@ -232,38 +206,8 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
             })
         }
     };
-    let has_arms = children.iter().filter_map(|c| {
-        let ident = &c.ident;
-        let r = has_rest(c);
-        match (c.kind, &c.name) {
-            (Kind::Map, _) | (_, None) => None,
-            (Kind::Optional, Some(name)) => Some(quote! {
-                #name => match &self.#ident {
-                    ::core::option::Option::Some(v) => #r,
-                    ::core::option::Option::None => false,
-                },
-            }),
-            (Kind::Plain, Some(name)) => Some(quote! {
-                #name => {
-                    let v = &self.#ident;
-                    #r
-                }
-            }),
-        }
-    });
-    let has_fallback = match children.iter().find(|c| c.kind == Kind::Map) {
-        Some(c) => {
-            let ident = &c.ident;
-            let r = has_rest(c);
-            quote! {
-                _ => match self.#ident.get(first) {
-                    ::core::option::Option::Some(v) => #r,
-                    ::core::option::Option::None => false,
-                },
-            }
-        }
-        None => quote!(_ => false,),
-    };
+    let (has_arms, has_fallback) =
+        dispatch_on_first_name(children, has_rest, &quote!(false), &quote!(false));
     let writes = write_fns(input, children);
     quote! {
         impl ::dm_core::MoNode for #ident {
@@ -299,6 +243,55 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
             }
         }
     }
+}
+
+/// The `match *first { .. }` arms of a read that walks `path`: one per
+/// named child (with `v` bound to the field and `rest` the remaining path,
+/// `on_child` says what to do with them; `absent` for an empty optional),
+/// then the fallback: names that match no named child address an instance
+/// of the un-named child if there is one, else `no_such`.
+fn dispatch_on_first_name(
+    children: &[Child],
+    on_child: impl Fn(&Child) -> TokenStream,
+    absent: &TokenStream,
+    no_such: &TokenStream,
+) -> (Vec<TokenStream>, TokenStream) {
+    let arms = children
+        .iter()
+        .filter_map(|c| {
+            let ident = &c.ident;
+            let r = on_child(c);
+            match (c.kind, &c.name) {
+                (Kind::Map, _) | (_, None) => None,
+                (Kind::Optional, Some(name)) => Some(quote! {
+                    #name => match &self.#ident {
+                        ::core::option::Option::Some(v) => #r,
+                        ::core::option::Option::None => #absent,
+                    },
+                }),
+                (Kind::Plain, Some(name)) => Some(quote! {
+                    #name => {
+                        let v = &self.#ident;
+                        #r
+                    }
+                }),
+            }
+        })
+        .collect();
+    let fallback = match children.iter().find(|c| c.kind == Kind::Map) {
+        Some(c) => {
+            let ident = &c.ident;
+            let r = on_child(c);
+            quote! {
+                _ => match self.#ident.get(first) {
+                    ::core::option::Option::Some(v) => #r,
+                    ::core::option::Option::None => #absent,
+                },
+            }
+        }
+        None => quote!(_ => #no_such,),
+    };
+    (arms, fallback)
 }
 
 /// `put_node`, `delete_node` and `from_node`: each child kind calls one
