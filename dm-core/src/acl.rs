@@ -324,6 +324,17 @@ pub fn effective_rights<S: AsRef<str>>(
     authority: &Authority,
     node_path: &[S],
 ) -> Rights {
+    effective_rights_by(entries, |maid| maid.matches(authority), node_path)
+}
+
+/// [`effective_rights`] for an authority given as the test `names_me`,
+/// true for every MAID that names it (`*` included): a caller that knows
+/// its principal in another form need not build an [`Authority`].
+pub fn effective_rights_by<S: AsRef<str>>(
+    entries: &[AclEntry],
+    names_me: impl Fn(&Maid) -> bool,
+    node_path: &[S],
+) -> Rights {
     // Called for every node a command touches: no allocation.
     let deciding = entries
         .iter()
@@ -335,7 +346,7 @@ pub fn effective_rights<S: AsRef<str>>(
     entries
         .iter()
         .filter(|e| e.covers(node_path) && specificity_cmp(&e.path, &deciding.path).is_eq())
-        .filter(|e| e.maid.matches(authority))
+        .filter(|e| names_me(&e.maid))
         .fold(Rights::NONE, |acc, e| acc | e.rights)
 }
 

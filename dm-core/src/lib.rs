@@ -28,7 +28,9 @@ mod status;
 mod uri;
 mod value;
 
-pub use acl::{effective_rights, AclEntry, Authority, LogicalOperation, Maid, Rights};
+pub use acl::{
+    effective_rights, effective_rights_by, AclEntry, Authority, LogicalOperation, Maid, Rights,
+};
 pub use cache::{CacheDecision, CacheValidator};
 pub use dm_derive::{ManagementObject, MoNode};
 pub use map::{is_node_name, NodeMap, NodeMapError};

@@ -35,7 +35,7 @@
 
 use dm_core::acl::entries_from_dacmo;
 use dm_core::{
-    effective_rights, AclEntry, Authority, Maid, ManagementObject, NodeData, Rights, Value,
+    effective_rights_by, AclEntry, Authority, Maid, ManagementObject, NodeData, Rights, Value,
 };
 
 use crate::tree::{Instance, Owner, Registry};
@@ -139,6 +139,18 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// True when `maid` names this principal: `*`, or its own authority
+    /// (compared without building an [`Authority`]: asked for every rule
+    /// of every node a command touches).
+    pub(crate) fn is_named_by(&self, maid: &Maid) -> bool {
+        match (maid, self) {
+            (Maid::Any, Principal::Server(_) | Principal::App(_)) => true,
+            (Maid::Authority(Authority::Server(id)), Principal::Server(a)) => *id == a.server_id,
+            (Maid::Authority(Authority::App(id)), Principal::App(app)) => id == app,
+            _ => false,
+        }
+    }
+
     /// The Management Authority DACMO names this principal by.
     pub fn authority(&self) -> Option<Authority> {
         match self {
@@ -225,14 +237,14 @@ pub(crate) fn entries_of(registry: &Registry, instance: &Instance) -> Vec<AclEnt
 /// What one principal may do in one MO instance: built once per command
 /// and instance, then asked per node.
 #[derive(Debug, Clone)]
-pub(crate) enum Access {
+pub(crate) enum Access<'p> {
     /// The device itself: no restriction.
     All,
     /// No right anywhere (an MOID outside the server's Perm list).
     Nothing,
-    /// The instance's rules, for this authority.
+    /// The instance's rules, for this principal (never `Local`).
     Rules {
-        authority: Authority,
+        principal: &'p Principal,
         entries: std::sync::Arc<[AclEntry]>,
     },
     /// A DACMO instance: `root` on its root, and on the `<MIID>` sub-tree of
@@ -244,22 +256,22 @@ pub(crate) enum Access {
     },
 }
 
-impl Access {
+impl<'p> Access<'p> {
     /// The access of `principal` to the instance at `index`.
-    pub(crate) fn of(principal: &Principal, registry: &Registry, index: usize) -> Access {
+    pub(crate) fn of(principal: &'p Principal, registry: &Registry, index: usize) -> Access<'p> {
         let Some(instance) = registry.instance(index) else {
             return Access::Nothing;
         };
-        let Some(authority) = principal.authority() else {
+        if matches!(principal, Principal::Local) {
             return Access::All;
-        };
+        }
         let moid = instance.mo.schema().moid;
         if !principal.may_manage(moid) {
             return Access::Nothing;
         }
         if moid != DACMO_MOID {
             return Access::Rules {
-                authority,
+                principal,
                 entries: registry.rules(index, || entries_of(registry, instance)),
             };
         }
@@ -294,7 +306,9 @@ impl Access {
         match self {
             Access::All => Rights::ALL,
             Access::Nothing => Rights::NONE,
-            Access::Rules { authority, entries } => effective_rights(entries, authority, path),
+            Access::Rules { principal, entries } => {
+                effective_rights_by(entries, |m| principal.is_named_by(m), path)
+            }
             Access::Dacmo { root, targets } => match path.first() {
                 None => *root,
                 Some(miid) => targets
@@ -310,9 +324,9 @@ impl Access {
         match self {
             Access::All => true,
             Access::Nothing => false,
-            Access::Rules { authority, entries } => entries
+            Access::Rules { principal, entries } => entries
                 .iter()
-                .any(|e| e.maid.matches(authority) && e.rights.contains(right)),
+                .any(|e| principal.is_named_by(&e.maid) && e.rights.contains(right)),
             Access::Dacmo { root, targets } => {
                 root.contains(right) || targets.iter().any(|(_, r)| r.contains(right))
             }
@@ -325,9 +339,9 @@ impl Access {
         match self {
             Access::All => true,
             Access::Nothing => false,
-            Access::Rules { authority, entries } => entries
+            Access::Rules { principal, entries } => entries
                 .iter()
-                .any(|e| e.maid.matches(authority) && !e.rights.is_empty()),
+                .any(|e| principal.is_named_by(&e.maid) && !e.rights.is_empty()),
             Access::Dacmo { root, .. } => !root.is_empty(),
         }
     }
@@ -463,6 +477,42 @@ pub(crate) fn can_see(principal: &Principal, registry: &Registry, index: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dm_core::effective_rights;
+
+    #[test]
+    fn maids_name_principals_as_authorities_do() {
+        let server = |id: &str| {
+            Principal::Server(ServerAccount {
+                miid: id.into(),
+                server_id: id.into(),
+                server_uri: "https://dms.example/dm".into(),
+                moids: vec!["*".into()],
+                noti_secret: None,
+                noti_data: None,
+            })
+        };
+        let maids = [
+            Maid::Any,
+            Maid::Authority(Authority::Server("A".into())),
+            Maid::Authority(Authority::Server("B".into())),
+            Maid::Authority(Authority::App("A".into())),
+        ];
+        for principal in [
+            server("A"),
+            server("B"),
+            Principal::App("A".into()),
+            Principal::Local,
+        ] {
+            for maid in &maids {
+                let expected = principal.authority().is_some_and(|a| maid.matches(&a));
+                assert_eq!(
+                    principal.is_named_by(maid),
+                    expected,
+                    "{principal:?} {maid}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn an_accounts_debug_output_holds_no_secret() {
@@ -511,8 +561,16 @@ mod tests {
 
     #[test]
     fn a_path_rule_prunes_what_it_denies_from_a_parent() {
+        let b = Principal::Server(ServerAccount {
+            miid: "B".into(),
+            server_id: "B".into(),
+            server_uri: "https://b.example/dm".into(),
+            moids: vec!["*".into()],
+            noti_secret: None,
+            noti_data: None,
+        });
         let access = Access::Rules {
-            authority: Authority::Server("B".into()),
+            principal: &b,
             entries: vec![
                 AclEntry {
                     path: Vec::new(),
