@@ -109,9 +109,7 @@ impl Device {
     fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<Resolved> {
         let moid = uri.moid();
         let mut visible = self.registry.instances().filter(|(n, i)| {
-            i.mo.schema().moid == moid
-                && (matches!(ctx.principal, Principal::Local)
-                    || access::can_see(&ctx.principal, &self.registry, *n))
+            i.mo.schema().moid == moid && access::can_see(&ctx.principal, &self.registry, *n)
         });
         let (index, instance) = match uri.instance() {
             InstanceSelector::Only => {

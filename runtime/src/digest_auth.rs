@@ -9,6 +9,7 @@
 //! is any other algorithm, so the caller can report why it cannot answer.
 //! The password never travels: only the hash does.
 
+use dm_core::notification::hex;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
@@ -26,15 +27,6 @@ impl Algorithm {
             Algorithm::Sha256 => hex(&Sha256::digest(data.as_bytes())),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
 }
 
 /// Why a challenge cannot be answered.

@@ -104,7 +104,7 @@ fn client_nonce() -> String {
     // The system generator failing leaves zeros: the nonce then only
     // repeats, which weakens nothing the password depends on.
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    dm_core::notification::hex(&bytes)
 }
 
 /// An HTTP and HTTPS (spec 9.2) client with a per-request time limit.

@@ -50,12 +50,18 @@ impl Device {
         let Some(data) = session_info_data(peer) else {
             return;
         };
+        // Compared through a shared borrow: a `&mut` access drops the
+        // registry's cached access rules, and most sessions change nothing.
+        let unchanged = self
+            .registry
+            .instance(index)
+            .is_none_or(|i| i.mo.get(&[]).ok().as_ref() == Some(&data));
+        if unchanged {
+            return;
+        }
         let Some(instance) = self.registry.instance_mut(index) else {
             return;
         };
-        if instance.mo.get(&[]).ok().as_ref() == Some(&data) {
-            return;
-        }
         let change = dm_core::Change::Put {
             path: Vec::new(),
             data,
