@@ -11,7 +11,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-use crate::digest_auth::Challenge;
+use crate::digest_auth::{Challenge, DigestError};
 use crate::tls::{self, Identity, TlsError, TrustAnchors};
 
 /// Largest body this runtime reads from a peer (a DoS bound, not a spec one).
@@ -81,6 +81,44 @@ struct Password {
 }
 
 impl Password {
+    /// What to send again after a 401 with `headers`: the answer to its
+    /// Digest challenge, unless the request already answered one that is
+    /// not stale (a wrong password: the 401 stands). `Err` when the server
+    /// asks for what this client will not give: a Digest form it cannot
+    /// compute, or Basic over plain http://.
+    fn answer(
+        &self,
+        headers: &hyper::HeaderMap,
+        sent_digest: bool,
+        method: &Method,
+        target: &str,
+    ) -> Result<Option<String>, String> {
+        let challenges: Vec<&str> = headers
+            .get_all(hyper::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let digest = challenges
+            .iter()
+            .map(|c| Challenge::parse(c))
+            .find(|c| !matches!(c, Err(DigestError::NotDigest)));
+        match digest {
+            Some(Ok(challenge)) if !sent_digest || challenge.stale => {
+                *self.digest.lock().unwrap_or_else(|e| e.into_inner()) = Some((challenge, 0));
+                Ok(self.next_digest(method, target))
+            }
+            Some(Err(e)) => Err(e.to_string()),
+            _ if self.basic.is_none()
+                && challenges
+                    .iter()
+                    .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic")) =>
+            {
+                Err("HTTP Basic, but a password is sent only over https://".into())
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The Digest answer for one more request under the last challenge.
     fn next_digest(&self, method: &Method, target: &str) -> Option<String> {
         let mut state = self.digest.lock().unwrap_or_else(|p| p.into_inner());
@@ -217,88 +255,65 @@ impl HttpClient {
         // Up front: the answer to the last Digest challenge, else Basic.
         let mut authorization =
             password.and_then(|p| p.next_digest(&method, &target).or_else(|| p.basic.clone()));
-        let mut sent_digest = authorization
-            .as_deref()
-            .is_some_and(|a| a.starts_with("Digest "));
-        let mut answered_challenge = false;
-        loop {
-            let (parts, bytes) = self
-                .send(
-                    &method,
-                    &parsed,
-                    uri,
-                    headers,
-                    &body,
-                    authorization.as_deref(),
-                )
-                .await?;
-            let challenged = parts.status == hyper::StatusCode::UNAUTHORIZED;
-            if let (true, Some(p)) = (challenged && !answered_challenge, password) {
-                let challenges: Vec<&str> = parts
-                    .headers
-                    .get_all(hyper::header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                match challenges
-                    .iter()
-                    .map(|c| Challenge::parse(c))
-                    .find(|c| !matches!(c, Err(crate::digest_auth::DigestError::NotDigest)))
-                {
-                    // A wrong password gets a fresh challenge that is not
-                    // stale: answered once, then the 401 stands.
-                    Some(Ok(challenge)) if !sent_digest || challenge.stale => {
-                        *p.digest.lock().unwrap_or_else(|e| e.into_inner()) = Some((challenge, 0));
-                        authorization = p.next_digest(&method, &target);
-                        sent_digest = true;
-                        answered_challenge = true;
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        return Err(HttpError::Auth {
-                            uri: uri.to_owned(),
-                            reason: e.to_string(),
-                        })
-                    }
-                    _ if p.basic.is_none()
-                        && challenges
-                            .iter()
-                            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic")) =>
-                    {
-                        return Err(HttpError::Auth {
-                            uri: uri.to_owned(),
-                            reason: "HTTP Basic, but a password is sent only over https://".into(),
-                        })
-                    }
-                    _ => {}
-                }
+        let (mut parts, mut bytes) = self
+            .send(
+                &method,
+                &parsed,
+                uri,
+                headers,
+                &body,
+                authorization.as_deref(),
+            )
+            .await?;
+        if let (hyper::StatusCode::UNAUTHORIZED, Some(p)) = (parts.status, password) {
+            let sent_digest = authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Digest "));
+            if let Some(answer) = p
+                .answer(&parts.headers, sent_digest, &method, &target)
+                .map_err(|reason| HttpError::Auth {
+                    uri: uri.to_owned(),
+                    reason,
+                })?
+            {
+                authorization = Some(answer);
+                (parts, bytes) = self
+                    .send(
+                        &method,
+                        &parsed,
+                        uri,
+                        headers,
+                        &body,
+                        authorization.as_deref(),
+                    )
+                    .await?;
             }
-            return Ok(Exchange {
-                request: Message {
-                    start_line: format!("{method} {uri}"),
-                    headers: recorded_headers(headers, authorization.as_deref()),
-                    body: body.to_vec(),
-                },
-                response: Message {
-                    start_line: format!(
-                        "{} {}",
-                        parts.status.as_u16(),
-                        parts.status.canonical_reason().unwrap_or("")
-                    ),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                    body: bytes.to_vec(),
-                },
-            });
         }
+        Ok(Exchange {
+            request: Message {
+                start_line: format!("{method} {uri}"),
+                headers: recorded_headers(headers, authorization.as_deref()),
+                body: body.to_vec(),
+            },
+            response: Message {
+                start_line: format!(
+                    "{} {}",
+                    parts.status.as_u16(),
+                    parts.status.canonical_reason().unwrap_or("")
+                ),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: bytes.to_vec(),
+            },
+        })
     }
 
     /// One request on the wire, within the time limit.
