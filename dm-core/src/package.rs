@@ -555,8 +555,10 @@ mod simple {
         if !(r.eat(b'{') && r.string()? == "CMD" && r.eat(b':') && r.eat(b'[')) {
             return None;
         }
-        // As the serde path: one vector, sized from the input once.
-        let mut commands = Vec::with_capacity((bytes.len() / 60).clamp(4, 4096));
+        // As the serde path: one vector, sized from the input once. A
+        // GET of a short ClientURI takes some 40 bytes: sized for that, a
+        // package of such commands never grows (and copies) the vector.
+        let mut commands = Vec::with_capacity((bytes.len() / 36).clamp(4, 4096));
         let mut strings: Vec<&str> = Vec::with_capacity(8);
         if !r.eat(b']') {
             loop {

@@ -186,14 +186,34 @@ impl NodeData {
     /// are removed too: what the DDF does not describe is not exposed.
     pub fn retain_readable(&mut self, schema: &NodeSchema) {
         if let NodeData::Interior(children) = self {
-            children.retain_mut(|(name, child)| match schema.child(name) {
-                Some(def) if def.access.contains(crate::AccessType::GET) => {
-                    child.retain_readable(def);
-                    true
-                }
-                _ => false,
+            // MOs list children in schema order (absent optional ones
+            // left out), so the search goes on from the last definition
+            // found; sibling names are unique (the code generator refuses
+            // duplicates), so this finds what `child` finds.
+            let mut next = 0;
+            children.retain_mut(|(name, child)| {
+                let ahead = schema.children.get(next..).unwrap_or_default();
+                let def = match ahead.iter().position(|d| d.name == Some(name.as_str())) {
+                    Some(k) => {
+                        next += k + 1;
+                        ahead.get(k)
+                    }
+                    None => schema.child(name),
+                };
+                retain_child(def, child)
             });
         }
+    }
+}
+
+/// Keeps `child` (made readable) when its definition allows Get.
+fn retain_child(def: Option<&NodeSchema>, child: &mut NodeData) -> bool {
+    match def {
+        Some(def) if def.access.contains(crate::AccessType::GET) => {
+            child.retain_readable(def);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -479,5 +499,50 @@ mod tests {
         ]);
         data.retain_readable(&root);
         assert_eq!(data.to_json().to_string(), r#"{"Name":"a"}"#);
+    }
+
+    #[test]
+    fn pruning_finds_definitions_in_any_order_and_the_unnamed_child() {
+        const LEAF: NodeSchema = NodeSchema {
+            name: Some("A"),
+            format: Format::Chr,
+            access: AccessType::GET,
+            occurrence: Occurrence::ZeroOrOne,
+            scope: Scope::Dynamic,
+            children: &[],
+        };
+        const HIDDEN: NodeSchema = NodeSchema {
+            name: Some("B"),
+            access: AccessType::REPLACE,
+            ..LEAF
+        };
+        const C: NodeSchema = NodeSchema {
+            name: Some("C"),
+            ..LEAF
+        };
+        const ANY: NodeSchema = NodeSchema { name: None, ..LEAF };
+        let root = NodeSchema {
+            name: None,
+            format: Format::Node,
+            children: &[LEAF, HIDDEN, C, ANY],
+            ..LEAF
+        };
+        let chr = |s: &str| NodeData::Leaf(Value::Chr(s.into()));
+        let names = |data: &NodeData| match data {
+            NodeData::Interior(c) => c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            NodeData::Leaf(_) => Vec::new(),
+        };
+        // Schema order with "A" absent; then out of order; then names only
+        // the un-named child takes, a hidden one among them.
+        for (given, kept) in [
+            (vec!["B", "C", "x"], vec!["C", "x"]),
+            (vec!["C", "B", "A", "y"], vec!["C", "A", "y"]),
+            (vec!["x", "C", "A", "B"], vec!["x", "C", "A"]),
+        ] {
+            let mut data =
+                NodeData::Interior(given.iter().map(|n| (n.to_string(), chr(n))).collect());
+            data.retain_readable(&root);
+            assert_eq!(names(&data), kept, "{given:?}");
+        }
     }
 }

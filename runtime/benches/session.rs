@@ -16,7 +16,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-const ROUNDS: usize = 500;
+/// Rounds timed; `DM_BENCH_ROUNDS` lowers it for profiling runs (callgrind).
+fn rounds() -> usize {
+    std::env::var("DM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(500)
+}
 const WARM_UP: usize = 20;
 
 fn commands() -> Vec<Command> {
@@ -144,10 +150,11 @@ async fn main() {
         session(&mut device, "scripted").await;
         bare(&client).await;
     }
-    let mut session_times = Vec::with_capacity(ROUNDS);
-    let mut device_times = Vec::with_capacity(ROUNDS);
-    let mut bare_times = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    let rounds = rounds();
+    let mut session_times = Vec::with_capacity(rounds);
+    let mut device_times = Vec::with_capacity(rounds);
+    let mut bare_times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
         let t = Instant::now();
         session(&mut device, "reference").await;
         session_times.push(t.elapsed());
@@ -181,7 +188,7 @@ async fn main() {
         .map(|(q, r)| format!("{}B->{}B", q.body.len(), r.body.len()))
         .collect();
     println!("round trips: {}", sizes.join(", "));
-    println!("{ROUNDS} rounds of 100-command sessions, medians (ratio: median of per-round ratios to bare):");
+    println!("{rounds} rounds of 100-command sessions, medians (ratio: median of per-round ratios to bare):");
     println!("  device + reference server: {s:?} ({rs:.2}x)");
     println!("  device + scripted server:  {d:?} ({rd:.2}x)");
     println!("  bare hyper + scripted server, same bytes: {b:?}");

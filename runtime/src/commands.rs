@@ -245,7 +245,7 @@ impl Device {
     pub(crate) fn cache_validator(&self, index: usize) -> Option<String> {
         let i = self.registry.instance(index)?;
         let cv = CacheValidator::from_change_counter(i.mo.schema().moid, &i.miid, i.changes());
-        Some(cv.as_str().to_owned())
+        Some(cv.into_string())
     }
 
     /// HPUT and HPOST (5.3.2, 5.3.3): the data of every ClientURI, sent to
