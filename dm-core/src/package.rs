@@ -512,9 +512,26 @@ mod simple {
     use super::{Command, CommandError, Package2};
 
     struct Reader<'a> {
+        /// The whole package, checked to be UTF-8 once: a string is then
+        /// sliced out between two ASCII quotes, always at char boundaries.
+        text: &'a str,
         bytes: &'a [u8],
         at: usize,
     }
+
+    /// Bytes that end the plain part of a JSON string: the closing quote,
+    /// an escape, a control character (which JSON refuses unescaped).
+    const STRING_STOP: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            t[b] = true;
+            b += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
 
     impl<'a> Reader<'a> {
         fn skip_ws(&mut self) {
@@ -537,21 +554,24 @@ mod simple {
             if !self.eat(b'"') {
                 return None;
             }
-            let rest = self.bytes.get(self.at..)?;
-            let len = rest
+            let start = self.at;
+            let len = self
+                .bytes
+                .get(start..)?
                 .iter()
-                .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))?;
-            if rest[len] != b'"' {
+                .position(|b| STRING_STOP[usize::from(*b)])?;
+            let end = start + len;
+            if self.bytes[end] != b'"' {
                 return None;
             }
-            let text = std::str::from_utf8(&rest[..len]).ok()?;
-            self.at += len + 1;
-            Some(text)
+            self.at = end + 1;
+            self.text.get(start..end)
         }
     }
 
     pub(super) fn parse(bytes: &[u8]) -> Option<Package2> {
-        let mut r = Reader { bytes, at: 0 };
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut r = Reader { text, bytes, at: 0 };
         if !(r.eat(b'{') && r.string()? == "CMD" && r.eat(b':') && r.eat(b'[')) {
             return None;
         }

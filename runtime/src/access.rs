@@ -444,12 +444,12 @@ impl dm_core::InstanceTree for View<'_> {
 
     fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
         let i = self.registry.instance(*instance)?;
-        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-        let gettable =
+        let gettable = crate::tree::with_refs(path, |refs| {
             i.mo.schema()
                 .root
-                .descendant(&refs)
-                .is_some_and(|s| s.access.contains(dm_core::AccessType::GET));
+                .descendant(refs)
+                .is_some_and(|s| s.access.contains(dm_core::AccessType::GET))
+        });
         if !gettable
             || !rights(self.principal, self.registry, *instance, path).contains(Rights::READ)
         {

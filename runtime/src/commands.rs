@@ -16,11 +16,12 @@ use dm_core::{
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
+use smallvec::{smallvec, SmallVec};
 
 use crate::access::{self, Access, Principal, DACMO_MOID};
 use crate::client::{Device, PendingAlert, SessionCtx};
 use crate::store::{SavedInstance, Subscription};
-use crate::tree::{Owner, Resolved};
+use crate::tree::{with_refs, Owner, Resolved, SHORT_PATH};
 
 /// Media types this client reads in HGET responses, best first.
 const HGET_ACCEPT: &str = "application/dmmo+json, text/plain;q=0.5, application/octet-stream;q=0.5";
@@ -32,6 +33,9 @@ fn status(code: StatusCode) -> Status {
 fn refs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
+
+/// The nodes one ClientURI resolves to: nearly always one, kept inline.
+pub(crate) type ResolvedNodes = SmallVec<[Resolved; 1]>;
 
 impl Device {
     /// Rights of the session's principal on a resolved node: the DACMO
@@ -49,9 +53,9 @@ impl Device {
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
-    ) -> Result<Vec<Resolved>, StatusCode> {
+    ) -> Result<ResolvedNodes, StatusCode> {
         match self.resolve_plain(ctx, uri) {
-            Some(node) => Ok(vec![node]),
+            Some(node) => Ok(smallvec![node]),
             None => self.resolve_general(ctx, uri),
         }
     }
@@ -61,7 +65,7 @@ impl Device {
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
-    ) -> Result<Vec<Resolved>, StatusCode> {
+    ) -> Result<ResolvedNodes, StatusCode> {
         let view = access::View {
             registry: &self.registry,
             principal: &ctx.principal,
@@ -123,20 +127,27 @@ impl Device {
             }
             InstanceSelector::All | InstanceSelector::XName(_) => return None,
         };
-        let mut names: Vec<&str> = Vec::with_capacity(uri.path().len());
-        for seg in uri.path() {
+        let segments = uri.path();
+        if segments.len() > SHORT_PATH {
+            return None;
+        }
+        let mut names = [""; SHORT_PATH];
+        for (i, seg) in segments.iter().enumerate() {
             let NodeSelector::Name(name) = seg else {
                 return None;
             };
-            names.push(name);
+            names[i] = name;
             // Every prefix, as step 2 asks per segment.
-            if !instance.mo.contains(&names) {
+            if !instance.mo.contains(&names[..=i]) {
                 return None;
             }
         }
         Some(Resolved {
             instance: index,
-            path: names.into_iter().map(str::to_owned).collect(),
+            path: names[..segments.len()]
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
         })
     }
 
@@ -174,7 +185,7 @@ impl Device {
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
-    ) -> Result<Vec<ReadNode>, StatusCode> {
+    ) -> Result<Vec<ReadNode<'_>>, StatusCode> {
         let resolved = self.resolve_for(ctx, uri)?;
         if let Some(cv) = &uri.query().cache_validator {
             if resolved.iter().all(|r| r.path.is_empty())
@@ -186,8 +197,8 @@ impl Device {
             }
         }
         let mut out = Vec::with_capacity(resolved.len());
-        for r in &resolved {
-            let Some(schema) = self.registry.schema_of(r) else {
+        for r in resolved {
+            let Some(schema) = self.registry.schema_of(&r) else {
                 return Err(StatusCode::NOT_FOUND);
             };
             if !schema.access.contains(AccessType::GET) {
@@ -206,8 +217,8 @@ impl Device {
             let Some(instance) = self.registry.instance(r.instance) else {
                 return Err(StatusCode::NOT_FOUND);
             };
-            let path = refs(&r.path);
-            let mut data = instance.mo.get(&path).map_err(|e| e.status())?;
+            let mut data =
+                with_refs(&r.path, |path| instance.mo.get(path)).map_err(|e| e.status())?;
             data.retain_readable(schema);
             // Children the principal may not Read stay on the device too.
             access.prune(&r.path, &mut data);
@@ -215,22 +226,16 @@ impl Device {
                 truncate(&mut data, n);
             }
             let schema_mo = instance.mo.schema();
-            // ARCHITECTURE "MOData naming": the addressed node's name, the
-            // MIID at an instance root.
-            let member = path
-                .last()
-                .copied()
-                .unwrap_or(instance.miid.as_str())
-                .to_owned();
             out.push(ReadNode {
                 ddf: schema_mo.ddf_url,
-                client_uri: ClientUri::for_node(schema_mo.moid, &instance.miid, &path),
+                moid: schema_mo.moid,
+                miid: &instance.miid,
                 cv: r
                     .path
                     .is_empty()
                     .then(|| self.cache_validator(r.instance))
                     .flatten(),
-                member,
+                path: r.path,
                 data,
             });
         }
@@ -996,34 +1001,48 @@ fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
 /// One node as read for GET, HPUT, HPOST or a SUB notification: what an
 /// MO data item (spec 7.2.1.4) carries, with the data kept as the MO gave
 /// it so that it is written once, straight into the body that sends it.
+/// Its ClientURI is only made when an MO data item is written: a single
+/// leaf goes out bare, without one.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ReadNode {
+pub(crate) struct ReadNode<'a> {
     ddf: &'static str,
-    client_uri: String,
+    moid: &'static str,
+    miid: &'a str,
+    /// Names from the instance root; empty for the root itself.
+    path: Vec<String>,
     cv: Option<String>,
-    /// The one MOData member's name (ARCHITECTURE "MOData naming").
-    member: String,
     data: NodeData,
 }
 
-impl ReadNode {
-    fn as_item(&self) -> MoDataRef<'_> {
+impl ReadNode<'_> {
+    fn client_uri(&self) -> String {
+        ClientUri::for_node(self.moid, self.miid, &self.path)
+    }
+
+    /// ARCHITECTURE "MOData naming": the addressed node's name, the MIID
+    /// at an instance root.
+    fn member(&self) -> &str {
+        self.path.last().map_or(self.miid, String::as_str)
+    }
+
+    fn as_item<'s>(&'s self, client_uri: &'s str) -> MoDataRef<'s> {
         MoDataRef {
             ddf: Some(self.ddf).filter(|u| !u.is_empty()),
-            client_uri: &self.client_uri,
+            client_uri,
             cv: self.cv.as_deref(),
-            member: &self.member,
+            member: self.member(),
             data: &self.data,
         }
     }
 
     /// The item as [`MoDataItem`] (the local API hands these out).
     pub(crate) fn into_item(self) -> MoDataItem {
+        let client_uri = self.client_uri();
         let mut mo_data = Map::new();
-        mo_data.insert(self.member, self.data.to_json());
+        mo_data.insert(self.member().to_owned(), self.data.to_json());
         MoDataItem {
             ddf: Some(self.ddf.to_owned()).filter(|u| !u.is_empty()),
-            client_uri: self.client_uri,
+            client_uri,
             cv: self.cv,
             mo_data,
         }
@@ -1033,7 +1052,11 @@ impl ReadNode {
 /// MO serialization (spec 7.2.1.4) of read nodes: always an array.
 fn mo_serialization(items: &[ReadNode]) -> (String, Vec<u8>) {
     let mut body = Vec::with_capacity(256 * items.len());
-    MoDataRef::write_list(items.iter().map(ReadNode::as_item), &mut body);
+    let uris: Vec<String> = items.iter().map(ReadNode::client_uri).collect();
+    MoDataRef::write_list(
+        items.iter().zip(&uris).map(|(item, uri)| item.as_item(uri)),
+        &mut body,
+    );
     (media_type::MO_DATA.to_owned(), body)
 }
 
@@ -1160,7 +1183,7 @@ mod tests {
                 let general = device.resolve_general(ctx, &uri);
                 if let Some(node) = device.resolve_plain(ctx, &uri) {
                     fast += 1;
-                    assert_eq!(general, Ok(vec![node]), "{text}");
+                    assert_eq!(general, Ok(smallvec![node]), "{text}");
                 }
                 assert_eq!(device.resolve_for(ctx, &uri), general, "{text}");
             }
@@ -1173,20 +1196,27 @@ mod tests {
         let nodes = [
             ReadNode {
                 ddf: "https://omadm.example/ddf/x.xml",
-                client_uri: "urn:x:1.0/m/".into(),
+                moid: "urn:x:1.0",
+                miid: "m",
+                path: Vec::new(),
                 cv: Some("1-ab".into()),
-                member: "m".into(),
                 data: NodeData::Interior(vec![("A".into(), NodeData::Leaf(Value::Int(3)))]),
             },
             ReadNode {
                 ddf: "",
-                client_uri: "urn:x:1.0/m/A".into(),
+                moid: "urn:x:1.0",
+                miid: "m 2",
+                path: vec!["A".into(), "b/c".into()],
                 cv: None,
-                member: "A".into(),
                 data: NodeData::Leaf(Value::Chr("v".into())),
             },
         ];
         let items: Vec<MoDataItem> = nodes.iter().cloned().map(ReadNode::into_item).collect();
+        assert_eq!(items[0].client_uri, "urn:x:1.0/m/");
+        assert_eq!(items[0].mo_data.keys().collect::<Vec<_>>(), ["m"]);
+        // Names percent-encoded in the URI, as they are in the member.
+        assert_eq!(items[1].client_uri, "urn:x:1.0/m%202/A/b%2Fc");
+        assert_eq!(items[1].mo_data.keys().collect::<Vec<_>>(), ["b/c"]);
         let (content_type, body) = mo_serialization(&nodes);
         assert_eq!(content_type, media_type::MO_DATA);
         assert_eq!(body, serde_json::to_vec(&items).unwrap());
@@ -1197,9 +1227,10 @@ mod tests {
     fn omadm_accept_decides_the_format() {
         let items = vec![ReadNode {
             ddf: "",
-            client_uri: "urn:x:1.0/m/A".into(),
+            moid: "urn:x:1.0",
+            miid: "m",
+            path: vec!["A".into()],
             cv: None,
-            member: "A".into(),
             data: NodeData::Leaf(Value::Bool(true)),
         }];
         assert_eq!(choose_format(&items, false, None).unwrap().0, "text/plain");

@@ -343,6 +343,33 @@ impl Registry {
     }
 }
 
+/// Paths up to this many names are handled on the stack.
+pub(crate) const SHORT_PATH: usize = 8;
+
+/// Calls `f` with `path` then `last` (if any) as `&str`s, without a heap
+/// allocation for up to [`SHORT_PATH`] names: every read and every
+/// resolution step needs a path in this form.
+pub(crate) fn with_refs<R>(path: &[String], f: impl FnOnce(&[&str]) -> R) -> R {
+    with_refs_then(path, None, f)
+}
+
+fn with_refs_then<R>(path: &[String], last: Option<&str>, f: impl FnOnce(&[&str]) -> R) -> R {
+    let len = path.len() + usize::from(last.is_some());
+    if len > SHORT_PATH {
+        let mut names: Vec<&str> = path.iter().map(String::as_str).collect();
+        names.extend(last);
+        return f(&names);
+    }
+    let mut names = [""; SHORT_PATH];
+    for (slot, name) in names
+        .iter_mut()
+        .zip(path.iter().map(String::as_str).chain(last))
+    {
+        *slot = name;
+    }
+    f(&names[..len])
+}
+
 /// The registry as the tree ClientURI resolution walks: instances by
 /// index, children and leaf values read through the MO.
 impl InstanceTree for Registry {
@@ -363,18 +390,14 @@ impl InstanceTree for Registry {
         let Some(i) = self.instances.get(*instance) else {
             return false;
         };
-        let mut refs: Vec<&str> = Vec::with_capacity(path.len() + 1);
-        refs.extend(path.iter().map(String::as_str));
-        refs.push(name);
-        i.mo.contains(&refs)
+        with_refs_then(path, Some(name), |refs| i.mo.contains(refs))
     }
 
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
         let Some(i) = self.instances.get(*instance) else {
             return Vec::new();
         };
-        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-        match i.mo.get(&refs) {
+        match with_refs(path, |refs| i.mo.get(refs)) {
             Ok(NodeData::Interior(children)) => children.into_iter().map(|(n, _)| n).collect(),
             _ => Vec::new(),
         }
@@ -384,8 +407,7 @@ impl InstanceTree for Registry {
     /// with; `None` for a value that is not text (bin that is not UTF-8).
     fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
         let i = self.instances.get(*instance)?;
-        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-        match i.mo.get(&refs) {
+        match with_refs(path, |refs| i.mo.get(refs)) {
             Ok(NodeData::Leaf(v)) => String::from_utf8(v.to_bare().1).ok(),
             _ => None,
         }
@@ -395,6 +417,20 @@ impl InstanceTree for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_as_refs_on_the_stack_and_beyond_it() {
+        for len in [0, 1, SHORT_PATH - 1, SHORT_PATH, SHORT_PATH + 3] {
+            let path: Vec<String> = (0..len).map(|i| format!("n{i}")).collect();
+            let expected: Vec<&str> = path.iter().map(String::as_str).collect();
+            with_refs(&path, |refs| assert_eq!(refs, expected.as_slice()));
+            let mut longer = expected.clone();
+            longer.push("last");
+            with_refs_then(&path, Some("last"), |refs| {
+                assert_eq!(refs, longer.as_slice())
+            });
+        }
+    }
 
     #[test]
     fn contains_agrees_with_get_on_every_node_and_beyond() {
