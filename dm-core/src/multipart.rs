@@ -4,6 +4,8 @@
 //! GET command answered 200, named by the 0-based index of that command in
 //! the Package#2.
 
+use std::ops::Range;
+
 use crate::package::{media_type, Package3, PackageError};
 
 /// One encapsulation of a multipart body.
@@ -55,8 +57,11 @@ pub fn encode(parts: &[Part]) -> (String, Vec<u8>) {
     encode_refs(&parts.iter().collect::<Vec<_>>())
 }
 
+/// The boundary tried first; [`encode`] numbers others when a part holds it.
+const BOUNDARY: &str = "dm2-boundary";
+
 fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
-    let mut boundary = String::from("dm2-boundary");
+    let mut boundary = String::from(BOUNDARY);
     let mut n = 0u32;
     loop {
         // One searcher per candidate, reused over every part.
@@ -65,7 +70,7 @@ fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
             break;
         }
         n += 1;
-        boundary = format!("dm2-boundary-{n}");
+        boundary = format!("{BOUNDARY}-{n}");
     }
     const PER_PART: usize = 96;
     let size: usize = parts
@@ -74,27 +79,61 @@ fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
         .sum();
     let mut body = Vec::with_capacity(size + boundary.len() * (parts.len() + 1));
     for p in parts {
-        body.extend_from_slice(b"--");
-        body.extend_from_slice(boundary.as_bytes());
-        body.extend_from_slice(b"\r\nContent-Disposition: form-data");
-        if let Some(name) = &p.name {
-            body.extend_from_slice(b"; name=\"");
-            body.extend_from_slice(name.as_bytes());
-            body.extend_from_slice(b"\"");
-        }
-        body.extend_from_slice(b"\r\nContent-Type: ");
-        body.extend_from_slice(p.content_type.as_bytes());
-        body.extend_from_slice(b"\r\n\r\n");
+        let _ = write_head(
+            &mut body,
+            &boundary,
+            p.name.as_deref().map(str::as_bytes),
+            &p.content_type,
+        );
         body.extend_from_slice(&p.body);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(b"--");
-    body.extend_from_slice(boundary.as_bytes());
-    body.extend_from_slice(b"--\r\n");
-    (
-        format!("{}; boundary={boundary}", media_type::MULTIPART),
-        body,
-    )
+    write_close(&mut body, &boundary);
+    (content_type_of(&boundary), body)
+}
+
+/// The delimiter line and headers of one part, up to its content; returns
+/// where the name and the content type were written in `out`.
+fn write_head(
+    out: &mut Vec<u8>,
+    boundary: &str,
+    name: Option<&[u8]>,
+    content_type: &str,
+) -> (Range<usize>, Range<usize>) {
+    const NAMED: &[u8] = b"\r\nContent-Disposition: form-data; name=\"";
+    const TYPE: &[u8] = b"\r\nContent-Type: ";
+    // One reservation and few copies: a GET answered 200 writes one head.
+    out.reserve(2 + boundary.len() + NAMED.len() + 1 + TYPE.len() + 4 + content_type.len() + 20);
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    let name_at = match name {
+        Some(name) => {
+            out.extend_from_slice(NAMED);
+            let at = out.len()..out.len() + name.len();
+            out.extend_from_slice(name);
+            out.push(b'"');
+            at
+        }
+        None => {
+            out.extend_from_slice(&NAMED[..NAMED.len() - 8]);
+            out.len()..out.len()
+        }
+    };
+    out.extend_from_slice(TYPE);
+    let content_type_at = out.len()..out.len() + content_type.len();
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    (name_at, content_type_at)
+}
+
+fn write_close(out: &mut Vec<u8>, boundary: &str) {
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+}
+
+fn content_type_of(boundary: &str) -> String {
+    format!("{}; boundary={boundary}", media_type::MULTIPART)
 }
 
 /// The first `needle` (never empty) at or after `from`. A multipart body
@@ -221,6 +260,116 @@ impl ResponseBody {
     }
 }
 
+/// A Package#3 response written while its commands run (Appendix F): the
+/// data of each GET goes into the body as it is read, instead of into a
+/// [`Part`] that is copied into the body at the end. [`ResponseWriter::finish`]
+/// gives the bytes [`ResponseBody::encode`] gives for the same parts.
+#[derive(Debug)]
+pub struct ResponseWriter {
+    /// The data parts, delimiter lines and headers included, written with
+    /// [`BOUNDARY`].
+    data: Vec<u8>,
+    /// Where each part's name, content type and content lie in `data`.
+    spans: Vec<Span>,
+    finder: memchr::memmem::Finder<'static>,
+    /// Some content holds the boundary: `finish` encodes again.
+    collision: bool,
+}
+
+#[derive(Debug)]
+struct Span {
+    name: Range<usize>,
+    content_type: Range<usize>,
+    content: Range<usize>,
+}
+
+impl Default for ResponseWriter {
+    fn default() -> Self {
+        ResponseWriter::new()
+    }
+}
+
+impl ResponseWriter {
+    pub fn new() -> ResponseWriter {
+        ResponseWriter {
+            data: Vec::new(),
+            spans: Vec::new(),
+            finder: memchr::memmem::Finder::new(BOUNDARY.as_bytes()),
+            collision: false,
+        }
+    }
+
+    /// True while no data part was written.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Adds the data part of the command at `index` of the Package#2 (the
+    /// part's name); `write` appends its content.
+    pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut digits = [0u8; 20];
+        let name = decimal(index, &mut digits);
+        let (name, content_type) = write_head(&mut self.data, BOUNDARY, Some(name), content_type);
+        let start = self.data.len();
+        write(&mut self.data);
+        let end = self.data.len();
+        self.collision |= self.finder.find(&self.data[start..end]).is_some();
+        self.data.extend_from_slice(b"\r\n");
+        self.spans.push(Span {
+            name,
+            content_type,
+            content: start..end,
+        });
+    }
+
+    /// The Content-Type and body of the response: a plain Package#3
+    /// without data parts, else multipart with the Package#3 first.
+    pub fn finish(self, package: &Package3) -> (String, Vec<u8>) {
+        let package = package.to_vec();
+        if self.spans.is_empty() {
+            return (media_type::PACKAGE3.to_owned(), package);
+        }
+        if self.collision || self.finder.find(&package).is_some() {
+            // Rare: a part holds the boundary; encode under another.
+            let text =
+                |r: &Range<usize>| String::from_utf8_lossy(&self.data[r.clone()]).into_owned();
+            let parts: Vec<Part> = std::iter::once(Part {
+                name: None,
+                content_type: media_type::PACKAGE3.to_owned(),
+                body: package,
+            })
+            .chain(self.spans.iter().map(|s| Part {
+                name: Some(text(&s.name)),
+                content_type: text(&s.content_type),
+                body: self.data[s.content.clone()].to_vec(),
+            }))
+            .collect();
+            return encode(&parts);
+        }
+        let mut body = Vec::with_capacity(package.len() + self.data.len() + 128);
+        let _ = write_head(&mut body, BOUNDARY, None, media_type::PACKAGE3);
+        body.extend_from_slice(&package);
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(&self.data);
+        write_close(&mut body, BOUNDARY);
+        (content_type_of(BOUNDARY), body)
+    }
+}
+
+/// `n` in decimal, written at the end of `buf` (20 digits hold any u64).
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    while let Some(slot) = at.checked_sub(1).and_then(|i| buf.get_mut(i)) {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +476,66 @@ mod tests {
             decode("text/plain", b""),
             Err(MultipartError::NotMultipart(_))
         ));
+    }
+
+    #[test]
+    fn the_writer_gives_the_bytes_of_encode() {
+        let package = |uris: Vec<String>| Package3 {
+            statuses: vec![
+                Status::new(StatusCode::OK),
+                Status {
+                    code: StatusCode::OK,
+                    uris,
+                },
+            ],
+            alerts: vec![],
+        };
+        let part = |index: usize, content_type: &str, body: &[u8]| Part {
+            name: Some(index.to_string()),
+            content_type: content_type.into(),
+            body: body.to_vec(),
+        };
+        let cases = [
+            (package(vec![]), vec![]),
+            (
+                package(vec![]),
+                vec![
+                    part(0, "text/plain", b"IMEI:1"),
+                    part(7, "application/dmmo+json", br#"[{"ClientURI":"x"}]"#),
+                    part(12345678901, "application/octet-stream", &[0, 255, 13, 10]),
+                    part(3, "text/plain", b""),
+                ],
+            ),
+            // Content holding the boundary: encoded under another one.
+            (
+                package(vec![]),
+                vec![part(0, "text/plain", b"a\r\n--dm2-boundary--\r\n")],
+            ),
+            // So is a Package#3 holding it (a stored ClientURI can).
+            (
+                package(vec!["urn:x:1.0/--dm2-boundary/".into()]),
+                vec![part(1, "text/plain", b"v")],
+            ),
+        ];
+        for (package, data) in cases {
+            let mut writer = ResponseWriter::new();
+            for p in &data {
+                let index = p.name.as_deref().unwrap_or("").parse().unwrap();
+                writer.part(index, &p.content_type, |out| out.extend_from_slice(&p.body));
+            }
+            assert_eq!(writer.is_empty(), data.is_empty());
+            let expected = ResponseBody { package, data };
+            let (ct, body) = writer.finish(&expected.package);
+            assert_eq!((ct.clone(), body.clone()), expected.encode());
+            assert_eq!(ResponseBody::decode(&ct, &body).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn decimal_writes_every_magnitude() {
+        for n in [0usize, 9, 10, 99, 100, 4096, usize::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 }

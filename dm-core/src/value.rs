@@ -128,22 +128,48 @@ impl Value {
     /// serialization (Appendix F: "the value of the leaf node MAY be directly
     /// embedded ... specifying the Media Type of the node value").
     pub fn to_bare(&self) -> (&'static str, Vec<u8>) {
-        match self {
-            Value::Null => ("text/plain", Vec::new()),
-            Value::Bool(b) => ("text/plain", b.to_string().into_bytes()),
-            Value::Int(i) => ("text/plain", i.to_string().into_bytes()),
-            Value::Float(f) => ("text/plain", f.to_string().into_bytes()),
-            Value::Chr(s) | Value::Date(s) | Value::Time(s) => {
-                ("text/plain", s.clone().into_bytes())
+        let mut out = Vec::new();
+        let content_type = self.write_bare(&mut out);
+        (content_type, out)
+    }
+
+    /// Appends the bytes of [`Value::to_bare`] to `out`; returns the media
+    /// type.
+    pub fn write_bare(&self, out: &mut Vec<u8>) -> &'static str {
+        use std::io::Write as _;
+        // Writing to a Vec cannot fail.
+        let _ = match self {
+            Value::Null => Ok(()),
+            Value::Bool(b) => write!(out, "{b}"),
+            Value::Int(i) => write!(out, "{i}"),
+            Value::Float(f) => write!(out, "{f}"),
+            Value::Chr(s) | Value::Date(s) | Value::Time(s) | Value::Xml(s) => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(())
             }
-            Value::Xml(s) => ("application/xml", s.clone().into_bytes()),
-            Value::B64(b) => (
-                "text/plain",
-                base64::engine::general_purpose::STANDARD
-                    .encode(b)
-                    .into_bytes(),
-            ),
-            Value::Bin(b) => ("application/octet-stream", b.clone()),
+            Value::B64(b) => {
+                let start = out.len();
+                out.resize(start + base64::encoded_len(b.len(), true).unwrap_or(0), 0);
+                let written = base64::engine::general_purpose::STANDARD
+                    .encode_slice(b, &mut out[start..])
+                    .unwrap_or(0);
+                out.truncate(start + written);
+                Ok(())
+            }
+            Value::Bin(b) => {
+                out.extend_from_slice(b);
+                Ok(())
+            }
+        };
+        self.bare_media_type()
+    }
+
+    /// The media type of the value sent bare.
+    pub fn bare_media_type(&self) -> &'static str {
+        match self {
+            Value::Xml(_) => "application/xml",
+            Value::Bin(_) => "application/octet-stream",
+            _ => "text/plain",
         }
     }
 }
@@ -543,6 +569,36 @@ mod tests {
                 NodeData::Interior(given.iter().map(|n| (n.to_string(), chr(n))).collect());
             data.retain_readable(&root);
             assert_eq!(names(&data), kept, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn bare_values_as_appendix_f_sends_them() {
+        let cases = [
+            (Value::Null, "text/plain", &b""[..]),
+            (Value::Bool(true), "text/plain", b"true"),
+            (Value::Int(-42), "text/plain", b"-42"),
+            (Value::Float(1.5), "text/plain", b"1.5"),
+            (Value::Chr("IMEI:1".into()), "text/plain", b"IMEI:1"),
+            (Value::Xml("<a/>".into()), "application/xml", b"<a/>"),
+            (
+                Value::B64(vec![0xde, 0xad, 0xbe, 0xef, 1]),
+                "text/plain",
+                b"3q2+7wE=",
+            ),
+            (Value::B64(Vec::new()), "text/plain", b""),
+            (
+                Value::Bin(vec![0, 255]),
+                "application/octet-stream",
+                &[0, 255],
+            ),
+        ];
+        for (value, content_type, bytes) in cases {
+            // Appended after what is already there.
+            let mut out = b"x".to_vec();
+            assert_eq!(value.write_bare(&mut out), content_type, "{value:?}");
+            assert_eq!(&out[1..], bytes, "{value:?}");
+            assert_eq!(value.to_bare(), (content_type, bytes.to_vec()));
         }
     }
 }

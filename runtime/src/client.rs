@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use dm_core::multipart::ResponseBody;
+use dm_core::multipart::ResponseWriter;
 use dm_core::package::{alert_type, header, media_type};
-use dm_core::{Alert, Command, MoInfo, Package1, Package2, PackageError, Status, StatusCode};
+use dm_core::{
+    Alert, Command, MoInfo, Package1, Package2, Package3, PackageError, Status, StatusCode,
+};
 use hyper::Method;
 use serde_json::Value as Json;
 
@@ -390,28 +392,28 @@ impl Device {
             if report.packages > self.config.max_packages {
                 return Err(SessionError::TooManyPackages(self.config.max_packages));
             }
-            let mut response = ResponseBody {
-                package: Default::default(),
-                data: Vec::new(),
-            };
+            let mut package3 = Package3::default();
+            let mut response = ResponseWriter::new();
             let mut end = false;
             for (index, entry) in package2.commands.iter().enumerate() {
-                let (status, part) = match entry {
-                    Err(e) => (Status::new(e.status()), None),
+                let status = match entry {
+                    Err(e) => Status::new(e.status()),
                     Ok(Command::End) => {
                         end = true;
                         report.commands.push(("END", StatusCode::OK));
                         continue;
                     }
-                    Ok(command) => self.execute(&ctx, index, command, &mut uri).await,
+                    Ok(command) => {
+                        self.execute(&ctx, index, command, &mut uri, &mut response)
+                            .await
+                    }
                 };
                 let name = match entry {
                     Ok(c) => c.name(),
                     Err(_) => "(malformed)",
                 };
                 report.commands.push((name, status.code));
-                response.package.statuses.push(status);
-                response.data.extend(part);
+                package3.statuses.push(status);
                 // A change reaches subscribers when it happens (5.3.11).
                 self.notify_subscribers().await;
             }
@@ -419,7 +421,7 @@ impl Device {
                 // spec 5.3.9: no Package#3 after END.
                 return Ok(report);
             }
-            let (content_type, body) = response.encode();
+            let (content_type, body) = response.finish(&package3);
             exchange = self.post(&uri, &content_type, body).await?;
         }
     }
@@ -505,47 +507,47 @@ impl Device {
         index: usize,
         command: &Command,
         session_uri: &mut String,
-    ) -> (Status, Option<dm_core::multipart::Part>) {
-        let plain = |s: Status| (s, None);
+        response: &mut ResponseWriter,
+    ) -> Status {
         match command {
-            Command::Get { client_uri } => self.cmd_get(ctx, index, client_uri),
+            Command::Get { client_uri } => self.cmd_get(ctx, index, client_uri, response),
             Command::Hget {
                 server_uri,
                 client_uri,
-            } => plain(self.cmd_hget(ctx, server_uri, client_uri.as_ref()).await),
+            } => self.cmd_hget(ctx, server_uri, client_uri.as_ref()).await,
             Command::Hput {
                 server_uri,
                 client_uris,
-            } => plain(
+            } => {
                 self.cmd_send(ctx, Method::PUT, server_uri, client_uris)
-                    .await,
-            ),
+                    .await
+            }
             Command::Hpost {
                 server_uri,
                 client_uris,
-            } => plain(
+            } => {
                 self.cmd_send(ctx, Method::POST, server_uri, client_uris)
-                    .await,
-            ),
-            Command::Delete { client_uri } => plain(self.cmd_delete(ctx, client_uri)),
+                    .await
+            }
+            Command::Delete { client_uri } => self.cmd_delete(ctx, client_uri),
             Command::Exec {
                 client_uri,
                 server_uri,
-            } => plain(self.cmd_exec(ctx, client_uri, server_uri.as_ref())),
-            Command::Show { server_uri } => plain(self.cmd_show(server_uri)),
+            } => self.cmd_exec(ctx, client_uri, server_uri.as_ref()),
+            Command::Show { server_uri } => self.cmd_show(server_uri),
             Command::Cont { server_uri } => {
                 // spec 5.3.8: the rest of the session goes there.
                 *session_uri = server_uri.resolve(&self.uri_params());
-                plain(Status::new(StatusCode::OK))
+                Status::new(StatusCode::OK)
             }
-            Command::Default { server_uri, moid } => plain(self.cmd_default(server_uri, moid)),
+            Command::Default { server_uri, moid } => self.cmd_default(server_uri, moid),
             Command::Sub {
                 server_uri,
                 client_uri,
-            } => plain(self.cmd_sub(ctx, server_uri, client_uri)),
-            Command::Unsub { client_uri } => plain(self.cmd_unsub(ctx, client_uri)),
+            } => self.cmd_sub(ctx, server_uri, client_uri),
+            Command::Unsub { client_uri } => self.cmd_unsub(ctx, client_uri),
             // Handled by the session loop.
-            Command::End => plain(Status::new(StatusCode::OK)),
+            Command::End => Status::new(StatusCode::OK),
         }
     }
 

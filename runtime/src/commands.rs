@@ -7,7 +7,7 @@
 //! MO as one batch that it applies all or nothing, then the instance is
 //! saved before the status is sent.
 
-use dm_core::multipart::Part;
+use dm_core::multipart::ResponseWriter;
 use dm_core::package::{header, media_type};
 use dm_core::{
     AccessType, Alert, CacheValidator, Change, ClientUri, ExecOutcome, ExecRequest, Format,
@@ -151,30 +151,30 @@ impl Device {
         })
     }
 
-    /// GET (5.3.6, Appendix F).
+    /// GET (5.3.6, Appendix F): the data goes into the response as the
+    /// part named by the command's `index`.
     pub(crate) fn cmd_get(
         &self,
         ctx: &SessionCtx,
         index: usize,
         uri: &ClientUri,
-    ) -> (Status, Option<Part>) {
+        response: &mut ResponseWriter,
+    ) -> Status {
         match self.read_nodes(ctx, uri) {
             Ok(items) => {
                 if items
                     .iter()
                     .all(|n| matches!(&n.data, NodeData::Leaf(v) if v.format() == Format::Null))
                 {
-                    return (status(StatusCode::NO_CONTENT), None);
+                    return status(StatusCode::NO_CONTENT);
                 }
-                let (content_type, body) = encode_items(&items, uri.has_wildcard());
-                let part = Part {
-                    name: Some(index.to_string()),
-                    content_type,
-                    body,
-                };
-                (status(StatusCode::OK), Some(part))
+                let list = uri.has_wildcard();
+                response.part(index, media_type_of(&items, list), |out| {
+                    write_items(&items, list, out);
+                });
+                status(StatusCode::OK)
             }
-            Err(code) => (status(code), None),
+            Err(code) => status(code),
         }
     }
 
@@ -1050,30 +1050,46 @@ impl ReadNode<'_> {
 }
 
 /// MO serialization (spec 7.2.1.4) of read nodes: always an array.
-fn mo_serialization(items: &[ReadNode]) -> (String, Vec<u8>) {
-    let mut body = Vec::with_capacity(256 * items.len());
+fn write_mo_serialization(items: &[ReadNode], out: &mut Vec<u8>) {
+    out.reserve(256 * items.len());
     let uris: Vec<String> = items.iter().map(ReadNode::client_uri).collect();
     MoDataRef::write_list(
         items.iter().zip(&uris).map(|(item, uri)| item.as_item(uri)),
-        &mut body,
+        out,
     );
-    (media_type::MO_DATA.to_owned(), body)
 }
 
-/// Encodes read data: a single leaf bare (unless a wildcard or a list is
-/// involved), otherwise MO serialization.
-fn encode_items(items: &[ReadNode], list: bool) -> (String, Vec<u8>) {
-    if let [ReadNode {
-        data: NodeData::Leaf(v),
-        ..
-    }] = items
-    {
-        if !list {
-            let (content_type, body) = v.to_bare();
-            return (content_type.to_owned(), body);
-        }
+/// A single leaf goes out bare, unless a wildcard or a list is involved.
+fn bare_leaf<'i>(items: &'i [ReadNode], list: bool) -> Option<&'i Value> {
+    match items {
+        [ReadNode {
+            data: NodeData::Leaf(v),
+            ..
+        }] if !list => Some(v),
+        _ => None,
     }
-    mo_serialization(items)
+}
+
+/// The media type [`write_items`] writes.
+fn media_type_of(items: &[ReadNode], list: bool) -> &'static str {
+    bare_leaf(items, list).map_or(media_type::MO_DATA, Value::bare_media_type)
+}
+
+/// Writes read data: a single leaf bare, otherwise MO serialization.
+fn write_items(items: &[ReadNode], list: bool, out: &mut Vec<u8>) {
+    match bare_leaf(items, list) {
+        Some(v) => {
+            v.write_bare(out);
+        }
+        None => write_mo_serialization(items, out),
+    }
+}
+
+/// [`write_items`] as a Content-Type and a body.
+fn encode_items(items: &[ReadNode], list: bool) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    write_items(items, list, &mut body);
+    (media_type_of(items, list).to_owned(), body)
 }
 
 /// The format for data sent to a Data Repository, honouring the
@@ -1102,7 +1118,9 @@ fn choose_format(
     }
     // The other form: MO serialization of a single leaf.
     if fits(media_type::MO_DATA) {
-        return Some(mo_serialization(items));
+        let mut body = Vec::new();
+        write_mo_serialization(items, &mut body);
+        return Some((media_type::MO_DATA.to_owned(), body));
     }
     None
 }
@@ -1217,9 +1235,17 @@ mod tests {
         // Names percent-encoded in the URI, as they are in the member.
         assert_eq!(items[1].client_uri, "urn:x:1.0/m%202/A/b%2Fc");
         assert_eq!(items[1].mo_data.keys().collect::<Vec<_>>(), ["b/c"]);
-        let (content_type, body) = mo_serialization(&nodes);
+        // Two items, or one under a wildcard: MO serialization.
+        let (content_type, body) = encode_items(&nodes, false);
         assert_eq!(content_type, media_type::MO_DATA);
         assert_eq!(body, serde_json::to_vec(&items).unwrap());
+        let (content_type, one) = encode_items(&nodes[1..], true);
+        assert_eq!(content_type, media_type::MO_DATA);
+        assert_eq!(one, serde_json::to_vec(&items[1..]).unwrap());
+        assert_eq!(
+            encode_items(&nodes[1..], false),
+            ("text/plain".into(), b"v".to_vec())
+        );
         assert_eq!(MoDataItem::parse_list(&body).unwrap(), items);
     }
 

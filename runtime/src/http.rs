@@ -293,7 +293,8 @@ impl HttpClient {
             request: Message {
                 start_line: format!("{method} {uri}"),
                 headers: recorded_headers(headers, authorization.as_deref()),
-                body: body.to_vec(),
+                // The Vec given back without a copy once hyper let go of it.
+                body: Vec::from(body),
             },
             response: Message {
                 start_line: format!(
@@ -311,7 +312,7 @@ impl HttpClient {
                         )
                     })
                     .collect(),
-                body: bytes.to_vec(),
+                body: Vec::from(bytes),
             },
         })
     }
