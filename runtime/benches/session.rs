@@ -124,19 +124,26 @@ async fn main() {
     );
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    // The bodies are held as `Bytes` (cloning one shares it); each request
+    // is built inside the timed run, as the device builds its own.
+    let script: Vec<(String, Bytes)> = exchanges
+        .iter()
+        .map(|(request, _)| {
+            (
+                request.header("content-type").unwrap_or("").to_owned(),
+                Bytes::from(request.body.clone()),
+            )
+        })
+        .collect();
     let bare = |client: &hyper_util::client::legacy::Client<_, Full<Bytes>>| {
-        let requests: Vec<Request<Full<Bytes>>> = exchanges
-            .iter()
-            .map(|(request, _)| {
-                Request::post(&scripted)
-                    .header("content-type", request.header("content-type").unwrap_or(""))
-                    .body(Full::new(Bytes::from(request.body.clone())))
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
         let client = client.clone();
+        let (script, target) = (&script, &scripted);
         async move {
-            for req in requests {
+            for (content_type, body) in script {
+                let req = Request::post(target)
+                    .header("content-type", content_type)
+                    .body(Full::new(body.clone()))
+                    .unwrap_or_else(|e| panic!("{e}"));
                 let resp = client.request(req).await.unwrap_or_else(|e| panic!("{e}"));
                 let _ = resp.into_body().collect().await;
             }
