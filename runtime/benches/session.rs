@@ -25,6 +25,8 @@ fn rounds() -> usize {
 }
 const WARM_UP: usize = 20;
 
+/// The Package#2: 100 commands mixing the ClientURIs below. For profiling
+/// one kind alone, `DM_BENCH_ONLY=<k>` makes all 100 a GET of `uris[k]`.
 fn commands() -> Vec<Command> {
     let uris = [
         "urn:oma:mo:oma-dm-devinfo:1.2//DevID",
@@ -33,17 +35,21 @@ fn commands() -> Vec<Command> {
         "urn:oma:mo:oma-dm-devinfo:1.2/(x)/FwV?nv=(x)/DmV:2.0",
         "urn:oma:mo:oma-sessioninfomo:1.0//CBT",
     ];
+    let only: Option<usize> = std::env::var("DM_BENCH_ONLY")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .filter(|k| *k < uris.len());
     (0..100)
         .map(|i| {
-            let client_uri: ClientUri = uris[i % uris.len()]
+            let client_uri: ClientUri = uris[only.unwrap_or(i % uris.len())]
                 .parse()
                 .unwrap_or_else(|e| panic!("{e}"));
-            match i % 10 {
-                7 => Command::Exec {
+            match (only, i % 10) {
+                (None, 7) => Command::Exec {
                     client_uri,
                     server_uri: None,
                 },
-                8 => Command::Delete { client_uri },
+                (None, 8) => Command::Delete { client_uri },
                 _ => Command::Get { client_uri },
             }
         })
