@@ -44,6 +44,22 @@ pub trait InstanceTree {
     /// `None` for an interior node, a missing node or a value with no text
     /// form.
     fn leaf_text(&self, instance: &Self::Instance, path: &[String]) -> Option<String>;
+
+    /// True when [`InstanceTree::leaf_text`] of the node at `base` then
+    /// `below` is `text`. The default joins the paths and reads the text; a
+    /// tree that can compare without either should, since every `nv` field
+    /// asks this of every candidate node.
+    fn leaf_text_is(
+        &self,
+        instance: &Self::Instance,
+        base: &[String],
+        below: &[String],
+        text: &str,
+    ) -> bool {
+        let mut path = base.to_vec();
+        path.extend_from_slice(below);
+        self.leaf_text(instance, &path).as_deref() == Some(text)
+    }
 }
 
 /// One node a ClientURI addresses.
@@ -308,12 +324,7 @@ fn has_value<T: InstanceTree + ?Sized>(
     base: &[String],
     nv: &NodeValue,
 ) -> bool {
-    let mut path = base.to_vec();
-    path.extend(nv.path.iter().cloned());
-    match tree.leaf_text(instance, &path) {
-        Some(text) => text == percent_decode(&nv.value),
-        None => false,
-    }
+    tree.leaf_text_is(instance, base, &nv.path, &percent_decode(&nv.value))
 }
 
 /// RFC 3986 percent-decoding; an invalid escape or a result that is not

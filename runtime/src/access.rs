@@ -425,12 +425,12 @@ impl dm_core::InstanceTree for View<'_> {
     type Instance = usize;
 
     fn instances(&self, moid: &str) -> Vec<(usize, String)> {
-        let all = dm_core::InstanceTree::instances(self.registry, moid);
-        if matches!(self.principal, Principal::Local) {
-            return all;
-        }
-        all.into_iter()
-            .filter(|(n, _)| can_see(self.principal, self.registry, *n))
+        self.registry
+            .instances()
+            .filter(|(n, i)| {
+                i.mo.schema().moid == moid && can_see(self.principal, self.registry, *n)
+            })
+            .map(|(n, i)| (n, i.miid.clone()))
             .collect()
     }
 
@@ -456,6 +456,28 @@ impl dm_core::InstanceTree for View<'_> {
             return None;
         }
         dm_core::InstanceTree::leaf_text(self.registry, instance, path)
+    }
+
+    fn leaf_text_is(
+        &self,
+        instance: &usize,
+        base: &[String],
+        below: &[String],
+        text: &str,
+    ) -> bool {
+        let Some(i) = self.registry.instance(*instance) else {
+            return false;
+        };
+        crate::tree::with_joined_refs(base, below, None, |path| {
+            i.mo.schema()
+                .root
+                .descendant(path)
+                .is_some_and(|s| s.access.contains(dm_core::AccessType::GET))
+                && Access::of(self.principal, self.registry, *instance)
+                    .rights(path)
+                    .contains(Rights::READ)
+                && crate::tree::leaf_has_text(&*i.mo, path, text)
+        })
     }
 }
 

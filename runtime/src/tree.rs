@@ -346,28 +346,45 @@ impl Registry {
 /// Paths up to this many names are handled on the stack.
 pub(crate) const SHORT_PATH: usize = 8;
 
-/// Calls `f` with `path` then `last` (if any) as `&str`s, without a heap
-/// allocation for up to [`SHORT_PATH`] names: every read and every
-/// resolution step needs a path in this form.
+/// Calls `f` with `path` as `&str`s, without a heap allocation for up to
+/// [`SHORT_PATH`] names: every read and every resolution step needs a path
+/// in this form.
 pub(crate) fn with_refs<R>(path: &[String], f: impl FnOnce(&[&str]) -> R) -> R {
-    with_refs_then(path, None, f)
+    with_joined_refs(path, &[], None, f)
 }
 
-fn with_refs_then<R>(path: &[String], last: Option<&str>, f: impl FnOnce(&[&str]) -> R) -> R {
-    let len = path.len() + usize::from(last.is_some());
+/// [`with_refs`] of `base`, then `below`, then `last` (if any).
+pub(crate) fn with_joined_refs<R>(
+    base: &[String],
+    below: &[String],
+    last: Option<&str>,
+    f: impl FnOnce(&[&str]) -> R,
+) -> R {
+    let names = base.iter().chain(below).map(String::as_str).chain(last);
+    let len = base.len() + below.len() + usize::from(last.is_some());
     if len > SHORT_PATH {
-        let mut names: Vec<&str> = path.iter().map(String::as_str).collect();
-        names.extend(last);
-        return f(&names);
+        return f(&names.collect::<Vec<_>>());
     }
-    let mut names = [""; SHORT_PATH];
-    for (slot, name) in names
-        .iter_mut()
-        .zip(path.iter().map(String::as_str).chain(last))
-    {
+    let mut refs = [""; SHORT_PATH];
+    for (slot, name) in refs.iter_mut().zip(names) {
         *slot = name;
     }
-    f(&names[..len])
+    f(&refs[..len])
+}
+
+/// True when the leaf at `path` of `mo` has the bare text `text` (what an
+/// `nv` field compares), without copying a text value.
+pub(crate) fn leaf_has_text(mo: &dyn ManagementObject, path: &[&str], text: &str) -> bool {
+    match mo.get(path) {
+        Ok(NodeData::Leaf(
+            dm_core::Value::Chr(s)
+            | dm_core::Value::Date(s)
+            | dm_core::Value::Time(s)
+            | dm_core::Value::Xml(s),
+        )) => s == text,
+        Ok(NodeData::Leaf(v)) => v.to_bare().1 == text.as_bytes(),
+        _ => false,
+    }
 }
 
 /// The registry as the tree ClientURI resolution walks: instances by
@@ -390,7 +407,7 @@ impl InstanceTree for Registry {
         let Some(i) = self.instances.get(*instance) else {
             return false;
         };
-        with_refs_then(path, Some(name), |refs| i.mo.contains(refs))
+        with_joined_refs(path, &[], Some(name), |refs| i.mo.contains(refs))
     }
 
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
@@ -405,6 +422,18 @@ impl InstanceTree for Registry {
 
     /// The leaf's bare text form (Appendix F), which `nv` values compare
     /// with; `None` for a value that is not text (bin that is not UTF-8).
+    fn leaf_text_is(
+        &self,
+        instance: &usize,
+        base: &[String],
+        below: &[String],
+        text: &str,
+    ) -> bool {
+        self.instances.get(*instance).is_some_and(|i| {
+            with_joined_refs(base, below, None, |path| leaf_has_text(&*i.mo, path, text))
+        })
+    }
+
     fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
         let i = self.instances.get(*instance)?;
         match with_refs(path, |refs| i.mo.get(refs)) {
@@ -426,8 +455,14 @@ mod tests {
             with_refs(&path, |refs| assert_eq!(refs, expected.as_slice()));
             let mut longer = expected.clone();
             longer.push("last");
-            with_refs_then(&path, Some("last"), |refs| {
+            with_joined_refs(&path, &[], Some("last"), |refs| {
                 assert_eq!(refs, longer.as_slice())
+            });
+            let mut twice = expected.clone();
+            twice.extend(&expected);
+            twice.push("last");
+            with_joined_refs(&path, &path, Some("last"), |refs| {
+                assert_eq!(refs, twice.as_slice())
             });
         }
     }
@@ -470,6 +505,41 @@ mod tests {
         let dmacc = (factory.create)("dms1", &data).expect("created");
         walk(dmacc.as_ref(), &mut Vec::new(), &mut checked);
         assert!(checked > 20, "only {checked} nodes");
+    }
+
+    #[test]
+    fn leaf_text_is_agrees_with_leaf_text_on_every_leaf() {
+        fn walk(registry: &Registry, index: usize, path: &mut Vec<String>, leaves: &mut usize) {
+            let Some(i) = registry.instance(index) else {
+                return;
+            };
+            let data = with_refs(path, |refs| i.mo.get(refs));
+            if let Ok(NodeData::Interior(children)) = data {
+                for (name, _) in children {
+                    path.push(name);
+                    walk(registry, index, path, leaves);
+                    path.pop();
+                }
+                return;
+            }
+            let Some(text) = InstanceTree::leaf_text(registry, &index, path) else {
+                return;
+            };
+            *leaves += 1;
+            // Split anywhere between the x-named node and the nv path.
+            for k in 0..=path.len() {
+                let (base, below) = path.split_at(k);
+                assert!(registry.leaf_text_is(&index, base, below, &text), "{path:?}");
+                let other = format!("{text}x");
+                assert!(!registry.leaf_text_is(&index, base, below, &other), "{path:?}");
+            }
+        }
+        let registry = crate::standard_registry("IMEI:1");
+        let mut leaves = 0;
+        for (index, _) in registry.instances() {
+            walk(&registry, index, &mut Vec::new(), &mut leaves);
+        }
+        assert!(leaves > 10, "only {leaves} leaves");
     }
 
     #[test]
