@@ -22,6 +22,7 @@
 //! `Display`) it percent-encodes every byte of a name that is not
 //! unreserved, so what it sends is valid under the strict grammar too.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -108,7 +109,9 @@ pub struct Query {
 /// A parsed ClientURI (spec 6.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientUri {
-    moid: String,
+    /// Borrowed for the MOIDs of section 12, which nearly every ClientURI
+    /// names (see [`WELL_KNOWN_MOIDS`]).
+    moid: Cow<'static, str>,
     instance: InstanceSelector,
     path: Vec<NodeSelector>,
     query: Query,
@@ -357,6 +360,20 @@ fn decode_name(text: &str, offset: usize, first: usize) -> Result<String, UriErr
     String::from_utf8(out).map_err(|_| err(offset + first, UriErrorReason::BadPercentEncoding))
 }
 
+/// The MOIDs of the MOs of spec 12.1-12.4 (as the plugins in `mo-plugins`
+/// declare them): a parsed ClientURI naming one of them borrows it instead
+/// of allocating, as `http` keeps its standard header names.
+const WELL_KNOWN_MOIDS: [&str; 4] = [
+    "urn:oma:mo:oma-dm-devinfo:1.2",
+    "urn:oma:mo:oma-dm-dmacc:1.2",
+    "urn:oma:mo:oma-dm-dacmo:1.0",
+    "urn:oma:mo:oma-sessioninfomo:1.0",
+];
+
+fn well_known_moid(moid: &str) -> Option<&'static str> {
+    WELL_KNOWN_MOIDS.iter().copied().find(|m| *m == moid)
+}
+
 impl FromStr for ClientUri {
     type Err = UriError;
 
@@ -452,7 +469,7 @@ impl FromStr for ClientUri {
         }
 
         Ok(ClientUri {
-            moid: moid.to_owned(),
+            moid: well_known_moid(moid).map_or_else(|| Cow::Owned(moid.to_owned()), Cow::Borrowed),
             instance,
             path,
             query,
@@ -651,6 +668,20 @@ mod tests {
 
     fn parse(s: &str) -> ClientUri {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn well_known_and_other_moids_read_alike() {
+        for moid in WELL_KNOWN_MOIDS
+            .iter()
+            .map(|m| m.to_string())
+            .chain(["urn:oma:mo:oma-dm-devinfo:1.20".into(), "urn:x:1.0".into()])
+        {
+            let uri: ClientUri = format!("{moid}//A").parse().unwrap();
+            assert_eq!(uri.moid(), moid);
+            assert_eq!(uri.to_string(), format!("{moid}//A"));
+            assert_eq!(uri, uri.to_string().parse().unwrap());
+        }
     }
 
     #[test]

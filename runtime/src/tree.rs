@@ -529,9 +529,15 @@ mod tests {
             // Split anywhere between the x-named node and the nv path.
             for k in 0..=path.len() {
                 let (base, below) = path.split_at(k);
-                assert!(registry.leaf_text_is(&index, base, below, &text), "{path:?}");
+                assert!(
+                    registry.leaf_text_is(&index, base, below, &text),
+                    "{path:?}"
+                );
                 let other = format!("{text}x");
-                assert!(!registry.leaf_text_is(&index, base, below, &other), "{path:?}");
+                assert!(
+                    !registry.leaf_text_is(&index, base, below, &other),
+                    "{path:?}"
+                );
             }
         }
         let registry = crate::standard_registry("IMEI:1");
