@@ -26,6 +26,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use smallvec::SmallVec;
+
 /// Why a ClientURI was rejected, with the byte offset of the fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid ClientURI at byte {position}: {reason}")]
@@ -113,7 +115,8 @@ pub struct ClientUri {
     /// names (see [`WELL_KNOWN_MOIDS`]).
     moid: Cow<'static, str>,
     instance: InstanceSelector,
-    path: Vec<NodeSelector>,
+    /// Inline up to two segments, what most ClientURIs have.
+    path: SmallVec<[NodeSelector; 2]>,
     query: Query,
 }
 
@@ -417,7 +420,7 @@ impl FromStr for ClientUri {
         // path-from-moroot: "/" alone, or one or more "/" node-name.
         let path_start = inst_start + inst_len;
         let path_text = &hier[path_start..];
-        let mut path = Vec::new();
+        let mut path = SmallVec::new();
         if path_text != "/" {
             path.reserve_exact(path_text.bytes().filter(|b| *b == b'/').count());
             let mut offset = path_start + 1;
