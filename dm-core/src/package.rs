@@ -519,20 +519,6 @@ mod simple {
         at: usize,
     }
 
-    /// Bytes that end the plain part of a JSON string: the closing quote,
-    /// an escape, a control character (which JSON refuses unescaped).
-    const STRING_STOP: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0;
-        while b < 0x20 {
-            t[b] = true;
-            b += 1;
-        }
-        t[b'"' as usize] = true;
-        t[b'\\' as usize] = true;
-        t
-    };
-
     impl<'a> Reader<'a> {
         fn skip_ws(&mut self) {
             while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
@@ -559,7 +545,8 @@ mod simple {
                 .bytes
                 .get(start..)?
                 .iter()
-                .position(|b| STRING_STOP[usize::from(*b)])?;
+                // The closing quote, an escape or a control character.
+                .position(|b| crate::value::NEEDS_ESCAPE[usize::from(*b)])?;
             let end = start + len;
             if self.bytes[end] != b'"' {
                 return None;

@@ -245,7 +245,7 @@ fn retain_child(def: Option<&NodeSchema>, child: &mut NodeData) -> bool {
 
 /// Bytes a JSON string cannot hold as they are (RFC 8259 7): the control
 /// characters, `"` and `\\`.
-const NEEDS_ESCAPE: [bool; 256] = {
+pub(crate) const NEEDS_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 0x20 {

@@ -443,19 +443,9 @@ impl dm_core::InstanceTree for View<'_> {
     }
 
     fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
-        let i = self.registry.instance(*instance)?;
-        let gettable = crate::tree::with_refs(path, |refs| {
-            i.mo.schema()
-                .root
-                .descendant(refs)
-                .is_some_and(|s| s.access.contains(dm_core::AccessType::GET))
-        });
-        if !gettable
-            || !rights(self.principal, self.registry, *instance, path).contains(Rights::READ)
-        {
-            return None;
-        }
-        dm_core::InstanceTree::leaf_text(self.registry, instance, path)
+        crate::tree::with_refs(path, |refs| self.readable(*instance, refs))
+            .then(|| dm_core::InstanceTree::leaf_text(self.registry, instance, path))
+            .flatten()
     }
 
     fn leaf_text_is(
@@ -469,15 +459,23 @@ impl dm_core::InstanceTree for View<'_> {
             return false;
         };
         crate::tree::with_joined_refs(base, below, None, |path| {
+            self.readable(*instance, path) && crate::tree::leaf_has_text(&*i.mo, path, text)
+        })
+    }
+}
+
+impl View<'_> {
+    /// True when the node at `path` has the Get access type and the
+    /// principal the Read right on it: what an `nv` field may compare.
+    fn readable(&self, instance: usize, path: &[&str]) -> bool {
+        self.registry.instance(instance).is_some_and(|i| {
             i.mo.schema()
                 .root
                 .descendant(path)
                 .is_some_and(|s| s.access.contains(dm_core::AccessType::GET))
-                && Access::of(self.principal, self.registry, *instance)
-                    .rights(path)
-                    .contains(Rights::READ)
-                && crate::tree::leaf_has_text(&*i.mo, path, text)
-        })
+        }) && Access::of(self.principal, self.registry, instance)
+            .rights(path)
+            .contains(Rights::READ)
     }
 }
 

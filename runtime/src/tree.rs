@@ -420,8 +420,6 @@ impl InstanceTree for Registry {
         }
     }
 
-    /// The leaf's bare text form (Appendix F), which `nv` values compare
-    /// with; `None` for a value that is not text (bin that is not UTF-8).
     fn leaf_text_is(
         &self,
         instance: &usize,
@@ -434,6 +432,8 @@ impl InstanceTree for Registry {
         })
     }
 
+    /// The leaf's bare text form (Appendix F), which `nv` values compare
+    /// with; `None` for a value that is not text (bin that is not UTF-8).
     fn leaf_text(&self, instance: &usize, path: &[String]) -> Option<String> {
         let i = self.instances.get(*instance)?;
         match with_refs(path, |refs| i.mo.get(refs)) {
