@@ -254,9 +254,10 @@ fn split_byte(text: &str, sep: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// `text.split_once(sep)` for an ASCII separator.
+/// `text.split_once(sep)` for an ASCII separator (memchr: this splits
+/// whole ClientURIs at `?`).
 fn split_once_byte(text: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = text.bytes().position(|b| b == sep)?;
+    let i = memchr::memchr(sep, text.as_bytes())?;
     Some((&text[..i], &text[i + 1..]))
 }
 
@@ -381,17 +382,17 @@ impl FromStr for ClientUri {
     type Err = UriError;
 
     fn from_str(s: &str) -> Result<Self, UriError> {
-        // Byte scans rather than memchr: a ClientURI is a few dozen bytes,
-        // and every command of a Package#2 carries one.
+        // Every command of a Package#2 carries a ClientURI: memchr finds
+        // the separators of the whole URI and of the MOID (some 30 bytes)
+        // in fewer instructions than a byte loop; the short pieces after
+        // them are scanned byte by byte (measured with the session bench).
         let (hier, query_text) = match split_once_byte(s, b'?') {
             Some((h, q)) => (h, Some(q)),
             None => (s, None),
         };
 
         // MOID: everything up to the first '/'.
-        let moid_end = hier
-            .bytes()
-            .position(|b| b == b'/')
+        let moid_end = memchr::memchr(b'/', hier.as_bytes())
             .ok_or_else(|| err(hier.len(), UriErrorReason::MissingSlash))?;
         let moid = &hier[..moid_end];
         if moid.is_empty() {
