@@ -385,7 +385,7 @@ pub fn entries_from_dacmo(rules: &NodeData) -> Result<Vec<AclEntry>, AclError> {
             None => return Err(at(&[rule_name, "Permissions"], AclErrorReason::Missing)),
         };
         for (perm_name, perm) in permissions {
-            let here = [rule_name.as_str(), "Permissions", perm_name.as_str()];
+            let here = [&**rule_name, "Permissions", &**perm_name];
             let NodeData::Interior(fields) = perm else {
                 return Err(at(&here, AclErrorReason::WrongFormat));
             };

@@ -53,4 +53,4 @@ pub use uri::{
     ClientUri, InstanceSelector, NodeSelector, NodeValue, Query, ServerUri, ServerUriParams,
     UriError, UriErrorReason,
 };
-pub use value::{NodeData, Value, ValueError};
+pub use value::{NodeData, NodeName, Value, ValueError};

@@ -359,7 +359,7 @@ pub mod __private {
         match data {
             NodeData::Interior(children) => {
                 for (name, child) in children {
-                    node.put_node(&[name.as_str()], child)?;
+                    node.put_node(&[&**name], child)?;
                 }
                 Ok(())
             }
@@ -501,14 +501,12 @@ pub mod __private {
         data: &'a NodeData,
         named: &[&str],
         has_unnamed: bool,
-    ) -> Result<&'a [(String, NodeData)], MoError> {
+    ) -> Result<&'a [(crate::NodeName, NodeData)], MoError> {
         match data {
             NodeData::Interior(children) => {
                 if !has_unnamed {
-                    if let Some((n, _)) =
-                        children.iter().find(|(n, _)| !named.contains(&n.as_str()))
-                    {
-                        return Err(MoError::UnknownNode(n.clone()));
+                    if let Some((n, _)) = children.iter().find(|(n, _)| !named.contains(&&**n)) {
+                        return Err(MoError::UnknownNode(n.to_string()));
                     }
                 }
                 Ok(children)
@@ -521,12 +519,12 @@ pub mod __private {
         }
     }
 
-    fn find<'a>(children: &'a [(String, NodeData)], name: &str) -> Option<&'a NodeData> {
+    fn find<'a>(children: &'a [(crate::NodeName, NodeData)], name: &str) -> Option<&'a NodeData> {
         children.iter().find(|(n, _)| n == name).map(|(_, d)| d)
     }
 
     pub fn leaf_from<T: LeafValue>(
-        children: &[(String, NodeData)],
+        children: &[(crate::NodeName, NodeData)],
         name: &str,
         format: Format,
     ) -> Result<T, MoError> {
@@ -537,7 +535,7 @@ pub mod __private {
     }
 
     pub fn opt_leaf_from<T: LeafValue>(
-        children: &[(String, NodeData)],
+        children: &[(crate::NodeName, NodeData)],
         name: &str,
         format: Format,
     ) -> Result<Option<T>, MoError> {
@@ -546,7 +544,10 @@ pub mod __private {
             .transpose()
     }
 
-    pub fn node_from<T: MoNode>(children: &[(String, NodeData)], name: &str) -> Result<T, MoError> {
+    pub fn node_from<T: MoNode>(
+        children: &[(crate::NodeName, NodeData)],
+        name: &str,
+    ) -> Result<T, MoError> {
         match find(children, name) {
             Some(d) => T::from_node(d),
             None => Err(MoError::MissingNode(name.to_owned())),
@@ -554,25 +555,22 @@ pub mod __private {
     }
 
     pub fn opt_node_from<T: MoNode>(
-        children: &[(String, NodeData)],
+        children: &[(crate::NodeName, NodeData)],
         name: &str,
     ) -> Result<Option<T>, MoError> {
         find(children, name).map(T::from_node).transpose()
     }
 
     fn map_from<T, const MIN: usize, const MAX: usize>(
-        children: &[(String, NodeData)],
+        children: &[(crate::NodeName, NodeData)],
         named: &[&str],
         mut convert: impl FnMut(&str, &NodeData) -> Result<T, MoError>,
     ) -> Result<NodeMap<T, MIN, MAX>, MoError> {
         let mut map = NodeMap::new();
-        for (name, data) in children
-            .iter()
-            .filter(|(n, _)| !named.contains(&n.as_str()))
-        {
+        for (name, data) in children.iter().filter(|(n, _)| !named.contains(&&**n)) {
             let value = convert(name, data)?;
-            map.insert(name.clone(), value)
-                .map_err(occurrence(&[name.as_str()]))?;
+            map.insert(name.to_string(), value)
+                .map_err(occurrence(&[&**name]))?;
         }
         if !map.meets_minimum() {
             return Err(MoError::MissingNode(format!("at least {MIN} instance(s)")));
@@ -581,7 +579,7 @@ pub mod __private {
     }
 
     pub fn map_leaf_from<T: LeafValue, const MIN: usize, const MAX: usize>(
-        children: &[(String, NodeData)],
+        children: &[(crate::NodeName, NodeData)],
         named: &[&str],
         format: Format,
     ) -> Result<NodeMap<T, MIN, MAX>, MoError> {
@@ -589,7 +587,7 @@ pub mod __private {
     }
 
     pub fn map_node_from<T: MoNode, const MIN: usize, const MAX: usize>(
-        children: &[(String, NodeData)],
+        children: &[(crate::NodeName, NodeData)],
         named: &[&str],
     ) -> Result<NodeMap<T, MIN, MAX>, MoError> {
         map_from(children, named, |_, d| T::from_node(d))

@@ -174,12 +174,18 @@ impl Value {
     }
 }
 
+/// The name of a child in [`NodeData`].
+pub type NodeName = std::borrow::Cow<'static, str>;
+
 /// The data of a node as read from an MO: a leaf value, or an interior node
 /// with its children in MO order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeData {
     Leaf(Value),
-    Interior(Vec<(String, NodeData)>),
+    /// Children by name; names the DDF gives are borrowed from the MO's
+    /// schema, only run-time names (instances of an un-named node) own
+    /// their text.
+    Interior(Vec<(NodeName, NodeData)>),
 }
 
 impl NodeData {
@@ -199,7 +205,7 @@ impl NodeData {
             NodeData::Interior(children) => Json::Object(
                 children
                     .iter()
-                    .map(|(name, child)| (name.clone(), child.to_json()))
+                    .map(|(name, child)| (name.to_string(), child.to_json()))
                     .collect::<Map<_, _>>(),
             ),
         }
@@ -219,7 +225,7 @@ impl NodeData {
             let mut next = 0;
             children.retain_mut(|(name, child)| {
                 let ahead = schema.children.get(next..).unwrap_or_default();
-                let def = match ahead.iter().position(|d| d.name == Some(name.as_str())) {
+                let def = match ahead.iter().position(|d| d.name == Some(&**name)) {
                     Some(k) => {
                         next += k + 1;
                         ahead.get(k)
@@ -361,7 +367,11 @@ fn from_json_at(
             let child = schema.child(name).ok_or_else(|| {
                 mismatch(path, Format::Node, "a node the MO does not define".into())
             })?;
-            children.push((name.clone(), from_json_at(value, child, path)?));
+            // The schema's own name where the DDF gives one.
+            let own: NodeName = child
+                .name
+                .map_or_else(|| name.clone().into(), NodeName::Borrowed);
+            children.push((own, from_json_at(value, child, path)?));
             path.pop();
         }
         return Ok(NodeData::Interior(children));
@@ -565,8 +575,12 @@ mod tests {
             (vec!["C", "B", "A", "y"], vec!["C", "A", "y"]),
             (vec!["x", "C", "A", "B"], vec!["x", "C", "A"]),
         ] {
-            let mut data =
-                NodeData::Interior(given.iter().map(|n| (n.to_string(), chr(n))).collect());
+            let mut data = NodeData::Interior(
+                given
+                    .iter()
+                    .map(|n| (n.to_string().into(), chr(n)))
+                    .collect(),
+            );
             data.retain_readable(&root);
             assert_eq!(names(&data), kept, "{given:?}");
         }

@@ -108,7 +108,7 @@ fn tree(children: Vec<(&str, NodeData)>) -> NodeData {
     NodeData::Interior(
         children
             .into_iter()
-            .map(|(n, d)| (n.to_owned(), d))
+            .map(|(n, d)| (n.to_owned().into(), d))
             .collect(),
     )
 }

@@ -6,8 +6,9 @@
 use dm_core::notification::{self, ConnectionType, Notification, UnknownOption};
 use dm_core::package::{Alert, MoInfo, Package1};
 use dm_core::{
-    AccessType, ClientUri, Command, Format, InstanceSelector, MoDataItem, NodeData, NodeSchema,
-    NodeSelector, Occurrence, Package2, Package3, Scope, ServerUri, Status, StatusCode, Value,
+    AccessType, ClientUri, Command, Format, InstanceSelector, MoDataItem, NodeData, NodeName,
+    NodeSchema, NodeSelector, Occurrence, Package2, Package3, Scope, ServerUri, Status, StatusCode,
+    Value,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value as Json};
@@ -575,11 +576,11 @@ fn value_of(format: Format) -> BoxedStrategy<Value> {
     }
 }
 
-fn leaves() -> impl Strategy<Value = Vec<(String, NodeData)>> {
+fn leaves() -> impl Strategy<Value = Vec<(NodeName, NodeData)>> {
     let each: Vec<_> = LEAVES
         .iter()
         .map(|l| {
-            let name = l.name.unwrap_or_default().to_owned();
+            let name = NodeName::Borrowed(l.name.unwrap_or_default());
             prop::option::of(value_of(l.format))
                 .prop_map(move |v| v.map(|v| (name.clone(), NodeData::Leaf(v))))
         })
@@ -597,7 +598,7 @@ fn tree() -> impl Strategy<Value = NodeData> {
             for (name, data) in entries {
                 if !seen.contains(&name) {
                     seen.push(name.clone());
-                    children.push((name, NodeData::Interior(data)));
+                    children.push((name.into(), NodeData::Interior(data)));
                 }
             }
             NodeData::Interior(children)

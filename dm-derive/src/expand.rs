@@ -166,17 +166,17 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
         match (c.kind, &c.name) {
             (Kind::Map, _) | (_, None) => quote! {
                 for (n, v) in self.#ident.iter() {
-                    children.push((::std::string::String::from(n), #r));
+                    children.push((::std::borrow::Cow::Owned(::std::string::String::from(n)), #r));
                 }
             },
             (Kind::Optional, Some(name)) => quote! {
                 if let ::core::option::Option::Some(v) = &self.#ident {
-                    children.push((::std::string::String::from(#name), #r));
+                    children.push((::std::borrow::Cow::Borrowed(#name), #r));
                 }
             },
             (Kind::Plain, Some(name)) => quote! {
                 let v = &self.#ident;
-                children.push((::std::string::String::from(#name), #r));
+                children.push((::std::borrow::Cow::Borrowed(#name), #r));
             },
         }
     });

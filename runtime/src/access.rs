@@ -35,7 +35,8 @@
 
 use dm_core::acl::entries_from_dacmo;
 use dm_core::{
-    effective_rights_by, AclEntry, Authority, Maid, ManagementObject, NodeData, Rights, Value,
+    effective_rights_by, AclEntry, Authority, Maid, ManagementObject, NodeData, NodeName, Rights,
+    Value,
 };
 
 use crate::tree::{Instance, Owner, Registry};
@@ -97,7 +98,7 @@ impl ServerAccount {
             Ok(NodeData::Interior(groups)) => groups
                 .iter()
                 .filter_map(|(_, g)| match g {
-                    NodeData::Interior(c) => c.iter().find_map(|(n, d)| match (n.as_str(), d) {
+                    NodeData::Interior(c) => c.iter().find_map(|(n, d)| match (&**n, d) {
                         ("MOID", NodeData::Leaf(Value::Chr(m))) => Some(m.clone()),
                         _ => None,
                     }),
@@ -192,14 +193,14 @@ pub(crate) fn rules_data(entries: &[AclEntry]) -> NodeData {
         .enumerate()
         .map(|(n, e)| {
             (
-                (n + 1).to_string(),
+                NodeName::Owned((n + 1).to_string()),
                 NodeData::Interior(vec![
                     (
-                        "MAID".to_owned(),
+                        "MAID".into(),
                         NodeData::Leaf(Value::Chr(e.maid.to_string())),
                     ),
                     (
-                        "AR".to_owned(),
+                        "AR".into(),
                         NodeData::Leaf(Value::Int(i64::from(e.rights.bits()))),
                     ),
                 ]),
@@ -207,9 +208,9 @@ pub(crate) fn rules_data(entries: &[AclEntry]) -> NodeData {
         })
         .collect();
     NodeData::Interior(vec![(
-        OWNER_RULE.to_owned(),
+        OWNER_RULE.into(),
         NodeData::Interior(vec![(
-            "Permissions".to_owned(),
+            "Permissions".into(),
             NodeData::Interior(permissions),
         )]),
     )])
@@ -366,11 +367,11 @@ impl<'p> Access<'p> {
         if self.uniform() {
             return true;
         }
-        let mut here = path.to_vec();
+        let mut here = owned_names(path);
         self.all_below(&mut here, data, right)
     }
 
-    fn all_below(&self, here: &mut Vec<String>, data: &NodeData, right: Rights) -> bool {
+    fn all_below(&self, here: &mut Vec<NodeName>, data: &NodeData, right: Rights) -> bool {
         let NodeData::Interior(children) = data else {
             return true;
         };
@@ -389,11 +390,11 @@ impl<'p> Access<'p> {
         if self.uniform() {
             return;
         }
-        let mut here = path.to_vec();
+        let mut here = owned_names(path);
         self.prune_below(&mut here, data);
     }
 
-    fn prune_below(&self, here: &mut Vec<String>, data: &mut NodeData) {
+    fn prune_below(&self, here: &mut Vec<NodeName>, data: &mut NodeData) {
         let NodeData::Interior(children) = data else {
             return;
         };
@@ -477,6 +478,11 @@ impl View<'_> {
             .rights(path)
             .contains(Rights::READ)
     }
+}
+
+/// `path` as node names, to walk a read below it.
+fn owned_names(path: &[String]) -> Vec<NodeName> {
+    path.iter().map(|n| NodeName::Owned(n.clone())).collect()
 }
 
 /// Rights of `principal` on the node at `path` of the instance at `index`.

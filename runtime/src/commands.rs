@@ -967,7 +967,7 @@ fn ddf_check_put(
     if let NodeData::Interior(children) = data {
         for (name, child) in children {
             let mut p = path.to_vec();
-            p.push(name.clone());
+            p.push(name.to_string());
             ddf_check_put(mo, root, &p, child)?;
         }
     }

@@ -21,7 +21,7 @@ fn child<'a>(data: &'a NodeData, name: &str) -> Option<&'a NodeData> {
 /// The names of the children of interior data.
 fn names(data: &NodeData) -> Vec<&str> {
     match data {
-        NodeData::Interior(children) => children.iter().map(|(n, _)| n.as_str()).collect(),
+        NodeData::Interior(children) => children.iter().map(|(n, _)| &**n).collect(),
         NodeData::Leaf(_) => Vec::new(),
     }
 }

@@ -415,7 +415,9 @@ impl InstanceTree for Registry {
             return Vec::new();
         };
         match with_refs(path, |refs| i.mo.get(refs)) {
-            Ok(NodeData::Interior(children)) => children.into_iter().map(|(n, _)| n).collect(),
+            Ok(NodeData::Interior(children)) => {
+                children.into_iter().map(|(n, _)| n.into_owned()).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -481,7 +483,7 @@ mod tests {
             }
             if let Ok(NodeData::Interior(children)) = data {
                 for (name, _) in children {
-                    path.push(name);
+                    path.push(name.into_owned());
                     walk(mo, path, checked);
                     path.pop();
                 }
@@ -516,7 +518,7 @@ mod tests {
             let data = with_refs(path, |refs| i.mo.get(refs));
             if let Ok(NodeData::Interior(children)) = data {
                 for (name, _) in children {
-                    path.push(name);
+                    path.push(name.into_owned());
                     walk(registry, index, path, leaves);
                     path.pop();
                 }
