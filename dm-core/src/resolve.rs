@@ -230,29 +230,38 @@ fn step2<T: InstanceTree + ?Sized>(
         })
         .collect();
     for seg in uri.path() {
-        let mut next = Vec::new();
         let mut first_failure = None;
-        for b in &branches {
-            let children = || tree.children(&b.instance, &b.path);
-            let child = |name: &str| {
-                let mut path = b.path.clone();
-                path.push(name.to_owned());
-                ResolvedNode {
-                    instance: b.instance.clone(),
-                    miid: b.miid.clone(),
-                    path,
+        if let NodeSelector::Name(name) = seg {
+            // A real name keeps or drops each branch: extended in place,
+            // without a new list or copies of the branches.
+            branches.retain_mut(|b| {
+                if tree.has_child(&b.instance, &b.path, name) {
+                    b.path.push(name.clone());
+                    return true;
                 }
-            };
-            let before = next.len();
-            match seg {
-                NodeSelector::Name(name) => {
-                    if tree.has_child(&b.instance, &b.path, name) {
-                        next.push(child(name));
+                // Built only when a branch drops out: resolution succeeds
+                // far more often than it fails.
+                if first_failure.is_none() {
+                    first_failure = Some(step2_failure(seg, b));
+                }
+                false
+            });
+        } else {
+            let mut next = Vec::new();
+            for b in &branches {
+                let children = tree.children(&b.instance, &b.path);
+                let child = |name: &str| {
+                    let mut path = b.path.clone();
+                    path.push(name.to_owned());
+                    ResolvedNode {
+                        instance: b.instance.clone(),
+                        miid: b.miid.clone(),
+                        path,
                     }
-                }
-                NodeSelector::All => next.extend(children().iter().map(|c| child(c))),
-                NodeSelector::XName(x) => {
-                    let hits: Vec<_> = children()
+                };
+                let before = next.len();
+                if let NodeSelector::XName(x) = seg {
+                    let hits: Vec<_> = children
                         .iter()
                         .map(|c| child(c))
                         .filter(|c| satisfies(tree, &c.instance, &c.path, *x, uri))
@@ -266,21 +275,21 @@ fn step2<T: InstanceTree + ?Sized>(
                         });
                     }
                     next.extend(hits);
+                } else {
+                    next.extend(children.iter().map(|c| child(c)));
+                }
+                if next.len() == before && first_failure.is_none() {
+                    first_failure = Some(step2_failure(seg, b));
                 }
             }
-            // Built only when the branch drops out: resolution succeeds
-            // far more often than it fails.
-            if next.len() == before && first_failure.is_none() {
-                first_failure = Some(step2_failure(seg, b));
-            }
+            branches = next;
         }
-        if next.is_empty() {
+        if branches.is_empty() {
             // Unreachable without a failure: branches was not empty.
             return Err(first_failure.unwrap_or(ResolveError::NoInstance {
                 moid: uri.moid().to_owned(),
             }));
         }
-        branches = next;
     }
     Ok(branches)
 }
