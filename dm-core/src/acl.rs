@@ -305,8 +305,6 @@ pub fn format_path<S: AsRef<str>>(path: &[S]) -> String {
 
 /// How specific a covering Path is: deeper first, then, at equal depth, a
 /// real name before `*` at the first position where they differ.
-/// How specific a Path is: longer first, then literal names before `*`
-/// from the root down (the order of (len, [segment != "*"]) tuples).
 fn specificity_cmp(a: &[String], b: &[String]) -> std::cmp::Ordering {
     let literal = |s: &String| s != "*";
     a.len()

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use crate::package::{media_type, Package3, PackageError};
+use crate::package::{decimal, media_type, Package3, PackageError};
 
 /// One encapsulation of a multipart body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +308,7 @@ impl ResponseWriter {
     /// part's name); `write` appends its content.
     pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {
         let mut digits = [0u8; 20];
-        let name = decimal(index, &mut digits);
+        let name = decimal(index as u64, &mut digits);
         let (name, content_type) = write_head(&mut self.data, BOUNDARY, Some(name), content_type);
         let start = self.data.len();
         write(&mut self.data);
@@ -354,20 +354,6 @@ impl ResponseWriter {
         write_close(&mut body, BOUNDARY);
         (content_type_of(BOUNDARY), body)
     }
-}
-
-/// `n` in decimal, written at the end of `buf` (20 digits hold any u64).
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    while let Some(slot) = at.checked_sub(1).and_then(|i| buf.get_mut(i)) {
-        *slot = b'0' + (n % 10) as u8;
-        at -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[at..]
 }
 
 #[cfg(test)]
@@ -535,7 +521,7 @@ mod tests {
     fn decimal_writes_every_magnitude() {
         for n in [0usize, 9, 10, 99, 100, 4096, usize::MAX] {
             let mut buf = [0u8; 20];
-            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+            assert_eq!(decimal(n as u64, &mut buf), n.to_string().as_bytes());
         }
     }
 }

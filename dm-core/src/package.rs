@@ -11,6 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::status::StatusCode;
 use crate::uri::{ClientUri, ServerUri, UriError};
+use crate::value::write_json_str;
 
 /// Media types of spec 7 and Appendix F.
 pub mod media_type {
@@ -494,14 +495,6 @@ impl Package2 {
     }
 }
 
-/// Writes `s` as a JSON string.
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a string to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-/// The direct deserialization of Package#2: `{"CMD": [[name, params...],
-/// ...], ...}`, other members ignored.
 /// The Package#2 every server sends: an object whose only member is `CMD`,
 /// an array of arrays of strings without escapes, parsed by a plain byte
 /// scan. It answers only when the input is exactly that; anything else
@@ -604,6 +597,8 @@ mod simple {
     }
 }
 
+/// The direct deserialization of Package#2: `{"CMD": [[name, params...],
+/// ...], ...}`, other members ignored.
 mod raw {
     use std::borrow::Cow;
     use std::fmt;
@@ -896,21 +891,20 @@ pub struct Package3 {
     pub alerts: Vec<Alert>,
 }
 
-/// Writes `n` in decimal, as `to_string` would, without allocating: one
-/// per status of every Package#3.
-fn write_decimal(out: &mut Vec<u8>, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+/// `n` in decimal, as `to_string` writes it, at the end of `buf` (20
+/// digits hold any u64), without allocating: every status of a Package#3
+/// and every GET data part's name is one.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    while let Some(slot) = at.checked_sub(1).and_then(|i| buf.get_mut(i)) {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    &buf[at..]
 }
 
 impl Package3 {
@@ -949,7 +943,7 @@ impl Package3 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"sc\":");
-            write_decimal(&mut out, s.code.as_u16());
+            out.extend_from_slice(decimal(s.code.as_u16().into(), &mut [0; 20]));
             if !s.uris.is_empty() {
                 out.extend_from_slice(b",\"URI\":");
                 // Writing strings to a Vec cannot fail.
@@ -1081,7 +1075,6 @@ impl MoDataRef<'_> {
     /// Appends the item's JSON: the bytes serde_json writes for the
     /// equivalent [`MoDataItem`].
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::value::write_json_str;
         out.push(b'{');
         if let Some(ddf) = self.ddf {
             out.extend_from_slice(b"\"DDF\":");
@@ -1319,7 +1312,7 @@ mod tests {
     fn decimals_are_written_as_to_string_writes_them() {
         for n in [0u16, 7, 10, 200, 1404, 9999, 10000, u16::MAX] {
             let mut out = Vec::new();
-            write_decimal(&mut out, n);
+            out.extend_from_slice(decimal(n.into(), &mut [0; 20]));
             assert_eq!(out, n.to_string().into_bytes());
         }
     }
