@@ -251,20 +251,17 @@ impl HttpClient {
             .path_and_query()
             .map_or("/", hyper::http::uri::PathAndQuery::as_str)
             .to_owned();
-        let body = Bytes::from(body);
+        let request = Outgoing {
+            method: &method,
+            parsed: &parsed,
+            uri,
+            headers,
+            body: Bytes::from(body),
+        };
         // Up front: the answer to the last Digest challenge, else Basic.
         let mut authorization =
             password.and_then(|p| p.next_digest(&method, &target).or_else(|| p.basic.clone()));
-        let (mut parts, mut bytes) = self
-            .send(
-                &method,
-                &parsed,
-                uri,
-                headers,
-                &body,
-                authorization.as_deref(),
-            )
-            .await?;
+        let (mut parts, mut bytes) = self.send(&request, authorization.as_deref()).await?;
         if let (hyper::StatusCode::UNAUTHORIZED, Some(p)) = (parts.status, password) {
             let sent_digest = authorization
                 .as_deref()
@@ -277,16 +274,7 @@ impl HttpClient {
                 })?
             {
                 authorization = Some(answer);
-                (parts, bytes) = self
-                    .send(
-                        &method,
-                        &parsed,
-                        uri,
-                        headers,
-                        &body,
-                        authorization.as_deref(),
-                    )
-                    .await?;
+                (parts, bytes) = self.send(&request, authorization.as_deref()).await?;
             }
         }
         Ok(Exchange {
@@ -294,7 +282,7 @@ impl HttpClient {
                 start_line: format!("{method} {uri}"),
                 headers: recorded_headers(headers, authorization.as_deref()),
                 // The Vec given back without a copy once hyper let go of it.
-                body: Vec::from(body),
+                body: Vec::from(request.body),
             },
             response: Message {
                 start_line: format!(
@@ -320,13 +308,16 @@ impl HttpClient {
     /// One request on the wire, within the time limit.
     async fn send(
         &self,
-        method: &Method,
-        parsed: &hyper::Uri,
-        uri: &str,
-        headers: &[(&str, String)],
-        body: &Bytes,
+        request: &Outgoing<'_>,
         authorization: Option<&str>,
     ) -> Result<(hyper::http::response::Parts, Bytes), HttpError> {
+        let &Outgoing {
+            method,
+            parsed,
+            uri,
+            headers,
+            ref body,
+        } = request;
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(parsed.clone());
@@ -369,6 +360,15 @@ impl HttpClient {
                 seconds: self.timeout.as_secs(),
             })?
     }
+}
+
+/// What [`HttpClient::call`] sends, once or again after a Digest challenge.
+struct Outgoing<'a> {
+    method: &'a Method,
+    parsed: &'a hyper::Uri,
+    uri: &'a str,
+    headers: &'a [(&'a str, String)],
+    body: Bytes,
 }
 
 /// The request headers as a transcript shows them: credentials redacted.
