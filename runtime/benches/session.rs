@@ -25,6 +25,18 @@ fn rounds() -> usize {
 }
 const WARM_UP: usize = 20;
 
+/// Commands in the Package#2: 100, or `DM_BENCH_COMMANDS` (1 shows a
+/// session's fixed cost).
+fn command_count() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::env::var("DM_BENCH_COMMANDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100)
+    })
+}
+
 /// The Package#2: 100 commands mixing the ClientURIs below. For profiling
 /// one kind alone, `DM_BENCH_ONLY=<k>` makes all 100 a GET of `uris[k]`.
 fn commands() -> Vec<Command> {
@@ -39,7 +51,7 @@ fn commands() -> Vec<Command> {
         .ok()
         .and_then(|k| k.parse().ok())
         .filter(|k| *k < uris.len());
-    (0..100)
+    (0..command_count())
         .map(|i| {
             let client_uri: ClientUri = uris[only.unwrap_or(i % uris.len())]
                 .parse()
@@ -64,7 +76,8 @@ async fn session(device: &mut Device, server_id: &str) {
         .run_session_as(server_id, Initiation::ClientInitiated, false, Vec::new())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(report.commands.len(), 101);
+    // Each command's status, then END's.
+    assert_eq!(report.commands.len(), command_count() + 1);
 }
 
 /// Gives the device DMAcc accounts `(SrvID, ServerURI)` whose Perm list
@@ -201,7 +214,10 @@ async fn main() {
         .map(|(q, r)| format!("{}B->{}B", q.body.len(), r.body.len()))
         .collect();
     println!("round trips: {}", sizes.join(", "));
-    println!("{rounds} rounds of 100-command sessions, medians (ratio: median of per-round ratios to bare):");
+    println!(
+        "{rounds} rounds of {}-command sessions, medians (ratio: median of per-round ratios to bare):",
+        command_count()
+    );
     println!("  device + reference server: {s:?} ({rs:.2}x)");
     println!("  device + scripted server:  {d:?} ({rd:.2}x)");
     println!("  bare hyper + scripted server, same bytes: {b:?}");
