@@ -398,7 +398,11 @@ impl FromStr for ClientUri {
         if moid.is_empty() {
             return Err(err(0, UriErrorReason::EmptyMoid));
         }
-        first_bad(moid, 0, |b| UNRESERVED[usize::from(b)] || b == b':')?;
+        // A well-known MOID is valid as it stands.
+        let known = well_known_moid(moid);
+        if known.is_none() {
+            first_bad(moid, 0, |b| UNRESERVED[usize::from(b)] || b == b':')?;
+        }
 
         // mo-inst: up to the next '/', which path-from-moroot requires.
         let inst_start = moid_end + 1;
@@ -473,7 +477,7 @@ impl FromStr for ClientUri {
         }
 
         Ok(ClientUri {
-            moid: well_known_moid(moid).map_or_else(|| Cow::Owned(moid.to_owned()), Cow::Borrowed),
+            moid: known.map_or_else(|| Cow::Owned(moid.to_owned()), Cow::Borrowed),
             instance,
             path,
             query,
