@@ -149,10 +149,13 @@ pub enum Command {
     },
     Hput {
         server_uri: ServerUri,
+        /// OneOrMore (spec 5.3.2): a command built with none is written,
+        /// but a receiver refuses it as malformed (400), as this parser does.
         client_uris: Vec<ClientUri>,
     },
     Hpost {
         server_uri: ServerUri,
+        /// OneOrMore (spec 5.3.3), as for [`Command::Hput`].
         client_uris: Vec<ClientUri>,
     },
     Delete {
