@@ -537,7 +537,7 @@ mod simple {
                 return None;
             }
             let start = self.at;
-            let len = stop_at(self.bytes.get(start..)?)?;
+            let len = crate::value::first_to_escape(self.bytes.get(start..)?)?;
             let end = start + len;
             if self.bytes[end] != b'"' {
                 return None;
@@ -545,39 +545,6 @@ mod simple {
             self.at = end + 1;
             self.text.get(start..end)
         }
-    }
-
-    /// The index of the first closing quote, escape or control character
-    /// in `s`. Eight bytes at a time (the SWAR zero-byte test): a
-    /// Package#2 is mostly ClientURIs of 30 to 60 bytes, where a byte loop
-    /// cost about 5 instructions per byte.
-    pub(super) fn stop_at(s: &[u8]) -> Option<usize> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let mut chunks = s.chunks_exact(8);
-        let mut at = 0;
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-            // A quote, a backslash, or a byte below 0x20 (a byte with the
-            // high bit set is never below 0x20, hence the `!w` mask).
-            let hit = has_zero(w ^ (ONES * u64::from(b'"')))
-                | has_zero(w ^ (ONES * u64::from(b'\\')))
-                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-            if hit != 0 {
-                // The lowest flagged byte is a true hit: the borrow of the
-                // subtractions only runs upwards, past the first real one.
-                return Some(at + (hit.trailing_zeros() / 8) as usize);
-            }
-            at += 8;
-        }
-        chunks
-            .remainder()
-            .iter()
-            .position(|b| crate::value::NEEDS_ESCAPE[usize::from(*b)])
-            .map(|i| at + i)
     }
 
     pub(super) fn parse(bytes: &[u8]) -> Option<Package2> {
@@ -1161,7 +1128,7 @@ impl MoDataItem {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn stop_at_finds_the_first_quote_escape_or_control_byte() {
+    fn first_to_escape_finds_the_first_quote_escape_or_control_byte() {
         let slow = |s: &[u8]| {
             s.iter()
                 .position(|b| crate::value::NEEDS_ESCAPE[usize::from(*b)])
@@ -1174,7 +1141,7 @@ mod tests {
         for len in 0..24 {
             for filler in fillers {
                 let plain = vec![filler; len];
-                assert_eq!(super::simple::stop_at(&plain), slow(&plain));
+                assert_eq!(crate::value::first_to_escape(&plain), slow(&plain));
                 for at in 0..len {
                     for stop in stops {
                         let mut s = plain.clone();
@@ -1182,7 +1149,7 @@ mod tests {
                         if at + 1 < len {
                             s[at + 1] = b'"';
                         }
-                        assert_eq!(super::simple::stop_at(&s), Some(at), "{s:?}");
+                        assert_eq!(crate::value::first_to_escape(&s), Some(at), "{s:?}");
                     }
                 }
             }
