@@ -37,6 +37,9 @@ fn refs(path: &[String]) -> Vec<&str> {
 /// The nodes one ClientURI resolves to: nearly always one, kept inline.
 pub(crate) type ResolvedNodes = SmallVec<[Resolved; 1]>;
 
+/// The nodes one read gives: one but under wildcards, kept inline.
+pub(crate) type ReadNodes<'a> = SmallVec<[ReadNode<'a>; 1]>;
+
 impl Device {
     /// Rights of the session's principal on a resolved node: the DACMO
     /// rules of its instance (access).
@@ -185,7 +188,7 @@ impl Device {
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
-    ) -> Result<Vec<ReadNode<'_>>, StatusCode> {
+    ) -> Result<ReadNodes<'_>, StatusCode> {
         let resolved = self.resolve_for(ctx, uri)?;
         if let Some(cv) = &uri.query().cache_validator {
             if resolved.iter().all(|r| r.path.is_empty())
@@ -196,7 +199,7 @@ impl Device {
                 return Err(StatusCode::NOT_MODIFIED);
             }
         }
-        let mut out = Vec::with_capacity(resolved.len());
+        let mut out = ReadNodes::with_capacity(resolved.len());
         for r in resolved {
             let Some(schema) = self.registry.schema_of(&r) else {
                 return Err(StatusCode::NOT_FOUND);
