@@ -44,8 +44,8 @@ pub use node::{
 };
 pub use notification::{ConnectionType, Notification};
 pub use package::{
-    Alert, Command, CommandError, MoDataItem, MoDataRef, MoInfo, Package1, Package2, Package3,
-    PackageError, Status,
+    Alert, Command, CommandError, MoDataItem, MoDataRef, MoDataValue, MoInfo, Package1, Package2,
+    Package3, PackageError, Status,
 };
 pub use resolve::{InstanceTree, ResolveError, ResolvedNode};
 pub use status::StatusCode;

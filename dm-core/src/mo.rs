@@ -114,6 +114,25 @@ pub trait MoNode: Sized {
 
     /// Builds this node from data that holds every required child.
     fn from_node(data: &NodeData) -> Result<Self, MoError>;
+
+    /// Appends this node's JSON as a GET writes it: the children with Get
+    /// (by [`MoNode::CHILDREN`]), in the bytes of `get_node(&[])`, then
+    /// [`NodeData::retain_readable`] and [`NodeData::write_json`]. The
+    /// derive writes it from the fields, without building the tree; this
+    /// default builds it.
+    fn write_readable_json(&self, out: &mut Vec<u8>) -> Result<(), MoError> {
+        let mut data = self.get_node(&[])?;
+        data.retain_readable(&NodeSchema {
+            name: None,
+            format: Format::Node,
+            access: crate::AccessType::GET,
+            occurrence: crate::Occurrence::One,
+            scope: crate::Scope::Permanent,
+            children: Self::CHILDREN,
+        });
+        data.write_json(out);
+        Ok(())
+    }
 }
 
 /// What an MO author supplies beyond the data: EXEC and validation. The
@@ -163,6 +182,17 @@ pub trait ManagementObject: Send + Sync + 'static {
 
     /// Executes the node at `path`.
     fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError>;
+
+    /// Appends the MOData value a GET of the instance root gives (spec
+    /// 7.2.1.4): the bytes [`NodeData::write_json`] writes for `get(&[])`
+    /// once [`NodeData::retain_readable`] has left out the nodes without
+    /// Get, but written straight from the MO's fields. Returns false,
+    /// writing nothing, when the MO has no such writer (the default; the
+    /// derive gives one): the runtime then reads with `get`.
+    fn write_root_json(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// A Rust type that holds a leaf node's value.
@@ -172,6 +202,12 @@ pub trait LeafValue: Sized {
 
     /// The Rust value of `value`, or `None` when the format does not fit.
     fn from_value(value: &Value) -> Option<Self>;
+
+    /// Appends the JSON of `self.to_value(format)`; types whose value
+    /// would be a copy write it without one.
+    fn write_json(&self, format: Format, out: &mut Vec<u8>) {
+        self.to_value(format).write_json(out);
+    }
 }
 
 impl LeafValue for String {
@@ -182,6 +218,11 @@ impl LeafValue for String {
             Format::Time => Value::Time(self.clone()),
             _ => Value::Chr(self.clone()),
         }
+    }
+
+    // Every text format is a JSON string (see `Value::write_json`).
+    fn write_json(&self, _: Format, out: &mut Vec<u8>) {
+        crate::value::write_json_str(out, self);
     }
 
     fn from_value(value: &Value) -> Option<Self> {
@@ -290,6 +331,16 @@ pub mod __private {
         MoHooks::validate(&next)?;
         *this = next;
         Ok(())
+    }
+
+    /// Starts member `name` of a JSON object being written: a comma before
+    /// all but the first, the quoted name, the colon.
+    pub fn json_member(out: &mut Vec<u8>, first: &mut bool, name: &str) {
+        if !std::mem::take(first) {
+            out.push(b',');
+        }
+        crate::value::write_json_str(out, name);
+        out.push(b':');
     }
 
     /// A leaf read: only the empty remaining path names the leaf itself.

@@ -1066,7 +1066,18 @@ pub struct MoDataRef<'a> {
     pub cv: Option<&'a str>,
     /// The name of the one MOData member (ARCHITECTURE "MOData naming").
     pub member: &'a str,
-    pub data: &'a crate::NodeData,
+    pub data: MoDataValue<'a>,
+}
+
+/// The value of an MO data item's one MOData member.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MoDataValue<'a> {
+    /// Data as read, written with [`crate::NodeData::write_json`].
+    Node(&'a crate::NodeData),
+    /// The value's JSON, already written (as
+    /// [`crate::ManagementObject::write_root_json`] writes an instance
+    /// root): copied as it is.
+    Json(&'a [u8]),
 }
 
 impl MoDataRef<'_> {
@@ -1088,7 +1099,10 @@ impl MoDataRef<'_> {
         out.extend_from_slice(b",\"MOData\":{");
         write_json_str(out, self.member);
         out.push(b':');
-        self.data.write_json(out);
+        match self.data {
+            MoDataValue::Node(data) => data.write_json(out),
+            MoDataValue::Json(json) => out.extend_from_slice(json),
+        }
         out.extend_from_slice(b"}}");
     }
 

@@ -193,6 +193,46 @@ fn reads_by_path() {
 }
 
 #[test]
+fn the_root_json_is_the_readable_tree_written_from_the_fields() {
+    let mut full = sample();
+    MoNode::put_node(&mut full, &["Secret"], &leaf(Value::Bin(vec![1, 2]))).unwrap();
+    MoNode::put_node(&mut full, &["Count"], &leaf(Value::Int(-3))).unwrap();
+    MoNode::put_node(&mut full, &["Ext"], &tree(vec![])).unwrap();
+    MoNode::put_node(
+        &mut full,
+        &["Conf", "b.x~1"],
+        &leaf(Value::Chr("a\nb".into())),
+    )
+    .unwrap();
+    MoNode::put_node(
+        &mut full,
+        &["i2"],
+        &tree(vec![
+            ("ID", leaf(Value::Chr("two\u{1}".into()))),
+            ("Run", leaf(Value::Null)),
+        ]),
+    )
+    .unwrap();
+    for s in [sample(), full] {
+        let mut direct = Vec::new();
+        assert!(s.write_root_json(&mut direct));
+        let mut data = s.get(&[]).unwrap();
+        data.retain_readable(&s.schema().root);
+        let mut built = Vec::new();
+        data.write_json(&mut built);
+        assert_eq!(
+            String::from_utf8(direct.clone()).unwrap(),
+            String::from_utf8(built).unwrap()
+        );
+        // Nodes without Get (Secret, Run) stay out.
+        let json: serde_json::Value = serde_json::from_slice(&direct).unwrap();
+        assert!(json.get("Secret").is_none(), "{json}");
+        assert!(json["i1"].get("Run").is_none(), "{json}");
+        assert_eq!(json["i1"]["ID"], "one");
+    }
+}
+
+#[test]
 fn writes_merge_and_create_instances() {
     let mut s = sample();
     MoNode::put_node(&mut s, &["Name"], &leaf(Value::Chr("u".into()))).unwrap();

@@ -27,6 +27,8 @@ struct Child {
     kind: Kind,
     schema: TokenStream,
     format: TokenStream,
+    /// The node's `AccessType` expression.
+    access: TokenStream,
 }
 
 fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
@@ -98,6 +100,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         let interior = format_name == "node";
         let format = attr::format_tokens(&format_name);
         let access = attrs.access;
+        let access_expr = access.clone();
         let scope = attrs.scope;
         let ty = &field.ty;
         let child_defs = if interior {
@@ -131,6 +134,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             kind,
             schema,
             format,
+            access: access_expr,
         });
     }
     out
@@ -209,11 +213,14 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
     let (has_arms, has_fallback) =
         dispatch_on_first_name(children, has_rest, &quote!(false), &quote!(false));
     let writes = write_fns(input, children);
+    let readable_json = readable_json_fn(children);
     quote! {
         impl ::dm_core::MoNode for #ident {
             const CHILDREN: &'static [::dm_core::NodeSchema] = &[#(#schemas),*];
 
             #writes
+
+            #readable_json
 
             fn get_node(
                 &self,
@@ -241,6 +248,64 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
                     #has_fallback
                 }
             }
+        }
+    }
+}
+
+/// `write_readable_json`: the JSON of `get_node(&[])` without the children
+/// that lack Get, written from the fields in the order `get_node` lists
+/// them (spec 7.2.1.4), so a GET of an instance root builds no tree.
+fn readable_json_fn(children: &[Child]) -> TokenStream {
+    let p = quote!(::dm_core::__private);
+    let members = children.iter().map(|c| {
+        let Child {
+            ident,
+            format,
+            access,
+            ..
+        } = c;
+        let value = if c.interior {
+            quote!(::dm_core::MoNode::write_readable_json(v, out)?;)
+        } else {
+            quote!(::dm_core::LeafValue::write_json(v, #format, out);)
+        };
+        let member = match (c.kind, &c.name) {
+            (Kind::Map, _) | (_, None) => quote! {
+                for (n, v) in self.#ident.iter() {
+                    #p::json_member(out, &mut first, n);
+                    #value
+                }
+            },
+            (Kind::Optional, Some(name)) => quote! {
+                if let ::core::option::Option::Some(v) = &self.#ident {
+                    #p::json_member(out, &mut first, #name);
+                    #value
+                }
+            },
+            (Kind::Plain, Some(name)) => quote! {
+                let v = &self.#ident;
+                #p::json_member(out, &mut first, #name);
+                #value
+            },
+        };
+        // Constant per field: the optimizer keeps the member or drops it.
+        quote! {
+            if (#access).contains(::dm_core::AccessType::GET) {
+                #member
+            }
+        }
+    });
+    quote! {
+        fn write_readable_json(
+            &self,
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::core::result::Result<(), ::dm_core::MoError> {
+            out.push(b'{');
+            #[allow(unused_mut, unused_variables)]
+            let mut first = true;
+            #(#members)*
+            out.push(b'}');
+            ::core::result::Result::Ok(())
         }
     }
 }
@@ -481,6 +546,15 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 path: &[&str],
             ) -> ::core::result::Result<::dm_core::NodeData, ::dm_core::MoError> {
                 ::dm_core::MoNode::get_node(self, path)
+            }
+
+            fn write_root_json(&self, out: &mut ::std::vec::Vec<u8>) -> bool {
+                let start = out.len();
+                let written = ::dm_core::MoNode::write_readable_json(self, out).is_ok();
+                if !written {
+                    out.truncate(start);
+                }
+                written
             }
 
             fn contains(&self, path: &[&str]) -> bool {

@@ -349,7 +349,7 @@ impl<'p> Access<'p> {
 
     /// True when every node of the instance has the rights of its root, so
     /// a read needs no pruning.
-    fn uniform(&self) -> bool {
+    pub(crate) fn uniform(&self) -> bool {
         match self {
             Access::All | Access::Nothing => true,
             Access::Rules { entries, .. } => entries.iter().all(|e| e.path.is_empty()),

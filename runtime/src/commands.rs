@@ -11,8 +11,8 @@ use dm_core::multipart::ResponseWriter;
 use dm_core::package::{header, media_type};
 use dm_core::{
     AccessType, Alert, CacheValidator, Change, ClientUri, ExecOutcome, ExecRequest, Format,
-    InstanceSelector, MoDataItem, MoDataRef, NodeData, NodeSchema, NodeSelector, Rights, ServerUri,
-    Status, StatusCode, Value,
+    InstanceSelector, MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, NodeSelector,
+    Rights, ServerUri, Status, StatusCode, Value,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -163,11 +163,11 @@ impl Device {
         uri: &ClientUri,
         response: &mut ResponseWriter,
     ) -> Status {
-        match self.read_nodes(ctx, uri) {
+        match self.read(ctx, uri, true) {
             Ok(items) => {
-                if items
-                    .iter()
-                    .all(|n| matches!(&n.data, NodeData::Leaf(v) if v.format() == Format::Null))
+                if items.iter().all(|n| {
+                    matches!(&n.data, ReadData::Tree(NodeData::Leaf(v)) if v.format() == Format::Null)
+                })
                 {
                     return status(StatusCode::NO_CONTENT);
                 }
@@ -188,6 +188,20 @@ impl Device {
         &self,
         ctx: &SessionCtx,
         uri: &ClientUri,
+    ) -> Result<ReadNodes<'_>, StatusCode> {
+        self.read(ctx, uri, false)
+    }
+
+    /// [`Device::read_nodes`]; with `root_json`, an instance root the
+    /// principal reads whole (no `lv`, no rules below the root) is written
+    /// as JSON straight from the MO's fields when the MO can
+    /// ([`dm_core::ManagementObject::write_root_json`]): the same bytes,
+    /// without the tree. GET asks for it; the other readers want the tree.
+    fn read(
+        &self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+        root_json: bool,
     ) -> Result<ReadNodes<'_>, StatusCode> {
         let resolved = self.resolve_for(ctx, uri)?;
         if let Some(cv) = &uri.query().cache_validator {
@@ -220,14 +234,27 @@ impl Device {
             let Some(instance) = self.registry.instance(r.instance) else {
                 return Err(StatusCode::NOT_FOUND);
             };
-            let mut data =
-                with_refs(&r.path, |path| instance.mo.get(path)).map_err(|e| e.status())?;
-            data.retain_readable(schema);
-            // Children the principal may not Read stay on the device too.
-            access.prune(&r.path, &mut data);
-            if let Some(n) = uri.query().level {
-                truncate(&mut data, n);
-            }
+            // Room for a small MO's root (DevInfo's is some 350 bytes):
+            // growing the buffer step by step cost more than the writing.
+            let mut json = Vec::with_capacity(if root_json { 512 } else { 0 });
+            let data = if root_json
+                && r.path.is_empty()
+                && uri.query().level.is_none()
+                && access.uniform()
+                && instance.mo.write_root_json(&mut json)
+            {
+                ReadData::Json(json)
+            } else {
+                let mut data =
+                    with_refs(&r.path, |path| instance.mo.get(path)).map_err(|e| e.status())?;
+                data.retain_readable(schema);
+                // Children the principal may not Read stay on the device too.
+                access.prune(&r.path, &mut data);
+                if let Some(n) = uri.query().level {
+                    truncate(&mut data, n);
+                }
+                ReadData::Tree(data)
+            };
             let schema_mo = instance.mo.schema();
             out.push(ReadNode {
                 ddf: schema_mo.ddf_url,
@@ -1014,7 +1041,17 @@ pub(crate) struct ReadNode<'a> {
     /// Names from the instance root; empty for the root itself.
     path: Vec<String>,
     cv: Option<String>,
-    data: NodeData,
+    data: ReadData,
+}
+
+/// A read node's data.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ReadData {
+    /// As the MO gave it, without what the principal may not read.
+    Tree(NodeData),
+    /// An instance root's MOData value as JSON, written by the MO
+    /// (only for GET, see [`Device::read`]).
+    Json(Vec<u8>),
 }
 
 impl ReadNode<'_> {
@@ -1034,7 +1071,10 @@ impl ReadNode<'_> {
             client_uri,
             cv: self.cv.as_deref(),
             member: self.member(),
-            data: &self.data,
+            data: match &self.data {
+                ReadData::Tree(data) => MoDataValue::Node(data),
+                ReadData::Json(json) => MoDataValue::Json(json),
+            },
         }
     }
 
@@ -1042,7 +1082,12 @@ impl ReadNode<'_> {
     pub(crate) fn into_item(self) -> MoDataItem {
         let client_uri = self.client_uri();
         let mut mo_data = Map::new();
-        mo_data.insert(self.member().to_owned(), self.data.to_json());
+        let value = match &self.data {
+            ReadData::Tree(data) => data.to_json(),
+            // Not made by the readers that hand items out; valid JSON if so.
+            ReadData::Json(json) => serde_json::from_slice(json).unwrap_or_default(),
+        };
+        mo_data.insert(self.member().to_owned(), value);
         MoDataItem {
             ddf: Some(self.ddf.to_owned()).filter(|u| !u.is_empty()),
             client_uri,
@@ -1066,7 +1111,7 @@ fn write_mo_serialization(items: &[ReadNode], out: &mut Vec<u8>) {
 fn bare_leaf<'i>(items: &'i [ReadNode], list: bool) -> Option<&'i Value> {
     match items {
         [ReadNode {
-            data: NodeData::Leaf(v),
+            data: ReadData::Tree(NodeData::Leaf(v)),
             ..
         }] if !list => Some(v),
         _ => None,
@@ -1213,6 +1258,55 @@ mod tests {
     }
 
     #[test]
+    fn root_json_of_the_standard_mos_is_their_readable_tree() {
+        use crate::client::DeviceConfig;
+        let mut device = Device::new(
+            DeviceConfig::new("IMEI:1"),
+            crate::standard_registry("IMEI:1"),
+        );
+        let account = serde_json::json!([{
+            "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/s1/",
+            "MOData": { "s1": {
+                "SrvID": "s1", "SrvURI": "https://dm.example/dm", "Name": "s1",
+                "Perm": { "p0": { "MOID": "*" } },
+            } }
+        }]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bootstrap.json");
+        std::fs::write(&file, account.to_string()).unwrap();
+        crate::agent::apply_bootstrap(&mut device, &file).unwrap();
+        let mut moids = Vec::new();
+        for (_, instance) in device.registry.instances() {
+            let mut direct = Vec::new();
+            assert!(
+                instance.mo.write_root_json(&mut direct),
+                "{}",
+                instance.miid
+            );
+            let mut data = instance.mo.get(&[]).unwrap();
+            data.retain_readable(&instance.mo.schema().root);
+            let mut built = Vec::new();
+            data.write_json(&mut built);
+            let text = String::from_utf8(direct).unwrap();
+            assert_eq!(text, String::from_utf8(built).unwrap(), "{}", instance.miid);
+            if instance.miid == "s1" {
+                // The Perm list has no Get.
+                assert!(!text.contains("Perm"), "{text}");
+                assert!(text.contains("\"SrvID\":\"s1\""), "{text}");
+            }
+            moids.push(instance.mo.schema().moid);
+        }
+        for moid in [
+            "urn:oma:mo:oma-dm-devinfo:1.2",
+            "urn:oma:mo:oma-dm-dmacc:1.2",
+            "urn:oma:mo:oma-dm-dacmo:1.0",
+            "urn:oma:mo:oma-sessioninfomo:1.0",
+        ] {
+            assert!(moids.contains(&moid), "{moid} not compared: {moids:?}");
+        }
+    }
+
+    #[test]
     fn read_nodes_are_written_as_their_mo_data_items() {
         let nodes = [
             ReadNode {
@@ -1221,7 +1315,10 @@ mod tests {
                 miid: "m",
                 path: Vec::new(),
                 cv: Some("1-ab".into()),
-                data: NodeData::Interior(vec![("A".into(), NodeData::Leaf(Value::Int(3)))]),
+                data: ReadData::Tree(NodeData::Interior(vec![(
+                    "A".into(),
+                    NodeData::Leaf(Value::Int(3)),
+                )])),
             },
             ReadNode {
                 ddf: "",
@@ -1229,7 +1326,7 @@ mod tests {
                 miid: "m 2",
                 path: vec!["A".into(), "b/c".into()],
                 cv: None,
-                data: NodeData::Leaf(Value::Chr("v".into())),
+                data: ReadData::Tree(NodeData::Leaf(Value::Chr("v".into()))),
             },
         ];
         let items: Vec<MoDataItem> = nodes.iter().cloned().map(ReadNode::into_item).collect();
@@ -1260,7 +1357,7 @@ mod tests {
             miid: "m",
             path: vec!["A".into()],
             cv: None,
-            data: NodeData::Leaf(Value::Bool(true)),
+            data: ReadData::Tree(NodeData::Leaf(Value::Bool(true))),
         }];
         assert_eq!(choose_format(&items, false, None).unwrap().0, "text/plain");
         assert_eq!(
