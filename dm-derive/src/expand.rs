@@ -276,17 +276,23 @@ fn readable_json_fn(children: &[Child]) -> TokenStream {
                     #value
                 }
             },
-            (Kind::Optional, Some(name)) => quote! {
-                if let ::core::option::Option::Some(v) = &self.#ident {
-                    #p::json_member(out, &mut first, #name);
+            (Kind::Optional, Some(name)) => {
+                let key = static_key(name);
+                quote! {
+                    if let ::core::option::Option::Some(v) = &self.#ident {
+                        #key
+                        #value
+                    }
+                }
+            }
+            (Kind::Plain, Some(name)) => {
+                let key = static_key(name);
+                quote! {
+                    let v = &self.#ident;
+                    #key
                     #value
                 }
-            },
-            (Kind::Plain, Some(name)) => quote! {
-                let v = &self.#ident;
-                #p::json_member(out, &mut first, #name);
-                #value
-            },
+            }
         };
         // Constant per field: the optimizer keeps the member or drops it.
         quote! {
@@ -307,6 +313,27 @@ fn readable_json_fn(children: &[Child]) -> TokenStream {
             out.push(b'}');
             ::core::result::Result::Ok(())
         }
+    }
+}
+
+/// Starts the member of a named child. A name that JSON holds as it is
+/// (the usual DDF name) is written as two byte literals made here, with and
+/// without the comma; any other goes through the escaping writer.
+fn static_key(name: &str) -> TokenStream {
+    let plain = name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if !plain {
+        return quote!(::dm_core::__private::json_member(out, &mut first, #name););
+    }
+    let lead = syn::LitByteStr::new(
+        format!("\"{name}\":").as_bytes(),
+        proc_macro2::Span::call_site(),
+    );
+    let next = syn::LitByteStr::new(
+        format!(",\"{name}\":").as_bytes(),
+        proc_macro2::Span::call_site(),
+    );
+    quote! {
+        out.extend_from_slice(if ::core::mem::take(&mut first) { #lead } else { #next });
     }
 }
 
