@@ -422,7 +422,13 @@ impl Device {
                 return Ok(report);
             }
             let (content_type, body) = response.finish(&package3);
-            exchange = self.post(&uri, &content_type, body).await?;
+            // This round's packages are freed once Package#3 is on its way,
+            // while the server works on it, instead of after its answer.
+            let spent = (exchange, package2, package3);
+            let (next, ()) = tokio::join!(self.post(&uri, &content_type, body), async move {
+                drop(spent);
+            });
+            exchange = next?;
         }
     }
 
