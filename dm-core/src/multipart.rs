@@ -299,6 +299,15 @@ impl ResponseWriter {
         }
     }
 
+    /// A writer with room for `bytes` of data parts (say, the size of the
+    /// last response), so that a large response is not grown step by step.
+    pub fn with_capacity(bytes: usize) -> ResponseWriter {
+        ResponseWriter {
+            data: Vec::with_capacity(bytes),
+            ..ResponseWriter::new()
+        }
+    }
+
     /// True while no data part was written.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()

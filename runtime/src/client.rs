@@ -118,7 +118,13 @@ pub struct Device {
     /// pool and TLS configuration: server ID -> (account change clock,
     /// ServerURI, client).
     session_clients: std::collections::HashMap<String, (u64, String, HttpClient)>,
+    /// The size of the last Package#3 sent (at most [`RESPONSE_ROOM`]): the
+    /// next one's writer starts with that much room.
+    response_size: usize,
 }
+
+/// The most a response writer reserves up front.
+const RESPONSE_ROOM: usize = 1 << 20;
 
 /// What a command runs with: for whom, and what the server said it reads.
 #[derive(Debug, Clone)]
@@ -191,6 +197,7 @@ impl Device {
             show_cmd: None,
             changed: Vec::new(),
             session_clients: Default::default(),
+            response_size: 0,
         }
     }
 
@@ -393,7 +400,7 @@ impl Device {
                 return Err(SessionError::TooManyPackages(self.config.max_packages));
             }
             let mut package3 = Package3::default();
-            let mut response = ResponseWriter::new();
+            let mut response = ResponseWriter::with_capacity(self.response_size);
             let mut end = false;
             for (index, entry) in package2.commands.iter().enumerate() {
                 let status = match entry {
@@ -422,6 +429,7 @@ impl Device {
                 return Ok(report);
             }
             let (content_type, body) = response.finish(&package3);
+            self.response_size = body.len().min(RESPONSE_ROOM);
             // This round's packages are freed once Package#3 is on its way,
             // while the server works on it, instead of after its answer.
             let spent = (exchange, package2, package3);
