@@ -1105,18 +1105,6 @@ impl MoDataRef<'_> {
         }
         out.extend_from_slice(b"}}");
     }
-
-    /// An `application/dmmo+json` body of `items`: always an array.
-    pub fn write_list<'a>(items: impl IntoIterator<Item = MoDataRef<'a>>, out: &mut Vec<u8>) {
-        out.push(b'[');
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            item.write_json(out);
-        }
-        out.push(b']');
-    }
 }
 
 impl MoDataItem {

@@ -161,17 +161,23 @@ impl ClientUri {
     /// and names percent-encoded where they are not unreserved.
     pub fn for_node<S: AsRef<str>>(moid: &str, miid: &str, path: &[S]) -> String {
         let mut s = String::with_capacity(moid.len() + miid.len() + 2 + 16 * path.len());
-        s.push_str(moid);
-        s.push('/');
-        encode_name_into(&mut s, miid);
-        s.push('/');
+        ClientUri::write_for_node(&mut s, moid, miid, path);
+        s
+    }
+
+    /// [`ClientUri::for_node`], appended to `out` (a buffer reused for
+    /// many nodes).
+    pub fn write_for_node<S: AsRef<str>>(out: &mut String, moid: &str, miid: &str, path: &[S]) {
+        out.push_str(moid);
+        out.push('/');
+        encode_name_into(out, miid);
+        out.push('/');
         for (i, seg) in path.iter().enumerate() {
             if i > 0 {
-                s.push('/');
+                out.push('/');
             }
-            encode_name_into(&mut s, seg.as_ref());
+            encode_name_into(out, seg.as_ref());
         }
-        s
     }
 }
 

@@ -1100,11 +1100,18 @@ impl ReadNode<'_> {
 /// MO serialization (spec 7.2.1.4) of read nodes: always an array.
 fn write_mo_serialization(items: &[ReadNode], out: &mut Vec<u8>) {
     out.reserve(256 * items.len());
-    let uris: Vec<String> = items.iter().map(ReadNode::client_uri).collect();
-    MoDataRef::write_list(
-        items.iter().zip(&uris).map(|(item, uri)| item.as_item(uri)),
-        out,
-    );
+    // An array of items, whose ClientURIs are made in one buffer.
+    let mut uri = String::with_capacity(64);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        uri.clear();
+        ClientUri::write_for_node(&mut uri, item.moid, item.miid, &item.path);
+        item.as_item(&uri).write_json(out);
+    }
+    out.push(b']');
 }
 
 /// A single leaf goes out bare, unless a wildcard or a list is involved.
