@@ -58,7 +58,7 @@ impl Device {
         uri: &ClientUri,
     ) -> Result<ResolvedNodes, StatusCode> {
         match self.resolve_plain(ctx, uri) {
-            Some(node) => Ok(smallvec![node]),
+            Some(nodes) => Ok(nodes),
             None => self.resolve_general(ctx, uri),
         }
     }
@@ -108,12 +108,33 @@ impl Device {
         }
     }
 
-    /// The node a ClientURI without wildcard or x-name names, when it
-    /// resolves: the checks the general resolver makes (6.1.2 steps 1 and
-    /// 2 over the principal's view), without the lists it builds. `None`
-    /// whenever there is more to say than "this node", failures included:
-    /// the general resolver then answers, with its error.
-    fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<Resolved> {
+    /// The nodes a ClientURI without x-name or path wildcard names, when
+    /// it resolves: the checks the general resolver makes (6.1.2 steps 1
+    /// and 2 over the principal's view), without the lists it builds. An
+    /// MIID or the only instance gives one node; `*` every visible instance
+    /// that has the path, in the order the general resolver keeps. `None`
+    /// whenever there is more to say, failures included: the general
+    /// resolver then answers, with its error.
+    fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<ResolvedNodes> {
+        let segments = uri.path();
+        if segments.len() > SHORT_PATH {
+            return None;
+        }
+        let mut names = [""; SHORT_PATH];
+        for (i, seg) in segments.iter().enumerate() {
+            let NodeSelector::Name(name) = seg else {
+                return None;
+            };
+            names[i] = name;
+        }
+        let names = &names[..segments.len()];
+        // Every prefix, as step 2 asks per segment.
+        let has_path =
+            |i: &crate::tree::Instance| (1..=names.len()).all(|n| i.mo.contains(&names[..n]));
+        let resolved = |index: usize| Resolved {
+            instance: index,
+            path: names.iter().map(|n| (*n).to_owned()).collect(),
+        };
         let moid = uri.moid();
         let mut visible = self.registry.instances().filter(|(n, i)| {
             i.mo.schema().moid == moid && access::can_see(&ctx.principal, &self.registry, *n)
@@ -128,30 +149,16 @@ impl Device {
                 let one = named.next()?;
                 named.next().is_none().then_some(one)?
             }
-            InstanceSelector::All | InstanceSelector::XName(_) => return None,
-        };
-        let segments = uri.path();
-        if segments.len() > SHORT_PATH {
-            return None;
-        }
-        let mut names = [""; SHORT_PATH];
-        for (i, seg) in segments.iter().enumerate() {
-            let NodeSelector::Name(name) = seg else {
-                return None;
-            };
-            names[i] = name;
-            // Every prefix, as step 2 asks per segment.
-            if !instance.mo.contains(&names[..=i]) {
-                return None;
+            InstanceSelector::All => {
+                let nodes: ResolvedNodes = visible
+                    .filter(|(_, i)| has_path(i))
+                    .map(|(n, _)| resolved(n))
+                    .collect();
+                return (!nodes.is_empty()).then_some(nodes);
             }
-        }
-        Some(Resolved {
-            instance: index,
-            path: names[..segments.len()]
-                .iter()
-                .map(|n| (*n).to_owned())
-                .collect(),
-        })
+            InstanceSelector::XName(_) => return None,
+        };
+        has_path(instance).then(|| smallvec![resolved(index)])
     }
 
     /// GET (5.3.6, Appendix F): the data goes into the response as the
@@ -1224,10 +1231,26 @@ mod tests {
     fn the_plain_path_resolver_agrees_with_the_general_one() {
         use crate::client::{DeviceConfig, SessionCtx};
         use crate::tree::Owner;
-        let device = Device::new(
+        let mut device = Device::new(
             DeviceConfig::new("IMEI:1"),
             crate::standard_registry("IMEI:1"),
         );
+        let accounts: Vec<serde_json::Value> = ["s1", "s2"]
+            .iter()
+            .map(|id| {
+                serde_json::json!({
+                    "ClientURI": format!("urn:oma:mo:oma-dm-dmacc:1.2/{id}/"),
+                    "MOData": { *id: {
+                        "SrvID": id, "SrvURI": "https://dm.example/dm", "Name": id,
+                        "Perm": { "p0": { "MOID": "*" } },
+                    } }
+                })
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bootstrap.json");
+        std::fs::write(&file, serde_json::Value::from(accounts).to_string()).unwrap();
+        crate::agent::apply_bootstrap(&mut device, &file).unwrap();
         let devinfo = "urn:oma:mo:oma-dm-devinfo:1.2";
         let uris = [
             format!("{devinfo}//"),
@@ -1240,6 +1263,14 @@ mod tests {
             "urn:oma:mo:oma-sessioninfomo:1.0//CBT".into(),
             "urn:oma:mo:no-such-mo:1.0//".into(),
             format!("{devinfo}/*/Mod"),
+            format!("{devinfo}/*/"),
+            format!("{devinfo}/*/NoSuchNode"),
+            // Two DMAcc accounts: `*` finds both.
+            "urn:oma:mo:oma-dm-dmacc:1.2/*/".into(),
+            "urn:oma:mo:oma-dm-dmacc:1.2/*/SrvID".into(),
+            "urn:oma:mo:oma-dm-dmacc:1.2/*/NoSuchNode".into(),
+            "urn:oma:mo:oma-dm-dmacc:1.2/s2/SrvID".into(),
+            "urn:oma:mo:no-such-mo:1.0/*/".into(),
         ];
         let contexts = [
             SessionCtx::local(Owner::Device),
@@ -1248,20 +1279,28 @@ mod tests {
                 server_accept: None,
                 owner: Owner::Device,
             },
+            // A server sees its own account, not the other's.
+            SessionCtx::for_server_id(&device, Some("s1")),
         ];
         let mut fast = 0;
         for ctx in &contexts {
             for text in &uris {
                 let uri: ClientUri = text.parse().unwrap();
                 let general = device.resolve_general(ctx, &uri);
-                if let Some(node) = device.resolve_plain(ctx, &uri) {
+                if let Some(nodes) = device.resolve_plain(ctx, &uri) {
                     fast += 1;
-                    assert_eq!(general, Ok(smallvec![node]), "{text}");
+                    assert_eq!(general, Ok(nodes), "{text}");
                 }
                 assert_eq!(device.resolve_for(ctx, &uri), general, "{text}");
             }
         }
-        assert!(fast >= 4, "the fast path took only {fast} URIs");
+        assert!(fast >= 8, "the fast path took only {fast} URIs");
+        // `*` over both accounts, in the general resolver's order.
+        let all: ClientUri = "urn:oma:mo:oma-dm-dmacc:1.2/*/SrvID".parse().unwrap();
+        let nodes = device.resolve_plain(&contexts[0], &all).unwrap();
+        assert_eq!(nodes.len(), 2);
+        let nodes = device.resolve_plain(&contexts[2], &all).unwrap();
+        assert_eq!(nodes.len(), 1);
     }
 
     #[test]
