@@ -312,8 +312,9 @@ fn step2_failure<I>(seg: &NodeSelector, b: &ResolvedNode<I>) -> ResolveError {
     }
 }
 
-/// True when the node at `base` satisfies every nv field of x-name `x`.
-fn satisfies<T: InstanceTree + ?Sized>(
+/// True when the node at `base` satisfies every nv field of x-name `x`
+/// (spec 6.1.2): what steps 1 and 2 ask of each candidate for an x-name.
+pub fn satisfies<T: InstanceTree + ?Sized>(
     tree: &T,
     instance: &T::Instance,
     base: &[String],

@@ -108,11 +108,12 @@ impl Device {
         }
     }
 
-    /// The nodes a ClientURI without x-name or path wildcard names, when
+    /// The nodes a ClientURI whose path holds only real names names, when
     /// it resolves: the checks the general resolver makes (6.1.2 steps 1
     /// and 2 over the principal's view), without the lists it builds. An
-    /// MIID or the only instance gives one node; `*` every visible instance
-    /// that has the path, in the order the general resolver keeps. `None`
+    /// MIID, the only instance or an x-name gives one node; `*` every
+    /// visible instance that has the path, in the order the general
+    /// resolver keeps. `None`
     /// whenever there is more to say, failures included: the general
     /// resolver then answers, with its error.
     fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<ResolvedNodes> {
@@ -156,7 +157,17 @@ impl Device {
                     .collect();
                 return (!nodes.is_empty()).then_some(nodes);
             }
-            InstanceSelector::XName(_) => return None,
+            InstanceSelector::XName(x) => {
+                // Step 1: the one visible instance whose `nv` fields hold.
+                let view = access::View {
+                    registry: &self.registry,
+                    principal: &ctx.principal,
+                };
+                let mut matching =
+                    visible.filter(|(n, _)| dm_core::resolve::satisfies(&view, n, &[], *x, uri));
+                let one = matching.next()?;
+                matching.next().is_none().then_some(one)?
+            }
         };
         has_path(instance).then(|| smallvec![resolved(index)])
     }
@@ -1271,6 +1282,13 @@ mod tests {
             "urn:oma:mo:oma-dm-dmacc:1.2/*/NoSuchNode".into(),
             "urn:oma:mo:oma-dm-dmacc:1.2/s2/SrvID".into(),
             "urn:oma:mo:no-such-mo:1.0/*/".into(),
+            // x-names: one instance matches, none, or both.
+            format!("{devinfo}/(x)/FwV?nv=(x)/DmV:2.0"),
+            format!("{devinfo}/(x)/FwV?nv=(x)/DmV:9.9"),
+            "urn:oma:mo:oma-dm-dmacc:1.2/(x)/SrvURI?nv=(x)/SrvID:s2".into(),
+            "urn:oma:mo:oma-dm-dmacc:1.2/(x)/?nv=(x)/SrvID:s1&nv=(x)/Name:s1".into(),
+            "urn:oma:mo:oma-dm-dmacc:1.2/(x)/?nv=(x)/SrvURI:https%3A%2F%2Fdm.example%2Fdm".into(),
+            "urn:oma:mo:oma-dm-dmacc:1.2/(x)/NoSuchNode?nv=(x)/SrvID:s1".into(),
         ];
         let contexts = [
             SessionCtx::local(Owner::Device),
@@ -1294,7 +1312,8 @@ mod tests {
                 assert_eq!(device.resolve_for(ctx, &uri), general, "{text}");
             }
         }
-        assert!(fast >= 8, "the fast path took only {fast} URIs");
+        // 30 of the 66 cases when written, x-names and `*` included.
+        assert!(fast >= 28, "the fast path took only {fast} URIs");
         // `*` over both accounts, in the general resolver's order.
         let all: ClientUri = "urn:oma:mo:oma-dm-dmacc:1.2/*/SrvID".parse().unwrap();
         let nodes = device.resolve_plain(&contexts[0], &all).unwrap();
