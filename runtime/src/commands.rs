@@ -108,14 +108,13 @@ impl Device {
         }
     }
 
-    /// The nodes a ClientURI whose path holds only real names names, when
-    /// it resolves: the checks the general resolver makes (6.1.2 steps 1
-    /// and 2 over the principal's view), without the lists it builds. An
-    /// MIID, the only instance or an x-name gives one node; `*` every
-    /// visible instance that has the path, in the order the general
-    /// resolver keeps. `None`
-    /// whenever there is more to say, failures included: the general
-    /// resolver then answers, with its error.
+    /// The nodes a ClientURI whose path holds only real names addresses,
+    /// when it resolves: the checks the general resolver makes (6.1.2
+    /// steps 1 and 2 over the principal's view), without the lists it
+    /// builds. An MIID, the only instance or an x-name gives one node; `*`
+    /// every visible instance that has the path, in the order the general
+    /// resolver keeps. `None` whenever there is more to say, failures
+    /// included: the general resolver then answers, with its error.
     fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<ResolvedNodes> {
         let segments = uri.path();
         if segments.len() > SHORT_PATH {
@@ -252,15 +251,17 @@ impl Device {
             let Some(instance) = self.registry.instance(r.instance) else {
                 return Err(StatusCode::NOT_FOUND);
             };
-            // Room for a small MO's root (DevInfo's is some 350 bytes):
-            // growing the buffer step by step cost more than the writing.
-            let mut json = Vec::with_capacity(if root_json { 512 } else { 0 });
-            let data = if root_json
-                && r.path.is_empty()
-                && uri.query().level.is_none()
-                && access.uniform()
-                && instance.mo.write_root_json(&mut json)
-            {
+            let whole_root =
+                root_json && r.path.is_empty() && uri.query().level.is_none() && access.uniform();
+            let json = whole_root
+                .then(|| {
+                    // Room for a small MO's root (DevInfo's is some 350
+                    // bytes): growing step by step cost more than writing.
+                    let mut json = Vec::with_capacity(512);
+                    instance.mo.write_root_json(&mut json).then_some(json)
+                })
+                .flatten();
+            let data = if let Some(json) = json {
                 ReadData::Json(json)
             } else {
                 let mut data =
@@ -1238,15 +1239,14 @@ mod tests {
         assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0//");
     }
 
-    #[test]
-    fn the_plain_path_resolver_agrees_with_the_general_one() {
-        use crate::client::{DeviceConfig, SessionCtx};
-        use crate::tree::Owner;
+    /// A device with the standard MOs and a DMAcc account per SrvID in
+    /// `ids` (Perm list `*`), bootstrapped from a factory file.
+    fn with_accounts(ids: &[&str]) -> Device {
         let mut device = Device::new(
-            DeviceConfig::new("IMEI:1"),
+            crate::client::DeviceConfig::new("IMEI:1"),
             crate::standard_registry("IMEI:1"),
         );
-        let accounts: Vec<serde_json::Value> = ["s1", "s2"]
+        let accounts: Vec<serde_json::Value> = ids
             .iter()
             .map(|id| {
                 serde_json::json!({
@@ -1262,6 +1262,14 @@ mod tests {
         let file = dir.path().join("bootstrap.json");
         std::fs::write(&file, serde_json::Value::from(accounts).to_string()).unwrap();
         crate::agent::apply_bootstrap(&mut device, &file).unwrap();
+        device
+    }
+
+    #[test]
+    fn the_plain_path_resolver_agrees_with_the_general_one() {
+        use crate::client::SessionCtx;
+        use crate::tree::Owner;
+        let device = with_accounts(&["s1", "s2"]);
         let devinfo = "urn:oma:mo:oma-dm-devinfo:1.2";
         let uris = [
             format!("{devinfo}//"),
@@ -1324,22 +1332,7 @@ mod tests {
 
     #[test]
     fn root_json_of_the_standard_mos_is_their_readable_tree() {
-        use crate::client::DeviceConfig;
-        let mut device = Device::new(
-            DeviceConfig::new("IMEI:1"),
-            crate::standard_registry("IMEI:1"),
-        );
-        let account = serde_json::json!([{
-            "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/s1/",
-            "MOData": { "s1": {
-                "SrvID": "s1", "SrvURI": "https://dm.example/dm", "Name": "s1",
-                "Perm": { "p0": { "MOID": "*" } },
-            } }
-        }]);
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bootstrap.json");
-        std::fs::write(&file, account.to_string()).unwrap();
-        crate::agent::apply_bootstrap(&mut device, &file).unwrap();
+        let device = with_accounts(&["s1"]);
         let mut moids = Vec::new();
         for (_, instance) in device.registry.instances() {
             let mut direct = Vec::new();
