@@ -448,6 +448,32 @@ mod tests {
     }
 
     #[test]
+    fn first_to_escape_finds_the_first_quote_escape_or_control_byte() {
+        let slow = |s: &[u8]| s.iter().position(|b| NEEDS_ESCAPE[usize::from(*b)]);
+        // Every stop byte at every position of strings up to 24
+        // bytes, among plain ASCII and bytes of multi-byte UTF-8,
+        // with a second stop byte after it to tempt the borrow.
+        let stops = [b'"', b'\\', 0x00, 0x1f, b'\n'];
+        let fillers = [b'a', b'~', 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xff];
+        for len in 0..24 {
+            for filler in fillers {
+                let plain = vec![filler; len];
+                assert_eq!(first_to_escape(&plain), slow(&plain));
+                for at in 0..len {
+                    for stop in stops {
+                        let mut s = plain.clone();
+                        s[at] = stop;
+                        if at + 1 < len {
+                            s[at + 1] = b'"';
+                        }
+                        assert_eq!(first_to_escape(&s), Some(at), "{s:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
         let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
         every_ascii.push_str("é€😀\u{7f}\u{80}\u{2028}");

@@ -100,7 +100,6 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         let interior = format_name == "node";
         let format = attr::format_tokens(&format_name);
         let access = attrs.access;
-        let access_expr = access.clone();
         let scope = attrs.scope;
         let ty = &field.ty;
         let child_defs = if interior {
@@ -134,7 +133,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             kind,
             schema,
             format,
-            access: access_expr,
+            access,
         });
     }
     out

@@ -456,12 +456,10 @@ impl dm_core::InstanceTree for View<'_> {
         below: &[String],
         text: &str,
     ) -> bool {
-        let Some(i) = self.registry.instance(*instance) else {
-            return false;
-        };
-        crate::tree::with_joined_refs(base, below, None, |path| {
-            self.readable(*instance, path) && crate::tree::leaf_has_text(&*i.mo, path, text)
-        })
+        self.registry
+            .leaf_text_is_where(*instance, base, below, text, |path| {
+                self.readable(*instance, path)
+            })
     }
 }
 

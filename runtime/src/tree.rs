@@ -341,6 +341,25 @@ impl Registry {
         }
         Some(node)
     }
+
+    /// [`InstanceTree::leaf_text_is`] for the leaf at `base` then `below`
+    /// of instance `index`, when `allow` accepts its path (the principal's
+    /// view asks its Get and Read check there): paths joined on the stack,
+    /// the text compared in place.
+    pub(crate) fn leaf_text_is_where(
+        &self,
+        index: usize,
+        base: &[String],
+        below: &[String],
+        text: &str,
+        allow: impl Fn(&[&str]) -> bool,
+    ) -> bool {
+        self.instances.get(index).is_some_and(|i| {
+            with_joined_refs(base, below, None, |path| {
+                allow(path) && leaf_has_text(&*i.mo, path, text)
+            })
+        })
+    }
 }
 
 /// Paths up to this many names are handled on the stack.
@@ -374,7 +393,7 @@ pub(crate) fn with_joined_refs<R>(
 
 /// True when the leaf at `path` of `mo` has the bare text `text` (what an
 /// `nv` field compares), without copying a text value.
-pub(crate) fn leaf_has_text(mo: &dyn ManagementObject, path: &[&str], text: &str) -> bool {
+fn leaf_has_text(mo: &dyn ManagementObject, path: &[&str], text: &str) -> bool {
     match mo.get(path) {
         Ok(NodeData::Leaf(
             dm_core::Value::Chr(s)
@@ -429,9 +448,7 @@ impl InstanceTree for Registry {
         below: &[String],
         text: &str,
     ) -> bool {
-        self.instances.get(*instance).is_some_and(|i| {
-            with_joined_refs(base, below, None, |path| leaf_has_text(&*i.mo, path, text))
-        })
+        self.leaf_text_is_where(*instance, base, below, text, |_| true)
     }
 
     /// The leaf's bare text form (Appendix F), which `nv` values compare
