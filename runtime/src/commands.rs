@@ -10,9 +10,9 @@
 use dm_core::multipart::ResponseWriter;
 use dm_core::package::{header, media_type};
 use dm_core::{
-    AccessType, Alert, CacheValidator, Change, ClientUri, ExecOutcome, ExecRequest, Format,
-    InstanceSelector, MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, NodeSelector,
-    Rights, ServerUri, Status, StatusCode, Value,
+    AccessType, Alert, Change, ClientUri, ExecOutcome, ExecRequest, Format, InstanceSelector,
+    MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, NodeSelector, Rights, ServerUri,
+    Status, StatusCode, Value,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -225,7 +225,7 @@ impl Device {
             if resolved.iter().all(|r| r.path.is_empty())
                 && resolved
                     .iter()
-                    .all(|r| self.cache_validator(r.instance).as_deref() == Some(cv.as_str()))
+                    .all(|r| self.cache_validator(r.instance) == Some(cv.as_str()))
             {
                 return Err(StatusCode::NOT_MODIFIED);
             }
@@ -296,10 +296,8 @@ impl Device {
 
     /// The cache validator of an instance (11.1), from the registry's
     /// change clock at its last change ([`Registry::touch`]).
-    pub(crate) fn cache_validator(&self, index: usize) -> Option<String> {
-        let i = self.registry.instance(index)?;
-        let cv = CacheValidator::from_change_counter(i.mo.schema().moid, &i.miid, i.changes());
-        Some(cv.into_string())
+    pub(crate) fn cache_validator(&self, index: usize) -> Option<&str> {
+        Some(self.registry.instance(index)?.cache_validator().as_str())
     }
 
     /// HPUT and HPOST (5.3.2, 5.3.3): the data of every ClientURI, sent to
@@ -1059,7 +1057,7 @@ pub(crate) struct ReadNode<'a> {
     miid: &'a str,
     /// Names from the instance root; empty for the root itself.
     path: Vec<String>,
-    cv: Option<String>,
+    cv: Option<&'a str>,
     data: ReadData,
 }
 
@@ -1088,7 +1086,7 @@ impl ReadNode<'_> {
         MoDataRef {
             ddf: Some(self.ddf).filter(|u| !u.is_empty()),
             client_uri,
-            cv: self.cv.as_deref(),
+            cv: self.cv,
             member: self.member(),
             data: match &self.data {
                 ReadData::Tree(data) => MoDataValue::Node(data),
@@ -1110,7 +1108,7 @@ impl ReadNode<'_> {
         MoDataItem {
             ddf: Some(self.ddf.to_owned()).filter(|u| !u.is_empty()),
             client_uri,
-            cv: self.cv,
+            cv: self.cv.map(str::to_owned),
             mo_data,
         }
     }

@@ -1,10 +1,10 @@
 //! The device's MO instances and ClientURI resolution (spec 6.1.2).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dm_core::{
-    AclEntry, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema, NodeData,
-    NodeSchema, ResolveError, StatusCode,
+    AclEntry, CacheValidator, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema,
+    NodeData, NodeSchema, ResolveError, StatusCode,
 };
 
 /// Who an MO instance belongs to (spec 10; ARCHITECTURE "Who owns what").
@@ -32,12 +32,47 @@ pub struct Instance {
     /// Only the registry sets it ([`Registry::touch`]), so that no change
     /// can reuse a value.
     changes: u64,
+    /// The validator for `changes`, made at the first read after a change
+    /// (every GET of an instance root returns it) and dropped with every
+    /// change. The MIID and the MOID, its other inputs, are an instance's
+    /// for its whole life.
+    cache_validator: OnceLock<CacheValidator>,
 }
 
 impl Instance {
+    fn new(
+        miid: String,
+        mo: Box<dyn ManagementObject>,
+        owner: Owner,
+        persistent: bool,
+        changes: u64,
+    ) -> Instance {
+        Instance {
+            miid,
+            mo,
+            owner,
+            persistent,
+            changes,
+            cache_validator: OnceLock::new(),
+        }
+    }
+
     /// The change clock value of this instance's last change.
     pub fn changes(&self) -> u64 {
         self.changes
+    }
+
+    fn set_changes(&mut self, changes: u64) {
+        self.changes = changes;
+        self.cache_validator = OnceLock::new();
+    }
+
+    /// The instance's cache validator (spec 11.1): it changes with every
+    /// change to the instance.
+    pub fn cache_validator(&self) -> &CacheValidator {
+        self.cache_validator.get_or_init(|| {
+            CacheValidator::from_change_counter(self.mo.schema().moid, &self.miid, self.changes)
+        })
     }
 }
 
@@ -144,7 +179,7 @@ impl Registry {
         self.clock += 1;
         let clock = self.clock;
         if let Some(i) = self.instances.get_mut(index) {
-            i.changes = clock;
+            i.set_changes(clock);
         }
     }
 
@@ -158,7 +193,7 @@ impl Registry {
         }
         self.clock = self.clock.max(changes);
         if let Some(i) = self.instances.get_mut(index) {
-            i.changes = changes;
+            i.set_changes(changes);
         }
     }
 
@@ -181,13 +216,8 @@ impl Registry {
         self.instances
             .retain(|i| !(i.mo.schema().moid == moid && i.miid == miid));
         self.clock += 1;
-        self.instances.push(Instance {
-            miid,
-            mo,
-            owner,
-            persistent,
-            changes: self.clock,
-        });
+        self.instances
+            .push(Instance::new(miid, mo, owner, persistent, self.clock));
         self.instances.len() - 1
     }
 
@@ -614,5 +644,25 @@ mod tests {
             registry.instance(again).map(|i| i.changes),
             Some(u64::MAX / 4 + 1)
         );
+    }
+
+    #[test]
+    fn the_kept_cache_validator_follows_every_change() {
+        let mut registry = crate::standard_registry("IMEI:1");
+        let cv = |r: &Registry| r.instance(0).map(|i| i.cache_validator().clone());
+        let expected = |r: &Registry| {
+            r.instance(0).map(|i| {
+                CacheValidator::from_change_counter(i.mo.schema().moid, &i.miid, i.changes())
+            })
+        };
+        let first = cv(&registry);
+        assert_eq!(first, expected(&registry));
+        registry.touch(0);
+        let touched = cv(&registry);
+        assert_ne!(touched, first);
+        assert_eq!(touched, expected(&registry));
+        registry.restore_changes(0, u64::MAX / 4);
+        assert_eq!(cv(&registry), expected(&registry));
+        assert_ne!(cv(&registry), touched);
     }
 }
