@@ -1370,7 +1370,7 @@ mod tests {
                 moid: "urn:x:1.0",
                 miid: "m",
                 path: Vec::new(),
-                cv: Some("1-ab".into()),
+                cv: Some("1-ab"),
                 data: ReadData::Tree(NodeData::Interior(vec![(
                     "A".into(),
                     NodeData::Leaf(Value::Int(3)),
