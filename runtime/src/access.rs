@@ -360,7 +360,12 @@ impl<'p> Access<'p> {
     /// True when the principal holds `right` on the node at `path` and on
     /// every node of `data` below it (the data a command writes there, or
     /// the sub-tree it deletes).
-    pub(crate) fn all_have(&self, path: &[String], data: &NodeData, right: Rights) -> bool {
+    pub(crate) fn all_have<S: AsRef<str>>(
+        &self,
+        path: &[S],
+        data: &NodeData,
+        right: Rights,
+    ) -> bool {
         if !self.rights(path).contains(right) {
             return false;
         }
@@ -386,7 +391,7 @@ impl<'p> Access<'p> {
     /// Removes from `data` (the node at `path`) every descendant the
     /// principal may not Read, with its sub-tree: children without rights
     /// never leave the device inside a parent's result (6.3.1.1).
-    pub(crate) fn prune(&self, path: &[String], data: &mut NodeData) {
+    pub(crate) fn prune(&self, path: &[&str], data: &mut NodeData) {
         if self.uniform() {
             return;
         }
@@ -479,8 +484,10 @@ impl View<'_> {
 }
 
 /// `path` as node names, to walk a read below it.
-fn owned_names(path: &[String]) -> Vec<NodeName> {
-    path.iter().map(|n| NodeName::Owned(n.clone())).collect()
+fn owned_names<S: AsRef<str>>(path: &[S]) -> Vec<NodeName> {
+    path.iter()
+        .map(|n| NodeName::Owned(n.as_ref().to_owned()))
+        .collect()
 }
 
 /// Rights of `principal` on the node at `path` of the instance at `index`.
@@ -488,7 +495,7 @@ pub(crate) fn rights(
     principal: &Principal,
     registry: &Registry,
     index: usize,
-    path: &[String],
+    path: &[&str],
 ) -> Rights {
     Access::of(principal, registry, index).rights(path)
 }

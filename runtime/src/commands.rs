@@ -11,8 +11,8 @@ use dm_core::multipart::ResponseWriter;
 use dm_core::package::{header, media_type};
 use dm_core::{
     AccessType, Alert, Change, ClientUri, ExecOutcome, ExecRequest, Format, InstanceSelector,
-    MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, NodeSelector, Rights, ServerUri,
-    Status, StatusCode, Value,
+    MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, Rights, ServerUri, Status,
+    StatusCode, Value,
 };
 use hyper::Method;
 use serde_json::{Map, Value as Json};
@@ -21,7 +21,7 @@ use smallvec::{smallvec, SmallVec};
 use crate::access::{self, Access, Principal, DACMO_MOID};
 use crate::client::{Device, PendingAlert, SessionCtx};
 use crate::store::{SavedInstance, Subscription};
-use crate::tree::{with_refs, Owner, Resolved, SHORT_PATH};
+use crate::tree::{NodePath, Owner, Target, SHORT_PATH};
 
 /// Media types this client reads in HGET responses, best first.
 const HGET_ACCEPT: &str = "application/dmmo+json, text/plain;q=0.5, application/octet-stream;q=0.5";
@@ -35,7 +35,7 @@ fn refs(path: &[String]) -> Vec<&str> {
 }
 
 /// The nodes one ClientURI resolves to: nearly always one, kept inline.
-pub(crate) type ResolvedNodes = SmallVec<[Resolved; 1]>;
+pub(crate) type ResolvedNodes<'u> = SmallVec<[Target<'u>; 1]>;
 
 /// The nodes one read gives: one but under wildcards, kept inline.
 pub(crate) type ReadNodes<'a> = SmallVec<[ReadNode<'a>; 1]>;
@@ -43,8 +43,8 @@ pub(crate) type ReadNodes<'a> = SmallVec<[ReadNode<'a>; 1]>;
 impl Device {
     /// Rights of the session's principal on a resolved node: the DACMO
     /// rules of its instance (access).
-    fn rights_on(&self, ctx: &SessionCtx, r: &Resolved) -> Rights {
-        access::rights(&ctx.principal, &self.registry, r.instance, &r.path)
+    fn rights_on(&self, ctx: &SessionCtx, r: &Target) -> Rights {
+        access::rights(&ctx.principal, &self.registry, r.instance, &r.path.refs())
     }
 
     /// Resolves a ClientURI for a principal over the tree as it may see it
@@ -52,11 +52,11 @@ impl Device {
     /// see and `nv` fields only match leaves it may read. An instance it
     /// may not see that the URI names by MIID (or as the only instance)
     /// answers 403.
-    pub(crate) fn resolve_for(
+    pub(crate) fn resolve_for<'u>(
         &self,
         ctx: &SessionCtx,
-        uri: &ClientUri,
-    ) -> Result<ResolvedNodes, StatusCode> {
+        uri: &'u ClientUri,
+    ) -> Result<ResolvedNodes<'u>, StatusCode> {
         match self.resolve_plain(ctx, uri) {
             Some(nodes) => Ok(nodes),
             None => self.resolve_general(ctx, uri),
@@ -64,11 +64,11 @@ impl Device {
     }
 
     /// [`Device::resolve_for`] for any ClientURI.
-    fn resolve_general(
+    fn resolve_general<'u>(
         &self,
         ctx: &SessionCtx,
-        uri: &ClientUri,
-    ) -> Result<ResolvedNodes, StatusCode> {
+        uri: &'u ClientUri,
+    ) -> Result<ResolvedNodes<'u>, StatusCode> {
         let view = access::View {
             registry: &self.registry,
             principal: &ctx.principal,
@@ -76,9 +76,9 @@ impl Device {
         match dm_core::resolve::resolve(&view, uri) {
             Ok(nodes) => Ok(nodes
                 .into_iter()
-                .map(|n| Resolved {
+                .map(|n| Target {
                     instance: n.instance,
-                    path: n.path,
+                    path: NodePath::Owned(n.path),
                 })
                 .collect()),
             Err(e) => {
@@ -115,25 +115,19 @@ impl Device {
     /// every visible instance that has the path, in the order the general
     /// resolver keeps. `None` whenever there is more to say, failures
     /// included: the general resolver then answers, with its error.
-    fn resolve_plain(&self, ctx: &SessionCtx, uri: &ClientUri) -> Option<ResolvedNodes> {
+    fn resolve_plain<'u>(&self, ctx: &SessionCtx, uri: &'u ClientUri) -> Option<ResolvedNodes<'u>> {
         let segments = uri.path();
         if segments.len() > SHORT_PATH {
             return None;
         }
-        let mut names = [""; SHORT_PATH];
-        for (i, seg) in segments.iter().enumerate() {
-            let NodeSelector::Name(name) = seg else {
-                return None;
-            };
-            names[i] = name;
-        }
-        let names = &names[..segments.len()];
+        let path = NodePath::of_uri(segments)?;
+        let names = &path.refs()[..];
         // Every prefix, as step 2 asks per segment.
         let has_path =
             |i: &crate::tree::Instance| (1..=names.len()).all(|n| i.mo.contains(&names[..n]));
-        let resolved = |index: usize| Resolved {
+        let resolved = |index: usize| Target {
             instance: index,
-            path: names.iter().map(|n| (*n).to_owned()).collect(),
+            path: path.clone(),
         };
         let moid = uri.moid();
         let mut visible = self.registry.instances().filter(|(n, i)| {
@@ -201,11 +195,11 @@ impl Device {
     /// Reads every node a ClientURI addresses, checked for Get (405) and
     /// the Read right (403); children without Get are left out. A matching
     /// `cv` answers 304 (11.2).
-    pub(crate) fn read_nodes(
-        &self,
+    pub(crate) fn read_nodes<'a>(
+        &'a self,
         ctx: &SessionCtx,
-        uri: &ClientUri,
-    ) -> Result<ReadNodes<'_>, StatusCode> {
+        uri: &'a ClientUri,
+    ) -> Result<ReadNodes<'a>, StatusCode> {
         self.read(ctx, uri, false)
     }
 
@@ -214,12 +208,12 @@ impl Device {
     /// as JSON straight from the MO's fields when the MO can
     /// ([`dm_core::ManagementObject::write_root_json`]): the same bytes,
     /// without the tree. GET asks for it; the other readers want the tree.
-    fn read(
-        &self,
+    fn read<'a>(
+        &'a self,
         ctx: &SessionCtx,
-        uri: &ClientUri,
+        uri: &'a ClientUri,
         root_json: bool,
-    ) -> Result<ReadNodes<'_>, StatusCode> {
+    ) -> Result<ReadNodes<'a>, StatusCode> {
         let resolved = self.resolve_for(ctx, uri)?;
         if let Some(cv) = &uri.query().cache_validator {
             if resolved.iter().all(|r| r.path.is_empty())
@@ -232,7 +226,8 @@ impl Device {
         }
         let mut out = ReadNodes::with_capacity(resolved.len());
         for r in resolved {
-            let Some(schema) = self.registry.schema_of(&r) else {
+            let names = r.path.refs();
+            let Some(schema) = self.registry.schema_at(r.instance, names.iter().copied()) else {
                 return Err(StatusCode::NOT_FOUND);
             };
             if !schema.access.contains(AccessType::GET) {
@@ -242,7 +237,7 @@ impl Device {
                 return Err(StatusCode::COMMAND_NOT_ALLOWED);
             }
             let access = Access::of(&ctx.principal, &self.registry, r.instance);
-            if !access.rights(&r.path).contains(Rights::READ) {
+            if !access.rights(&names).contains(Rights::READ) {
                 if uri.has_wildcard() {
                     continue;
                 }
@@ -264,16 +259,17 @@ impl Device {
             let data = if let Some(json) = json {
                 ReadData::Json(json)
             } else {
-                let mut data =
-                    with_refs(&r.path, |path| instance.mo.get(path)).map_err(|e| e.status())?;
+                let mut data = instance.mo.get(&names).map_err(|e| e.status())?;
                 data.retain_readable(schema);
                 // Children the principal may not Read stay on the device too.
-                access.prune(&r.path, &mut data);
+                access.prune(&names, &mut data);
                 if let Some(n) = uri.query().level {
                     truncate(&mut data, n);
                 }
                 ReadData::Tree(data)
             };
+            // The names borrow the path, which moves into the node.
+            drop(names);
             let schema_mo = instance.mo.schema();
             out.push(ReadNode {
                 ddf: schema_mo.ddf_url,
@@ -421,7 +417,10 @@ impl Device {
             Ok(t) => t,
             Err(code) => return status(code),
         };
-        let Some(schema) = self.registry.schema_of(&target) else {
+        let Some(schema) = self
+            .registry
+            .schema_at(target.instance, target.path.names())
+        else {
             return status(StatusCode::NOT_FOUND);
         };
         let data = match media_type::essence(content_type).as_str() {
@@ -451,7 +450,7 @@ impl Device {
             ctx,
             target.instance,
             vec![Change::Put {
-                path: target.path,
+                path: target.path.into_owned(),
                 data,
             }],
         );
@@ -460,11 +459,11 @@ impl Device {
 
     /// The node a write goes to: the resolved node, or a new child of the
     /// resolved parent (HGET creating a node).
-    pub(crate) fn write_target(
+    pub(crate) fn write_target<'u>(
         &self,
         ctx: &SessionCtx,
-        uri: &ClientUri,
-    ) -> Result<Resolved, StatusCode> {
+        uri: &'u ClientUri,
+    ) -> Result<Target<'u>, StatusCode> {
         match self.resolve_for(ctx, uri) {
             Ok(mut r) if r.len() == 1 => Ok(r.remove(0)),
             Ok(_) => Err(StatusCode::BAD_REQUEST),
@@ -476,20 +475,25 @@ impl Device {
                 ) else {
                     return Err(StatusCode::NOT_FOUND);
                 };
-                let mut parent = match self.resolve_for(ctx, &parent_uri)? {
+                let parent = match self.resolve_for(ctx, &parent_uri)? {
                     r if r.len() == 1 => r.into_iter().next().ok_or(StatusCode::NOT_FOUND)?,
                     _ => return Err(StatusCode::BAD_REQUEST),
                 };
                 let defined = self
                     .registry
-                    .schema_of(&parent)
+                    .schema_at(parent.instance, parent.path.names())
                     .and_then(|s| s.child(&last))
                     .is_some();
                 if !defined {
                     return Err(StatusCode::NOT_FOUND);
                 }
-                parent.path.push(last);
-                Ok(parent)
+                // Owned: the parent's URI is this function's own.
+                let mut path = parent.path.into_owned();
+                path.push(last);
+                Ok(Target {
+                    instance: parent.instance,
+                    path: NodePath::Owned(path),
+                })
             }
             Err(code) => Err(code),
         }
@@ -723,7 +727,7 @@ impl Device {
             Err(code) => return status(code),
         };
         for r in &resolved {
-            let Some(schema) = self.registry.schema_of(r) else {
+            let Some(schema) = self.registry.schema_at(r.instance, r.path.names()) else {
                 return status(StatusCode::NOT_FOUND);
             };
             if !schema.access.contains(AccessType::DELETE)
@@ -733,13 +737,14 @@ impl Device {
             }
             // The whole sub-tree goes: Write on every node of it.
             let access = Access::of(&ctx.principal, &self.registry, r.instance);
+            let names = r.path.refs();
             let subtree = self
                 .registry
                 .instance(r.instance)
-                .and_then(|i| i.mo.get(&refs(&r.path)).ok());
+                .and_then(|i| i.mo.get(&names).ok());
             let allowed = match &subtree {
-                Some(data) => access.all_have(&r.path, data, Rights::WRITE),
-                None => access.rights(&r.path).contains(Rights::WRITE),
+                Some(data) => access.all_have(&names, data, Rights::WRITE),
+                None => access.rights(&names).contains(Rights::WRITE),
             };
             if !allowed {
                 return status(StatusCode::FORBIDDEN);
@@ -766,7 +771,8 @@ impl Device {
                 // same MIID; the next start removes them should this fail.
                 let _ = self.drop_rules(i.mo.schema().moid, &i.miid);
             } else {
-                let code = self.write(ctx, r.instance, vec![Change::Delete { path: r.path }]);
+                let path = r.path.into_owned();
+                let code = self.write(ctx, r.instance, vec![Change::Delete { path }]);
                 if code != StatusCode::OK {
                     return status(code);
                 }
@@ -791,7 +797,7 @@ impl Device {
         for r in &resolved {
             if !self
                 .registry
-                .schema_of(r)
+                .schema_at(r.instance, r.path.names())
                 .is_some_and(|s| s.access.contains(AccessType::EXEC))
             {
                 return status(StatusCode::COMMAND_NOT_ALLOWED);
@@ -805,7 +811,7 @@ impl Device {
         };
         let mut code = StatusCode::OK;
         for r in &resolved {
-            let path = refs(&r.path);
+            let path = r.path.refs();
             let Some(instance) = self.registry.instance_mut(r.instance) else {
                 return status(StatusCode::NOT_FOUND);
             };
@@ -1056,7 +1062,7 @@ pub(crate) struct ReadNode<'a> {
     moid: &'static str,
     miid: &'a str,
     /// Names from the instance root; empty for the root itself.
-    path: Vec<String>,
+    path: NodePath<'a>,
     cv: Option<&'a str>,
     data: ReadData,
 }
@@ -1073,13 +1079,13 @@ pub(crate) enum ReadData {
 
 impl ReadNode<'_> {
     fn client_uri(&self) -> String {
-        ClientUri::for_node(self.moid, self.miid, &self.path)
+        ClientUri::for_node(self.moid, self.miid, &self.path.refs())
     }
 
     /// ARCHITECTURE "MOData naming": the addressed node's name, the MIID
     /// at an instance root.
     fn member(&self) -> &str {
-        self.path.last().map_or(self.miid, String::as_str)
+        self.path.last().unwrap_or(self.miid)
     }
 
     fn as_item<'s>(&'s self, client_uri: &'s str) -> MoDataRef<'s> {
@@ -1125,7 +1131,7 @@ fn write_mo_serialization(items: &[ReadNode], out: &mut Vec<u8>) {
             out.push(b',');
         }
         uri.clear();
-        ClientUri::write_for_node(&mut uri, item.moid, item.miid, &item.path);
+        ClientUri::write_for_node(&mut uri, item.moid, item.miid, &item.path.refs());
         item.as_item(&uri).write_json(out);
     }
     out.push(b']');
@@ -1313,6 +1319,8 @@ mod tests {
                 let general = device.resolve_general(ctx, &uri);
                 if let Some(nodes) = device.resolve_plain(ctx, &uri) {
                     fast += 1;
+                    // The fast path lends the URI's names, copying none.
+                    assert!(nodes.iter().all(|n| matches!(n.path, NodePath::Uri(_))));
                     assert_eq!(general, Ok(nodes), "{text}");
                 }
                 assert_eq!(device.resolve_for(ctx, &uri), general, "{text}");
@@ -1369,7 +1377,7 @@ mod tests {
                 ddf: "https://omadm.example/ddf/x.xml",
                 moid: "urn:x:1.0",
                 miid: "m",
-                path: Vec::new(),
+                path: NodePath::Owned(Vec::new()),
                 cv: Some("1-ab"),
                 data: ReadData::Tree(NodeData::Interior(vec![(
                     "A".into(),
@@ -1380,7 +1388,7 @@ mod tests {
                 ddf: "",
                 moid: "urn:x:1.0",
                 miid: "m 2",
-                path: vec!["A".into(), "b/c".into()],
+                path: NodePath::Owned(vec!["A".into(), "b/c".into()]),
                 cv: None,
                 data: ReadData::Tree(NodeData::Leaf(Value::Chr("v".into()))),
             },
@@ -1411,7 +1419,7 @@ mod tests {
             ddf: "",
             moid: "urn:x:1.0",
             miid: "m",
-            path: vec!["A".into()],
+            path: NodePath::Owned(vec!["A".into()]),
             cv: None,
             data: ReadData::Tree(NodeData::Leaf(Value::Bool(true))),
         }];

@@ -89,7 +89,10 @@ impl Device {
             Ok(t) => t,
             Err(code) => return code,
         };
-        let Some(schema) = self.registry.schema_of(&target) else {
+        let Some(schema) = self
+            .registry
+            .schema_at(target.instance, target.path.names())
+        else {
             return StatusCode::NOT_FOUND;
         };
         let Ok(data) = NodeData::from_json(value, schema) else {
@@ -99,7 +102,7 @@ impl Device {
             &ctx,
             target.instance,
             vec![Change::Put {
-                path: target.path,
+                path: target.path.into_owned(),
                 data,
             }],
         )

@@ -4,8 +4,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use dm_core::{
     AclEntry, CacheValidator, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema,
-    NodeData, NodeSchema, ResolveError, StatusCode,
+    NodeData, NodeSchema, NodeSelector, ResolveError, StatusCode,
 };
+use smallvec::SmallVec;
 
 /// Who an MO instance belongs to (spec 10; ARCHITECTURE "Who owns what").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -130,6 +131,103 @@ pub struct Resolved {
     /// Path from the instance root.
     pub path: Vec<String>,
 }
+
+/// A node a command touches (spec 6.1.2), as the device's commands hold
+/// it: [`Resolved`], with its names lent by the ClientURI when they are
+/// the URI's own (a path of real names, nearly every command's), so that
+/// resolving one copies nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target<'u> {
+    /// Index of the instance in the registry.
+    pub(crate) instance: usize,
+    /// Names from the instance root; empty for the root itself.
+    pub(crate) path: NodePath<'u>,
+}
+
+/// The names of a [`Target`] from its instance root.
+#[derive(Debug, Clone)]
+pub(crate) enum NodePath<'u> {
+    /// A ClientURI's path whose segments are all real names.
+    Uri(&'u [NodeSelector]),
+    /// Names the resolver found (wildcards, x-names) or a write added.
+    Owned(Vec<String>),
+}
+
+impl<'u> NodePath<'u> {
+    /// The ClientURI's path, when every segment is a real name.
+    pub(crate) fn of_uri(path: &'u [NodeSelector]) -> Option<NodePath<'u>> {
+        path.iter()
+            .all(|s| matches!(s, NodeSelector::Name(_)))
+            .then_some(NodePath::Uri(path))
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        let (uri, owned): (&[NodeSelector], &[String]) = match self {
+            NodePath::Uri(p) => (p, &[]),
+            NodePath::Owned(v) => (&[], v),
+        };
+        uri.iter()
+            .filter_map(|s| match s {
+                NodeSelector::Name(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .chain(owned.iter().map(String::as_str))
+    }
+
+    /// The names as `&str`s, on the stack for up to [`SHORT_PATH`].
+    #[inline(always)] // built in the caller's frame: returning it cost a copy
+    pub(crate) fn refs(&self) -> SmallVec<[&str; SHORT_PATH]> {
+        // A loop per form: the chained iterator of `names` cost more.
+        let mut refs = SmallVec::new();
+        match self {
+            NodePath::Uri(p) => {
+                for s in *p {
+                    if let NodeSelector::Name(n) = s {
+                        refs.push(n.as_str());
+                    }
+                }
+            }
+            NodePath::Owned(v) => refs.extend(v.iter().map(String::as_str)),
+        }
+        refs
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            NodePath::Uri(p) => p.len(),
+            NodePath::Owned(v) => v.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn last(&self) -> Option<&str> {
+        match self {
+            NodePath::Uri(p) => match p.last()? {
+                NodeSelector::Name(n) => Some(n),
+                _ => None,
+            },
+            NodePath::Owned(v) => v.last().map(String::as_str),
+        }
+    }
+
+    pub(crate) fn into_owned(self) -> Vec<String> {
+        match self {
+            NodePath::Uri(_) => self.names().map(str::to_owned).collect(),
+            NodePath::Owned(v) => v,
+        }
+    }
+}
+
+impl PartialEq for NodePath<'_> {
+    fn eq(&self, other: &NodePath<'_>) -> bool {
+        self.names().eq(other.names())
+    }
+}
+
+impl Eq for NodePath<'_> {}
 
 /// Every MO instance on the device, in registration order.
 #[derive(Debug)]
@@ -365,8 +463,18 @@ impl Registry {
 
     /// The schema of a resolved node.
     pub fn schema_of(&self, r: &Resolved) -> Option<&'static NodeSchema> {
-        let mut node = &self.instances.get(r.instance)?.mo.schema().root;
-        for seg in &r.path {
+        self.schema_at(r.instance, r.path.iter().map(String::as_str))
+    }
+
+    /// The schema of the node at `names` below the root of instance
+    /// `index`.
+    pub(crate) fn schema_at<'n>(
+        &self,
+        index: usize,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Option<&'static NodeSchema> {
+        let mut node = &self.instances.get(index)?.mo.schema().root;
+        for seg in names {
             node = node.child(seg)?;
         }
         Some(node)
