@@ -51,6 +51,6 @@ pub use resolve::{InstanceTree, ResolveError, ResolvedNode};
 pub use status::StatusCode;
 pub use uri::{
     ClientUri, InstanceSelector, NodeSelector, NodeValue, Query, ServerUri, ServerUriParams,
-    UriError, UriErrorReason,
+    UriError, UriErrorReason, UriName,
 };
 pub use value::{NodeData, NodeName, Value, ValueError};

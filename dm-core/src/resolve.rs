@@ -185,11 +185,11 @@ fn step1<T: InstanceTree + ?Sized>(
                 1 => Ok(found),
                 0 => Err(ResolveError::NoSuchMiid {
                     moid: moid.to_owned(),
-                    miid: miid.clone(),
+                    miid: miid.as_str().to_owned(),
                 }),
                 count => Err(ResolveError::DuplicateMiid {
                     moid: moid.to_owned(),
-                    miid: miid.clone(),
+                    miid: miid.as_str().to_owned(),
                     count,
                 }),
             }
@@ -236,7 +236,7 @@ fn step2<T: InstanceTree + ?Sized>(
             // without a new list or copies of the branches.
             branches.retain_mut(|b| {
                 if tree.has_child(&b.instance, &b.path, name) {
-                    b.path.push(name.clone());
+                    b.path.push(name.as_str().to_owned());
                     return true;
                 }
                 // Built only when a branch drops out: resolution succeeds
@@ -301,7 +301,7 @@ fn step2_failure<I>(seg: &NodeSelector, b: &ResolvedNode<I>) -> ResolveError {
         NodeSelector::Name(name) => ResolveError::NoNode {
             miid,
             parent,
-            name: name.clone(),
+            name: name.as_str().to_owned(),
         },
         NodeSelector::All => ResolveError::NoChildren { miid, parent },
         NodeSelector::XName(x) => ResolveError::NoNodeMatches {

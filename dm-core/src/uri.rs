@@ -63,11 +63,117 @@ pub enum UriErrorReason {
     BadPercentEncoding,
 }
 
+/// An MIID or a real-name as a ClientURI carries it, percent-decoded
+/// (spec 6.1.1). Up to 24 bytes, nearly every name, are kept inline: a
+/// ClientURI of such names is parsed without a heap allocation.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UriName(compact_str::CompactString);
+
+impl UriName {
+    pub fn new(text: &str) -> UriName {
+        UriName(compact_str::CompactString::new(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn into_string(self) -> String {
+        self.0.into_string()
+    }
+}
+
+impl std::ops::Deref for UriName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for UriName {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for UriName {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for UriName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for UriName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for UriName {
+    fn from(text: &str) -> UriName {
+        UriName::new(text)
+    }
+}
+
+impl From<String> for UriName {
+    fn from(text: String) -> UriName {
+        UriName(text.into())
+    }
+}
+
+impl From<UriName> for String {
+    fn from(name: UriName) -> String {
+        name.into_string()
+    }
+}
+
+impl PartialEq<str> for UriName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for UriName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for UriName {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<UriName> for str {
+    fn eq(&self, other: &UriName) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<UriName> for &str {
+    fn eq(&self, other: &UriName) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<UriName> for String {
+    fn eq(&self, other: &UriName) -> bool {
+        self == other.as_str()
+    }
+}
+
 /// How the mo-inst component selects MO instances (spec 6.1.1.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum InstanceSelector {
     /// An MIID: exactly that instance.
-    Miid(String),
+    Miid(UriName),
     /// An x-name, resolved through `nv` fields.
     XName(char),
     /// The empty string: the only instance of the MOID.
@@ -79,7 +185,7 @@ pub enum InstanceSelector {
 /// How one path segment selects nodes (spec 6.1.1.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum NodeSelector {
-    Name(String),
+    Name(UriName),
     XName(char),
     All,
 }
@@ -334,13 +440,13 @@ fn parse_x_name(text: &str, offset: usize) -> Result<Option<char>, UriError> {
 /// Reads an MIID or a real-name at `offset`: unreserved bytes as they are
 /// (the fast path), else `%XX` escapes decoded and raw `:` kept (the module
 /// comment says why).
-fn parse_name(text: &str, offset: usize) -> Result<String, UriError> {
+fn parse_name(text: &str, offset: usize) -> Result<Cow<'_, str>, UriError> {
     if text.is_empty() {
         return Err(err(offset, UriErrorReason::EmptyNodeName));
     }
     match text.bytes().position(|b| !UNRESERVED[usize::from(b)]) {
-        None => Ok(text.to_owned()),
-        Some(first) => decode_name(text, offset, first),
+        None => Ok(Cow::Borrowed(text)),
+        Some(first) => decode_name(text, offset, first).map(Cow::Owned),
     }
 }
 
@@ -425,7 +531,7 @@ impl FromStr for ClientUri {
         } else if let Some(x) = parse_x_name(inst_text, inst_start)? {
             InstanceSelector::XName(x)
         } else {
-            InstanceSelector::Miid(parse_name(inst_text, inst_start)?)
+            InstanceSelector::Miid(UriName::new(&parse_name(inst_text, inst_start)?))
         };
 
         // path-from-moroot: "/" alone, or one or more "/" node-name.
@@ -441,7 +547,7 @@ impl FromStr for ClientUri {
                 } else if let Some(x) = parse_x_name(seg, offset)? {
                     NodeSelector::XName(x)
                 } else {
-                    NodeSelector::Name(parse_name(seg, offset)?)
+                    NodeSelector::Name(UriName::new(&parse_name(seg, offset)?))
                 };
                 path.push(sel);
                 offset += seg.len() + 1;
@@ -539,7 +645,7 @@ fn parse_node_value(text: &str, offset: usize) -> Result<NodeValue, UriError> {
     let mut path = Vec::new();
     let mut seg_offset = offset + 4;
     for seg in segs {
-        path.push(parse_name(seg, seg_offset)?);
+        path.push(parse_name(seg, seg_offset)?.into_owned());
         seg_offset += seg.len() + 1;
     }
     if path.is_empty() {
@@ -682,6 +788,28 @@ mod tests {
 
     fn parse(s: &str) -> ClientUri {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn names_short_and_long_keep_their_text() {
+        let long = "a-node-name-longer-than-twenty-four-bytes";
+        let u = parse(&format!("urn:x:1.0/inst%3A1/{long}/B"));
+        assert_eq!(u.instance(), &InstanceSelector::Miid("inst:1".into()));
+        let names: Vec<&str> = u.plain_path().unwrap();
+        assert_eq!(names, [long, "B"]);
+        let NodeSelector::Name(first) = &u.path()[0] else {
+            panic!("a name");
+        };
+        // Compared, ordered and hashed as the text it holds.
+        assert_eq!(first, long);
+        assert_eq!(long, first);
+        assert_eq!(first, &long.to_owned());
+        assert_eq!(first.clone().into_string(), long);
+        let set: std::collections::HashSet<UriName> = [first.clone()].into();
+        assert!(set.contains(long));
+        let (short, long_name) = (UriName::from("B"), UriName::from(long.to_owned()));
+        assert!(short < long_name);
+        assert_eq!(format!("{first}|{first:?}"), format!("{long}|{long:?}"));
     }
 
     #[test]

@@ -138,14 +138,14 @@ fn uri_parts() -> impl Strategy<Value = UriParts> {
                 };
                 let instance = match instance {
                     Kind::Name(n) if n.is_empty() => InstanceSelector::Only,
-                    Kind::Name(n) => InstanceSelector::Miid(n),
+                    Kind::Name(n) => InstanceSelector::Miid(n.into()),
                     Kind::X => InstanceSelector::XName(x(&mut used)),
                     Kind::All => InstanceSelector::All,
                 };
                 let path: Vec<NodeSelector> = path
                     .into_iter()
                     .map(|k| match k {
-                        Kind::Name(n) => NodeSelector::Name(n),
+                        Kind::Name(n) => NodeSelector::Name(n.into()),
                         Kind::X => NodeSelector::XName(x(&mut used)),
                         Kind::All => NodeSelector::All,
                     })

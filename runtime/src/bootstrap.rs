@@ -244,7 +244,7 @@ pub fn apply(
             .parse()
             .map_err(|e: dm_core::UriError| bad(e.to_string()))?;
         let suggested = match uri.instance() {
-            InstanceSelector::Miid(m) => Some(m.clone()),
+            InstanceSelector::Miid(m) => Some(m.as_str().to_owned()),
             _ => item.mo_data.keys().next().cloned(),
         };
         if let Some(server) = server_of(item) {
@@ -371,7 +371,7 @@ fn store(
         // The instance this item may write into, as it is now.
         let target = item.client_uri.parse::<ClientUri>().ok().and_then(|uri| {
             let miid = match uri.instance() {
-                InstanceSelector::Miid(m) => m.clone(),
+                InstanceSelector::Miid(m) => m.as_str().to_owned(),
                 _ => item.mo_data.keys().next()?.clone(),
             };
             let instance = device.registry().find(uri.moid(), &miid)?;

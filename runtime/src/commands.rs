@@ -628,7 +628,7 @@ impl Device {
                 _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             };
             let suggested = match uri.instance() {
-                InstanceSelector::Miid(m) => m.clone(),
+                InstanceSelector::Miid(m) => m.as_str().to_owned(),
                 _ => value.0.clone(),
             };
             let existing = self
@@ -1044,7 +1044,7 @@ fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
     let path = uri.plain_path()?;
     let (_, parent) = path.split_last()?;
     let inst = match uri.instance() {
-        InstanceSelector::Miid(m) => m.clone(),
+        InstanceSelector::Miid(m) => m.as_str().to_owned(),
         InstanceSelector::Only => String::new(),
         _ => return None,
     };
