@@ -274,7 +274,57 @@ pub struct ResponseWriter {
     finder: memchr::memmem::Finder<'static>,
     /// Some content holds the boundary: `finish` encodes again.
     collision: bool,
+    /// Bytes kept free at the start of `data`, where `finish` writes the
+    /// Package#3 part when it fits: the body is then `data` from there,
+    /// made without copying the data parts.
+    front: usize,
 }
+
+/// The body [`ResponseWriter::finish`] wrote: `buf[start..]`, in the
+/// buffer the data parts were written in (sent as it is, e.g. as a slice
+/// of `bytes::Bytes`, without a copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseBytes {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl ResponseBytes {
+    fn whole(buf: Vec<u8>) -> ResponseBytes {
+        ResponseBytes { buf, start: 0 }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer and where the body starts in it.
+    pub fn into_parts(self) -> (Vec<u8>, usize) {
+        (self.buf, self.start)
+    }
+
+    /// The body in a vector of its own (moves it to the front).
+    pub fn into_vec(self) -> Vec<u8> {
+        let (mut buf, start) = self.into_parts();
+        buf.drain(..start);
+        buf
+    }
+}
+
+/// The head of the Package#3 part (Appendix F), the same in every
+/// multipart response.
+const PACKAGE3_HEAD: &str = concat!(
+    "--dm2-boundary\r\nContent-Disposition: form-data\r\nContent-Type: ",
+    "application/vnd.oma.dm.response+json\r\n\r\n"
+);
 
 #[derive(Debug)]
 struct Span {
@@ -296,14 +346,23 @@ impl ResponseWriter {
             spans: Vec::new(),
             finder: memchr::memmem::Finder::new(BOUNDARY.as_bytes()),
             collision: false,
+            front: 0,
         }
     }
 
     /// A writer with room for `bytes` of data parts (say, the size of the
-    /// last response), so that a large response is not grown step by step.
-    pub fn with_capacity(bytes: usize) -> ResponseWriter {
+    /// last response), so that a large response is not grown step by step,
+    /// and in front of them for the Package#3 of `commands` plain statuses,
+    /// so that [`ResponseWriter::finish`] copies no data part.
+    pub fn with_capacity(bytes: usize, commands: usize) -> ResponseWriter {
+        // `{"sc":200},` per status (Package3::to_vec), the object around
+        // them, the part's head.
+        let front = PACKAGE3_HEAD.len() + 32 + 11 * commands.min(1 << 16);
+        let mut data = Vec::with_capacity(front + bytes);
+        data.resize(front, 0);
         ResponseWriter {
-            data: Vec::with_capacity(bytes),
+            data,
+            front,
             ..ResponseWriter::new()
         }
     }
@@ -333,10 +392,13 @@ impl ResponseWriter {
 
     /// The Content-Type and body of the response: a plain Package#3
     /// without data parts, else multipart with the Package#3 first.
-    pub fn finish(self, package: &Package3) -> (String, Vec<u8>) {
+    pub fn finish(self, package: &Package3) -> (String, ResponseBytes) {
         let package = package.to_vec();
         if self.spans.is_empty() {
-            return (media_type::PACKAGE3.to_owned(), package);
+            return (
+                media_type::PACKAGE3.to_owned(),
+                ResponseBytes::whole(package),
+            );
         }
         if self.collision || self.finder.find(&package).is_some() {
             // Rare: a part holds the boundary; encode under another.
@@ -353,15 +415,31 @@ impl ResponseWriter {
                 body: self.data[s.content.clone()].to_vec(),
             }))
             .collect();
-            return encode(&parts);
+            let (content_type, body) = encode(&parts);
+            return (content_type, ResponseBytes::whole(body));
         }
-        let mut body = Vec::with_capacity(package.len() + self.data.len() + 128);
-        let _ = write_head(&mut body, BOUNDARY, None, media_type::PACKAGE3);
-        body.extend_from_slice(&package);
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(&self.data);
+        let first_len = PACKAGE3_HEAD.len() + package.len() + 2;
+        let (mut body, start) = match self.front.checked_sub(first_len) {
+            // The usual case: the first part goes in front of the others.
+            Some(start) => (self.data, start),
+            None => {
+                let mut body = Vec::with_capacity(first_len + self.data.len() + 32);
+                body.resize(first_len, 0);
+                body.extend_from_slice(&self.data[self.front..]);
+                (body, 0)
+            }
+        };
+        let first = &mut body[start..start + first_len];
+        let (head, rest) = first.split_at_mut(PACKAGE3_HEAD.len());
+        head.copy_from_slice(PACKAGE3_HEAD.as_bytes());
+        let (json, crlf) = rest.split_at_mut(package.len());
+        json.copy_from_slice(&package);
+        crlf.copy_from_slice(b"\r\n");
         write_close(&mut body, BOUNDARY);
-        (content_type_of(BOUNDARY), body)
+        (
+            content_type_of(BOUNDARY),
+            ResponseBytes { buf: body, start },
+        )
     }
 }
 
@@ -513,17 +591,55 @@ mod tests {
             ),
         ];
         for (package, data) in cases {
-            let mut writer = ResponseWriter::new();
-            for p in &data {
-                let index = p.name.as_deref().unwrap_or("").parse().unwrap();
-                writer.part(index, &p.content_type, |out| out.extend_from_slice(&p.body));
-            }
-            assert_eq!(writer.is_empty(), data.is_empty());
             let expected = ResponseBody { package, data };
-            let (ct, body) = writer.finish(&expected.package);
-            assert_eq!((ct.clone(), body.clone()), expected.encode());
-            assert_eq!(ResponseBody::decode(&ct, &body).unwrap(), expected);
+            // Without room in front, with too little and with enough.
+            let commands = expected.package.statuses.len();
+            let writers = [
+                ResponseWriter::new(),
+                ResponseWriter::with_capacity(16, 0),
+                ResponseWriter::with_capacity(16, commands + 64),
+            ];
+            for mut writer in writers {
+                for p in &expected.data {
+                    let index = p.name.as_deref().unwrap_or("").parse().unwrap();
+                    writer.part(index, &p.content_type, |out| out.extend_from_slice(&p.body));
+                }
+                assert_eq!(writer.is_empty(), expected.data.is_empty());
+                let (ct, body) = writer.finish(&expected.package);
+                assert_eq!((ct.clone(), body.as_slice().to_vec()), expected.encode());
+                assert_eq!(body.len(), body.as_slice().len());
+                assert_eq!(
+                    ResponseBody::decode(&ct, body.as_slice()).unwrap(),
+                    expected
+                );
+                assert_eq!(body.clone().into_vec(), body.as_slice());
+            }
         }
+    }
+
+    #[test]
+    fn a_package3_of_plain_statuses_goes_in_front_of_the_parts() {
+        let commands = 100;
+        let mut writer = ResponseWriter::with_capacity(64, commands);
+        writer.part(7, "text/plain", |out| out.extend_from_slice(b"IMEI:1"));
+        let package = Package3 {
+            statuses: vec![Status::new(StatusCode::OK); commands],
+            ..Package3::default()
+        };
+        let (ct, body) = writer.finish(&package);
+        let decoded = ResponseBody::decode(&ct, body.as_slice()).unwrap();
+        assert_eq!(decoded.package, package);
+        assert_eq!(decoded.data[0].body, b"IMEI:1");
+        // Written in the room left in front: nothing was copied.
+        let (_, start) = body.into_parts();
+        assert!(start > 0);
+    }
+
+    #[test]
+    fn the_package3_head_is_the_one_write_head_writes() {
+        let mut head = Vec::new();
+        let _ = write_head(&mut head, BOUNDARY, None, media_type::PACKAGE3);
+        assert_eq!(head, PACKAGE3_HEAD.as_bytes());
     }
 
     #[test]

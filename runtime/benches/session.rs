@@ -150,7 +150,7 @@ async fn main() {
         .map(|(request, _)| {
             (
                 request.header("content-type").unwrap_or("").to_owned(),
-                Bytes::from(request.body.clone()),
+                request.body.clone(),
             )
         })
         .collect();
@@ -238,7 +238,7 @@ async fn scripted_server(exchanges: &[(Message, Message)]) -> String {
                 (
                     q.header("content-type").unwrap_or("").to_owned(),
                     r.header("content-type").unwrap_or("").to_owned(),
-                    Bytes::from(r.body.clone()),
+                    r.body.clone(),
                 )
             })
             .collect(),

@@ -485,7 +485,7 @@ pub async fn fetch(
             content_type: content_type.to_owned(),
         });
     }
-    Ok(exchange.response.body)
+    Ok(exchange.response.body.to_vec())
 }
 
 /// Accepts only a client certificate that some account's

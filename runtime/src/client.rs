@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use dm_core::multipart::ResponseWriter;
 use dm_core::package::{alert_type, header, media_type};
 use dm_core::{
@@ -400,7 +401,8 @@ impl Device {
                 return Err(SessionError::TooManyPackages(self.config.max_packages));
             }
             let mut package3 = Package3::default();
-            let mut response = ResponseWriter::with_capacity(self.response_size);
+            let mut response =
+                ResponseWriter::with_capacity(self.response_size, package2.commands.len());
             let mut end = false;
             for (index, entry) in package2.commands.iter().enumerate() {
                 let status = match entry {
@@ -430,6 +432,9 @@ impl Device {
             }
             let (content_type, body) = response.finish(&package3);
             self.response_size = body.len().min(RESPONSE_ROOM);
+            // Sent from the buffer the parts were written in.
+            let (buf, start) = body.into_parts();
+            let body = Bytes::from(buf).slice(start..);
             // This round's packages are freed once Package#3 is on its way,
             // while the server works on it, instead of after its answer.
             let spent = (exchange, package2, package3);
@@ -480,7 +485,7 @@ impl Device {
         &self,
         uri: &str,
         content_type: &str,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
     ) -> Result<Exchange, SessionError> {
         let headers = [
             ("Content-Type", content_type.to_owned()),

@@ -23,7 +23,8 @@ pub struct Message {
     /// `POST http://...` for a request, `200 OK` for a response.
     pub start_line: String,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// As sent or received: the buffer hyper had, shared, not copied.
+    pub body: Bytes,
 }
 
 impl Message {
@@ -231,7 +232,7 @@ impl HttpClient {
         method: Method,
         uri: &str,
         headers: &[(&str, String)],
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
     ) -> Result<Exchange, HttpError> {
         let bad_uri = |reason: String| HttpError::BadUri {
             uri: uri.to_owned(),
@@ -256,7 +257,7 @@ impl HttpClient {
             parsed: &parsed,
             uri,
             headers,
-            body: Bytes::from(body),
+            body: body.into(),
         };
         // Up front: the answer to the last Digest challenge, else Basic.
         let mut authorization =
@@ -281,8 +282,7 @@ impl HttpClient {
             request: Message {
                 start_line: format!("{method} {uri}"),
                 headers: recorded_headers(headers, authorization.as_deref()),
-                // The Vec given back without a copy once hyper let go of it.
-                body: Vec::from(request.body),
+                body: request.body,
             },
             response: Message {
                 start_line: format!(
@@ -300,7 +300,7 @@ impl HttpClient {
                         )
                     })
                     .collect(),
-                body: Vec::from(bytes),
+                body: bytes,
             },
         })
     }
