@@ -280,16 +280,12 @@ impl HttpClient {
         }
         Ok(Exchange {
             request: Message {
-                start_line: format!("{method} {uri}"),
+                start_line: [method.as_str(), " ", uri].concat(),
                 headers: recorded_headers(headers, authorization.as_deref()),
                 body: request.body,
             },
             response: Message {
-                start_line: format!(
-                    "{} {}",
-                    parts.status.as_u16(),
-                    parts.status.canonical_reason().unwrap_or("")
-                ),
+                start_line: status_line(parts.status),
                 headers: parts
                     .headers
                     .iter()
@@ -387,6 +383,23 @@ fn recorded_headers(
     recorded
 }
 
+/// `200 OK`: the code and its reason phrase, as a transcript shows it
+/// (written without the formatting machinery: one per exchange).
+fn status_line(status: hyper::StatusCode) -> String {
+    let mut digits = [0u8; 3];
+    let code = status.as_u16();
+    for (i, d) in digits.iter_mut().enumerate() {
+        // A status code has three digits (100-999).
+        *d = b'0' + (code / 10u16.pow(2 - i as u32) % 10) as u8;
+    }
+    let reason = status.canonical_reason().unwrap_or("");
+    let mut line = String::with_capacity(4 + reason.len());
+    line.push_str(std::str::from_utf8(&digits).unwrap_or("000"));
+    line.push(' ');
+    line.push_str(reason);
+    line
+}
+
 /// The status code of a response message.
 pub fn status_of(m: &Message) -> u16 {
     m.start_line
@@ -405,4 +418,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_are_code_then_reason() {
+        for (code, line) in [(200, "200 OK"), (404, "404 Not Found"), (599, "599 ")] {
+            let status = hyper::StatusCode::from_u16(code).unwrap();
+            assert_eq!(status_line(status), line);
+        }
+    }
 }
