@@ -246,7 +246,7 @@ pub(crate) enum Access<'p> {
     /// The instance's rules, for this principal (never `Local`).
     Rules {
         principal: &'p Principal,
-        entries: std::sync::Arc<[AclEntry]>,
+        entries: &'p [AclEntry],
     },
     /// A DACMO instance: `root` on its root, and on the `<MIID>` sub-tree of
     /// each target instance the rights listed (Read where the target is
@@ -259,7 +259,7 @@ pub(crate) enum Access<'p> {
 
 impl<'p> Access<'p> {
     /// The access of `principal` to the instance at `index`.
-    pub(crate) fn of(principal: &'p Principal, registry: &Registry, index: usize) -> Access<'p> {
+    pub(crate) fn of(principal: &'p Principal, registry: &'p Registry, index: usize) -> Access<'p> {
         let Some(instance) = registry.instance(index) else {
             return Access::Nothing;
         };
@@ -600,22 +600,22 @@ mod tests {
             noti_secret: None,
             noti_data: None,
         });
+        let entries = [
+            AclEntry {
+                path: Vec::new(),
+                maid: Maid::Any,
+                rights: Rights::READ,
+            },
+            AclEntry::owner(Authority::Server("A".into())),
+            AclEntry {
+                path: vec!["Auth".into()],
+                maid: Maid::Authority(Authority::Server("A".into())),
+                rights: Rights::ALL,
+            },
+        ];
         let access = Access::Rules {
             principal: &b,
-            entries: vec![
-                AclEntry {
-                    path: Vec::new(),
-                    maid: Maid::Any,
-                    rights: Rights::READ,
-                },
-                AclEntry::owner(Authority::Server("A".into())),
-                AclEntry {
-                    path: vec!["Auth".into()],
-                    maid: Maid::Authority(Authority::Server("A".into())),
-                    rights: Rights::ALL,
-                },
-            ]
-            .into(),
+            entries: &entries,
         };
         let leaf = || NodeData::Leaf(Value::Int(1));
         let mut data = NodeData::Interior(vec![

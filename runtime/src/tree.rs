@@ -1,6 +1,6 @@
 //! The device's MO instances and ClientURI resolution (spec 6.1.2).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use dm_core::{
     AclEntry, CacheValidator, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema,
@@ -38,6 +38,12 @@ pub struct Instance {
     /// change. The MIID and the MOID, its other inputs, are an instance's
     /// for its whole life.
     cache_validator: OnceLock<CacheValidator>,
+    /// The instance's access rules (`access::entries_of`: DACMO data read
+    /// and parsed), kept from the first command that needs them until the
+    /// registry next changes. Every `&mut` method of the registry drops
+    /// them all (a DACMO change touches other instances' rules), and
+    /// nothing changes an instance without one, so they are never stale.
+    rules: OnceLock<Box<[AclEntry]>>,
 }
 
 impl Instance {
@@ -55,6 +61,7 @@ impl Instance {
             persistent,
             changes,
             cache_validator: OnceLock::new(),
+            rules: OnceLock::new(),
         }
     }
 
@@ -243,12 +250,6 @@ pub struct Registry {
     /// every validator changes across a restart, which only costs a server
     /// one fresh read per instance.
     clock: u64,
-    /// The access rules of each instance, by index (`access::entries_of`:
-    /// DACMO data read and parsed), kept from the first command that needs
-    /// them until the registry next changes. Every `&mut self` method drops
-    /// them all, and nothing changes an instance without one, so they are
-    /// never stale.
-    rules: Mutex<Vec<Option<Arc<[AclEntry]>>>>,
 }
 
 impl Default for Registry {
@@ -260,7 +261,6 @@ impl Default for Registry {
             instances: Vec::new(),
             factories: Vec::new(),
             clock: now,
-            rules: Mutex::default(),
         }
     }
 }
@@ -381,26 +381,23 @@ impl Registry {
         &self,
         index: usize,
         compute: impl FnOnce() -> Vec<AclEntry>,
-    ) -> Arc<[AclEntry]> {
-        let lock = || self.rules.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Some(rules)) = lock().get(index) {
-            return rules.clone();
+    ) -> &[AclEntry] {
+        let Some(cell) = self.instances.get(index).map(|i| &i.rules) else {
+            return &[];
+        };
+        if let Some(rules) = cell.get() {
+            return rules;
         }
-        // Computed unlocked: reading DACMO goes through the registry.
-        let rules: Arc<[AclEntry]> = compute().into();
-        let mut cache = lock();
-        if cache.len() <= index {
-            cache.resize(index + 1, None);
-        }
-        cache[index] = Some(rules.clone());
-        rules
+        // Computed outside the cell: reading DACMO goes through the
+        // registry. Two threads may both compute; either value is right.
+        let _ = cell.set(compute().into_boxed_slice());
+        cell.get().map_or(&[], |r| r)
     }
 
     fn forget_rules(&mut self) {
-        self.rules
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        for i in &mut self.instances {
+            i.rules = OnceLock::new();
+        }
     }
 
     /// The MOIDs served, each with who serves it (for plugin loading).
