@@ -18,7 +18,7 @@
 //!   escape is compared as written.
 
 use crate::status::StatusCode;
-use crate::uri::{ClientUri, InstanceSelector, NodeSelector, NodeValue};
+use crate::uri::{ClientUri, InstanceSelector, NodeSelector, NodeValue, UriName};
 
 /// The view of the device's MO instances that resolution needs.
 pub trait InstanceTree {
@@ -53,11 +53,11 @@ pub trait InstanceTree {
         &self,
         instance: &Self::Instance,
         base: &[String],
-        below: &[String],
+        below: &[UriName],
         text: &str,
     ) -> bool {
         let mut path = base.to_vec();
-        path.extend_from_slice(below);
+        path.extend(below.iter().map(|n| n.as_str().to_owned()));
         self.leaf_text(instance, &path).as_deref() == Some(text)
     }
 }

@@ -196,8 +196,9 @@ pub enum NodeSelector {
 pub struct NodeValue {
     pub x_name: char,
     /// Path below the x-named node, never empty.
-    pub path: Vec<String>,
-    pub value: String,
+    pub path: Vec<UriName>,
+    /// As written in the query (percent-encoded).
+    pub value: UriName,
 }
 
 /// The query component (spec 6.1.1.3). Unknown fields are kept, in order,
@@ -645,7 +646,7 @@ fn parse_node_value(text: &str, offset: usize) -> Result<NodeValue, UriError> {
     let mut path = Vec::new();
     let mut seg_offset = offset + 4;
     for seg in segs {
-        path.push(parse_name(seg, seg_offset)?.into_owned());
+        path.push(UriName::new(&parse_name(seg, seg_offset)?));
         seg_offset += seg.len() + 1;
     }
     if path.is_empty() {
@@ -654,7 +655,7 @@ fn parse_node_value(text: &str, offset: usize) -> Result<NodeValue, UriError> {
     Ok(NodeValue {
         x_name,
         path,
-        value: value.to_owned(),
+        value: UriName::new(value),
     })
 }
 

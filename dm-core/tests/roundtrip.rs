@@ -201,7 +201,10 @@ proptest! {
             .query()
             .node_values
             .iter()
-            .map(|nv| (nv.x_name, nv.path.clone(), nv.value.clone()))
+            .map(|nv| {
+                let path = nv.path.iter().map(|n| n.as_str().to_owned()).collect();
+                (nv.x_name, path, nv.value.as_str().to_owned())
+            })
             .collect();
         prop_assert_eq!(nvs, parts.node_values.clone());
         // Display then parse gives the same value, and the same text.

@@ -34,6 +34,7 @@
 //! changes exactly is checked on the difference the command makes.
 
 use dm_core::acl::entries_from_dacmo;
+use dm_core::UriName;
 use dm_core::{
     effective_rights_by, AclEntry, Authority, Maid, ManagementObject, NodeData, NodeName, Rights,
     Value,
@@ -458,7 +459,7 @@ impl dm_core::InstanceTree for View<'_> {
         &self,
         instance: &usize,
         base: &[String],
-        below: &[String],
+        below: &[UriName],
         text: &str,
     ) -> bool {
         self.registry

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use dm_core::{
     AclEntry, CacheValidator, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema,
-    NodeData, NodeSchema, NodeSelector, ResolveError, StatusCode,
+    NodeData, NodeSchema, NodeSelector, ResolveError, StatusCode, UriName,
 };
 use smallvec::SmallVec;
 
@@ -485,7 +485,7 @@ impl Registry {
         &self,
         index: usize,
         base: &[String],
-        below: &[String],
+        below: &[UriName],
         text: &str,
         allow: impl Fn(&[&str]) -> bool,
     ) -> bool {
@@ -504,17 +504,21 @@ pub(crate) const SHORT_PATH: usize = 8;
 /// [`SHORT_PATH`] names: every read and every resolution step needs a path
 /// in this form.
 pub(crate) fn with_refs<R>(path: &[String], f: impl FnOnce(&[&str]) -> R) -> R {
-    with_joined_refs(path, &[], None, f)
+    with_joined_refs::<&str, R>(path, &[], None, f)
 }
 
 /// [`with_refs`] of `base`, then `below`, then `last` (if any).
-pub(crate) fn with_joined_refs<R>(
+pub(crate) fn with_joined_refs<B: AsRef<str>, R>(
     base: &[String],
-    below: &[String],
+    below: &[B],
     last: Option<&str>,
     f: impl FnOnce(&[&str]) -> R,
 ) -> R {
-    let names = base.iter().chain(below).map(String::as_str).chain(last);
+    let names = base
+        .iter()
+        .map(String::as_str)
+        .chain(below.iter().map(AsRef::as_ref))
+        .chain(last);
     let len = base.len() + below.len() + usize::from(last.is_some());
     if len > SHORT_PATH {
         return f(&names.collect::<Vec<_>>());
@@ -561,7 +565,7 @@ impl InstanceTree for Registry {
         let Some(i) = self.instances.get(*instance) else {
             return false;
         };
-        with_joined_refs(path, &[], Some(name), |refs| i.mo.contains(refs))
+        with_joined_refs::<&str, _>(path, &[], Some(name), |refs| i.mo.contains(refs))
     }
 
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
@@ -580,7 +584,7 @@ impl InstanceTree for Registry {
         &self,
         instance: &usize,
         base: &[String],
-        below: &[String],
+        below: &[UriName],
         text: &str,
     ) -> bool {
         self.leaf_text_is_where(*instance, base, below, text, |_| true)
@@ -609,7 +613,7 @@ mod tests {
             with_refs(&path, |refs| assert_eq!(refs, expected.as_slice()));
             let mut longer = expected.clone();
             longer.push("last");
-            with_joined_refs(&path, &[], Some("last"), |refs| {
+            with_joined_refs::<&str, _>(&path, &[], Some("last"), |refs| {
                 assert_eq!(refs, longer.as_slice())
             });
             let mut twice = expected.clone();
@@ -683,6 +687,8 @@ mod tests {
             // Split anywhere between the x-named node and the nv path.
             for k in 0..=path.len() {
                 let (base, below) = path.split_at(k);
+                let below: Vec<UriName> = below.iter().map(|n| n.as_str().into()).collect();
+                let below = below.as_slice();
                 assert!(
                     registry.leaf_text_is(&index, base, below, &text),
                     "{path:?}"
