@@ -941,7 +941,14 @@ impl Package3 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"sc\":");
-            out.extend_from_slice(decimal(s.code.as_u16().into(), &mut [0; 20]));
+            let code = s.code.as_u16();
+            if (100..1000).contains(&code) {
+                // Every status of Appendix C: three digits, no division loop.
+                let digit = |n: u16| b'0' + (n % 10) as u8;
+                out.extend_from_slice(&[digit(code / 100), digit(code / 10), digit(code)]);
+            } else {
+                out.extend_from_slice(decimal(code.into(), &mut [0; 20]));
+            }
             if !s.uris.is_empty() {
                 out.extend_from_slice(b",\"URI\":");
                 // Writing strings to a Vec cannot fail.
@@ -1236,6 +1243,17 @@ mod tests {
                 },
             ],
             alerts: vec![alert],
+        };
+        assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
+        // Three-digit codes take a short path; every magnitude agrees.
+        let statuses: Vec<Status> = (0..=u16::MAX)
+            .filter_map(StatusCode::from_u16)
+            .map(Status::new)
+            .collect();
+        assert!(statuses.len() > 20);
+        let p = Package3 {
+            statuses,
+            alerts: Vec::new(),
         };
         assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
         let empty = Package3::default();

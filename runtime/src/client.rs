@@ -400,7 +400,12 @@ impl Device {
             if report.packages > self.config.max_packages {
                 return Err(SessionError::TooManyPackages(self.config.max_packages));
             }
-            let mut package3 = Package3::default();
+            // One status per command: sized once, never grown.
+            let mut package3 = Package3 {
+                statuses: Vec::with_capacity(package2.commands.len()),
+                ..Package3::default()
+            };
+            report.commands.reserve(package2.commands.len());
             let mut response =
                 ResponseWriter::with_capacity(self.response_size, package2.commands.len());
             let mut end = false;
