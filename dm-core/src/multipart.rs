@@ -375,9 +375,22 @@ impl ResponseWriter {
     /// Adds the data part of the command at `index` of the Package#2 (the
     /// part's name); `write` appends its content.
     pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        // write_head's bytes for BOUNDARY, in fewer copies: one head per
+        // GET answered 200 (the test of `finish` holds them to `encode`).
+        const NAMED: &[u8] = b"--dm2-boundary\r\nContent-Disposition: form-data; name=\"";
+        const TYPE: &[u8] = b"\"\r\nContent-Type: ";
         let mut digits = [0u8; 20];
-        let name = decimal(index as u64, &mut digits);
-        let (name, content_type) = write_head(&mut self.data, BOUNDARY, Some(name), content_type);
+        let digits = decimal(index as u64, &mut digits);
+        let out = &mut self.data;
+        out.reserve(NAMED.len() + digits.len() + TYPE.len() + content_type.len() + 4);
+        out.extend_from_slice(NAMED);
+        let name = out.len()..out.len() + digits.len();
+        out.extend_from_slice(digits);
+        out.extend_from_slice(TYPE);
+        let type_at = out.len()..out.len() + content_type.len();
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        let content_type = type_at;
         let start = self.data.len();
         write(&mut self.data);
         let end = self.data.len();
