@@ -370,9 +370,14 @@ impl Registry {
         self.instances.get(index)
     }
 
+    /// The instance at `index`, to change. Its kept cache validator is
+    /// dropped too: the MIID is a public field, and the validator is made
+    /// from it (a change of data still needs [`Registry::touch`]).
     pub fn instance_mut(&mut self, index: usize) -> Option<&mut Instance> {
         self.forget_rules();
-        self.instances.get_mut(index)
+        let instance = self.instances.get_mut(index)?;
+        instance.cache_validator = OnceLock::new();
+        Some(instance)
     }
 
     /// The access rules of the instance at `index`, `compute`d on the first
@@ -775,5 +780,10 @@ mod tests {
         registry.restore_changes(0, u64::MAX / 4);
         assert_eq!(cv(&registry), expected(&registry));
         assert_ne!(cv(&registry), touched);
+        // A renamed instance gets the validator of its new name.
+        if let Some(i) = registry.instance_mut(0) {
+            i.miid.push_str("-renamed");
+        }
+        assert_eq!(cv(&registry), expected(&registry));
     }
 }
