@@ -57,8 +57,15 @@ pub fn encode(parts: &[Part]) -> (String, Vec<u8>) {
     encode_refs(&parts.iter().collect::<Vec<_>>())
 }
 
+/// The boundary tried first, as a literal for the fixed part heads below.
+macro_rules! boundary {
+    () => {
+        "dm2-boundary"
+    };
+}
+
 /// The boundary tried first; [`encode`] numbers others when a part holds it.
-const BOUNDARY: &str = "dm2-boundary";
+const BOUNDARY: &str = boundary!();
 
 fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
     let mut boundary = String::from(BOUNDARY);
@@ -322,7 +329,9 @@ impl ResponseBytes {
 /// The head of the Package#3 part (Appendix F), the same in every
 /// multipart response.
 const PACKAGE3_HEAD: &str = concat!(
-    "--dm2-boundary\r\nContent-Disposition: form-data\r\nContent-Type: ",
+    "--",
+    boundary!(),
+    "\r\nContent-Disposition: form-data\r\nContent-Type: ",
     "application/vnd.oma.dm.response+json\r\n\r\n"
 );
 
@@ -377,7 +386,12 @@ impl ResponseWriter {
     pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {
         // write_head's bytes for BOUNDARY, in fewer copies: one head per
         // GET answered 200 (the test of `finish` holds them to `encode`).
-        const NAMED: &[u8] = b"--dm2-boundary\r\nContent-Disposition: form-data; name=\"";
+        const NAMED: &[u8] = concat!(
+            "--",
+            boundary!(),
+            "\r\nContent-Disposition: form-data; name=\""
+        )
+        .as_bytes();
         const TYPE: &[u8] = b"\"\r\nContent-Type: ";
         let mut digits = [0u8; 20];
         let digits = decimal(index as u64, &mut digits);
