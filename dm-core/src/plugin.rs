@@ -8,7 +8,7 @@
 //! types, so host and plugin need not share a compiler. Every call runs
 //! inside `catch_unwind` in the plugin: a panic comes back as an error with
 //! status 500 and the plugin keeps serving. [`dm_plugin!`](crate::dm_plugin) writes the
-//! plugin side; `dm-runtime` holds the loader.
+//! plugin side; `dm-agent` holds the loader.
 
 // FFI: raw pointers cross the boundary. Each unsafe block says why it holds.
 #![allow(unsafe_code)]

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dm_agent::service::{self as agent, AgentOptions};
 use dm_core::package::alert_type;
-use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::ServerHandle;
+use dm_server::ServerHandle;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tls_support::{b64, client_config, Ca, Front, FrontOptions, Issued};

@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::{body, codes, get, uri, Repository};
+use dm_agent::service::{self as agent, AgentOptions};
 use dm_core::{Command, MoDataItem, ServerUri, StatusCode};
-use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{CommandResult, ServerHandle};
+use dm_server::{CommandResult, ServerHandle};
 
 const DEV_ID: &str = "IMEI:490154203237518";
 const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";

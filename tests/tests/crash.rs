@@ -10,9 +10,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::Repository;
+use dm_agent::service::{self as agent, AgentOptions};
 use dm_core::{Command, NodeData, ServerUri, Value};
-use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{self, ServerConfig};
+use dm_server::{self as server, ServerConfig};
 
 const WRITES: usize = 60;
 const ROUNDS: usize = 100;

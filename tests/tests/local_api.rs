@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{uri, Repository};
+use dm_agent::service::{self as agent, AgentOptions};
+use dm_agent::{Device, LocalError};
 use dm_core::{Command, MoDataItem, ServerUri, StatusCode};
-use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
-use dm_runtime::{Device, LocalError};
+use dm_server::{self as server, CommandResult, ServerConfig, ServerHandle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const DEV_ID: &str = "IMEI:490154203237518";
@@ -239,7 +239,7 @@ async fn the_local_api_speaks_json_lines_on_a_unix_socket() {
     let path = w.tmp.path().join("dm.sock");
     let served = tokio::spawn({
         let (device, path) = (device.clone(), path.clone());
-        async move { dm_runtime::local_api::serve(device, &path).await }
+        async move { dm_agent::local_api::serve(device, &path).await }
     });
     let mut stream = None;
     for _ in 0..100 {

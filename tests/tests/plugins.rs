@@ -6,9 +6,9 @@ mod common;
 
 use common::uri;
 
+use dm_agent::plugins::{load_dir, PluginError};
+use dm_agent::{service as agent, standard_registry, Device, DeviceConfig, Initiation, Registry};
 use dm_core::{Command, ServerUri, StatusCode};
-use dm_runtime::plugins::{load_dir, PluginError};
-use dm_runtime::{agent, standard_registry, Device, DeviceConfig, Initiation, Registry};
 
 const DEV_ID: &str = "IMEI:356938035643809";
 const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";

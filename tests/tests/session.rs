@@ -10,10 +10,10 @@ use common::get;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command as Process;
 
+use dm_agent::{standard_registry, Device, DeviceConfig, Initiation, SessionError};
 use dm_core::package::alert_type;
 use dm_core::{Command, MoDataItem, StatusCode};
-use dm_runtime::server::{self, ServerConfig, ServerHandle};
-use dm_runtime::{standard_registry, Device, DeviceConfig, Initiation, SessionError};
+use dm_server::{self as server, ServerConfig, ServerHandle};
 
 const DEV_ID: &str = "IMEI:493005100592800";
 

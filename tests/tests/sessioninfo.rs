@@ -8,10 +8,10 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use dm_agent::service::{self as agent, AgentOptions};
+use dm_agent::Initiation;
 use dm_core::Command;
-use dm_runtime::agent::{self, AgentOptions};
-use dm_runtime::server::{self, ServerConfig};
-use dm_runtime::Initiation;
+use dm_server::{self as server, ServerConfig};
 
 const DEV_ID: &str = "IMEI:490154203237518";
 const SESSIONINFO: &str = "urn:oma:mo:oma-sessioninfomo:1.0";

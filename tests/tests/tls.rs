@@ -10,7 +10,7 @@ mod tls_support;
 use std::path::{Path, PathBuf};
 
 use dm_core::package::alert_type;
-use dm_runtime::server::ServerHandle;
+use dm_server::ServerHandle;
 use tls_support::{b64, Ca, Front, FrontOptions, Issued};
 
 const DEV_ID: &str = "IMEI:353456789012345";

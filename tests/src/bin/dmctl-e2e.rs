@@ -1,5 +1,5 @@
 //! `dmctl` as the end-to-end tests run it: the same entry point.
 
 fn main() -> std::process::ExitCode {
-    dm_runtime::cli::main()
+    dmctl::cli::main()
 }

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use dm_agent::{Device, Initiation};
 use dm_core::{ClientUri, Command, ServerUri};
-use dm_runtime::server::{self, CommandResult, ServerConfig, ServerHandle};
-use dm_runtime::{Device, Initiation};
+use dm_server::{self as server, CommandResult, ServerConfig, ServerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// The `dmctl` entry point (`dm_runtime::cli::main`), built as this
+/// The `dmctl` entry point (`dmctl::cli::main`), built as this
 /// package's `dmctl-e2e` binary.
 pub fn dmctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dmctl-e2e"))
@@ -183,7 +183,7 @@ pub async fn session(
         .run_session_as(server_id, Initiation::ClientInitiated, true, Vec::new())
         .await
         .unwrap();
-    dm_runtime::agent::deliver_alerts(device).await;
+    dm_agent::service::deliver_alerts(device).await;
     server.device(dev_id).unwrap().results[before..].to_vec()
 }
 

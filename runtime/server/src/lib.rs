@@ -31,7 +31,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::http::MAX_BODY;
+/// Largest request body the server reads (a Package#1/#3, an admin
+/// request, a repository upload), 16 MiB; past it the request is answered
+/// 413 without being read further.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 mod admin;
 mod repository;
@@ -154,7 +157,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// POSIX seconds now; 0 if the clock is before 1970.
-pub(crate) fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -704,7 +707,7 @@ impl Core {
             self.storage.put_device(&row)?;
             (encoded, to, id)
         };
-        crate::notify::send(&to, &bytes).await?;
+        send_notification(&to, &bytes).await?;
         Ok(id)
     }
 
@@ -859,6 +862,31 @@ async fn handle(
         }
         Err(e) => core.reject(HttpStatus::INTERNAL_SERVER_ERROR, format!("{dev_id}: {e}")),
     })
+}
+
+/// Sends `bytes` as one datagram to the first address `to` resolves to,
+/// from an ephemeral port of the same address family.
+pub async fn send_notification(to: &str, bytes: &[u8]) -> std::io::Result<std::net::SocketAddr> {
+    let addr = tokio::net::lookup_host(to).await?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the address resolves to nothing",
+        )
+    })?;
+    let local = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    let sent = socket.send_to(bytes, addr).await?;
+    if sent != bytes.len() {
+        return Err(std::io::Error::other(format!(
+            "only {sent} of {} bytes sent",
+            bytes.len()
+        )));
+    }
+    Ok(addr)
 }
 
 #[cfg(test)]

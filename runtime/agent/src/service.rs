@@ -820,3 +820,36 @@ pub fn register_plugins(registry: &mut Registry, dir: &Path) -> Vec<PluginError>
     }
     errors
 }
+
+/// Why `dmctl client --local-api` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalApiError {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("local API socket {}: {source}", path.display())]
+    Socket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `dmctl client --local-api PATH`: opens the device from its state
+/// directory and serves the local API on `path` until Ctrl-C.
+#[cfg(unix)]
+pub async fn run_local_api(opts: &AgentOptions, path: &Path) -> Result<(), LocalApiError> {
+    let mut device = open_device(opts)?;
+    if let Some(file) = &opts.bootstrap {
+        apply_bootstrap(&mut device, file)?;
+    }
+    let device = std::sync::Arc::new(tokio::sync::Mutex::new(device));
+    eprintln!("dmctl client: local API on {}", path.display());
+    let result = tokio::select! {
+        r = crate::local_api::serve(device, path) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    let _ = std::fs::remove_file(path);
+    result.map_err(|source| LocalApiError::Socket {
+        path: path.to_owned(),
+        source,
+    })
+}

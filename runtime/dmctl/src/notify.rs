@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dm_core::notification::{self, ConnectionType, Notification};
-use tokio::net::UdpSocket;
 
 /// Exit status for bad usage (as clap's).
 const EXIT_USAGE: u8 = 2;
@@ -95,7 +94,7 @@ pub async fn run(args: NotifyArgs) -> ExitCode {
         eprintln!("dmctl notify: --to ADDR or --hex is required");
         return ExitCode::from(EXIT_USAGE);
     };
-    match send(to, &bytes).await {
+    match dm_server::send_notification(to, &bytes).await {
         Ok(addr) => {
             eprintln!(
                 "dmctl notify: sent a {}-byte DM Notification to {addr}",
@@ -116,31 +115,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Sends `bytes` as one datagram to the first address `to` resolves to,
-/// from an ephemeral port of the same address family.
-pub(crate) async fn send(to: &str, bytes: &[u8]) -> std::io::Result<std::net::SocketAddr> {
-    let addr = tokio::net::lookup_host(to).await?.next().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "the address resolves to nothing",
-        )
-    })?;
-    let local = if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let socket = UdpSocket::bind(local).await?;
-    let sent = socket.send_to(bytes, addr).await?;
-    if sent != bytes.len() {
-        return Err(std::io::Error::other(format!(
-            "only {sent} of {} bytes sent",
-            bytes.len()
-        )));
-    }
-    Ok(addr)
 }
 
 /// `--decode HEX`: the fields, one per line, then the digest check when a

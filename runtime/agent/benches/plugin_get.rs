@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use dm_agent::plugins::{Plugin, PluginInstance};
 use dm_core::ManagementObject;
-use dm_runtime::plugins::{Plugin, PluginInstance};
 
 const N: u32 = 200_000;
 

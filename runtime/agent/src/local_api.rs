@@ -38,7 +38,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
 use crate::access::{self, Principal};
-use crate::agent::{AgentError, AgentOptions};
 use crate::client::{Device, SessionCtx};
 use crate::commands::ReadNode;
 use crate::tree::Owner;
@@ -254,39 +253,6 @@ async fn answer(device: &Mutex<Device>, line: &str) -> Answer {
             }
         }
     }
-}
-
-/// Why `dmctl client --local-api` stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum LocalApiError {
-    #[error(transparent)]
-    Agent(#[from] AgentError),
-    #[error("local API socket {}: {source}", path.display())]
-    Socket {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-}
-
-/// `dmctl client --local-api PATH`: opens the device from its state
-/// directory and serves the local API on `path` until Ctrl-C.
-#[cfg(unix)]
-pub async fn run(opts: &AgentOptions, path: &Path) -> Result<(), LocalApiError> {
-    let mut device = crate::agent::open_device(opts)?;
-    if let Some(file) = &opts.bootstrap {
-        crate::agent::apply_bootstrap(&mut device, file)?;
-    }
-    let device = Arc::new(Mutex::new(device));
-    eprintln!("dmctl client: local API on {}", path.display());
-    let result = tokio::select! {
-        r = serve(device, path) => r,
-        _ = tokio::signal::ctrl_c() => Ok(()),
-    };
-    let _ = std::fs::remove_file(path);
-    result.map_err(|source| LocalApiError::Socket {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 /// Longest request line read (a bound against a peer that never sends a

@@ -12,13 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use dm_core::{ClientUri, Command, ServerUri, StatusCode};
 
-use crate::client::{Device, DeviceConfig, Initiation};
-use crate::http::{Exchange, Message};
-use crate::server::{
-    self, NotificationConfig, NotifyRequest, RegistrationKind, Resource, ServerConfig, ServerError,
-    ServerOptions,
+use dm_agent::{Device, DeviceConfig, Exchange, Initiation, Message, StateDir};
+use dm_server::{
+    self as server, NotificationConfig, NotifyRequest, RegistrationKind, Resource, ServerConfig,
+    ServerError, ServerOptions,
 };
-use crate::store::StateDir;
 
 /// The DevID the demo device reports.
 pub const DEMO_DEV_ID: &str = "UUID:00000000-0000-4000-8000-00000000d2d0";
@@ -34,7 +32,7 @@ pub enum DemoError {
     #[error("could not start the DM Server: {0}")]
     Server(#[from] std::io::Error),
     #[error("the DM Session failed: {0}")]
-    Session(#[from] crate::SessionError),
+    Session(#[from] dm_agent::SessionError),
     #[error("the server: {0}")]
     Api(#[from] ServerError),
     #[error("the device: {0}")]
@@ -63,12 +61,10 @@ impl Drop for TempState {
     }
 }
 
-/// The device: standard MOs, DCMO compiled in (feature `demo-dcmo`), a
+/// The device: standard MOs, DCMO compiled in, a
 /// state directory (DEFAULT and SUB are kept there), SHOW runs `true`.
 fn demo_device(state: &std::path::Path) -> Result<Device, DemoError> {
-    #[allow(unused_mut)]
-    let mut registry = crate::standard_registry(DEMO_DEV_ID);
-    #[cfg(feature = "demo-dcmo")]
+    let mut registry = dm_agent::standard_registry(DEMO_DEV_ID);
     for (miid, mo) in mo_dcmo::builtin_instances() {
         registry.insert(miid, Box::new(mo));
     }
@@ -127,7 +123,7 @@ async fn demo(
     let bootstrap_file = dir.0.join("bootstrap.json");
     std::fs::write(&bootstrap_file, bootstrap.to_string())?;
     let mut device = demo_device(&dir.0.join("state"))?;
-    crate::agent::apply_bootstrap(&mut device, &bootstrap_file)
+    dm_agent::service::apply_bootstrap(&mut device, &bootstrap_file)
         .map_err(|e| DemoError::Device(e.to_string()))?;
     let _ = writeln!(
         out,
@@ -232,7 +228,7 @@ async fn demo(
         .run_session_as(SERVER_ID, Initiation::BootstrapComplete, true, Vec::new())
         .await?;
     // Session 2: the asynchronous EXEC's Generic Alert (5.4.1).
-    for o in crate::agent::deliver_alerts(&mut device).await {
+    for o in dm_agent::service::deliver_alerts(&mut device).await {
         o.result?;
     }
     // The user answers the SHOW page (what a browser would POST).
@@ -267,7 +263,7 @@ async fn demo(
     .await
     .map_err(|_| DemoError::Device("no notification arrived".into()))??;
     let (server_id, notification) =
-        crate::agent::accept_notification(&mut device, &buf[..n], server::now(), 300)
+        dm_agent::service::accept_notification(&mut device, &buf[..n], server::now(), 300)
             .map_err(|e| DemoError::Device(e.to_string()))?;
     device
         .run_session_as(
@@ -348,16 +344,16 @@ async fn demo(
 
 /// Posts the user's choice to the SHOW page, as the browser's form does.
 async fn answer_show(server: &server::ServerHandle, uiid: u64) -> Option<String> {
-    let http = crate::http::HttpClient::new(std::time::Duration::from_secs(5));
-    let body = format!("uiid={uiid}&choice=confirm").into_bytes();
-    let headers = [(
-        "Content-Type",
-        "application/x-www-form-urlencoded".to_owned(),
-    )];
+    let body = format!("uiid={uiid}&choice=confirm");
     let url = format!("{}{}/choice", server.base_url(), server::UI_PATH);
-    http.call(hyper::Method::POST, &url, &headers, body)
-        .await
+    let request = hyper::Request::post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .ok()?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request));
+    answer.await.ok()?.ok()?;
     server.storage().ui_session(uiid).ok()??.choice
 }
 

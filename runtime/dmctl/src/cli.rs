@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::agent::{self, AgentOptions};
-#[cfg(feature = "server")]
-use crate::server::{self, ServerConfig};
 use clap::{Parser, Subcommand};
+use dm_agent::service::{self as agent, AgentOptions};
 #[cfg(feature = "server")]
 use dm_core::{ClientUri, Command};
+#[cfg(feature = "server")]
+use dm_server::{self as server, ServerConfig};
 
 /// Exit status when a session was aborted (HTTP error, timeout, bad package).
 const EXIT_ABORTED: u8 = 3;
@@ -45,6 +45,7 @@ enum Cmd {
     Server(ServerArgs),
     /// Build a DM Notification (Package#0) and send it over UDP, print it
     /// as hex, or decode one.
+    #[cfg(feature = "server")]
     Notify(crate::notify::NotifyArgs),
 }
 
@@ -81,7 +82,7 @@ struct ClientArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
     /// Serve the local API for on-device applications (JSON lines, see
-    /// `dm_runtime::local_api`) on a Unix socket at PATH until stopped:
+    /// `dm_agent::local_api`) on a Unix socket at PATH until stopped:
     /// after the sessions, and beside --notify-udp / --bootstrap-listen.
     /// Not with --once.
     #[arg(long, value_name = "PATH", conflicts_with = "once")]
@@ -145,6 +146,7 @@ pub fn main() -> ExitCode {
             Cmd::Client(args) => client(args).await,
             #[cfg(feature = "server")]
             Cmd::Server(args) => serve(args).await,
+            #[cfg(feature = "server")]
             Cmd::Notify(args) => crate::notify::run(args).await,
         }
     })
@@ -211,7 +213,7 @@ async fn client(args: ClientArgs) -> ExitCode {
     #[cfg(unix)]
     if let (false, Some(path), Ok(outcomes)) = (listening, &args.local_api, &result) {
         outcomes.iter().for_each(agent::report);
-        return match crate::local_api::run(&opts, path).await {
+        return match agent::run_local_api(&opts, path).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("dmctl client: {e}");

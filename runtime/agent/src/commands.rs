@@ -1265,7 +1265,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bootstrap.json");
         std::fs::write(&file, serde_json::Value::from(accounts).to_string()).unwrap();
-        crate::agent::apply_bootstrap(&mut device, &file).unwrap();
+        crate::service::apply_bootstrap(&mut device, &file).unwrap();
         device
     }
 

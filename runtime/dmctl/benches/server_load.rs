@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dm_runtime::{standard_registry, Device, DeviceConfig, Initiation};
+use dm_agent::{standard_registry, Device, DeviceConfig, Initiation};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use dm_agent::{standard_registry, Device, DeviceConfig, Initiation, Message};
 use dm_core::{ClientUri, Command};
-use dm_runtime::server::{self, ServerConfig};
-use dm_runtime::{standard_registry, Device, DeviceConfig, Initiation, Message};
+use dm_server::{self as server, ServerConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -99,7 +99,7 @@ fn bootstrap(device: &mut Device, accounts: &[(&str, &str)]) {
     let file = dir.path().join("bootstrap.json");
     std::fs::write(&file, serde_json::Value::from(items).to_string())
         .unwrap_or_else(|e| panic!("{e}"));
-    dm_runtime::agent::apply_bootstrap(device, &file).unwrap_or_else(|e| panic!("{e}"));
+    dm_agent::service::apply_bootstrap(device, &file).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -120,7 +120,7 @@ async fn main() {
     // Record one session's messages to replay their sizes over bare hyper.
     let seen: std::sync::Arc<std::sync::Mutex<Vec<(Message, Message)>>> = Default::default();
     let sink = seen.clone();
-    device.observe(std::sync::Arc::new(move |e: &dm_runtime::Exchange| {
+    device.observe(std::sync::Arc::new(move |e: &dm_agent::Exchange| {
         if let Ok(mut s) = sink.lock() {
             if s.len() < 2 {
                 s.push((e.request.clone(), e.response.clone()));

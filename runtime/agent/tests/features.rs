@@ -4,7 +4,7 @@
 
 #[test]
 fn the_registry_holds_exactly_the_compiled_in_mos() {
-    let registry = dm_runtime::standard_registry("IMEI:1");
+    let registry = dm_agent::standard_registry("IMEI:1");
     let moids: Vec<&str> = registry.mos().into_iter().map(|(s, _)| s.moid).collect();
     let expect = [
         (

@@ -1,29 +1,23 @@
-//! `dm-runtime`: the OMA DM 2.0 device engine and the reference DM Server.
+//! `dm-agent`: the OMA DM 2.0 device agent (DM Client).
 //!
 //! A [`Device`] holds the MO instances of a device in a [`Registry`] and
-//! runs DM Sessions with DM Servers over HTTP (spec 5.2): Package#1, then
-//! each Package#2's commands in order answered by a Package#3, until END.
-//! [`server::start`] runs the reference DM Server that drives devices from
-//! per-device command queues. [`agent`] is the `dmctl client` device agent
-//! over a `--state` directory; [`demo`] runs both ends in one process.
+//! runs DM Sessions with DM Servers over HTTP(S) (spec 5.2): Package#1,
+//! then each Package#2's commands in order answered by a Package#3, until
+//! END. [`service`] runs a device over a `--state` directory as `dmctl
+//! client` does: factory bootstrap, plugins, notifications, the local API.
+//! No server code lives here; the reference DM Server is `dm-server`.
 
 mod access;
-pub mod agent;
 pub mod bearer;
 pub mod bootstrap;
-pub mod cli;
 mod client;
 mod commands;
 mod delegation;
-#[cfg(feature = "server")]
-pub mod demo;
 mod digest_auth;
 mod http;
 pub mod local_api;
-mod notify;
 pub mod plugins;
-#[cfg(feature = "server")]
-pub mod server;
+pub mod service;
 mod session_info;
 mod store;
 mod tls;

@@ -1,0 +1,5 @@
+//! `dmctl`: see `dmctl::cli`.
+
+fn main() -> std::process::ExitCode {
+    dmctl::cli::main()
+}
