@@ -281,8 +281,12 @@ impl Command {
         }
     }
 
-    /// Reads one command array. `params` are the strings after the name.
-    fn from_parts<S: AsRef<str>>(name: &str, params: &[S]) -> Result<Command, CommandError> {
+    /// Builds a command from its Package#2 array form (spec 7.2.1.2): the
+    /// command name and the strings after it, checked as a received
+    /// command is (arity, ClientURI syntax). `Package2::parse` uses it for
+    /// every command it reads; storage and tools use it to rebuild a
+    /// command kept as its parts.
+    pub fn from_parts<S: AsRef<str>>(name: &str, params: &[S]) -> Result<Command, CommandError> {
         let arity = |min: usize, max: Option<usize>| {
             let ok = params.len() >= min && max.is_none_or(|m| params.len() <= m);
             if ok {
