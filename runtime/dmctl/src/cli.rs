@@ -128,6 +128,7 @@ struct ServerArgs {
 /// Runs `dmctl` with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -150,6 +151,22 @@ pub fn main() -> ExitCode {
             Cmd::Notify(args) => crate::notify::run(args).await,
         }
     })
+}
+
+/// The libraries log through `tracing`; dmctl writes each event to stderr
+/// as the bare message ("dmctl client: ..."), as it always has, so that
+/// scripts reading stderr keep working. DEBUG and TRACE events are dropped.
+fn init_logging() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .finish();
+    // Only fails when a subscriber is already set (a test harness that
+    // calls `main` twice): the first one keeps logging.
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 #[cfg(feature = "server")]
