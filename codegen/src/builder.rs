@@ -109,10 +109,7 @@ impl Builder {
                 source_name: file_name,
                 moids: self.moids.clone(),
             };
-            let source = ddf.to_rust(&opts).map_err(|message| Error::Internal {
-                file: ddf_path.clone(),
-                message,
-            })?;
+            let source = ddf.to_rust(&opts)?;
             let out = out_dir.join(format!("{}.rs", output_stem(ddf_path)));
             if outputs.iter().any(|(o, _)| *o == out) {
                 return Err(Error::OutputClash {

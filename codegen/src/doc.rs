@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tera::{Context, Tera};
 
+use crate::error::DocError;
 use crate::ir::{CaseSense, Ddf, NodeId};
 use crate::names::{snake_case, Namespace};
 
@@ -78,10 +79,12 @@ struct Page<'a> {
 }
 
 /// Renders the pages of every root of `ddf`.
-pub fn render(ddf: &Ddf, source_name: &str) -> Result<Vec<DocPage>, String> {
+pub fn render(ddf: &Ddf, source_name: &str) -> Result<Vec<DocPage>, DocError> {
     let mut tera = Tera::default();
     tera.add_raw_templates([("mo.md", MARKDOWN), ("mo.html", HTML)])
-        .map_err(|e| format!("doc templates: {e}"))?;
+        .map_err(|e| DocError::Templates {
+            source: Box::new(e),
+        })?;
     tera.register_filter("md", md_filter);
     let stem = source_name
         .rsplit_once('.')
@@ -99,13 +102,21 @@ pub fn render(ddf: &Ddf, source_name: &str) -> Result<Vec<DocPage>, String> {
             )
         };
         let page = page(ddf, root, source_name);
-        let ctx = Context::from_serialize(&page).map_err(|e| e.to_string())?;
-        let markdown = tera
-            .render("mo.md", &ctx)
-            .map_err(|e| format!("rendering {page_stem}.md: {e:?}"))?;
-        let html = tera
-            .render("mo.html", &ctx)
-            .map_err(|e| format!("rendering {page_stem}.html: {e:?}"))?;
+        let ctx = Context::from_serialize(&page).map_err(|e| DocError::Context {
+            source_name: source_name.to_owned(),
+            page: page_stem.clone(),
+            source: Box::new(e),
+        })?;
+        let render = |template: &'static str| {
+            tera.render(template, &ctx).map_err(|e| DocError::Render {
+                source_name: source_name.to_owned(),
+                page: page_stem.clone(),
+                template,
+                source: Box::new(e),
+            })
+        };
+        let markdown = render("mo.md")?;
+        let html = render("mo.html")?;
         pages.push(DocPage {
             stem: page_stem,
             title: page.title,

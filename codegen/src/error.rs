@@ -214,8 +214,69 @@ pub enum Error {
     NoOutDir,
     #[error("{file}: two DDF files would write `{output}`")]
     OutputClash { file: PathBuf, output: PathBuf },
-    #[error("{}: internal error of dm-codegen: {message}", file.display())]
-    Internal { file: PathBuf, message: String },
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+}
+
+/// [`crate::Ddf::to_rust`] failed: the tokens it built are not Rust. Never
+/// the DDF's fault (the IR is valid by construction), so a bug to report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    #[error("{source_name}: the generated code does not parse (a bug of dm-codegen): {source}")]
+    Unparsable {
+        /// The DDF's file name ([`crate::EmitOptions::source_name`]).
+        source_name: String,
+        #[source]
+        source: syn::Error,
+    },
+}
+
+/// [`crate::Ddf::to_docs`] failed. The templates are built in, so this is
+/// a bug of dm-codegen too; the message carries tera's whole chain of
+/// causes, which names the template line. (tera's error is boxed: it is
+/// large, and the `Ok` side is what callers move around.)
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    #[error("doc templates do not compile: {}", causes(source))]
+    Templates {
+        #[source]
+        source: Box<tera::Error>,
+    },
+    #[error(
+        "{source_name}: page `{page}`: its data is not a template context: {}",
+        causes(source)
+    )]
+    Context {
+        source_name: String,
+        page: String,
+        #[source]
+        source: Box<tera::Error>,
+    },
+    #[error(
+        "{source_name}: rendering `{page}` with template `{template}`: {}",
+        causes(source)
+    )]
+    Render {
+        source_name: String,
+        page: String,
+        template: &'static str,
+        #[source]
+        source: Box<tera::Error>,
+    },
+}
+
+/// `error: cause: cause`, as `{:?}` of tera's error used to show.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -116,8 +116,9 @@ pub enum Holder {
     Plain,
     /// A named node that may be absent (occurrence minimum 0): `Option<T>`.
     Optional,
-    /// An un-named node: `NodeMap<T, MIN, MAX>`, `MAX == 0` unbounded.
-    Map { min: u32, max: u32 },
+    /// An un-named node: `NodeMap<T, MIN, MAX>`; `max` is `None` for no
+    /// upper bound (`dm_core::UNBOUNDED`).
+    Map { min: u32, max: Option<u32> },
 }
 
 /// One node definition, valid by construction.
@@ -263,7 +264,7 @@ impl NodeDef {
         match (&self.name, self.occurrence.min()) {
             (None, min) => Holder::Map {
                 min,
-                max: self.occurrence.max().unwrap_or(0),
+                max: self.occurrence.max(),
             },
             (Some(_), 0) => Holder::Optional,
             (Some(_), _) => Holder::Plain,

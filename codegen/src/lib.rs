@@ -39,7 +39,9 @@ use std::path::Path;
 pub use builder::Builder;
 pub use doc::DocPage;
 pub use emit::EmitOptions;
-pub use error::{DdfErrorKind, Diagnostic, Diagnostics, Error, Position, Severity};
+pub use error::{
+    DdfErrorKind, Diagnostic, Diagnostics, DocError, EmitError, Error, Position, Severity,
+};
 pub use ir::{behaviour_trait_name, CaseSense, Ddf, Extension, Holder, NodeDef, NodeId, RustNames};
 
 impl Ddf {
@@ -59,13 +61,13 @@ impl Ddf {
     }
 
     /// Emits the Rust source for this DDF.
-    pub fn to_rust(&self, opts: &EmitOptions) -> Result<String, String> {
+    pub fn to_rust(&self, opts: &EmitOptions) -> Result<String, EmitError> {
         emit::emit(self, opts)
     }
 
     /// Renders the reference pages of this DDF: one per root node (an MO,
     /// or a tree without MOID as in the Windows files), Markdown and HTML.
-    pub fn to_docs(&self, source_name: &str) -> Result<Vec<DocPage>, String> {
+    pub fn to_docs(&self, source_name: &str) -> Result<Vec<DocPage>, DocError> {
         doc::render(self, source_name)
     }
 }

@@ -33,7 +33,7 @@ pub use acl::{
 };
 pub use cache::{CacheDecision, CacheValidator};
 pub use dm_derive::{ManagementObject, MoNode};
-pub use map::{is_node_name, NodeMap, NodeMapError};
+pub use map::{is_node_name, NodeMap, NodeMapError, UNBOUNDED};
 #[doc(hidden)]
 pub use mo::__private;
 pub use mo::{

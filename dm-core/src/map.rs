@@ -16,16 +16,37 @@ pub enum NodeMapError {
     AtMinimum { name: String, min: usize },
 }
 
+/// The `MAX` of a [`NodeMap`] without upper bound (occurrence `ZeroOrMore`,
+/// `OneOrMore`, or `ZeroOrN`/`OneOrN` without a count): no map can hold
+/// `usize::MAX` entries, so the bound never refuses an insert.
+pub const UNBOUNDED: usize = usize::MAX;
+
 /// Instances of an un-named node. `MIN` and `MAX` are the occurrence bounds
-/// (`MAX == 0` means no upper bound): `ZeroOrN(5)` is `NodeMap<T, 0, 5>`,
-/// `OneOrMore` is `NodeMap<T, 1>`.
+/// (spec 6.3.1 "Occurrence"): `ZeroOrN(5)` is `NodeMap<T, 0, 5>`,
+/// `OneOrMore` is `NodeMap<T, 1, UNBOUNDED>` (`UNBOUNDED` is the default
+/// `MAX`). A `MAX` of 0 (a map that may hold nothing) or below `MIN` does
+/// not compile: the DDF forbids `ZeroOrN(0)` ("N > 1", dm_ddf-v1_2.dtd).
 #[derive(Clone, PartialEq)]
-pub struct NodeMap<T, const MIN: usize = 0, const MAX: usize = 0> {
+pub struct NodeMap<T, const MIN: usize = 0, const MAX: usize = UNBOUNDED> {
     entries: Vec<(String, T)>,
+}
+
+impl<T, const MIN: usize, const MAX: usize> NodeMap<T, MIN, MAX> {
+    /// Evaluated (at compile time) by every constructor: see the type's
+    /// docs for why these bounds are refused.
+    const BOUNDS_ARE_VALID: () = {
+        assert!(
+            MAX > 0,
+            "NodeMap: MAX of 0 allows no instance; use dm_core::UNBOUNDED for no limit"
+        );
+        assert!(MIN <= MAX, "NodeMap: MIN is above MAX");
+    };
 }
 
 impl<T, const MIN: usize, const MAX: usize> Default for NodeMap<T, MIN, MAX> {
     fn default() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::BOUNDS_ARE_VALID;
         NodeMap {
             entries: Vec::new(),
         }
@@ -98,7 +119,7 @@ impl<T, const MIN: usize, const MAX: usize> NodeMap<T, MIN, MAX> {
         if let Some(slot) = self.get_mut(&name) {
             return Ok(Some(std::mem::replace(slot, value)));
         }
-        if MAX != 0 && self.entries.len() >= MAX {
+        if self.entries.len() >= MAX {
             return Err(NodeMapError::Full { name, max: MAX });
         }
         self.entries.push((name, value));
@@ -154,5 +175,16 @@ mod tests {
             );
         }
         assert!(m.insert("miid-1.x_~", ()).is_ok());
+    }
+
+    #[test]
+    fn the_default_maximum_is_unbounded() {
+        let mut m: NodeMap<u8, 1> = NodeMap::new();
+        for i in 0..300u16 {
+            assert_eq!(m.insert(format!("n{i}"), 0), Ok(None));
+        }
+        assert_eq!(m.len(), 300);
+        let explicit: NodeMap<u8, 1, UNBOUNDED> = m.clone();
+        assert_eq!(explicit.len(), 300);
     }
 }

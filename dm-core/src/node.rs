@@ -381,8 +381,9 @@ impl NodeSchema {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoSchema {
     pub moid: &'static str,
-    /// The DDF URL given in MOS (spec 5.2.2) and MO serialization (7.2.1.4).
-    pub ddf_url: &'static str,
+    /// The DDF URL given in MOS (spec 5.2.2) and MO serialization (7.2.1.4);
+    /// `None` when the MO publishes none.
+    pub ddf_url: Option<&'static str>,
     /// The instance root node (the `<x>` of section 12).
     pub root: NodeSchema,
 }
@@ -471,7 +472,12 @@ impl MoSchema {
             NodeSchema::leak_from_json(json.get("root").unwrap_or(&serde_json::Value::Null))?;
         Ok(Box::leak(Box::new(MoSchema {
             moid: text("moid")?,
-            ddf_url: text("ddf_url")?,
+            // Absent, null or (from an older plugin) empty: no DDF URL.
+            ddf_url: json
+                .get("ddf_url")
+                .and_then(serde_json::Value::as_str)
+                .filter(|u| !u.is_empty())
+                .map(|u| &*Box::leak(u.to_owned().into_boxed_str())),
             root,
         })))
     }
@@ -493,7 +499,7 @@ mod tests {
         };
         let schema = MoSchema {
             moid: "urn:x:1.0",
-            ddf_url: "http://x",
+            ddf_url: Some("http://x"),
             root: NodeSchema {
                 name: None,
                 format: Format::Node,
@@ -504,6 +510,8 @@ mod tests {
         };
         let back = MoSchema::leak_from_json(&schema.to_json()).unwrap();
         assert_eq!(*back, schema);
+        let no_ddf = MoSchema { ddf_url: None, ..schema };
+        assert_eq!(*MoSchema::leak_from_json(&no_ddf.to_json()).unwrap(), no_ddf);
         assert!(MoSchema::leak_from_json(&serde_json::json!({"moid": "x"})).is_err());
     }
 

@@ -452,7 +452,10 @@ macro_rules! dm_plugin {
         #[doc(hidden)]
         static __DM_PLUGIN_TABLE: $crate::plugin::PluginTable = $crate::plugin::PluginTable::new(
             <$mo>::SCHEMA.moid,
-            <$mo>::SCHEMA.ddf_url,
+            match <$mo>::SCHEMA.ddf_url {
+                ::core::option::Option::Some(url) => url,
+                ::core::option::Option::None => "",
+            },
             __dm_plugin_call,
         );
 

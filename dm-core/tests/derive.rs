@@ -387,3 +387,46 @@ fn apply_is_all_or_nothing() {
     .unwrap();
     assert!(!s.conf.on && s.items.is_empty());
 }
+
+/// The derives name the standard library by absolute path: a module whose
+/// own items shadow the prelude still compiles their output.
+#[allow(dead_code, non_upper_case_globals, non_snake_case, clippy::all)]
+mod shadowed {
+    use dm_core::{ManagementObject, MoHooks, MoNode, NodeMap};
+
+    struct Option;
+    struct String;
+    struct Vec;
+    struct Result;
+    struct Box;
+    const None: () = ();
+    fn Some() {}
+    fn Ok() {}
+    fn Err() {}
+
+    #[derive(Debug, Clone, PartialEq, ManagementObject)]
+    #[dm(moid = "urn:example:mo:shadowed:1.0", access = "Get")]
+    pub struct Root {
+        #[dm(name = "Name", format = "chr", access = "Get, Replace")]
+        name: ::std::string::String,
+        #[dm(name = "Opt", format = "bin", occurrence = "ZeroOrOne")]
+        opt: ::core::option::Option<::std::vec::Vec<u8>>,
+        #[dm(format = "node", access = "Add, Get", occurrence = "ZeroOrMore")]
+        items: NodeMap<Item>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, MoNode)]
+    pub struct Item {
+        #[dm(name = "ID", format = "int", access = "Get")]
+        id: i64,
+    }
+
+    impl MoHooks for Root {}
+
+    #[test]
+    fn derives_compile_with_the_prelude_shadowed() {
+        let schema = Root::SCHEMA;
+        ::std::assert_eq!(schema.root.children.len(), 3);
+        ::std::assert_eq!(schema.ddf_url, ::core::option::Option::None);
+    }
+}

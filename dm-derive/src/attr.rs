@@ -21,12 +21,17 @@ impl Errors {
     }
 }
 
-/// Node properties given in a `#[dm(...)]` attribute, validated.
+/// Node properties given in a `#[dm(...)]` attribute, validated. A key
+/// left out takes what the DDF means when its element is left out
+/// (dm_ddf-v1_2.dtd, DM 1.2 TND): no `access` is an empty `<AccessType/>`,
+/// no `occurrence` is `One`, no `scope` is `Dynamic`. `format` has no
+/// default (`<DFFormat>` is mandatory), except on the MO root, which is
+/// always `node`.
 pub struct NodeAttrs {
     pub name: Option<String>,
     pub format: Option<(String, Span)>,
     pub access: TokenStream,
-    pub occurrence: Option<Occ>,
+    pub occurrence: Occurrence,
     pub scope: TokenStream,
     pub moid: Option<String>,
     pub ddf_url: Option<String>,
@@ -48,6 +53,23 @@ pub enum Occ {
 pub struct Occurrence {
     pub tokens: TokenStream,
     pub kind: Occ,
+    /// The bounds a `NodeMap` of this occurrence has: (MIN, MAX), `None`
+    /// for no upper bound.
+    pub bounds: (u32, Option<u32>),
+    /// The text as written, for messages.
+    pub text: String,
+}
+
+impl Occurrence {
+    /// `One`, what a node without `<Occurrence>` has.
+    fn one() -> Occurrence {
+        Occurrence {
+            tokens: quote!(::dm_core::Occurrence::One),
+            kind: Occ::AtLeastOne,
+            bounds: (1, Some(1)),
+            text: "One".to_owned(),
+        }
+    }
 }
 
 const FORMATS: [&str; 11] = [
@@ -112,26 +134,56 @@ fn occurrence_tokens(lit: &LitStr) -> syn::Result<Occurrence> {
         }
         None => (text.as_str(), None),
     };
+    if count == Some(0) {
+        // The DTD: "N > 1"; the code generator refuses 0 as well.
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("occurrence `{text}` allows no node; N must be at least 1"),
+        ));
+    }
     let count_tokens = match count {
         Some(c) => quote!(::core::option::Option::Some(#c)),
         None => quote!(::core::option::Option::None),
     };
-    let (tokens, kind) = match (name, count) {
-        ("One", None) => (quote!(::dm_core::Occurrence::One), Occ::AtLeastOne),
-        ("ZeroOrOne", None) => (quote!(::dm_core::Occurrence::ZeroOrOne), Occ::MaybeNone),
-        ("ZeroOrMore", None) => (quote!(::dm_core::Occurrence::ZeroOrMore), Occ::MaybeNone),
-        ("OneOrMore", None) => (quote!(::dm_core::Occurrence::OneOrMore), Occ::AtLeastOne),
+    let (tokens, kind, bounds) = match (name, count) {
+        ("One", None) => (
+            quote!(::dm_core::Occurrence::One),
+            Occ::AtLeastOne,
+            (1, Some(1)),
+        ),
+        ("ZeroOrOne", None) => (
+            quote!(::dm_core::Occurrence::ZeroOrOne),
+            Occ::MaybeNone,
+            (0, Some(1)),
+        ),
+        ("ZeroOrMore", None) => (
+            quote!(::dm_core::Occurrence::ZeroOrMore),
+            Occ::MaybeNone,
+            (0, None),
+        ),
+        ("OneOrMore", None) => (
+            quote!(::dm_core::Occurrence::OneOrMore),
+            Occ::AtLeastOne,
+            (1, None),
+        ),
         ("ZeroOrN", _) => (
             quote!(::dm_core::Occurrence::ZeroOrN(#count_tokens)),
             Occ::MaybeNone,
+            (0, count),
         ),
         ("OneOrN", _) => (
             quote!(::dm_core::Occurrence::OneOrN(#count_tokens)),
             Occ::AtLeastOne,
+            (1, count),
         ),
         _ => return Err(bad()),
     };
-    Ok(Occurrence { tokens, kind })
+    Ok(Occurrence {
+        tokens,
+        kind,
+        bounds,
+        text,
+    })
 }
 
 fn scope_tokens(lit: &LitStr) -> syn::Result<TokenStream> {
@@ -147,18 +199,17 @@ fn scope_tokens(lit: &LitStr) -> syn::Result<TokenStream> {
 
 /// Reads every `#[dm(...)]` attribute in `attrs`, reporting each bad key or
 /// value into `errors` and going on, so all mistakes surface together.
-pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<TokenStream>) {
+pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> NodeAttrs {
     let mut out = NodeAttrs {
         name: None,
         format: None,
         access: quote!(::dm_core::AccessType::NONE),
-        occurrence: None,
-        scope: quote!(::dm_core::Scope::Permanent),
+        occurrence: Occurrence::one(),
+        scope: quote!(::dm_core::Scope::Dynamic),
         moid: None,
         ddf_url: None,
         invalid: false,
     };
-    let mut occurrence_tokens_out = None;
     let mut failed = false;
     let mut fail = |errors: &mut Errors, e: syn::Error| {
         failed = true;
@@ -189,10 +240,7 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
                     Err(e) => fail(errors, e),
                 },
                 "occurrence" => match occurrence_tokens(&lit) {
-                    Ok(o) => {
-                        occurrence_tokens_out = Some(o.tokens);
-                        out.occurrence = Some(o.kind);
-                    }
+                    Ok(o) => out.occurrence = o,
                     Err(e) => fail(errors, e),
                 },
                 "scope" => match scope_tokens(&lit) {
@@ -200,6 +248,13 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
                     Err(e) => fail(errors, e),
                 },
                 "moid" => out.moid = Some(lit.value()),
+                "ddf_url" if lit.value().is_empty() => fail(
+                    errors,
+                    syn::Error::new(
+                        lit.span(),
+                        "empty ddf_url: leave the key out when the MO publishes no DDF",
+                    ),
+                ),
                 "ddf_url" => out.ddf_url = Some(lit.value()),
                 _ => {
                     return Err(meta.error(format!(
@@ -214,5 +269,5 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (NodeAttrs, Option<Tok
         }
     }
     out.invalid = failed;
-    (out, occurrence_tokens_out)
+    out
 }

@@ -61,7 +61,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
     let mut out = Vec::new();
     let mut unnamed_seen = false;
     for field in fields {
-        let (attrs, occ_tokens) = attr::parse(&field.attrs, errors);
+        let attrs = attr::parse(&field.attrs, errors);
         let Some(ident) = field.ident.clone() else {
             continue;
         };
@@ -76,14 +76,9 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             ));
             continue;
         };
-        let (Some(occ), Some(occ_tokens)) = (attrs.occurrence, occ_tokens) else {
-            errors.push(syn::Error::new(
-                ident.span(),
-                "missing #[dm(occurrence = \"...\")]: how many of this node may exist",
-            ));
-            continue;
-        };
-        let kind = match (&name, occ) {
+        let occurrence = attrs.occurrence;
+        let occ_tokens = occurrence.tokens.clone();
+        let kind = match (&name, occurrence.kind) {
             (None, _) => Kind::Map,
             (Some(_), Occ::MaybeNone) => Kind::Optional,
             (Some(_), Occ::AtLeastOne) => Kind::Plain,
@@ -96,6 +91,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
                 ));
             }
             unnamed_seen = true;
+            check_map_bounds(&field.ty, &occurrence, errors);
         }
         let interior = format_name == "node";
         let format = attr::format_tokens(&format_name);
@@ -137,6 +133,89 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         });
     }
     out
+}
+
+/// For an un-named child written `NodeMap<T, MIN, MAX>` with literal
+/// bounds: a MAX of 0 is refused (it once meant "no limit"; that is
+/// `dm_core::UNBOUNDED` now, the default MAX), and bounds that disagree
+/// with the occurrence are reported, since `NodeMap` enforces its bounds
+/// and the schema tells the DM Server the occurrence (spec 6.3.1).
+fn check_map_bounds(ty: &syn::Type, occurrence: &attr::Occurrence, errors: &mut Errors) {
+    let syn::Type::Path(p) = ty else { return };
+    let Some(last) = p.path.segments.last() else {
+        return;
+    };
+    if last.ident != "NodeMap" {
+        return;
+    }
+    let syn::PathArguments::AngleBracketed(a) = &last.arguments else {
+        return;
+    };
+    /// A bound as written: a number, `UNBOUNDED`, or something else
+    /// (a constant the derive cannot evaluate: not checked).
+    enum Bound {
+        Number(u64),
+        Unbounded,
+        Other,
+    }
+    let bound = |arg: &syn::GenericArgument| match arg {
+        syn::GenericArgument::Const(syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        })) => i.base10_parse::<u64>().map_or(Bound::Other, Bound::Number),
+        // `UNBOUNDED` (parsed as a type) or `{ ::dm_core::UNBOUNDED }`.
+        syn::GenericArgument::Type(syn::Type::Path(syn::TypePath { path, .. }))
+        | syn::GenericArgument::Const(syn::Expr::Path(syn::ExprPath { path, .. }))
+            if is_unbounded(path) =>
+        {
+            Bound::Unbounded
+        }
+        syn::GenericArgument::Const(syn::Expr::Block(b)) => match b.block.stmts.as_slice() {
+            [syn::Stmt::Expr(syn::Expr::Path(p), None)] if is_unbounded(&p.path) => {
+                Bound::Unbounded
+            }
+            _ => Bound::Other,
+        },
+        _ => Bound::Other,
+    };
+    let args: Vec<&syn::GenericArgument> = a.args.iter().collect();
+    let min = args.get(1).map_or(Bound::Number(0), |a| bound(a));
+    let max = args.get(2).map_or(Bound::Unbounded, |a| bound(a));
+    if let (Some(arg), Bound::Number(0)) = (args.get(2), &max) {
+        errors.push(syn::Error::new_spanned(
+            arg,
+            "a NodeMap maximum of 0 allows no instance; \
+             for no upper bound write `{ ::dm_core::UNBOUNDED }` or leave MAX out",
+        ));
+        return;
+    }
+    let (want_min, want_max) = occurrence.bounds;
+    let min_ok = match min {
+        Bound::Number(n) => n == u64::from(want_min),
+        Bound::Unbounded => false,
+        Bound::Other => true,
+    };
+    let max_ok = match (max, want_max) {
+        (Bound::Number(n), Some(w)) => n == u64::from(w),
+        (Bound::Unbounded, None) => true,
+        (Bound::Other, _) => true,
+        _ => false,
+    };
+    if !(min_ok && max_ok) {
+        let max_text =
+            want_max.map_or_else(|| "{ ::dm_core::UNBOUNDED }".to_owned(), |m| m.to_string());
+        errors.push(syn::Error::new_spanned(
+            a,
+            format!(
+                "NodeMap bounds do not match occurrence `{}`: expected NodeMap<_, {want_min}, {max_text}>",
+                occurrence.text
+            ),
+        ));
+    }
+}
+
+fn is_unbounded(path: &syn::Path) -> bool {
+    path.segments.last().is_some_and(|s| s.ident == "UNBOUNDED")
 }
 
 /// `T` for a type written `Option<T>` or `NodeMap<T, ..>`.
@@ -518,7 +597,7 @@ pub fn mo_node(input: &DeriveInput) -> syn::Result<TokenStream> {
 
 pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let (root, occ_tokens) = attr::parse(&input.attrs, &mut errors);
+    let root = attr::parse(&input.attrs, &mut errors);
     let children = children(input, &mut errors);
     if root.moid.is_none() {
         errors.push(syn::Error::new(
@@ -537,10 +616,13 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
     errors.finish()?;
     let ident = &input.ident;
     let moid = root.moid.unwrap_or_default();
-    let ddf_url = root.ddf_url.unwrap_or_default();
+    let ddf_url = match root.ddf_url {
+        Some(url) => quote!(::core::option::Option::Some(#url)),
+        None => quote!(::core::option::Option::None),
+    };
     let access = root.access;
     let scope = root.scope;
-    let occurrence = occ_tokens.unwrap_or_else(|| quote!(::dm_core::Occurrence::One));
+    let occurrence = root.occurrence.tokens;
     let node_impl = mo_node_impl(input, &children);
     Ok(quote! {
         #node_impl

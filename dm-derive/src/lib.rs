@@ -5,11 +5,15 @@
 //! attributes (node name, format, access types, occurrence, scope) and emit
 //! the static schema plus path-based read access. The stages are those of
 //! thiserror: parse the attributes, validate them (collecting every error
-//! with its span), then expand. Generated code reaches its runtime only
-//! through `::dm_core`.
+//! with its span), then expand; after errors, a fallback implementation
+//! is emitted beside them so one mistake gives one error. Generated code
+//! reaches its runtime only through `::dm_core`, and the standard library
+//! by absolute paths (`::core::option::Option`), so a user's own `Option`
+//! or `Result` does not break it.
 
 mod attr;
 mod expand;
+mod fallback;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
@@ -19,7 +23,7 @@ use syn::{parse_macro_input, DeriveInput};
 pub fn derive_mo_node(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::mo_node(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
+        .unwrap_or_else(|e| with_fallback(e, fallback::mo_node(&input)))
         .into()
 }
 
@@ -29,6 +33,16 @@ pub fn derive_mo_node(input: TokenStream) -> TokenStream {
 pub fn derive_management_object(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::management_object(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
+        .unwrap_or_else(|e| with_fallback(e, fallback::management_object(&input)))
         .into()
+}
+
+/// The errors, then the fallback implementation.
+fn with_fallback(
+    errors: syn::Error,
+    fallback: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let mut out = errors.into_compile_error();
+    out.extend(fallback);
+    out
 }

@@ -2,12 +2,12 @@
 
 /// `<DACMO>`: Optional, ZeroOrMore, node, Get.
 ///
-/// Access rights for all MO instances of one MOID; the node is named after that MOID. The DM Client maintains it as MO instances come and go.
+/// Access rights for all MO instances of one MOID; the node is named after that MOID. The DM Client
+/// maintains it as MO instances come and go.
 #[derive(Debug, Clone, PartialEq, ::dm_core::ManagementObject)]
 #[dm(
     moid = "urn:oma:mo:oma-dm-dacmo:1.0",
     ddf_url = "https://omadm.example/ddf/dacmo.ddf",
-    format = "node",
     access = "Get",
     occurrence = "ZeroOrMore",
     scope = "Permanent"
@@ -16,51 +16,49 @@ pub struct Dacmo {
     /// `<DACMO>/<MIID>`: Optional, ZeroOrMore, node, Get.
     ///
     /// Access rights for one MO instance; the node is named after the MIID of that instance.
-    #[dm(
-        format = "node",
-        access = "Get",
-        occurrence = "ZeroOrMore",
-        scope = "Permanent"
-    )]
-    pub(crate) miid: ::dm_core::NodeMap<DacmoMiid, 0, 0>,
+    #[dm(format = "node", access = "Get", occurrence = "ZeroOrMore", scope = "Permanent")]
+    pub(crate) miid: ::dm_core::NodeMap<DacmoMiid, 0, { ::dm_core::UNBOUNDED }>,
 }
 impl Dacmo {
-    /// A new `<DACMO>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DACMO>` node: required children from the arguments or their default values, optional
+    /// ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
             miid: ::dm_core::NodeMap::new(),
         }
     }
     /// Reads `<DACMO>/<MIID>` (Get).
-    pub fn miid(&self) -> &::dm_core::NodeMap<DacmoMiid, 0, 0> {
+    pub fn miid(&self) -> &::dm_core::NodeMap<DacmoMiid, 0, { ::dm_core::UNBOUNDED }> {
         &self.miid
     }
-    /// The children of `<DACMO>/<MIID>`, to use their own accessors (which follow their access types).
-    pub fn miid_mut(&mut self, name: &str) -> Option<&mut DacmoMiid> {
+    /// The children of `<DACMO>/<MIID>`, to use their own accessors (which follow their access
+    /// types).
+    pub fn miid_mut(&mut self, name: &str) -> ::core::option::Option<&mut DacmoMiid> {
         self.miid.get_mut(name)
     }
 }
-impl Default for Dacmo {
+impl ::core::default::Default for Dacmo {
     fn default() -> Self {
         Self::with_required()
     }
 }
-/// What the author of the MO `<DACMO>` (`urn:oma:mo:oma-dm-dacmo:1.0`) implements: one method per Exec node (spec 5.3.5) and the validate hook.
+/// What the author of the MO `<DACMO>` (`urn:oma:mo:oma-dm-dacmo:1.0`) implements: one method per
+/// Exec node (spec 5.3.5) and the validate hook.
 ///
 /// `dm_core::MoHooks` is implemented for Dacmo through this trait.
 pub trait DacmoBehaviour {
     /// Checks the whole instance after every write (HGET, spec
     /// 5.3.1) and before it is committed; an error rolls the
     /// write back.
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
-        Ok(())
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
     }
 }
 impl ::dm_core::MoHooks for Dacmo
 where
     Dacmo: DacmoBehaviour,
 {
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DacmoBehaviour::validate(self)
     }
 }
@@ -72,46 +70,60 @@ pub struct DacmoMiid {
     /// `<DACMO>/<MIID>/<AccessRule>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
     ///
     /// One access rule of the MO instance: the rights that apply to the sub-tree selected by Path.
-    #[dm(
-        format = "node",
-        access = "Add, Delete, Get, Replace",
-        occurrence = "OneOrMore",
-        scope = "Dynamic"
-    )]
-    pub(crate) access_rule: ::dm_core::NodeMap<DacmoMiidAccessRule, 1, 0>,
+    #[dm(format = "node", access = "Add, Delete, Get, Replace", occurrence = "OneOrMore")]
+    pub(crate) access_rule: ::dm_core::NodeMap<
+        DacmoMiidAccessRule,
+        1,
+        { ::dm_core::UNBOUNDED },
+    >,
 }
 impl DacmoMiid {
-    /// A new `<DACMO>/<MIID>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DACMO>/<MIID>` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
             access_rule: ::dm_core::NodeMap::new(),
         }
     }
     /// Reads `<DACMO>/<MIID>/<AccessRule>` (Get).
-    pub fn access_rule(&self) -> &::dm_core::NodeMap<DacmoMiidAccessRule, 1, 0> {
+    pub fn access_rule(
+        &self,
+    ) -> &::dm_core::NodeMap<DacmoMiidAccessRule, 1, { ::dm_core::UNBOUNDED }> {
         &self.access_rule
     }
-    /// Adds (or replaces) the instance `name` of `<DACMO>/<MIID>/<AccessRule>` (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum.
+    /// Adds (or replaces) the instance `name` of `<DACMO>/<MIID>/<AccessRule>` (Add). Fails on a
+    /// name that is not `1*unreserved` and past the occurrence maximum.
     pub fn insert_access_rule(
         &mut self,
-        name: impl Into<String>,
+        name: impl ::core::convert::Into<::std::string::String>,
         value: DacmoMiidAccessRule,
-    ) -> Result<Option<DacmoMiidAccessRule>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<
+        ::core::option::Option<DacmoMiidAccessRule>,
+        ::dm_core::NodeMapError,
+    > {
         self.access_rule.insert(name, value)
     }
-    /// Deletes the instance `name` of `<DACMO>/<MIID>/<AccessRule>` (Delete); refuses to go below the occurrence minimum.
+    /// Deletes the instance `name` of `<DACMO>/<MIID>/<AccessRule>` (Delete); refuses to go below
+    /// the occurrence minimum.
     pub fn remove_access_rule(
         &mut self,
         name: &str,
-    ) -> Result<Option<DacmoMiidAccessRule>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<
+        ::core::option::Option<DacmoMiidAccessRule>,
+        ::dm_core::NodeMapError,
+    > {
         self.access_rule.remove(name)
     }
-    /// The children of `<DACMO>/<MIID>/<AccessRule>`, to use their own accessors (which follow their access types).
-    pub fn access_rule_mut(&mut self, name: &str) -> Option<&mut DacmoMiidAccessRule> {
+    /// The children of `<DACMO>/<MIID>/<AccessRule>`, to use their own accessors (which follow
+    /// their access types).
+    pub fn access_rule_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut DacmoMiidAccessRule> {
         self.access_rule.get_mut(name)
     }
 }
-impl Default for DacmoMiid {
+impl ::core::default::Default for DacmoMiid {
     fn default() -> Self {
         Self::with_required()
     }
@@ -123,57 +135,57 @@ impl Default for DacmoMiid {
 pub struct DacmoMiidAccessRule {
     /// `<DACMO>/<MIID>/<AccessRule>/Path`: Optional, ZeroOrOne, chr, Add, Delete, Get, Replace.
     ///
-    /// Path, relative to the MO instance root (path-from-moroot of 6.1.1.2), of the sub-tree this rule covers; the rule applies to descendants unless they have their own rule. When absent, "/" is assumed.
+    /// Path, relative to the MO instance root (path-from-moroot of 6.1.1.2), of the sub-tree this
+    /// rule covers; the rule applies to descendants unless they have their own rule. When absent,
+    /// "/" is assumed.
     #[dm(
         name = "Path",
         format = "chr",
         access = "Add, Delete, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
+        occurrence = "ZeroOrOne"
     )]
-    pub(crate) path: Option<String>,
+    pub(crate) path: ::core::option::Option<::std::string::String>,
     /// `<DACMO>/<MIID>/<AccessRule>/Permissions`: Required, One, node, Add, Get, Replace.
     ///
     /// Groups the rights granted on the sub-tree addressed by Path ("/" when Path is absent).
-    #[dm(
-        name = "Permissions",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Permissions", format = "node", access = "Add, Get, Replace")]
     pub(crate) permissions: DacmoMiidAccessRulePermissions,
 }
 impl DacmoMiidAccessRule {
-    /// A new `<DACMO>/<MIID>/<AccessRule>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DACMO>/<MIID>/<AccessRule>` node: required children from the arguments or their
+    /// default values, optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
-            path: None,
+            path: ::core::option::Option::None,
             permissions: DacmoMiidAccessRulePermissions::with_required(),
         }
     }
     /// Reads `<DACMO>/<MIID>/<AccessRule>/Path` (Get).
-    pub fn path(&self) -> Option<&str> {
+    pub fn path(&self) -> ::core::option::Option<&str> {
         self.path.as_deref()
     }
     /// Writes `<DACMO>/<MIID>/<AccessRule>/Path` (Replace), creating it when absent.
-    pub fn set_path(&mut self, value: impl Into<String>) {
-        self.path = Some(value.into());
+    pub fn set_path(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
+        self.path = ::core::option::Option::Some(value.into());
     }
     /// Deletes `<DACMO>/<MIID>/<AccessRule>/Path` (Delete); returns what was there.
-    pub fn remove_path(&mut self) -> Option<String> {
+    pub fn remove_path(&mut self) -> ::core::option::Option<::std::string::String> {
         self.path.take()
     }
     /// Reads `<DACMO>/<MIID>/<AccessRule>/Permissions` (Get).
     pub fn permissions(&self) -> &DacmoMiidAccessRulePermissions {
         &self.permissions
     }
-    /// The children of `<DACMO>/<MIID>/<AccessRule>/Permissions`, to use their own accessors (which follow their access types).
+    /// The children of `<DACMO>/<MIID>/<AccessRule>/Permissions`, to use their own accessors (which
+    /// follow their access types).
     pub fn permissions_mut(&mut self) -> &mut DacmoMiidAccessRulePermissions {
         &mut self.permissions
     }
 }
-impl Default for DacmoMiidAccessRule {
+impl ::core::default::Default for DacmoMiidAccessRule {
     fn default() -> Self {
         Self::with_required()
     }
@@ -183,23 +195,20 @@ impl Default for DacmoMiidAccessRule {
 /// Groups the rights granted on the sub-tree addressed by Path ("/" when Path is absent).
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DacmoMiidAccessRulePermissions {
-    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
+    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add,
+    /// Delete, Get, Replace.
     ///
     /// Rights of one Management Authority on the sub-tree addressed by Path.
-    #[dm(
-        format = "node",
-        access = "Add, Delete, Get, Replace",
-        occurrence = "OneOrMore",
-        scope = "Dynamic"
-    )]
+    #[dm(format = "node", access = "Add, Delete, Get, Replace", occurrence = "OneOrMore")]
     pub(crate) permission: ::dm_core::NodeMap<
         DacmoMiidAccessRulePermissionsPermission,
         1,
-        0,
+        { ::dm_core::UNBOUNDED },
     >,
 }
 impl DacmoMiidAccessRulePermissions {
-    /// A new `<DACMO>/<MIID>/<AccessRule>/Permissions` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DACMO>/<MIID>/<AccessRule>/Permissions` node: required children from the arguments
+    /// or their default values, optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
             permission: ::dm_core::NodeMap::new(),
@@ -208,74 +217,80 @@ impl DacmoMiidAccessRulePermissions {
     /// Reads `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` (Get).
     pub fn permission(
         &self,
-    ) -> &::dm_core::NodeMap<DacmoMiidAccessRulePermissionsPermission, 1, 0> {
+    ) -> &::dm_core::NodeMap<
+        DacmoMiidAccessRulePermissionsPermission,
+        1,
+        { ::dm_core::UNBOUNDED },
+    > {
         &self.permission
     }
-    /// Adds (or replaces) the instance `name` of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum.
+    /// Adds (or replaces) the instance `name`
+    /// of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` (Add). Fails on a name that is
+    /// not `1*unreserved` and past the occurrence maximum.
     pub fn insert_permission(
         &mut self,
-        name: impl Into<String>,
+        name: impl ::core::convert::Into<::std::string::String>,
         value: DacmoMiidAccessRulePermissionsPermission,
-    ) -> Result<
-        Option<DacmoMiidAccessRulePermissionsPermission>,
+    ) -> ::core::result::Result<
+        ::core::option::Option<DacmoMiidAccessRulePermissionsPermission>,
         ::dm_core::NodeMapError,
     > {
         self.permission.insert(name, value)
     }
-    /// Deletes the instance `name` of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` (Delete); refuses to go below the occurrence minimum.
+    /// Deletes the instance `name` of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`
+    /// (Delete); refuses to go below the occurrence minimum.
     pub fn remove_permission(
         &mut self,
         name: &str,
-    ) -> Result<
-        Option<DacmoMiidAccessRulePermissionsPermission>,
+    ) -> ::core::result::Result<
+        ::core::option::Option<DacmoMiidAccessRulePermissionsPermission>,
         ::dm_core::NodeMapError,
     > {
         self.permission.remove(name)
     }
-    /// The children of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`, to use their own accessors (which follow their access types).
+    /// The children of `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`, to use their own
+    /// accessors (which follow their access types).
     pub fn permission_mut(
         &mut self,
         name: &str,
-    ) -> Option<&mut DacmoMiidAccessRulePermissionsPermission> {
+    ) -> ::core::option::Option<&mut DacmoMiidAccessRulePermissionsPermission> {
         self.permission.get_mut(name)
     }
 }
-impl Default for DacmoMiidAccessRulePermissions {
+impl ::core::default::Default for DacmoMiidAccessRulePermissions {
     fn default() -> Self {
         Self::with_required()
     }
 }
-/// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Delete, Get, Replace.
+/// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>`: Required, OneOrMore, node, Add, Delete,
+/// Get, Replace.
 ///
 /// Rights of one Management Authority on the sub-tree addressed by Path.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DacmoMiidAccessRulePermissionsPermission {
-    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/MAID`: Required, One, chr, Add, Get, Replace.
+    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/MAID`: Required, One, chr, Add, Get,
+    /// Replace.
     ///
-    /// Management Authority holding these rights, as a URN: "serverid:" plus a DMAcc server identifier, or "appid:" plus a local application identifier; "*" means every server and application.
-    #[dm(
-        name = "MAID",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) maid: String,
-    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/AR`: Required, One, int, Add, Get, Replace.
+    /// Management Authority holding these rights, as a URN: "serverid:" plus a DMAcc server
+    /// identifier, or "appid:" plus a local application identifier; "*" means every server and
+    /// application.
+    #[dm(name = "MAID", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) maid: ::std::string::String,
+    /// `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/AR`: Required, One, int, Add, Get,
+    /// Replace.
     ///
-    /// Access rights of the Management Authority as the sum of Read (1), Write (2), Execute (4) and Delegate (8). Delegate allows changing the rights of this sub-tree.
-    #[dm(
-        name = "AR",
-        format = "int",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    /// Access rights of the Management Authority as the sum of Read (1), Write (2), Execute (4) and
+    /// Delegate (8). Delegate allows changing the rights of this sub-tree.
+    #[dm(name = "AR", format = "int", access = "Add, Get, Replace")]
     pub(crate) ar: i64,
 }
 impl DacmoMiidAccessRulePermissionsPermission {
-    /// A new `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
-    pub fn with_required(maid: impl Into<String>, ar: i64) -> Self {
+    /// A new `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>` node: required children from
+    /// the arguments or their default values, optional ones absent, un-named ones empty.
+    pub fn with_required(
+        maid: impl ::core::convert::Into<::std::string::String>,
+        ar: i64,
+    ) -> Self {
         Self { maid: maid.into(), ar }
     }
     /// Reads `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/MAID` (Get).
@@ -283,7 +298,10 @@ impl DacmoMiidAccessRulePermissionsPermission {
         &self.maid
     }
     /// Writes `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/MAID` (Replace).
-    pub fn set_maid(&mut self, value: impl Into<String>) {
+    pub fn set_maid(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.maid = value.into();
     }
     /// Reads `<DACMO>/<MIID>/<AccessRule>/Permissions/<Permission>/AR` (Get).

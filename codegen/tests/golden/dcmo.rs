@@ -2,12 +2,12 @@
 
 /// `<DCMO>`: Required, OneOrMore, node, Get.
 ///
-/// One device capability (for example a camera or USB port) that a DM Server can inspect, enable and disable.
+/// One device capability (for example a camera or USB port) that a DM Server can inspect, enable
+/// and disable.
 #[derive(Debug, Clone, PartialEq, ::dm_core::ManagementObject)]
 #[dm(
     moid = "urn:oma:mo:oma-dcmo:1.0",
     ddf_url = "https://omadm.example/ddf/dcmo.ddf",
-    format = "node",
     access = "Get",
     occurrence = "OneOrMore",
     scope = "Permanent"
@@ -16,14 +16,8 @@ pub struct Dcmo {
     /// `<DCMO>/Property`: Required, One, chr, Get.
     ///
     /// Identifies the device capability this instance controls.
-    #[dm(
-        name = "Property",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) property: String,
+    #[dm(name = "Property", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) property: ::std::string::String,
     /// `<DCMO>/Description`: Optional, ZeroOrOne, chr, Get.
     ///
     /// Human readable description of the device capability.
@@ -34,7 +28,7 @@ pub struct Dcmo {
         occurrence = "ZeroOrOne",
         scope = "Permanent"
     )]
-    pub(crate) description: Option<String>,
+    pub(crate) description: ::core::option::Option<::std::string::String>,
     /// `<DCMO>/Attached`: Optional, ZeroOrOne, bool, Get.
     ///
     /// Whether the (removable) hardware of the capability is currently attached.
@@ -45,28 +39,17 @@ pub struct Dcmo {
         occurrence = "ZeroOrOne",
         scope = "Permanent"
     )]
-    pub(crate) attached: Option<bool>,
+    pub(crate) attached: ::core::option::Option<bool>,
     /// `<DCMO>/Enabled`: Required, One, bool, Get.
     ///
-    /// Whether the capability is currently enabled; it changes only through Operations/Enable and Operations/Disable.
-    #[dm(
-        name = "Enabled",
-        format = "bool",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
+    /// Whether the capability is currently enabled; it changes only through Operations/Enable and
+    /// Operations/Disable.
+    #[dm(name = "Enabled", format = "bool", access = "Get", scope = "Permanent")]
     pub(crate) enabled: bool,
     /// `<DCMO>/Operations`: Required, One, node, Get.
     ///
     /// Parent of the operations that can be executed on the capability.
-    #[dm(
-        name = "Operations",
-        format = "node",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
+    #[dm(name = "Operations", format = "node", access = "Get", scope = "Permanent")]
     pub(crate) operations: DcmoOperations,
     /// `<DCMO>/Ext`: Optional, ZeroOrOne, node, Get.
     ///
@@ -78,18 +61,22 @@ pub struct Dcmo {
         occurrence = "ZeroOrOne",
         scope = "Permanent"
     )]
-    pub(crate) ext: Option<DcmoExt>,
+    pub(crate) ext: ::core::option::Option<DcmoExt>,
 }
 impl Dcmo {
-    /// A new `<DCMO>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
-    pub fn with_required(property: impl Into<String>, enabled: bool) -> Self {
+    /// A new `<DCMO>` node: required children from the arguments or their default values, optional
+    /// ones absent, un-named ones empty.
+    pub fn with_required(
+        property: impl ::core::convert::Into<::std::string::String>,
+        enabled: bool,
+    ) -> Self {
         Self {
             property: property.into(),
-            description: None,
-            attached: None,
+            description: ::core::option::Option::None,
+            attached: ::core::option::Option::None,
             enabled,
             operations: DcmoOperations::with_required(),
-            ext: None,
+            ext: ::core::option::Option::None,
         }
     }
     /// Reads `<DCMO>/Property` (Get).
@@ -97,11 +84,11 @@ impl Dcmo {
         &self.property
     }
     /// Reads `<DCMO>/Description` (Get).
-    pub fn description(&self) -> Option<&str> {
+    pub fn description(&self) -> ::core::option::Option<&str> {
         self.description.as_deref()
     }
     /// Reads `<DCMO>/Attached` (Get).
-    pub fn attached(&self) -> Option<bool> {
+    pub fn attached(&self) -> ::core::option::Option<bool> {
         self.attached
     }
     /// Reads `<DCMO>/Enabled` (Get).
@@ -112,20 +99,22 @@ impl Dcmo {
     pub fn operations(&self) -> &DcmoOperations {
         &self.operations
     }
-    /// The children of `<DCMO>/Operations`, to use their own accessors (which follow their access types).
+    /// The children of `<DCMO>/Operations`, to use their own accessors (which follow their access
+    /// types).
     pub fn operations_mut(&mut self) -> &mut DcmoOperations {
         &mut self.operations
     }
     /// Reads `<DCMO>/Ext` (Get).
-    pub fn ext(&self) -> Option<&DcmoExt> {
+    pub fn ext(&self) -> ::core::option::Option<&DcmoExt> {
         self.ext.as_ref()
     }
     /// The children of `<DCMO>/Ext`, to use their own accessors (which follow their access types).
-    pub fn ext_mut(&mut self) -> Option<&mut DcmoExt> {
+    pub fn ext_mut(&mut self) -> ::core::option::Option<&mut DcmoExt> {
         self.ext.as_mut()
     }
 }
-/// What the author of the MO `<DCMO>` (`urn:oma:mo:oma-dcmo:1.0`) implements: one method per Exec node (spec 5.3.5) and the validate hook.
+/// What the author of the MO `<DCMO>` (`urn:oma:mo:oma-dcmo:1.0`) implements: one method per Exec
+/// node (spec 5.3.5) and the validate hook.
 ///
 /// `dm_core::MoHooks` is implemented for Dcmo through this trait.
 pub trait DcmoBehaviour {
@@ -136,7 +125,7 @@ pub trait DcmoBehaviour {
         &mut self,
         instance_names: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
     /// EXEC on `<DCMO>/Operations/Disable` (spec 5.3.5).
     ///
     /// Executing this node disables the capability.
@@ -144,12 +133,12 @@ pub trait DcmoBehaviour {
         &mut self,
         instance_names: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
     /// Checks the whole instance after every write (HGET, spec
     /// 5.3.1) and before it is committed; an error rolls the
     /// write back.
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
-        Ok(())
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
     }
 }
 impl ::dm_core::MoHooks for Dcmo
@@ -160,7 +149,7 @@ where
         &mut self,
         path: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError> {
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError> {
         match path {
             ["Operations", "Enable"] => {
                 DcmoBehaviour::operations_enable(self, &[], request)
@@ -168,10 +157,14 @@ where
             ["Operations", "Disable"] => {
                 DcmoBehaviour::operations_disable(self, &[], request)
             }
-            _ => Err(::dm_core::MoError::NotExecutable(path.join("/"))),
+            _ => {
+                ::core::result::Result::Err(
+                    ::dm_core::MoError::NotExecutable(path.join("/")),
+                )
+            }
         }
     }
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DcmoBehaviour::validate(self)
     }
 }
@@ -183,33 +176,22 @@ pub struct DcmoOperations {
     /// `<DCMO>/Operations/Enable`: Required, One, null, Exec.
     ///
     /// Executing this node enables the capability.
-    #[dm(
-        name = "Enable",
-        format = "null",
-        access = "Exec",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
+    #[dm(name = "Enable", format = "null", access = "Exec", scope = "Permanent")]
     pub(crate) enable: (),
     /// `<DCMO>/Operations/Disable`: Required, One, null, Exec.
     ///
     /// Executing this node disables the capability.
-    #[dm(
-        name = "Disable",
-        format = "null",
-        access = "Exec",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
+    #[dm(name = "Disable", format = "null", access = "Exec", scope = "Permanent")]
     pub(crate) disable: (),
 }
 impl DcmoOperations {
-    /// A new `<DCMO>/Operations` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DCMO>/Operations` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self { enable: (), disable: () }
     }
 }
-impl Default for DcmoOperations {
+impl ::core::default::Default for DcmoOperations {
     fn default() -> Self {
         Self::with_required()
     }
@@ -220,12 +202,13 @@ impl Default for DcmoOperations {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DcmoExt {}
 impl DcmoExt {
-    /// A new `<DCMO>/Ext` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DCMO>/Ext` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for DcmoExt {
+impl ::core::default::Default for DcmoExt {
     fn default() -> Self {
         Self::with_required()
     }

@@ -7,9 +7,7 @@
 #[dm(
     moid = "urn:oma:mo:oma-dm-devinfo:1.2",
     ddf_url = "https://omadm.example/ddf/devinfo.ddf",
-    format = "node",
     access = "Get",
-    occurrence = "One",
     scope = "Permanent"
 )]
 pub struct DevInfo {
@@ -23,117 +21,58 @@ pub struct DevInfo {
         occurrence = "ZeroOrOne",
         scope = "Permanent"
     )]
-    pub(crate) bearer: Option<DevInfoBearer>,
+    pub(crate) bearer: ::core::option::Option<DevInfoBearer>,
     /// `<DevInfo>/DevID`: Required, One, chr, Get.
     ///
-    /// Globally unique identifier of the device: an absolute or relative URI or a well-known URN such as IMEI:, ESN:, MEID: or UUID:.
-    #[dm(
-        name = "DevID",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) dev_id: String,
+    /// Globally unique identifier of the device: an absolute or relative URI or a well-known URN
+    /// such as IMEI:, ESN:, MEID: or UUID:.
+    #[dm(name = "DevID", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) dev_id: ::std::string::String,
     /// `<DevInfo>/Man`: Required, One, chr, Get.
     ///
     /// Manufacturer identifier (a string the manufacturer chooses).
-    #[dm(
-        name = "Man",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) man: String,
+    #[dm(name = "Man", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) man: ::std::string::String,
     /// `<DevInfo>/Mod`: Required, One, chr, Get.
     ///
     /// Model identifier (a string the manufacturer chooses).
-    #[dm(
-        name = "Mod",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) mod_: String,
+    #[dm(name = "Mod", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) mod_: ::std::string::String,
     /// `<DevInfo>/DmV`: Required, One, chr, Get.
     ///
     /// Version identifier of the OMA DM client (a string the manufacturer chooses).
-    #[dm(
-        name = "DmV",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) dm_v: String,
+    #[dm(name = "DmV", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) dm_v: ::std::string::String,
     /// `<DevInfo>/Lang`: Required, One, chr, Get.
     ///
     /// Current language setting of the device, as a language tag (RFC 1766, ISO 639-2 codes).
-    #[dm(
-        name = "Lang",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) lang: String,
+    #[dm(name = "Lang", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) lang: ::std::string::String,
     /// `<DevInfo>/DevType`: Required, One, chr, Get.
     ///
     /// Device type, for example PDA, pager or phone (a string the manufacturer chooses).
-    #[dm(
-        name = "DevType",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) dev_type: String,
+    #[dm(name = "DevType", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) dev_type: ::std::string::String,
     /// `<DevInfo>/OEM`: Required, One, chr, Get.
     ///
     /// Original equipment manufacturer of the device.
-    #[dm(
-        name = "OEM",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) oem: String,
+    #[dm(name = "OEM", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) oem: ::std::string::String,
     /// `<DevInfo>/FwV`: Required, One, chr, Get.
     ///
     /// Firmware version of the device.
-    #[dm(
-        name = "FwV",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) fw_v: String,
+    #[dm(name = "FwV", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) fw_v: ::std::string::String,
     /// `<DevInfo>/SwV`: Required, One, chr, Get.
     ///
     /// Software version of the device.
-    #[dm(
-        name = "SwV",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) sw_v: String,
+    #[dm(name = "SwV", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) sw_v: ::std::string::String,
     /// `<DevInfo>/HwV`: Required, One, chr, Get.
     ///
     /// Hardware version of the device.
-    #[dm(
-        name = "HwV",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
-    pub(crate) hw_v: String,
+    #[dm(name = "HwV", format = "chr", access = "Get", scope = "Permanent")]
+    pub(crate) hw_v: ::std::string::String,
     /// `<DevInfo>/Ext`: Optional, ZeroOrOne, node, Get.
     ///
     /// Vendor-specific extensions holding device related information.
@@ -144,25 +83,26 @@ pub struct DevInfo {
         occurrence = "ZeroOrOne",
         scope = "Permanent"
     )]
-    pub(crate) ext: Option<DevInfoExt>,
+    pub(crate) ext: ::core::option::Option<DevInfoExt>,
 }
 impl DevInfo {
-    /// A new `<DevInfo>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DevInfo>` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     #[allow(clippy::too_many_arguments)]
     pub fn with_required(
-        dev_id: impl Into<String>,
-        man: impl Into<String>,
-        mod_: impl Into<String>,
-        dm_v: impl Into<String>,
-        lang: impl Into<String>,
-        dev_type: impl Into<String>,
-        oem: impl Into<String>,
-        fw_v: impl Into<String>,
-        sw_v: impl Into<String>,
-        hw_v: impl Into<String>,
+        dev_id: impl ::core::convert::Into<::std::string::String>,
+        man: impl ::core::convert::Into<::std::string::String>,
+        mod_: impl ::core::convert::Into<::std::string::String>,
+        dm_v: impl ::core::convert::Into<::std::string::String>,
+        lang: impl ::core::convert::Into<::std::string::String>,
+        dev_type: impl ::core::convert::Into<::std::string::String>,
+        oem: impl ::core::convert::Into<::std::string::String>,
+        fw_v: impl ::core::convert::Into<::std::string::String>,
+        sw_v: impl ::core::convert::Into<::std::string::String>,
+        hw_v: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
-            bearer: None,
+            bearer: ::core::option::Option::None,
             dev_id: dev_id.into(),
             man: man.into(),
             mod_: mod_.into(),
@@ -173,15 +113,16 @@ impl DevInfo {
             fw_v: fw_v.into(),
             sw_v: sw_v.into(),
             hw_v: hw_v.into(),
-            ext: None,
+            ext: ::core::option::Option::None,
         }
     }
     /// Reads `<DevInfo>/Bearer` (Get).
-    pub fn bearer(&self) -> Option<&DevInfoBearer> {
+    pub fn bearer(&self) -> ::core::option::Option<&DevInfoBearer> {
         self.bearer.as_ref()
     }
-    /// The children of `<DevInfo>/Bearer`, to use their own accessors (which follow their access types).
-    pub fn bearer_mut(&mut self) -> Option<&mut DevInfoBearer> {
+    /// The children of `<DevInfo>/Bearer`, to use their own accessors (which follow their access
+    /// types).
+    pub fn bearer_mut(&mut self) -> ::core::option::Option<&mut DevInfoBearer> {
         self.bearer.as_mut()
     }
     /// Reads `<DevInfo>/DevID` (Get).
@@ -225,30 +166,32 @@ impl DevInfo {
         &self.hw_v
     }
     /// Reads `<DevInfo>/Ext` (Get).
-    pub fn ext(&self) -> Option<&DevInfoExt> {
+    pub fn ext(&self) -> ::core::option::Option<&DevInfoExt> {
         self.ext.as_ref()
     }
-    /// The children of `<DevInfo>/Ext`, to use their own accessors (which follow their access types).
-    pub fn ext_mut(&mut self) -> Option<&mut DevInfoExt> {
+    /// The children of `<DevInfo>/Ext`, to use their own accessors (which follow their access
+    /// types).
+    pub fn ext_mut(&mut self) -> ::core::option::Option<&mut DevInfoExt> {
         self.ext.as_mut()
     }
 }
-/// What the author of the MO `<DevInfo>` (`urn:oma:mo:oma-dm-devinfo:1.2`) implements: one method per Exec node (spec 5.3.5) and the validate hook.
+/// What the author of the MO `<DevInfo>` (`urn:oma:mo:oma-dm-devinfo:1.2`) implements: one method
+/// per Exec node (spec 5.3.5) and the validate hook.
 ///
 /// `dm_core::MoHooks` is implemented for DevInfo through this trait.
 pub trait DevInfoBehaviour {
     /// Checks the whole instance after every write (HGET, spec
     /// 5.3.1) and before it is committed; an error rolls the
     /// write back.
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
-        Ok(())
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
     }
 }
 impl ::dm_core::MoHooks for DevInfo
 where
     DevInfo: DevInfoBehaviour,
 {
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DevInfoBehaviour::validate(self)
     }
 }
@@ -258,12 +201,13 @@ where
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DevInfoBearer {}
 impl DevInfoBearer {
-    /// A new `<DevInfo>/Bearer` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DevInfo>/Bearer` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for DevInfoBearer {
+impl ::core::default::Default for DevInfoBearer {
     fn default() -> Self {
         Self::with_required()
     }
@@ -274,12 +218,13 @@ impl Default for DevInfoBearer {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DevInfoExt {}
 impl DevInfoExt {
-    /// A new `<DevInfo>/Ext` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DevInfo>/Ext` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for DevInfoExt {
+impl ::core::default::Default for DevInfoExt {
     fn default() -> Self {
         Self::with_required()
     }

@@ -2,110 +2,70 @@
 
 /// `<DMAcc>`: Optional, ZeroOrMore, node, Add, Delete, Get, Replace.
 ///
-/// One DM Account: the connection, permission and credential settings of one DM Server. Instances are created by bootstrap or HGET and deleted by their owner.
+/// One DM Account: the connection, permission and credential settings of one DM Server. Instances
+/// are created by bootstrap or HGET and deleted by their owner.
 #[derive(Debug, Clone, PartialEq, ::dm_core::ManagementObject)]
 #[dm(
     moid = "urn:oma:mo:oma-dm-dmacc:1.2",
     ddf_url = "https://omadm.example/ddf/dmacc.ddf",
-    format = "node",
     access = "Add, Delete, Get, Replace",
-    occurrence = "ZeroOrMore",
-    scope = "Dynamic"
+    occurrence = "ZeroOrMore"
 )]
 pub struct DmAcc {
     /// `<DMAcc>/SrvID`: Required, One, chr, Add, Get, Replace.
     ///
     /// Identifier of the DM Server that owns this account; unique within the DM Client.
-    #[dm(
-        name = "SrvID",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) srv_id: String,
+    #[dm(name = "SrvID", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) srv_id: ::std::string::String,
     /// `<DMAcc>/SrvURI`: Required, One, chr, Add, Get, Replace.
     ///
-    /// URI (RFC 3986) of the DM Server endpoint the DM Client connects to when it starts a DM session.
-    #[dm(
-        name = "SrvURI",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) srv_uri: String,
+    /// URI (RFC 3986) of the DM Server endpoint the DM Client connects to when it starts a DM
+    /// session.
+    #[dm(name = "SrvURI", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) srv_uri: ::std::string::String,
     /// `<DMAcc>/Name`: Required, One, chr, Add, Get, Replace.
     ///
     /// Name of the DM Server that can be shown to the user.
-    #[dm(
-        name = "Name",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) name: String,
+    #[dm(name = "Name", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) name: ::std::string::String,
     /// `<DMAcc>/Perm`: Required, One, node, Add, Replace.
     ///
-    /// Parent of the permission information supplied at bootstrap, which a user may use to reject the bootstrap. Neither this node nor its descendants are ever exposed.
-    #[dm(
-        name = "Perm",
-        format = "node",
-        access = "Add, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    /// Parent of the permission information supplied at bootstrap, which a user may use to reject
+    /// the bootstrap. Neither this node nor its descendants are ever exposed.
+    #[dm(name = "Perm", format = "node", access = "Add, Replace")]
     pub(crate) perm: DmAccPerm,
     /// `<DMAcc>/Auth`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
     /// Parent of the authentication settings managed by the DM Server.
-    #[dm(
-        name = "Auth",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) auth: Option<DmAccAuth>,
+    #[dm(name = "Auth", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) auth: ::core::option::Option<DmAccAuth>,
     /// `<DMAcc>/Push`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
     /// Placeholder for platform or vendor specific push mechanisms.
-    #[dm(
-        name = "Push",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) push: Option<DmAccPush>,
+    #[dm(name = "Push", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) push: ::core::option::Option<DmAccPush>,
     /// `<DMAcc>/Ext`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
     /// Vendor specific extensions of the DM Account.
-    #[dm(
-        name = "Ext",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) ext: Option<DmAccExt>,
+    #[dm(name = "Ext", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) ext: ::core::option::Option<DmAccExt>,
 }
 impl DmAcc {
-    /// A new `<DMAcc>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>` node: required children from the arguments or their default values, optional
+    /// ones absent, un-named ones empty.
     pub fn with_required(
-        srv_id: impl Into<String>,
-        srv_uri: impl Into<String>,
-        name: impl Into<String>,
+        srv_id: impl ::core::convert::Into<::std::string::String>,
+        srv_uri: impl ::core::convert::Into<::std::string::String>,
+        name: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
             srv_id: srv_id.into(),
             srv_uri: srv_uri.into(),
             name: name.into(),
             perm: DmAccPerm::with_required(),
-            auth: None,
-            push: None,
-            ext: None,
+            auth: ::core::option::Option::None,
+            push: ::core::option::Option::None,
+            ext: ::core::option::Option::None,
         }
     }
     /// Reads `<DMAcc>/SrvID` (Get).
@@ -113,7 +73,10 @@ impl DmAcc {
         &self.srv_id
     }
     /// Writes `<DMAcc>/SrvID` (Replace).
-    pub fn set_srv_id(&mut self, value: impl Into<String>) {
+    pub fn set_srv_id(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.srv_id = value.into();
     }
     /// Reads `<DMAcc>/SrvURI` (Get).
@@ -121,7 +84,10 @@ impl DmAcc {
         &self.srv_uri
     }
     /// Writes `<DMAcc>/SrvURI` (Replace).
-    pub fn set_srv_uri(&mut self, value: impl Into<String>) {
+    pub fn set_srv_uri(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.srv_uri = value.into();
     }
     /// Reads `<DMAcc>/Name` (Get).
@@ -129,106 +95,128 @@ impl DmAcc {
         &self.name
     }
     /// Writes `<DMAcc>/Name` (Replace).
-    pub fn set_name(&mut self, value: impl Into<String>) {
+    pub fn set_name(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.name = value.into();
     }
-    /// The children of `<DMAcc>/Perm`, to use their own accessors (which follow their access types).
+    /// The children of `<DMAcc>/Perm`, to use their own accessors (which follow their access
+    /// types).
     pub fn perm_mut(&mut self) -> &mut DmAccPerm {
         &mut self.perm
     }
     /// Reads `<DMAcc>/Auth` (Get).
-    pub fn auth(&self) -> Option<&DmAccAuth> {
+    pub fn auth(&self) -> ::core::option::Option<&DmAccAuth> {
         self.auth.as_ref()
     }
     /// Adds `<DMAcc>/Auth` (Add); returns what was there.
-    pub fn insert_auth(&mut self, value: DmAccAuth) -> Option<DmAccAuth> {
+    pub fn insert_auth(
+        &mut self,
+        value: DmAccAuth,
+    ) -> ::core::option::Option<DmAccAuth> {
         self.auth.replace(value)
     }
-    /// The children of `<DMAcc>/Auth`, to use their own accessors (which follow their access types).
-    pub fn auth_mut(&mut self) -> Option<&mut DmAccAuth> {
+    /// The children of `<DMAcc>/Auth`, to use their own accessors (which follow their access
+    /// types).
+    pub fn auth_mut(&mut self) -> ::core::option::Option<&mut DmAccAuth> {
         self.auth.as_mut()
     }
     /// Reads `<DMAcc>/Push` (Get).
-    pub fn push(&self) -> Option<&DmAccPush> {
+    pub fn push(&self) -> ::core::option::Option<&DmAccPush> {
         self.push.as_ref()
     }
     /// Adds `<DMAcc>/Push` (Add); returns what was there.
-    pub fn insert_push(&mut self, value: DmAccPush) -> Option<DmAccPush> {
+    pub fn insert_push(
+        &mut self,
+        value: DmAccPush,
+    ) -> ::core::option::Option<DmAccPush> {
         self.push.replace(value)
     }
-    /// The children of `<DMAcc>/Push`, to use their own accessors (which follow their access types).
-    pub fn push_mut(&mut self) -> Option<&mut DmAccPush> {
+    /// The children of `<DMAcc>/Push`, to use their own accessors (which follow their access
+    /// types).
+    pub fn push_mut(&mut self) -> ::core::option::Option<&mut DmAccPush> {
         self.push.as_mut()
     }
     /// Reads `<DMAcc>/Ext` (Get).
-    pub fn ext(&self) -> Option<&DmAccExt> {
+    pub fn ext(&self) -> ::core::option::Option<&DmAccExt> {
         self.ext.as_ref()
     }
     /// Adds `<DMAcc>/Ext` (Add); returns what was there.
-    pub fn insert_ext(&mut self, value: DmAccExt) -> Option<DmAccExt> {
+    pub fn insert_ext(&mut self, value: DmAccExt) -> ::core::option::Option<DmAccExt> {
         self.ext.replace(value)
     }
     /// The children of `<DMAcc>/Ext`, to use their own accessors (which follow their access types).
-    pub fn ext_mut(&mut self) -> Option<&mut DmAccExt> {
+    pub fn ext_mut(&mut self) -> ::core::option::Option<&mut DmAccExt> {
         self.ext.as_mut()
     }
 }
-/// What the author of the MO `<DMAcc>` (`urn:oma:mo:oma-dm-dmacc:1.2`) implements: one method per Exec node (spec 5.3.5) and the validate hook.
+/// What the author of the MO `<DMAcc>` (`urn:oma:mo:oma-dm-dmacc:1.2`) implements: one method per
+/// Exec node (spec 5.3.5) and the validate hook.
 ///
 /// `dm_core::MoHooks` is implemented for DmAcc through this trait.
 pub trait DmAccBehaviour {
     /// Checks the whole instance after every write (HGET, spec
     /// 5.3.1) and before it is committed; an error rolls the
     /// write back.
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
-        Ok(())
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
     }
 }
 impl ::dm_core::MoHooks for DmAcc
 where
     DmAcc: DmAccBehaviour,
 {
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DmAccBehaviour::validate(self)
     }
 }
 /// `<DMAcc>/Perm`: Required, One, node, Add, Replace.
 ///
-/// Parent of the permission information supplied at bootstrap, which a user may use to reject the bootstrap. Neither this node nor its descendants are ever exposed.
+/// Parent of the permission information supplied at bootstrap, which a user may use to reject the
+/// bootstrap. Neither this node nor its descendants are ever exposed.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccPerm {
     /// `<DMAcc>/Perm/<PermGroup>`: Required, OneOrMore, node, Add, Replace.
     ///
     /// Permission group for one MOID the DM Server asks to manage.
-    #[dm(
-        format = "node",
-        access = "Add, Replace",
-        occurrence = "OneOrMore",
-        scope = "Dynamic"
-    )]
-    pub(crate) perm_group: ::dm_core::NodeMap<DmAccPermPermGroup, 1, 0>,
+    #[dm(format = "node", access = "Add, Replace", occurrence = "OneOrMore")]
+    pub(crate) perm_group: ::dm_core::NodeMap<
+        DmAccPermPermGroup,
+        1,
+        { ::dm_core::UNBOUNDED },
+    >,
 }
 impl DmAccPerm {
-    /// A new `<DMAcc>/Perm` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Perm` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
             perm_group: ::dm_core::NodeMap::new(),
         }
     }
-    /// Adds (or replaces) the instance `name` of `<DMAcc>/Perm/<PermGroup>` (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum.
+    /// Adds (or replaces) the instance `name` of `<DMAcc>/Perm/<PermGroup>` (Add). Fails on a name
+    /// that is not `1*unreserved` and past the occurrence maximum.
     pub fn insert_perm_group(
         &mut self,
-        name: impl Into<String>,
+        name: impl ::core::convert::Into<::std::string::String>,
         value: DmAccPermPermGroup,
-    ) -> Result<Option<DmAccPermPermGroup>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<
+        ::core::option::Option<DmAccPermPermGroup>,
+        ::dm_core::NodeMapError,
+    > {
         self.perm_group.insert(name, value)
     }
-    /// The children of `<DMAcc>/Perm/<PermGroup>`, to use their own accessors (which follow their access types).
-    pub fn perm_group_mut(&mut self, name: &str) -> Option<&mut DmAccPermPermGroup> {
+    /// The children of `<DMAcc>/Perm/<PermGroup>`, to use their own accessors (which follow their
+    /// access types).
+    pub fn perm_group_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut DmAccPermPermGroup> {
         self.perm_group.get_mut(name)
     }
 }
-impl Default for DmAccPerm {
+impl ::core::default::Default for DmAccPerm {
     fn default() -> Self {
         Self::with_required()
     }
@@ -240,19 +228,17 @@ impl Default for DmAccPerm {
 pub struct DmAccPermPermGroup {
     /// `<DMAcc>/Perm/<PermGroup>/MOID`: Required, One, chr, Add.
     ///
-    /// MOID the DM Server may manage; it drives the MOS list and the server's access rights. The wildcard "*" stands for every MOID the DM Client supports.
-    #[dm(
-        name = "MOID",
-        format = "chr",
-        access = "Add",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) moid: String,
+    /// MOID the DM Server may manage; it drives the MOS list and the server's access rights. The
+    /// wildcard "*" stands for every MOID the DM Client supports.
+    #[dm(name = "MOID", format = "chr", access = "Add")]
+    pub(crate) moid: ::std::string::String,
 }
 impl DmAccPermPermGroup {
-    /// A new `<DMAcc>/Perm/<PermGroup>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
-    pub fn with_required(moid: impl Into<String>) -> Self {
+    /// A new `<DMAcc>/Perm/<PermGroup>` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
+    pub fn with_required(
+        moid: impl ::core::convert::Into<::std::string::String>,
+    ) -> Self {
         Self { moid: moid.into() }
     }
 }
@@ -263,161 +249,135 @@ impl DmAccPermPermGroup {
 pub struct DmAccAuth {
     /// `<DMAcc>/Auth/Bootstrap`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
-    /// Keying material and secrets for the TLS session with the DM Server acting as bootstrap server. When absent, bootstrap credentials come from a mechanism outside this specification.
+    /// Keying material and secrets for the TLS session with the DM Server acting as bootstrap
+    /// server. When absent, bootstrap credentials come from a mechanism outside this specification.
     #[dm(
         name = "Bootstrap",
         format = "node",
         access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
+        occurrence = "ZeroOrOne"
     )]
-    pub(crate) bootstrap: Option<DmAccAuthBootstrap>,
+    pub(crate) bootstrap: ::core::option::Option<DmAccAuthBootstrap>,
     /// `<DMAcc>/Auth/Noti`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
-    /// Credentials for authenticating DM Notifications. When present and a notification carries the SHA256-DIGEST option, the DM Client must verify that digest.
-    #[dm(
-        name = "Noti",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) noti: Option<DmAccAuthNoti>,
+    /// Credentials for authenticating DM Notifications. When present and a notification carries the
+    /// SHA256-DIGEST option, the DM Client must verify that digest.
+    #[dm(name = "Noti", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) noti: ::core::option::Option<DmAccAuthNoti>,
     /// `<DMAcc>/Auth/Trsp`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
-    /// Credentials for transport layer security of the DM session. When absent, they come from a mechanism outside this specification.
-    #[dm(
-        name = "Trsp",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) trsp: Option<DmAccAuthTrsp>,
+    /// Credentials for transport layer security of the DM session. When absent, they come from a
+    /// mechanism outside this specification.
+    #[dm(name = "Trsp", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) trsp: ::core::option::Option<DmAccAuthTrsp>,
 }
 impl DmAccAuth {
-    /// A new `<DMAcc>/Auth` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Auth` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
-            bootstrap: None,
-            noti: None,
-            trsp: None,
+            bootstrap: ::core::option::Option::None,
+            noti: ::core::option::Option::None,
+            trsp: ::core::option::Option::None,
         }
     }
     /// Reads `<DMAcc>/Auth/Bootstrap` (Get).
-    pub fn bootstrap(&self) -> Option<&DmAccAuthBootstrap> {
+    pub fn bootstrap(&self) -> ::core::option::Option<&DmAccAuthBootstrap> {
         self.bootstrap.as_ref()
     }
     /// Adds `<DMAcc>/Auth/Bootstrap` (Add); returns what was there.
     pub fn insert_bootstrap(
         &mut self,
         value: DmAccAuthBootstrap,
-    ) -> Option<DmAccAuthBootstrap> {
+    ) -> ::core::option::Option<DmAccAuthBootstrap> {
         self.bootstrap.replace(value)
     }
-    /// The children of `<DMAcc>/Auth/Bootstrap`, to use their own accessors (which follow their access types).
-    pub fn bootstrap_mut(&mut self) -> Option<&mut DmAccAuthBootstrap> {
+    /// The children of `<DMAcc>/Auth/Bootstrap`, to use their own accessors (which follow their
+    /// access types).
+    pub fn bootstrap_mut(&mut self) -> ::core::option::Option<&mut DmAccAuthBootstrap> {
         self.bootstrap.as_mut()
     }
     /// Reads `<DMAcc>/Auth/Noti` (Get).
-    pub fn noti(&self) -> Option<&DmAccAuthNoti> {
+    pub fn noti(&self) -> ::core::option::Option<&DmAccAuthNoti> {
         self.noti.as_ref()
     }
     /// Adds `<DMAcc>/Auth/Noti` (Add); returns what was there.
-    pub fn insert_noti(&mut self, value: DmAccAuthNoti) -> Option<DmAccAuthNoti> {
+    pub fn insert_noti(
+        &mut self,
+        value: DmAccAuthNoti,
+    ) -> ::core::option::Option<DmAccAuthNoti> {
         self.noti.replace(value)
     }
-    /// The children of `<DMAcc>/Auth/Noti`, to use their own accessors (which follow their access types).
-    pub fn noti_mut(&mut self) -> Option<&mut DmAccAuthNoti> {
+    /// The children of `<DMAcc>/Auth/Noti`, to use their own accessors (which follow their access
+    /// types).
+    pub fn noti_mut(&mut self) -> ::core::option::Option<&mut DmAccAuthNoti> {
         self.noti.as_mut()
     }
     /// Reads `<DMAcc>/Auth/Trsp` (Get).
-    pub fn trsp(&self) -> Option<&DmAccAuthTrsp> {
+    pub fn trsp(&self) -> ::core::option::Option<&DmAccAuthTrsp> {
         self.trsp.as_ref()
     }
     /// Adds `<DMAcc>/Auth/Trsp` (Add); returns what was there.
-    pub fn insert_trsp(&mut self, value: DmAccAuthTrsp) -> Option<DmAccAuthTrsp> {
+    pub fn insert_trsp(
+        &mut self,
+        value: DmAccAuthTrsp,
+    ) -> ::core::option::Option<DmAccAuthTrsp> {
         self.trsp.replace(value)
     }
-    /// The children of `<DMAcc>/Auth/Trsp`, to use their own accessors (which follow their access types).
-    pub fn trsp_mut(&mut self) -> Option<&mut DmAccAuthTrsp> {
+    /// The children of `<DMAcc>/Auth/Trsp`, to use their own accessors (which follow their access
+    /// types).
+    pub fn trsp_mut(&mut self) -> ::core::option::Option<&mut DmAccAuthTrsp> {
         self.trsp.as_mut()
     }
 }
-impl Default for DmAccAuth {
+impl ::core::default::Default for DmAccAuth {
     fn default() -> Self {
         Self::with_required()
     }
 }
 /// `<DMAcc>/Auth/Bootstrap`: Optional, ZeroOrOne, node, Add, Get, Replace.
 ///
-/// Keying material and secrets for the TLS session with the DM Server acting as bootstrap server. When absent, bootstrap credentials come from a mechanism outside this specification.
+/// Keying material and secrets for the TLS session with the DM Server acting as bootstrap server.
+/// When absent, bootstrap credentials come from a mechanism outside this specification.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccAuthBootstrap {
     /// `<DMAcc>/Auth/Bootstrap/ServerURI`: Required, One, chr, Add, Get, Replace.
     ///
     /// URI or IP address of the DM Server acting as bootstrap server.
-    #[dm(
-        name = "ServerURI",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) server_uri: String,
+    #[dm(name = "ServerURI", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) server_uri: ::std::string::String,
     /// `<DMAcc>/Auth/Bootstrap/SecMode`: Required, One, bin, Add, Get, Replace.
     ///
     /// TLS security mode used with the bootstrap server, for example PSK or X.509 certificate mode.
-    #[dm(
-        name = "SecMode",
-        format = "bin",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) sec_mode: Vec<u8>,
+    #[dm(name = "SecMode", format = "bin", access = "Add, Get, Replace")]
+    pub(crate) sec_mode: ::std::vec::Vec<u8>,
     /// `<DMAcc>/Auth/Bootstrap/ClientPubKey`: Required, One, bin, Add.
     ///
-    /// DM Client certificate (certificate mode) or PSK identity (PSK mode), in the format of section 12.2.1.
-    #[dm(
-        name = "ClientPubKey",
-        format = "bin",
-        access = "Add",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) client_pub_key: Vec<u8>,
+    /// DM Client certificate (certificate mode) or PSK identity (PSK mode), in the format of
+    /// section 12.2.1.
+    #[dm(name = "ClientPubKey", format = "bin", access = "Add")]
+    pub(crate) client_pub_key: ::std::vec::Vec<u8>,
     /// `<DMAcc>/Auth/Bootstrap/ServerPubKey`: Required, One, bin, Add.
     ///
-    /// DM Server certificate (certificate mode) or PSK identity (PSK mode), in the format of section 12.2.1.
-    #[dm(
-        name = "ServerPubKey",
-        format = "bin",
-        access = "Add",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) server_pub_key: Vec<u8>,
+    /// DM Server certificate (certificate mode) or PSK identity (PSK mode), in the format of
+    /// section 12.2.1.
+    #[dm(name = "ServerPubKey", format = "bin", access = "Add")]
+    pub(crate) server_pub_key: ::std::vec::Vec<u8>,
     /// `<DMAcc>/Auth/Bootstrap/ClientSecretKey`: Required, One, bin, Add.
     ///
     /// DM Client secret key: the pre-shared key in PSK mode or the private key in certificate mode.
-    #[dm(
-        name = "ClientSecretKey",
-        format = "bin",
-        access = "Add",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) client_secret_key: Vec<u8>,
+    #[dm(name = "ClientSecretKey", format = "bin", access = "Add")]
+    pub(crate) client_secret_key: ::std::vec::Vec<u8>,
 }
 impl DmAccAuthBootstrap {
-    /// A new `<DMAcc>/Auth/Bootstrap` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Auth/Bootstrap` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
     pub fn with_required(
-        server_uri: impl Into<String>,
-        sec_mode: impl Into<Vec<u8>>,
-        client_pub_key: impl Into<Vec<u8>>,
-        server_pub_key: impl Into<Vec<u8>>,
-        client_secret_key: impl Into<Vec<u8>>,
+        server_uri: impl ::core::convert::Into<::std::string::String>,
+        sec_mode: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+        client_pub_key: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+        server_pub_key: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+        client_secret_key: impl ::core::convert::Into<::std::vec::Vec<u8>>,
     ) -> Self {
         Self {
             server_uri: server_uri.into(),
@@ -432,7 +392,10 @@ impl DmAccAuthBootstrap {
         &self.server_uri
     }
     /// Writes `<DMAcc>/Auth/Bootstrap/ServerURI` (Replace).
-    pub fn set_server_uri(&mut self, value: impl Into<String>) {
+    pub fn set_server_uri(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.server_uri = value.into();
     }
     /// Reads `<DMAcc>/Auth/Bootstrap/SecMode` (Get).
@@ -440,55 +403,42 @@ impl DmAccAuthBootstrap {
         &self.sec_mode
     }
     /// Writes `<DMAcc>/Auth/Bootstrap/SecMode` (Replace).
-    pub fn set_sec_mode(&mut self, value: impl Into<Vec<u8>>) {
+    pub fn set_sec_mode(
+        &mut self,
+        value: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+    ) {
         self.sec_mode = value.into();
     }
 }
 /// `<DMAcc>/Auth/Noti`: Optional, ZeroOrOne, node, Add, Get, Replace.
 ///
-/// Credentials for authenticating DM Notifications. When present and a notification carries the SHA256-DIGEST option, the DM Client must verify that digest.
+/// Credentials for authenticating DM Notifications. When present and a notification carries the
+/// SHA256-DIGEST option, the DM Client must verify that digest.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccAuthNoti {
     /// `<DMAcc>/Auth/Noti/Type`: Required, One, int, Add, Get, Replace.
     ///
     /// Notification authentication type; 0 means SHA256 digest (RFC 6234).
-    #[dm(
-        name = "Type",
-        format = "int",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Type", format = "int", access = "Add, Get, Replace")]
     pub(crate) type_: i64,
     /// `<DMAcc>/Auth/Noti/Data`: Required, One, bin, Add, Get, Replace.
     ///
     /// Authentication data for the type given in Noti/Type.
-    #[dm(
-        name = "Data",
-        format = "bin",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) data: Vec<u8>,
+    #[dm(name = "Data", format = "bin", access = "Add, Get, Replace")]
+    pub(crate) data: ::std::vec::Vec<u8>,
     /// `<DMAcc>/Auth/Noti/Secret`: Required, One, bin, Add, Get, Replace.
     ///
     /// Authentication secret for the type given in Noti/Type.
-    #[dm(
-        name = "Secret",
-        format = "bin",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) secret: Vec<u8>,
+    #[dm(name = "Secret", format = "bin", access = "Add, Get, Replace")]
+    pub(crate) secret: ::std::vec::Vec<u8>,
 }
 impl DmAccAuthNoti {
-    /// A new `<DMAcc>/Auth/Noti` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Auth/Noti` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
     pub fn with_required(
         type_: i64,
-        data: impl Into<Vec<u8>>,
-        secret: impl Into<Vec<u8>>,
+        data: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+        secret: impl ::core::convert::Into<::std::vec::Vec<u8>>,
     ) -> Self {
         Self {
             type_,
@@ -509,7 +459,7 @@ impl DmAccAuthNoti {
         &self.data
     }
     /// Writes `<DMAcc>/Auth/Noti/Data` (Replace).
-    pub fn set_data(&mut self, value: impl Into<Vec<u8>>) {
+    pub fn set_data(&mut self, value: impl ::core::convert::Into<::std::vec::Vec<u8>>) {
         self.data = value.into();
     }
     /// Reads `<DMAcc>/Auth/Noti/Secret` (Get).
@@ -517,41 +467,37 @@ impl DmAccAuthNoti {
         &self.secret
     }
     /// Writes `<DMAcc>/Auth/Noti/Secret` (Replace).
-    pub fn set_secret(&mut self, value: impl Into<Vec<u8>>) {
+    pub fn set_secret(
+        &mut self,
+        value: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+    ) {
         self.secret = value.into();
     }
 }
 /// `<DMAcc>/Auth/Trsp`: Optional, ZeroOrOne, node, Add, Get, Replace.
 ///
-/// Credentials for transport layer security of the DM session. When absent, they come from a mechanism outside this specification.
+/// Credentials for transport layer security of the DM session. When absent, they come from a
+/// mechanism outside this specification.
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccAuthTrsp {
     /// `<DMAcc>/Auth/Trsp/Data`: Required, One, bin, Add, Get, Replace.
     ///
     /// Transport security authentication data, for example the DM Client certificate or public key.
-    #[dm(
-        name = "Data",
-        format = "bin",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) data: Vec<u8>,
+    #[dm(name = "Data", format = "bin", access = "Add, Get, Replace")]
+    pub(crate) data: ::std::vec::Vec<u8>,
     /// `<DMAcc>/Auth/Trsp/Secret`: Required, One, bin, Add.
     ///
     /// Transport security secret, for example the DM Client private key.
-    #[dm(
-        name = "Secret",
-        format = "bin",
-        access = "Add",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) secret: Vec<u8>,
+    #[dm(name = "Secret", format = "bin", access = "Add")]
+    pub(crate) secret: ::std::vec::Vec<u8>,
 }
 impl DmAccAuthTrsp {
-    /// A new `<DMAcc>/Auth/Trsp` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
-    pub fn with_required(data: impl Into<Vec<u8>>, secret: impl Into<Vec<u8>>) -> Self {
+    /// A new `<DMAcc>/Auth/Trsp` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
+    pub fn with_required(
+        data: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+        secret: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+    ) -> Self {
         Self {
             data: data.into(),
             secret: secret.into(),
@@ -562,7 +508,7 @@ impl DmAccAuthTrsp {
         &self.data
     }
     /// Writes `<DMAcc>/Auth/Trsp/Data` (Replace).
-    pub fn set_data(&mut self, value: impl Into<Vec<u8>>) {
+    pub fn set_data(&mut self, value: impl ::core::convert::Into<::std::vec::Vec<u8>>) {
         self.data = value.into();
     }
 }
@@ -574,57 +520,57 @@ pub struct DmAccPush {
     /// `<DMAcc>/Push/GCM`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
     /// Configuration of Google Cloud Messaging push (Appendix E).
-    #[dm(
-        name = "GCM",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) gcm: Option<DmAccPushGcm>,
+    #[dm(name = "GCM", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) gcm: ::core::option::Option<DmAccPushGcm>,
     /// `<DMAcc>/Push/Ext`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
     /// Vendor specific extensions of the push configuration.
-    #[dm(
-        name = "Ext",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) ext: Option<DmAccPushExt>,
+    #[dm(name = "Ext", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) ext: ::core::option::Option<DmAccPushExt>,
 }
 impl DmAccPush {
-    /// A new `<DMAcc>/Push` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Push` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
-        Self { gcm: None, ext: None }
+        Self {
+            gcm: ::core::option::Option::None,
+            ext: ::core::option::Option::None,
+        }
     }
     /// Reads `<DMAcc>/Push/GCM` (Get).
-    pub fn gcm(&self) -> Option<&DmAccPushGcm> {
+    pub fn gcm(&self) -> ::core::option::Option<&DmAccPushGcm> {
         self.gcm.as_ref()
     }
     /// Adds `<DMAcc>/Push/GCM` (Add); returns what was there.
-    pub fn insert_gcm(&mut self, value: DmAccPushGcm) -> Option<DmAccPushGcm> {
+    pub fn insert_gcm(
+        &mut self,
+        value: DmAccPushGcm,
+    ) -> ::core::option::Option<DmAccPushGcm> {
         self.gcm.replace(value)
     }
-    /// The children of `<DMAcc>/Push/GCM`, to use their own accessors (which follow their access types).
-    pub fn gcm_mut(&mut self) -> Option<&mut DmAccPushGcm> {
+    /// The children of `<DMAcc>/Push/GCM`, to use their own accessors (which follow their access
+    /// types).
+    pub fn gcm_mut(&mut self) -> ::core::option::Option<&mut DmAccPushGcm> {
         self.gcm.as_mut()
     }
     /// Reads `<DMAcc>/Push/Ext` (Get).
-    pub fn ext(&self) -> Option<&DmAccPushExt> {
+    pub fn ext(&self) -> ::core::option::Option<&DmAccPushExt> {
         self.ext.as_ref()
     }
     /// Adds `<DMAcc>/Push/Ext` (Add); returns what was there.
-    pub fn insert_ext(&mut self, value: DmAccPushExt) -> Option<DmAccPushExt> {
+    pub fn insert_ext(
+        &mut self,
+        value: DmAccPushExt,
+    ) -> ::core::option::Option<DmAccPushExt> {
         self.ext.replace(value)
     }
-    /// The children of `<DMAcc>/Push/Ext`, to use their own accessors (which follow their access types).
-    pub fn ext_mut(&mut self) -> Option<&mut DmAccPushExt> {
+    /// The children of `<DMAcc>/Push/Ext`, to use their own accessors (which follow their access
+    /// types).
+    pub fn ext_mut(&mut self) -> ::core::option::Option<&mut DmAccPushExt> {
         self.ext.as_mut()
     }
 }
-impl Default for DmAccPush {
+impl ::core::default::Default for DmAccPush {
     fn default() -> Self {
         Self::with_required()
     }
@@ -637,73 +583,45 @@ pub struct DmAccPushGcm {
     /// `<DMAcc>/Push/GCM/SenderID`: Required, One, chr, Add, Get, Replace.
     ///
     /// GCM sender ID that identifies the service.
-    #[dm(
-        name = "SenderID",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) sender_id: String,
+    #[dm(name = "SenderID", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) sender_id: ::std::string::String,
     /// `<DMAcc>/Push/GCM/RegURI`: Required, One, chr, Add, Get, Replace.
     ///
     /// URI where the DM Client registers itself after a GCM Register event.
-    #[dm(
-        name = "RegURI",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) reg_uri: String,
+    #[dm(name = "RegURI", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) reg_uri: ::std::string::String,
     /// `<DMAcc>/Push/GCM/UnRegURI`: Required, One, chr, Add, Get, Replace.
     ///
     /// URI where the DM Client unregisters itself after a GCM UnRegister event.
-    #[dm(
-        name = "UnRegURI",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) un_reg_uri: String,
+    #[dm(name = "UnRegURI", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) un_reg_uri: ::std::string::String,
     /// `<DMAcc>/Push/GCM/RegParams`: Required, One, chr, Add, Get, Replace.
     ///
-    /// Extra parameters the DM Client sends when it registers and unregisters, encoded as an RFC 3986 URI query component.
-    #[dm(
-        name = "RegParams",
-        format = "chr",
-        access = "Add, Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) reg_params: String,
+    /// Extra parameters the DM Client sends when it registers and unregisters, encoded as an RFC
+    /// 3986 URI query component.
+    #[dm(name = "RegParams", format = "chr", access = "Add, Get, Replace")]
+    pub(crate) reg_params: ::std::string::String,
     /// `<DMAcc>/Push/GCM/Ext`: Optional, ZeroOrOne, node, Add, Get, Replace.
     ///
     /// Vendor specific extensions of the GCM configuration.
-    #[dm(
-        name = "Ext",
-        format = "node",
-        access = "Add, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) ext: Option<DmAccPushGcmExt>,
+    #[dm(name = "Ext", format = "node", access = "Add, Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) ext: ::core::option::Option<DmAccPushGcmExt>,
 }
 impl DmAccPushGcm {
-    /// A new `<DMAcc>/Push/GCM` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Push/GCM` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required(
-        sender_id: impl Into<String>,
-        reg_uri: impl Into<String>,
-        un_reg_uri: impl Into<String>,
-        reg_params: impl Into<String>,
+        sender_id: impl ::core::convert::Into<::std::string::String>,
+        reg_uri: impl ::core::convert::Into<::std::string::String>,
+        un_reg_uri: impl ::core::convert::Into<::std::string::String>,
+        reg_params: impl ::core::convert::Into<::std::string::String>,
     ) -> Self {
         Self {
             sender_id: sender_id.into(),
             reg_uri: reg_uri.into(),
             un_reg_uri: un_reg_uri.into(),
             reg_params: reg_params.into(),
-            ext: None,
+            ext: ::core::option::Option::None,
         }
     }
     /// Reads `<DMAcc>/Push/GCM/SenderID` (Get).
@@ -711,7 +629,10 @@ impl DmAccPushGcm {
         &self.sender_id
     }
     /// Writes `<DMAcc>/Push/GCM/SenderID` (Replace).
-    pub fn set_sender_id(&mut self, value: impl Into<String>) {
+    pub fn set_sender_id(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.sender_id = value.into();
     }
     /// Reads `<DMAcc>/Push/GCM/RegURI` (Get).
@@ -719,7 +640,10 @@ impl DmAccPushGcm {
         &self.reg_uri
     }
     /// Writes `<DMAcc>/Push/GCM/RegURI` (Replace).
-    pub fn set_reg_uri(&mut self, value: impl Into<String>) {
+    pub fn set_reg_uri(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.reg_uri = value.into();
     }
     /// Reads `<DMAcc>/Push/GCM/UnRegURI` (Get).
@@ -727,7 +651,10 @@ impl DmAccPushGcm {
         &self.un_reg_uri
     }
     /// Writes `<DMAcc>/Push/GCM/UnRegURI` (Replace).
-    pub fn set_un_reg_uri(&mut self, value: impl Into<String>) {
+    pub fn set_un_reg_uri(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.un_reg_uri = value.into();
     }
     /// Reads `<DMAcc>/Push/GCM/RegParams` (Get).
@@ -735,19 +662,26 @@ impl DmAccPushGcm {
         &self.reg_params
     }
     /// Writes `<DMAcc>/Push/GCM/RegParams` (Replace).
-    pub fn set_reg_params(&mut self, value: impl Into<String>) {
+    pub fn set_reg_params(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.reg_params = value.into();
     }
     /// Reads `<DMAcc>/Push/GCM/Ext` (Get).
-    pub fn ext(&self) -> Option<&DmAccPushGcmExt> {
+    pub fn ext(&self) -> ::core::option::Option<&DmAccPushGcmExt> {
         self.ext.as_ref()
     }
     /// Adds `<DMAcc>/Push/GCM/Ext` (Add); returns what was there.
-    pub fn insert_ext(&mut self, value: DmAccPushGcmExt) -> Option<DmAccPushGcmExt> {
+    pub fn insert_ext(
+        &mut self,
+        value: DmAccPushGcmExt,
+    ) -> ::core::option::Option<DmAccPushGcmExt> {
         self.ext.replace(value)
     }
-    /// The children of `<DMAcc>/Push/GCM/Ext`, to use their own accessors (which follow their access types).
-    pub fn ext_mut(&mut self) -> Option<&mut DmAccPushGcmExt> {
+    /// The children of `<DMAcc>/Push/GCM/Ext`, to use their own accessors (which follow their
+    /// access types).
+    pub fn ext_mut(&mut self) -> ::core::option::Option<&mut DmAccPushGcmExt> {
         self.ext.as_mut()
     }
 }
@@ -757,12 +691,13 @@ impl DmAccPushGcm {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccPushGcmExt {}
 impl DmAccPushGcmExt {
-    /// A new `<DMAcc>/Push/GCM/Ext` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Push/GCM/Ext` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for DmAccPushGcmExt {
+impl ::core::default::Default for DmAccPushGcmExt {
     fn default() -> Self {
         Self::with_required()
     }
@@ -773,12 +708,13 @@ impl Default for DmAccPushGcmExt {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccPushExt {}
 impl DmAccPushExt {
-    /// A new `<DMAcc>/Push/Ext` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Push/Ext` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for DmAccPushExt {
+impl ::core::default::Default for DmAccPushExt {
     fn default() -> Self {
         Self::with_required()
     }
@@ -789,12 +725,13 @@ impl Default for DmAccPushExt {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct DmAccExt {}
 impl DmAccExt {
-    /// A new `<DMAcc>/Ext` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<DMAcc>/Ext` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for DmAccExt {
+impl ::core::default::Default for DmAccExt {
     fn default() -> Self {
         Self::with_required()
     }

@@ -7,197 +7,87 @@
 #[dm(
     moid = "urn:example:mo:kitchen:1.0",
     ddf_url = "https://omadm.example/ddf/kitchen.ddf",
-    format = "node",
     access = "Exec, Get",
-    occurrence = "ZeroOrMore",
-    scope = "Dynamic"
+    occurrence = "ZeroOrMore"
 )]
 pub struct Kitchen {
     /// `<Kitchen>/Name`: Required, One, chr, Get, Replace.
     ///
     /// A name with a default value.
-    #[dm(
-        name = "Name",
-        format = "chr",
-        access = "Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) name: String,
+    #[dm(name = "Name", format = "chr", access = "Get, Replace")]
+    pub(crate) name: ::std::string::String,
     /// `<Kitchen>/Count`: Required, One, int, Get.
     ///
     /// Hex default, as Windows files write them.
-    #[dm(
-        name = "Count",
-        format = "int",
-        access = "Get",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Count", format = "int", access = "Get")]
     pub(crate) count: i64,
     /// `<Kitchen>/Ratio`: Optional, ZeroOrOne, float, Get, Replace.
-    #[dm(
-        name = "Ratio",
-        format = "float",
-        access = "Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) ratio: Option<f64>,
+    #[dm(name = "Ratio", format = "float", access = "Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) ratio: ::core::option::Option<f64>,
     /// `<Kitchen>/Enabled`: Required, One, bool, Get, Replace.
-    #[dm(
-        name = "Enabled",
-        format = "bool",
-        access = "Get, Replace",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Enabled", format = "bool", access = "Get, Replace")]
     pub(crate) enabled: bool,
     /// `<Kitchen>/Blob`: Optional, ZeroOrOne, b64, Add, Delete, Get.
-    #[dm(
-        name = "Blob",
-        format = "b64",
-        access = "Add, Delete, Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) blob: Option<Vec<u8>>,
+    #[dm(name = "Blob", format = "b64", access = "Add, Delete, Get", occurrence = "ZeroOrOne")]
+    pub(crate) blob: ::core::option::Option<::std::vec::Vec<u8>>,
     /// `<Kitchen>/Raw`: Optional, ZeroOrOne, bin, Replace.
     ///
     /// Write-only: no Get.
-    #[dm(
-        name = "Raw",
-        format = "bin",
-        access = "Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) raw: Option<Vec<u8>>,
+    #[dm(name = "Raw", format = "bin", access = "Replace", occurrence = "ZeroOrOne")]
+    pub(crate) raw: ::core::option::Option<::std::vec::Vec<u8>>,
     /// `<Kitchen>/Marker`: Optional, ZeroOrOne, null, Delete, Replace.
-    #[dm(
-        name = "Marker",
-        format = "null",
-        access = "Delete, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) marker: Option<()>,
+    #[dm(name = "Marker", format = "null", access = "Delete, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) marker: ::core::option::Option<()>,
     /// `<Kitchen>/When`: Required, One, date, Get.
     ///
     /// Required and without default: an argument of new().
-    #[dm(
-        name = "When",
-        format = "date",
-        access = "Get",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) when: String,
+    #[dm(name = "When", format = "date", access = "Get")]
+    pub(crate) when: ::std::string::String,
     /// `<Kitchen>/At`: Optional, ZeroOrOne, time, Get, Replace.
-    #[dm(
-        name = "At",
-        format = "time",
-        access = "Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) at: Option<String>,
+    #[dm(name = "At", format = "time", access = "Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) at: ::core::option::Option<::std::string::String>,
     /// `<Kitchen>/Doc`: Optional, ZeroOrOne, xml, Get.
     ///
     /// Markup in a description: &lt;b&gt;bold&lt;/b&gt; \[link\] and
     /// \```
     /// not a doctest
     /// \```
-    #[dm(
-        name = "Doc",
-        format = "xml",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) doc: Option<String>,
+    #[dm(name = "Doc", format = "xml", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) doc: ::core::option::Option<::std::string::String>,
     /// `<Kitchen>/type`: Optional, ZeroOrOne, chr, Get, Replace.
     ///
     /// A Rust keyword.
-    #[dm(
-        name = "type",
-        format = "chr",
-        access = "Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) type_: Option<String>,
+    #[dm(name = "type", format = "chr", access = "Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) type_: ::core::option::Option<::std::string::String>,
     /// `<Kitchen>/Get`: Optional, ZeroOrOne, chr, Get.
     ///
     /// A name that the ManagementObject trait uses.
-    #[dm(
-        name = "Get",
-        format = "chr",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) get_2: Option<String>,
+    #[dm(name = "Get", format = "chr", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) get_2: ::core::option::Option<::std::string::String>,
     /// `<Kitchen>/Foo`: Optional, ZeroOrOne, chr, Get, Replace.
-    #[dm(
-        name = "Foo",
-        format = "chr",
-        access = "Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) foo: Option<String>,
+    #[dm(name = "Foo", format = "chr", access = "Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) foo: ::core::option::Option<::std::string::String>,
     /// `<Kitchen>/SetFoo`: Optional, ZeroOrOne, chr, Get.
     ///
     /// Its getter would clash with the setter of Foo.
-    #[dm(
-        name = "SetFoo",
-        format = "chr",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) set_foo_2: Option<String>,
+    #[dm(name = "SetFoo", format = "chr", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) set_foo_2: ::core::option::Option<::std::string::String>,
     /// `<Kitchen>/6to4_State`: Optional, ZeroOrOne, int, Get.
     ///
     /// A leading digit.
-    #[dm(
-        name = "6to4_State",
-        format = "int",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) n_6to4_state: Option<i64>,
+    #[dm(name = "6to4_State", format = "int", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) n_6to4_state: ::core::option::Option<i64>,
     /// `<Kitchen>/Slots`: Required, One, node, Get.
-    #[dm(
-        name = "Slots",
-        format = "node",
-        access = "Get",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Slots", format = "node", access = "Get")]
     pub(crate) slots: KitchenSlots,
     /// `<Kitchen>/Ops`: Required, One, node, Get.
-    #[dm(
-        name = "Ops",
-        format = "node",
-        access = "Get",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Ops", format = "node", access = "Get")]
     pub(crate) ops: KitchenOps,
     /// `<Kitchen>/Ext`: Optional, ZeroOrOne, node, Get.
     ///
     /// An empty interior node.
-    #[dm(
-        name = "Ext",
-        format = "node",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) ext: Option<KitchenExt>,
+    #[dm(name = "Ext", format = "node", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) ext: ::core::option::Option<KitchenExt>,
 }
 impl Kitchen {
     /// Default value of `<Kitchen>/Name` (DDF `DefaultValue`).
@@ -210,27 +100,30 @@ impl Kitchen {
     pub const ENABLED_DEFAULT: bool = true;
     /// Default value of `<Kitchen>/Blob` (DDF `DefaultValue`).
     pub const BLOB_DEFAULT: &'static [u8] = b"\0";
-    /// A new `<Kitchen>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
-    pub fn with_required(when: impl Into<String>) -> Self {
+    /// A new `<Kitchen>` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
+    pub fn with_required(
+        when: impl ::core::convert::Into<::std::string::String>,
+    ) -> Self {
         Self {
-            name: String::from(Self::NAME_DEFAULT),
+            name: ::std::string::String::from(Self::NAME_DEFAULT),
             count: Self::COUNT_DEFAULT,
-            ratio: None,
+            ratio: ::core::option::Option::None,
             enabled: Self::ENABLED_DEFAULT,
-            blob: None,
-            raw: None,
-            marker: None,
+            blob: ::core::option::Option::None,
+            raw: ::core::option::Option::None,
+            marker: ::core::option::Option::None,
             when: when.into(),
-            at: None,
-            doc: None,
-            type_: None,
-            get_2: None,
-            foo: None,
-            set_foo_2: None,
-            n_6to4_state: None,
+            at: ::core::option::Option::None,
+            doc: ::core::option::Option::None,
+            type_: ::core::option::Option::None,
+            get_2: ::core::option::Option::None,
+            foo: ::core::option::Option::None,
+            set_foo_2: ::core::option::Option::None,
+            n_6to4_state: ::core::option::Option::None,
             slots: KitchenSlots::with_required(),
             ops: KitchenOps::with_required(),
-            ext: None,
+            ext: ::core::option::Option::None,
         }
     }
     /// Reads `<Kitchen>/Name` (Get).
@@ -238,7 +131,10 @@ impl Kitchen {
         &self.name
     }
     /// Writes `<Kitchen>/Name` (Replace).
-    pub fn set_name(&mut self, value: impl Into<String>) {
+    pub fn set_name(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
         self.name = value.into();
     }
     /// Reads `<Kitchen>/Count` (Get).
@@ -246,12 +142,12 @@ impl Kitchen {
         self.count
     }
     /// Reads `<Kitchen>/Ratio` (Get).
-    pub fn ratio(&self) -> Option<f64> {
+    pub fn ratio(&self) -> ::core::option::Option<f64> {
         self.ratio
     }
     /// Writes `<Kitchen>/Ratio` (Replace), creating it when absent.
     pub fn set_ratio(&mut self, value: f64) {
-        self.ratio = Some(value);
+        self.ratio = ::core::option::Option::Some(value);
     }
     /// Reads `<Kitchen>/Enabled` (Get).
     pub fn enabled(&self) -> bool {
@@ -262,27 +158,30 @@ impl Kitchen {
         self.enabled = value;
     }
     /// Reads `<Kitchen>/Blob` (Get).
-    pub fn blob(&self) -> Option<&[u8]> {
+    pub fn blob(&self) -> ::core::option::Option<&[u8]> {
         self.blob.as_deref()
     }
     /// Adds `<Kitchen>/Blob` (Add); returns what was there.
-    pub fn insert_blob(&mut self, value: impl Into<Vec<u8>>) -> Option<Vec<u8>> {
+    pub fn insert_blob(
+        &mut self,
+        value: impl ::core::convert::Into<::std::vec::Vec<u8>>,
+    ) -> ::core::option::Option<::std::vec::Vec<u8>> {
         self.blob.replace(value.into())
     }
     /// Deletes `<Kitchen>/Blob` (Delete); returns what was there.
-    pub fn remove_blob(&mut self) -> Option<Vec<u8>> {
+    pub fn remove_blob(&mut self) -> ::core::option::Option<::std::vec::Vec<u8>> {
         self.blob.take()
     }
     /// Writes `<Kitchen>/Raw` (Replace), creating it when absent.
-    pub fn set_raw(&mut self, value: impl Into<Vec<u8>>) {
-        self.raw = Some(value.into());
+    pub fn set_raw(&mut self, value: impl ::core::convert::Into<::std::vec::Vec<u8>>) {
+        self.raw = ::core::option::Option::Some(value.into());
     }
     /// Creates `<Kitchen>/Marker` (Replace); it has no value.
     pub fn set_marker(&mut self) {
-        self.marker = Some(());
+        self.marker = ::core::option::Option::Some(());
     }
     /// Deletes `<Kitchen>/Marker` (Delete); returns what was there.
-    pub fn remove_marker(&mut self) -> Option<()> {
+    pub fn remove_marker(&mut self) -> ::core::option::Option<()> {
         self.marker.take()
     }
     /// Reads `<Kitchen>/When` (Get).
@@ -290,50 +189,54 @@ impl Kitchen {
         &self.when
     }
     /// Reads `<Kitchen>/At` (Get).
-    pub fn at(&self) -> Option<&str> {
+    pub fn at(&self) -> ::core::option::Option<&str> {
         self.at.as_deref()
     }
     /// Writes `<Kitchen>/At` (Replace), creating it when absent.
-    pub fn set_at(&mut self, value: impl Into<String>) {
-        self.at = Some(value.into());
+    pub fn set_at(&mut self, value: impl ::core::convert::Into<::std::string::String>) {
+        self.at = ::core::option::Option::Some(value.into());
     }
     /// Reads `<Kitchen>/Doc` (Get).
-    pub fn doc(&self) -> Option<&str> {
+    pub fn doc(&self) -> ::core::option::Option<&str> {
         self.doc.as_deref()
     }
     /// Reads `<Kitchen>/type` (Get).
-    pub fn type_(&self) -> Option<&str> {
+    pub fn type_(&self) -> ::core::option::Option<&str> {
         self.type_.as_deref()
     }
     /// Writes `<Kitchen>/type` (Replace), creating it when absent.
-    pub fn set_type(&mut self, value: impl Into<String>) {
-        self.type_ = Some(value.into());
+    pub fn set_type(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
+        self.type_ = ::core::option::Option::Some(value.into());
     }
     /// Reads `<Kitchen>/Get` (Get).
-    pub fn get_2(&self) -> Option<&str> {
+    pub fn get_2(&self) -> ::core::option::Option<&str> {
         self.get_2.as_deref()
     }
     /// Reads `<Kitchen>/Foo` (Get).
-    pub fn foo(&self) -> Option<&str> {
+    pub fn foo(&self) -> ::core::option::Option<&str> {
         self.foo.as_deref()
     }
     /// Writes `<Kitchen>/Foo` (Replace), creating it when absent.
-    pub fn set_foo(&mut self, value: impl Into<String>) {
-        self.foo = Some(value.into());
+    pub fn set_foo(&mut self, value: impl ::core::convert::Into<::std::string::String>) {
+        self.foo = ::core::option::Option::Some(value.into());
     }
     /// Reads `<Kitchen>/SetFoo` (Get).
-    pub fn set_foo_2(&self) -> Option<&str> {
+    pub fn set_foo_2(&self) -> ::core::option::Option<&str> {
         self.set_foo_2.as_deref()
     }
     /// Reads `<Kitchen>/6to4_State` (Get).
-    pub fn n_6to4_state(&self) -> Option<i64> {
+    pub fn n_6to4_state(&self) -> ::core::option::Option<i64> {
         self.n_6to4_state
     }
     /// Reads `<Kitchen>/Slots` (Get).
     pub fn slots(&self) -> &KitchenSlots {
         &self.slots
     }
-    /// The children of `<Kitchen>/Slots`, to use their own accessors (which follow their access types).
+    /// The children of `<Kitchen>/Slots`, to use their own accessors (which follow their access
+    /// types).
     pub fn slots_mut(&mut self) -> &mut KitchenSlots {
         &mut self.slots
     }
@@ -341,20 +244,23 @@ impl Kitchen {
     pub fn ops(&self) -> &KitchenOps {
         &self.ops
     }
-    /// The children of `<Kitchen>/Ops`, to use their own accessors (which follow their access types).
+    /// The children of `<Kitchen>/Ops`, to use their own accessors (which follow their access
+    /// types).
     pub fn ops_mut(&mut self) -> &mut KitchenOps {
         &mut self.ops
     }
     /// Reads `<Kitchen>/Ext` (Get).
-    pub fn ext(&self) -> Option<&KitchenExt> {
+    pub fn ext(&self) -> ::core::option::Option<&KitchenExt> {
         self.ext.as_ref()
     }
-    /// The children of `<Kitchen>/Ext`, to use their own accessors (which follow their access types).
-    pub fn ext_mut(&mut self) -> Option<&mut KitchenExt> {
+    /// The children of `<Kitchen>/Ext`, to use their own accessors (which follow their access
+    /// types).
+    pub fn ext_mut(&mut self) -> ::core::option::Option<&mut KitchenExt> {
         self.ext.as_mut()
     }
 }
-/// What the author of the MO `<Kitchen>` (`urn:example:mo:kitchen:1.0`) implements: one method per Exec node (spec 5.3.5) and the validate hook.
+/// What the author of the MO `<Kitchen>` (`urn:example:mo:kitchen:1.0`) implements: one method per
+/// Exec node (spec 5.3.5) and the validate hook.
 ///
 /// `dm_core::MoHooks` is implemented for Kitchen through this trait.
 pub trait KitchenBehaviour {
@@ -365,17 +271,18 @@ pub trait KitchenBehaviour {
         &mut self,
         instance_names: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
     /// EXEC on `<Kitchen>/Slots/<Slot>/Run` (spec 5.3.5).
     ///
     /// Runs the slot.
     ///
-    /// `instance_names` holds the run-time names of the 1 un-named node(s) on the path, from the root down.
+    /// `instance_names` holds the run-time names of the 1 un-named node(s) on the path, from the
+    /// root down.
     fn slots_slot_run(
         &mut self,
         instance_names: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
     /// EXEC on `<Kitchen>/Ops/Reset` (spec 5.3.5).
     ///
     /// Resets the kitchen.
@@ -383,20 +290,21 @@ pub trait KitchenBehaviour {
         &mut self,
         instance_names: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
     /// EXEC on `<Kitchen>/Ops/Nested/<Job>/Start` (spec 5.3.5).
     ///
-    /// `instance_names` holds the run-time names of the 1 un-named node(s) on the path, from the root down.
+    /// `instance_names` holds the run-time names of the 1 un-named node(s) on the path, from the
+    /// root down.
     fn ops_nested_job_start(
         &mut self,
         instance_names: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError>;
     /// Checks the whole instance after every write (HGET, spec
     /// 5.3.1) and before it is committed; an error rolls the
     /// write back.
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
-        Ok(())
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
     }
 }
 impl ::dm_core::MoHooks for Kitchen
@@ -407,7 +315,7 @@ where
         &mut self,
         path: &[&str],
         request: &::dm_core::ExecRequest,
-    ) -> Result<::dm_core::ExecOutcome, ::dm_core::MoError> {
+    ) -> ::core::result::Result<::dm_core::ExecOutcome, ::dm_core::MoError> {
         match path {
             [] => KitchenBehaviour::exec_root(self, &[], request),
             ["Ops", "Reset"] => KitchenBehaviour::ops_reset(self, &[], request),
@@ -417,10 +325,14 @@ where
             ["Slots", name0, "Run"] => {
                 KitchenBehaviour::slots_slot_run(self, &[*name0], request)
             }
-            _ => Err(::dm_core::MoError::NotExecutable(path.join("/"))),
+            _ => {
+                ::core::result::Result::Err(
+                    ::dm_core::MoError::NotExecutable(path.join("/")),
+                )
+            }
         }
     }
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         KitchenBehaviour::validate(self)
     }
 }
@@ -430,16 +342,12 @@ pub struct KitchenSlots {
     /// `<Kitchen>/Slots/<Slot>`: Optional, ZeroOrN(2), node, Add, Delete, Get.
     ///
     /// At most two slots.
-    #[dm(
-        format = "node",
-        access = "Add, Delete, Get",
-        occurrence = "ZeroOrN(2)",
-        scope = "Dynamic"
-    )]
+    #[dm(format = "node", access = "Add, Delete, Get", occurrence = "ZeroOrN(2)")]
     pub(crate) slot: ::dm_core::NodeMap<KitchenSlotsSlot, 0, 2>,
 }
 impl KitchenSlots {
-    /// A new `<Kitchen>/Slots` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<Kitchen>/Slots` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
             slot: ::dm_core::NodeMap::new(),
@@ -449,27 +357,39 @@ impl KitchenSlots {
     pub fn slot(&self) -> &::dm_core::NodeMap<KitchenSlotsSlot, 0, 2> {
         &self.slot
     }
-    /// Adds (or replaces) the instance `name` of `<Kitchen>/Slots/<Slot>` (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum.
+    /// Adds (or replaces) the instance `name` of `<Kitchen>/Slots/<Slot>` (Add). Fails on a name
+    /// that is not `1*unreserved` and past the occurrence maximum.
     pub fn insert_slot(
         &mut self,
-        name: impl Into<String>,
+        name: impl ::core::convert::Into<::std::string::String>,
         value: KitchenSlotsSlot,
-    ) -> Result<Option<KitchenSlotsSlot>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<
+        ::core::option::Option<KitchenSlotsSlot>,
+        ::dm_core::NodeMapError,
+    > {
         self.slot.insert(name, value)
     }
-    /// Deletes the instance `name` of `<Kitchen>/Slots/<Slot>` (Delete); refuses to go below the occurrence minimum.
+    /// Deletes the instance `name` of `<Kitchen>/Slots/<Slot>` (Delete); refuses to go below the
+    /// occurrence minimum.
     pub fn remove_slot(
         &mut self,
         name: &str,
-    ) -> Result<Option<KitchenSlotsSlot>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<
+        ::core::option::Option<KitchenSlotsSlot>,
+        ::dm_core::NodeMapError,
+    > {
         self.slot.remove(name)
     }
-    /// The children of `<Kitchen>/Slots/<Slot>`, to use their own accessors (which follow their access types).
-    pub fn slot_mut(&mut self, name: &str) -> Option<&mut KitchenSlotsSlot> {
+    /// The children of `<Kitchen>/Slots/<Slot>`, to use their own accessors (which follow their
+    /// access types).
+    pub fn slot_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut KitchenSlotsSlot> {
         self.slot.get_mut(name)
     }
 }
-impl Default for KitchenSlots {
+impl ::core::default::Default for KitchenSlots {
     fn default() -> Self {
         Self::with_required()
     }
@@ -480,39 +400,23 @@ impl Default for KitchenSlots {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct KitchenSlotsSlot {
     /// `<Kitchen>/Slots/<Slot>/Id`: Required, One, chr, Get.
-    #[dm(
-        name = "Id",
-        format = "chr",
-        access = "Get",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
-    pub(crate) id: String,
+    #[dm(name = "Id", format = "chr", access = "Get")]
+    pub(crate) id: ::std::string::String,
     /// `<Kitchen>/Slots/<Slot>/Run`: Required, One, null, Exec.
     ///
     /// Runs the slot.
-    #[dm(
-        name = "Run",
-        format = "null",
-        access = "Exec",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Run", format = "null", access = "Exec")]
     pub(crate) run: (),
     /// `<Kitchen>/Slots/<Slot>/<Item>`: Required, OneOrN(3), int, Add, Delete, Get, Replace.
     ///
     /// One to three items.
-    #[dm(
-        format = "int",
-        access = "Add, Delete, Get, Replace",
-        occurrence = "OneOrN(3)",
-        scope = "Dynamic"
-    )]
+    #[dm(format = "int", access = "Add, Delete, Get, Replace", occurrence = "OneOrN(3)")]
     pub(crate) item: ::dm_core::NodeMap<i64, 1, 3>,
 }
 impl KitchenSlotsSlot {
-    /// A new `<Kitchen>/Slots/<Slot>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
-    pub fn with_required(id: impl Into<String>) -> Self {
+    /// A new `<Kitchen>/Slots/<Slot>` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
+    pub fn with_required(id: impl ::core::convert::Into<::std::string::String>) -> Self {
         Self {
             id: id.into(),
             run: (),
@@ -527,33 +431,40 @@ impl KitchenSlotsSlot {
     pub fn item(&self) -> &::dm_core::NodeMap<i64, 1, 3> {
         &self.item
     }
-    /// Writes the instance `name` of `<Kitchen>/Slots/<Slot>/<Item>` (Replace); `MoError::NotFound` when there is none.
+    /// Writes the instance `name` of `<Kitchen>/Slots/<Slot>/<Item>` (Replace); `MoError::NotFound`
+    /// when there is none.
     pub fn set_item(
         &mut self,
         name: &str,
         value: i64,
-    ) -> Result<(), ::dm_core::MoError> {
+    ) -> ::core::result::Result<(), ::dm_core::MoError> {
         match self.item.get_mut(name) {
-            Some(slot) => {
+            ::core::option::Option::Some(slot) => {
                 *slot = value;
-                Ok(())
+                ::core::result::Result::Ok(())
             }
-            None => Err(::dm_core::MoError::NotFound(String::from(name))),
+            ::core::option::Option::None => {
+                ::core::result::Result::Err(
+                    ::dm_core::MoError::NotFound(::std::string::String::from(name)),
+                )
+            }
         }
     }
-    /// Adds (or replaces) the instance `name` of `<Kitchen>/Slots/<Slot>/<Item>` (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum.
+    /// Adds (or replaces) the instance `name` of `<Kitchen>/Slots/<Slot>/<Item>` (Add). Fails on a
+    /// name that is not `1*unreserved` and past the occurrence maximum.
     pub fn insert_item(
         &mut self,
-        name: impl Into<String>,
+        name: impl ::core::convert::Into<::std::string::String>,
         value: i64,
-    ) -> Result<Option<i64>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<::core::option::Option<i64>, ::dm_core::NodeMapError> {
         self.item.insert(name, value)
     }
-    /// Deletes the instance `name` of `<Kitchen>/Slots/<Slot>/<Item>` (Delete); refuses to go below the occurrence minimum.
+    /// Deletes the instance `name` of `<Kitchen>/Slots/<Slot>/<Item>` (Delete); refuses to go below
+    /// the occurrence minimum.
     pub fn remove_item(
         &mut self,
         name: &str,
-    ) -> Result<Option<i64>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<::core::option::Option<i64>, ::dm_core::NodeMapError> {
         self.item.remove(name)
     }
 }
@@ -563,39 +474,32 @@ pub struct KitchenOps {
     /// `<Kitchen>/Ops/Reset`: Required, One, null, Exec, Get.
     ///
     /// Resets the kitchen.
-    #[dm(
-        name = "Reset",
-        format = "null",
-        access = "Exec, Get",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Reset", format = "null", access = "Exec, Get")]
     pub(crate) reset: (),
     /// `<Kitchen>/Ops/Nested`: Optional, ZeroOrOne, node, Get.
-    #[dm(
-        name = "Nested",
-        format = "node",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) nested: Option<KitchenOpsNested>,
+    #[dm(name = "Nested", format = "node", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) nested: ::core::option::Option<KitchenOpsNested>,
 }
 impl KitchenOps {
-    /// A new `<Kitchen>/Ops` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<Kitchen>/Ops` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
-        Self { reset: (), nested: None }
+        Self {
+            reset: (),
+            nested: ::core::option::Option::None,
+        }
     }
     /// Reads `<Kitchen>/Ops/Nested` (Get).
-    pub fn nested(&self) -> Option<&KitchenOpsNested> {
+    pub fn nested(&self) -> ::core::option::Option<&KitchenOpsNested> {
         self.nested.as_ref()
     }
-    /// The children of `<Kitchen>/Ops/Nested`, to use their own accessors (which follow their access types).
-    pub fn nested_mut(&mut self) -> Option<&mut KitchenOpsNested> {
+    /// The children of `<Kitchen>/Ops/Nested`, to use their own accessors (which follow their
+    /// access types).
+    pub fn nested_mut(&mut self) -> ::core::option::Option<&mut KitchenOpsNested> {
         self.nested.as_mut()
     }
 }
-impl Default for KitchenOps {
+impl ::core::default::Default for KitchenOps {
     fn default() -> Self {
         Self::with_required()
     }
@@ -604,39 +508,45 @@ impl Default for KitchenOps {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct KitchenOpsNested {
     /// `<Kitchen>/Ops/Nested/<Job>`: Optional, ZeroOrMore, node, Add, Get.
-    #[dm(
-        format = "node",
-        access = "Add, Get",
-        occurrence = "ZeroOrMore",
-        scope = "Dynamic"
-    )]
-    pub(crate) job: ::dm_core::NodeMap<KitchenOpsNestedJob, 0, 0>,
+    #[dm(format = "node", access = "Add, Get", occurrence = "ZeroOrMore")]
+    pub(crate) job: ::dm_core::NodeMap<KitchenOpsNestedJob, 0, { ::dm_core::UNBOUNDED }>,
 }
 impl KitchenOpsNested {
-    /// A new `<Kitchen>/Ops/Nested` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<Kitchen>/Ops/Nested` node: required children from the arguments or their default
+    /// values, optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
             job: ::dm_core::NodeMap::new(),
         }
     }
     /// Reads `<Kitchen>/Ops/Nested/<Job>` (Get).
-    pub fn job(&self) -> &::dm_core::NodeMap<KitchenOpsNestedJob, 0, 0> {
+    pub fn job(
+        &self,
+    ) -> &::dm_core::NodeMap<KitchenOpsNestedJob, 0, { ::dm_core::UNBOUNDED }> {
         &self.job
     }
-    /// Adds (or replaces) the instance `name` of `<Kitchen>/Ops/Nested/<Job>` (Add). Fails on a name that is not `1*unreserved` and past the occurrence maximum.
+    /// Adds (or replaces) the instance `name` of `<Kitchen>/Ops/Nested/<Job>` (Add). Fails on a
+    /// name that is not `1*unreserved` and past the occurrence maximum.
     pub fn insert_job(
         &mut self,
-        name: impl Into<String>,
+        name: impl ::core::convert::Into<::std::string::String>,
         value: KitchenOpsNestedJob,
-    ) -> Result<Option<KitchenOpsNestedJob>, ::dm_core::NodeMapError> {
+    ) -> ::core::result::Result<
+        ::core::option::Option<KitchenOpsNestedJob>,
+        ::dm_core::NodeMapError,
+    > {
         self.job.insert(name, value)
     }
-    /// The children of `<Kitchen>/Ops/Nested/<Job>`, to use their own accessors (which follow their access types).
-    pub fn job_mut(&mut self, name: &str) -> Option<&mut KitchenOpsNestedJob> {
+    /// The children of `<Kitchen>/Ops/Nested/<Job>`, to use their own accessors (which follow their
+    /// access types).
+    pub fn job_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut KitchenOpsNestedJob> {
         self.job.get_mut(name)
     }
 }
-impl Default for KitchenOpsNested {
+impl ::core::default::Default for KitchenOpsNested {
     fn default() -> Self {
         Self::with_required()
     }
@@ -645,22 +555,17 @@ impl Default for KitchenOpsNested {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct KitchenOpsNestedJob {
     /// `<Kitchen>/Ops/Nested/<Job>/Start`: Required, One, null, Exec.
-    #[dm(
-        name = "Start",
-        format = "null",
-        access = "Exec",
-        occurrence = "One",
-        scope = "Dynamic"
-    )]
+    #[dm(name = "Start", format = "null", access = "Exec")]
     pub(crate) start: (),
 }
 impl KitchenOpsNestedJob {
-    /// A new `<Kitchen>/Ops/Nested/<Job>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<Kitchen>/Ops/Nested/<Job>` node: required children from the arguments or their
+    /// default values, optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self { start: () }
     }
 }
-impl Default for KitchenOpsNestedJob {
+impl ::core::default::Default for KitchenOpsNestedJob {
     fn default() -> Self {
         Self::with_required()
     }
@@ -671,12 +576,13 @@ impl Default for KitchenOpsNestedJob {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct KitchenExt {}
 impl KitchenExt {
-    /// A new `<Kitchen>/Ext` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<Kitchen>/Ext` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {}
     }
 }
-impl Default for KitchenExt {
+impl ::core::default::Default for KitchenExt {
     fn default() -> Self {
         Self::with_required()
     }
@@ -689,49 +595,50 @@ pub struct Extra {
         name = "Setting",
         format = "chr",
         access = "Add, Delete, Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
+        occurrence = "ZeroOrOne"
     )]
-    pub(crate) setting: Option<String>,
+    pub(crate) setting: ::core::option::Option<::std::string::String>,
     /// `Extra/{GUID}`: Optional, ZeroOrOne, node, Get.
-    #[dm(
-        name = "{GUID}",
-        format = "node",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) guid: Option<ExtraGuid>,
+    #[dm(name = "{GUID}", format = "node", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) guid: ::core::option::Option<ExtraGuid>,
 }
 impl Extra {
     /// Default value of `Extra/Setting` (DDF `DefaultValue`).
     pub const SETTING_DEFAULT: &'static str = "on";
-    /// A new `Extra` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `Extra` node: required children from the arguments or their default values, optional
+    /// ones absent, un-named ones empty.
     pub fn with_required() -> Self {
-        Self { setting: None, guid: None }
+        Self {
+            setting: ::core::option::Option::None,
+            guid: ::core::option::Option::None,
+        }
     }
     /// Reads `Extra/Setting` (Get).
-    pub fn setting(&self) -> Option<&str> {
+    pub fn setting(&self) -> ::core::option::Option<&str> {
         self.setting.as_deref()
     }
     /// Writes `Extra/Setting` (Replace), creating it when absent.
-    pub fn set_setting(&mut self, value: impl Into<String>) {
-        self.setting = Some(value.into());
+    pub fn set_setting(
+        &mut self,
+        value: impl ::core::convert::Into<::std::string::String>,
+    ) {
+        self.setting = ::core::option::Option::Some(value.into());
     }
     /// Deletes `Extra/Setting` (Delete); returns what was there.
-    pub fn remove_setting(&mut self) -> Option<String> {
+    pub fn remove_setting(&mut self) -> ::core::option::Option<::std::string::String> {
         self.setting.take()
     }
     /// Reads `Extra/{GUID}` (Get).
-    pub fn guid(&self) -> Option<&ExtraGuid> {
+    pub fn guid(&self) -> ::core::option::Option<&ExtraGuid> {
         self.guid.as_ref()
     }
-    /// The children of `Extra/{GUID}`, to use their own accessors (which follow their access types).
-    pub fn guid_mut(&mut self) -> Option<&mut ExtraGuid> {
+    /// The children of `Extra/{GUID}`, to use their own accessors (which follow their access
+    /// types).
+    pub fn guid_mut(&mut self) -> ::core::option::Option<&mut ExtraGuid> {
         self.guid.as_mut()
     }
 }
-impl Default for Extra {
+impl ::core::default::Default for Extra {
     fn default() -> Self {
         Self::with_required()
     }
@@ -740,60 +647,43 @@ impl Default for Extra {
 #[derive(Debug, Clone, PartialEq, ::dm_core::MoNode)]
 pub struct ExtraGuid {
     /// `Extra/{GUID}/Größe`: Optional, ZeroOrOne, int, Get, Replace.
-    #[dm(
-        name = "Größe",
-        format = "int",
-        access = "Get, Replace",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) gr_u00f6_u00df_e: Option<i64>,
+    #[dm(name = "Größe", format = "int", access = "Get, Replace", occurrence = "ZeroOrOne")]
+    pub(crate) gr_u00f6_u00df_e: ::core::option::Option<i64>,
     /// `Extra/{GUID}/名前`: Optional, ZeroOrOne, chr, Get.
-    #[dm(
-        name = "名前",
-        format = "chr",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) u540d_u524d: Option<String>,
+    #[dm(name = "名前", format = "chr", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) u540d_u524d: ::core::option::Option<::std::string::String>,
     /// `Extra/{GUID}/self`: Optional, ZeroOrOne, chr, Get.
-    #[dm(
-        name = "self",
-        format = "chr",
-        access = "Get",
-        occurrence = "ZeroOrOne",
-        scope = "Dynamic"
-    )]
-    pub(crate) self_: Option<String>,
+    #[dm(name = "self", format = "chr", access = "Get", occurrence = "ZeroOrOne")]
+    pub(crate) self_: ::core::option::Option<::std::string::String>,
 }
 impl ExtraGuid {
-    /// A new `Extra/{GUID}` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `Extra/{GUID}` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required() -> Self {
         Self {
-            gr_u00f6_u00df_e: None,
-            u540d_u524d: None,
-            self_: None,
+            gr_u00f6_u00df_e: ::core::option::Option::None,
+            u540d_u524d: ::core::option::Option::None,
+            self_: ::core::option::Option::None,
         }
     }
     /// Reads `Extra/{GUID}/Größe` (Get).
-    pub fn gr_u00f6_u00df_e(&self) -> Option<i64> {
+    pub fn gr_u00f6_u00df_e(&self) -> ::core::option::Option<i64> {
         self.gr_u00f6_u00df_e
     }
     /// Writes `Extra/{GUID}/Größe` (Replace), creating it when absent.
     pub fn set_gr_u00f6_u00df_e(&mut self, value: i64) {
-        self.gr_u00f6_u00df_e = Some(value);
+        self.gr_u00f6_u00df_e = ::core::option::Option::Some(value);
     }
     /// Reads `Extra/{GUID}/名前` (Get).
-    pub fn u540d_u524d(&self) -> Option<&str> {
+    pub fn u540d_u524d(&self) -> ::core::option::Option<&str> {
         self.u540d_u524d.as_deref()
     }
     /// Reads `Extra/{GUID}/self` (Get).
-    pub fn self_(&self) -> Option<&str> {
+    pub fn self_(&self) -> ::core::option::Option<&str> {
         self.self_.as_deref()
     }
 }
-impl Default for ExtraGuid {
+impl ::core::default::Default for ExtraGuid {
     fn default() -> Self {
         Self::with_required()
     }

@@ -2,42 +2,32 @@
 
 /// `<SessionInfo>`: Required, One, node, Get.
 ///
-/// Information about the current DM session, which a DM Server can request in Package#1 with the REQ-MO notification option.
+/// Information about the current DM session, which a DM Server can request in Package#1 with the
+/// REQ-MO notification option.
 #[derive(Debug, Clone, PartialEq, ::dm_core::ManagementObject)]
 #[dm(
     moid = "urn:oma:mo:oma-sessioninfomo:1.0",
     ddf_url = "https://omadm.example/ddf/sessioninfo.ddf",
-    format = "node",
     access = "Get",
-    occurrence = "One",
     scope = "Permanent"
 )]
 pub struct SessionInfo {
     /// `<SessionInfo>/CBT`: Required, One, int, Get.
     ///
-    /// Bearer type of the current DM session (0 to 255): 0 other or unknown, 1 mobile, 2 wireless, 3 wireline.
-    #[dm(
-        name = "CBT",
-        format = "int",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
+    /// Bearer type of the current DM session (0 to 255): 0 other or unknown, 1 mobile, 2 wireless,
+    /// 3 wireline.
+    #[dm(name = "CBT", format = "int", access = "Get", scope = "Permanent")]
     pub(crate) cbt: i64,
     /// `<SessionInfo>/ROAMING`: Required, One, int, Get.
     ///
-    /// Roaming status of the current DM session when CBT is mobile, undefined otherwise: 0 not roaming, 1 roaming, 2 unknown.
-    #[dm(
-        name = "ROAMING",
-        format = "int",
-        access = "Get",
-        occurrence = "One",
-        scope = "Permanent"
-    )]
+    /// Roaming status of the current DM session when CBT is mobile, undefined otherwise: 0 not
+    /// roaming, 1 roaming, 2 unknown.
+    #[dm(name = "ROAMING", format = "int", access = "Get", scope = "Permanent")]
     pub(crate) roaming: i64,
 }
 impl SessionInfo {
-    /// A new `<SessionInfo>` node: required children from the arguments or their default values, optional ones absent, un-named ones empty.
+    /// A new `<SessionInfo>` node: required children from the arguments or their default values,
+    /// optional ones absent, un-named ones empty.
     pub fn with_required(cbt: i64, roaming: i64) -> Self {
         Self { cbt, roaming }
     }
@@ -50,22 +40,23 @@ impl SessionInfo {
         self.roaming
     }
 }
-/// What the author of the MO `<SessionInfo>` (`urn:oma:mo:oma-sessioninfomo:1.0`) implements: one method per Exec node (spec 5.3.5) and the validate hook.
+/// What the author of the MO `<SessionInfo>` (`urn:oma:mo:oma-sessioninfomo:1.0`) implements: one
+/// method per Exec node (spec 5.3.5) and the validate hook.
 ///
 /// `dm_core::MoHooks` is implemented for SessionInfo through this trait.
 pub trait SessionInfoBehaviour {
     /// Checks the whole instance after every write (HGET, spec
     /// 5.3.1) and before it is committed; an error rolls the
     /// write back.
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
-        Ok(())
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
     }
 }
 impl ::dm_core::MoHooks for SessionInfo
 where
     SessionInfo: SessionInfoBehaviour,
 {
-    fn validate(&self) -> Result<(), ::dm_core::MoError> {
+    fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         SessionInfoBehaviour::validate(self)
     }
 }

@@ -105,7 +105,10 @@ mod tests {
         let d = sample();
         let schema = d.schema();
         assert_eq!(schema.moid, "urn:oma:mo:oma-dm-devinfo:1.2");
-        assert_eq!(schema.ddf_url, "https://omadm.example/ddf/devinfo.ddf");
+        assert_eq!(
+            schema.ddf_url,
+            Some("https://omadm.example/ddf/devinfo.ddf")
+        );
         let names: Vec<_> = schema.root.children.iter().filter_map(|c| c.name).collect();
         assert_eq!(
             names,

@@ -475,7 +475,7 @@ impl Device {
                 Principal::App(_) | Principal::Local => true,
             })
             .map(|(schema, miids)| MoInfo {
-                ddf: Some(schema.ddf_url.to_owned()).filter(|u| !u.is_empty()),
+                ddf: schema.ddf_url.filter(|u| !u.is_empty()).map(str::to_owned),
                 moid: Some(schema.moid.to_owned()),
                 miids: miids
                     .into_iter()

@@ -272,7 +272,7 @@ impl Device {
             drop(names);
             let schema_mo = instance.mo.schema();
             out.push(ReadNode {
-                ddf: schema_mo.ddf_url,
+                ddf: schema_mo.ddf_url.unwrap_or_default(),
                 moid: schema_mo.moid,
                 miid: &instance.miid,
                 cv: r

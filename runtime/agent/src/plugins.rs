@@ -175,7 +175,7 @@ impl Plugin {
 
 static PLACEHOLDER: MoSchema = MoSchema {
     moid: "",
-    ddf_url: "",
+    ddf_url: None,
     root: dm_core::NodeSchema {
         name: None,
         format: dm_core::Format::Node,
