@@ -1,0 +1,385 @@
+//! Where the reference DM Server keeps what it knows: devices, their
+//! command queues and results, alerts, Data Repository resources, DEFAULT
+//! and SUB registrations and SHOW UI sessions.
+//!
+//! [`Storage`] is row-level on purpose: each method maps to one statement
+//! (or one short transaction) of a relational database, so a networked
+//! database shared by several server instances can implement it as well
+//! as the embedded SQLite of [`SqliteStorage`]. [`MemoryStorage`] serves
+//! tests and benches that need no durability.
+//!
+//! This module holds the trait, its row types and what every backend
+//! shares; each backend lives in its own submodule.
+
+use dm_core::multipart::Part;
+use dm_core::{Alert, Command, MoInfo, Package2, Status};
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStorage;
+pub use sqlite::SqliteStorage;
+
+/// Why the storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
+
+fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {
+    StorageError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// How the server reaches one device's notification receiver and signs
+/// its Package#0 (spec 5.2.1): the device's DMAcc `Auth/Noti` credentials.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct NotificationConfig {
+    /// SERVER-ID option: the SrvID of this server in the device's DMAcc.
+    pub server_id: String,
+    /// `Auth/Noti/Secret`, decoded bytes. Never logged or reported.
+    pub secret: Option<Vec<u8>>,
+    /// `Auth/Noti/Data`, decoded bytes.
+    pub auth_data: Vec<u8>,
+    /// Where the device receives UDP notifications (spec E.3).
+    pub udp: Option<String>,
+}
+
+impl std::fmt::Debug for NotificationConfig {
+    // The secret never reaches a log, not even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationConfig")
+            .field("server_id", &self.server_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("auth_data", &self.auth_data)
+            .field("udp", &self.udp)
+            .finish()
+    }
+}
+
+/// One device as the server knows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceRow {
+    pub dev_id: String,
+    /// The MOS array of the last Package#1 that had one.
+    pub mos: Option<Vec<MoInfo>>,
+    /// Sessions started (Package#1 received).
+    pub sessions: u64,
+    /// Sessions that ended with END.
+    pub ended: u64,
+    /// POSIX seconds of the last Package#1.
+    pub last_session: Option<u64>,
+    pub notification: Option<NotificationConfig>,
+    /// The NOTIFICATION-ID of the last Package#0 sent (spec 5.2.1.2).
+    pub last_notification_id: Option<u16>,
+}
+
+/// Where a command of a device's queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// Waiting for the next Package#2.
+    Queued,
+    /// In a Package#2, its status not yet back.
+    Sent,
+    /// Status received.
+    Done,
+    /// EXEC answered 202: the result comes in a Generic Alert (5.4.1).
+    AsyncPending,
+    /// The session it was sent in ended without its status.
+    Lost,
+}
+
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Queued => "queued",
+            EntryState::Sent => "sent",
+            EntryState::Done => "done",
+            EntryState::AsyncPending => "async-pending",
+            EntryState::Lost => "lost",
+        }
+    }
+
+    /// The position in the memory backend's per-device index.
+    fn ordinal(self) -> usize {
+        self as usize
+    }
+
+    fn parse(s: &str) -> Result<EntryState, StorageError> {
+        Ok(match s {
+            "queued" => EntryState::Queued,
+            "sent" => EntryState::Sent,
+            "done" => EntryState::Done,
+            "async-pending" => EntryState::AsyncPending,
+            "lost" => EntryState::Lost,
+            other => return Err(corrupt("entry state", other)),
+        })
+    }
+}
+
+/// One command for a device and, once known, its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Increasing over the whole server: the queue order.
+    pub id: u64,
+    pub dev_id: String,
+    pub command: Command,
+    pub state: EntryState,
+    pub status: Option<Status>,
+    /// The GET data part of Appendix F.
+    pub data: Option<Part>,
+    /// The final status an asynchronous EXEC reported (5.4.1).
+    pub async_status: Option<u16>,
+    /// The alert that carried it.
+    pub async_alert: Option<u64>,
+}
+
+/// A Generic Alert as received (never answered, spec 5.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub id: u64,
+    pub dev_id: String,
+    pub alert: Alert,
+    /// The asynchronous EXEC it reports, matched by SourceURI.
+    pub entry: Option<u64>,
+    /// POSIX seconds.
+    pub received: u64,
+}
+
+/// A Data Repository resource (spec 5.3.1-5.3.3, 5.3.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// How it got there: `admin`, `PUT` (HPUT, SUB) or `POST` (HPOST).
+    pub origin: String,
+    /// POSIX seconds.
+    pub updated: u64,
+}
+
+/// What a DEFAULT or SUB registration is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationKind {
+    /// DEFAULT (5.3.10): one ServerURI per MOID.
+    Default { moid: String },
+    /// SUB (5.3.11): changes under the ClientURI go to the ServerURI.
+    Sub { client_uri: String },
+}
+
+/// A DEFAULT or SUB the server sent to a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub id: u64,
+    pub dev_id: String,
+    pub kind: RegistrationKind,
+    pub server_uri: String,
+}
+
+/// A SHOW UI session of the Web Server Component (5.3.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSession {
+    pub uiid: u64,
+    pub dev_id: String,
+    pub prompt: String,
+    /// The user's answer, once given.
+    pub choice: Option<String>,
+}
+
+/// The server's persistent state, row by row.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    fn device(&self, dev_id: &str) -> Result<Option<DeviceRow>, StorageError>;
+    fn devices(&self) -> Result<Vec<DeviceRow>, StorageError>;
+    /// Inserts or replaces the device row.
+    fn put_device(&self, row: &DeviceRow) -> Result<(), StorageError>;
+
+    /// Appends a command to the device's queue; returns its id.
+    fn add_entry(&self, dev_id: &str, command: &Command) -> Result<u64, StorageError>;
+    /// The device's entries in the given states (all when empty), by id.
+    fn entries(&self, dev_id: &str, states: &[EntryState]) -> Result<Vec<Entry>, StorageError>;
+    /// Replaces an entry (state, status, data, async result). By value: an
+    /// in-memory store keeps it as it is.
+    fn put_entry(&self, entry: Entry) -> Result<(), StorageError>;
+
+    fn add_alert(
+        &self,
+        dev_id: &str,
+        alert: &Alert,
+        entry: Option<u64>,
+        received: u64,
+    ) -> Result<u64, StorageError>;
+    fn alerts(&self, dev_id: &str) -> Result<Vec<StoredAlert>, StorageError>;
+
+    fn resource(&self, dev_id: &str, path: &str) -> Result<Option<Resource>, StorageError>;
+    fn put_resource(&self, dev_id: &str, path: &str, r: &Resource) -> Result<(), StorageError>;
+    fn delete_resource(&self, dev_id: &str, path: &str) -> Result<bool, StorageError>;
+    /// Paths of the device's resources, sorted.
+    fn resources(&self, dev_id: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Adds a registration, replacing one of the same kind and key.
+    fn put_registration(
+        &self,
+        dev_id: &str,
+        kind: &RegistrationKind,
+        server_uri: &str,
+    ) -> Result<u64, StorageError>;
+    fn registrations(&self, dev_id: &str) -> Result<Vec<Registration>, StorageError>;
+    fn delete_registration(&self, dev_id: &str, id: u64) -> Result<bool, StorageError>;
+
+    fn add_ui_session(&self, dev_id: &str, prompt: &str) -> Result<u64, StorageError>;
+    fn ui_session(&self, uiid: u64) -> Result<Option<UiSession>, StorageError>;
+    /// Records the user's choice; false when there is no such session.
+    fn set_ui_choice(&self, uiid: u64, choice: &str) -> Result<bool, StorageError>;
+}
+
+/// Parses one command from its Package#2 JSON array form.
+pub fn command_from_json(json: &serde_json::Value) -> Result<Command, String> {
+    let package = serde_json::json!({ "CMD": [json] });
+    let bytes = serde_json::to_vec(&package).map_err(|e| e.to_string())?;
+    let mut p2 = Package2::parse(&bytes).map_err(|e| e.to_string())?;
+    match p2.commands.pop() {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("no command".into()),
+    }
+}
+
+fn kind_key(kind: &RegistrationKind) -> (&'static str, &str) {
+    match kind {
+        RegistrationKind::Default { moid } => ("DEFAULT", moid),
+        RegistrationKind::Sub { client_uri } => ("SUB", client_uri),
+    }
+}
+
+fn kind_from(kind: &str, key: String) -> Result<RegistrationKind, StorageError> {
+    match kind {
+        "DEFAULT" => Ok(RegistrationKind::Default { moid: key }),
+        "SUB" => Ok(RegistrationKind::Sub { client_uri: key }),
+        other => Err(corrupt("registration kind", other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use dm_core::StatusCode;
+
+    fn get(uri: &str) -> Command {
+        Command::Get {
+            client_uri: uri.parse().unwrap(),
+        }
+    }
+
+    /// The same sequence against a storage, checked the same way.
+    fn exercise(s: &dyn Storage) {
+        let mut d = DeviceRow {
+            dev_id: "IMEI:1".into(),
+            sessions: 2,
+            mos: Some(vec![MoInfo {
+                ddf: None,
+                moid: Some("urn:oma:mo:oma-dm-devinfo:1.2".into()),
+                miids: vec!["devinfo".into()],
+            }]),
+            ..DeviceRow::default()
+        };
+        s.put_device(&d).unwrap();
+        d.notification = Some(NotificationConfig {
+            server_id: "A".into(),
+            secret: Some(b"s".to_vec()),
+            auth_data: b"d".to_vec(),
+            udp: Some("127.0.0.1:9".into()),
+        });
+        d.last_notification_id = Some(7);
+        s.put_device(&d).unwrap();
+        assert_eq!(s.device("IMEI:1").unwrap().unwrap(), d);
+        assert_eq!(s.devices().unwrap().len(), 1);
+
+        let a = s
+            .add_entry("IMEI:1", &get("urn:oma:mo:oma-dm-devinfo:1.2//DevID"))
+            .unwrap();
+        let b = s.add_entry("IMEI:1", &Command::End).unwrap();
+        assert!(b > a);
+        let mut e = s.entries("IMEI:1", &[EntryState::Queued]).unwrap();
+        assert_eq!(e.len(), 2);
+        e[0].state = EntryState::Done;
+        e[0].status = Some(Status {
+            code: StatusCode::OK,
+            uris: vec!["x/y/".into()],
+        });
+        e[0].data = Some(Part {
+            name: Some("0".into()),
+            content_type: "text/plain".into(),
+            body: b"IMEI:1".to_vec(),
+        });
+        s.put_entry(e[0].clone()).unwrap();
+        let done = s.entries("IMEI:1", &[EntryState::Done]).unwrap();
+        assert_eq!(done, vec![e[0].clone()]);
+        assert_eq!(s.entries("IMEI:1", &[]).unwrap().len(), 2);
+
+        let mut alert = Alert::new("urn:oma:at:dcmo:1.0:OperationComplete");
+        alert.source_uri = Some("urn:oma:mo:oma-dcmo:1.0/c/Camera".into());
+        let id = s.add_alert("IMEI:1", &alert, Some(a), 5).unwrap();
+        let alerts = s.alerts("IMEI:1").unwrap();
+        assert_eq!(alerts[0].id, id);
+        assert_eq!(alerts[0].alert, alert);
+        assert_eq!(alerts[0].entry, Some(a));
+
+        let r = Resource {
+            content_type: "text/plain".into(),
+            body: b"v".to_vec(),
+            origin: "PUT".into(),
+            updated: 3,
+        };
+        s.put_resource("IMEI:1", "a/b", &r).unwrap();
+        assert_eq!(s.resource("IMEI:1", "a/b").unwrap(), Some(r));
+        assert_eq!(s.resources("IMEI:1").unwrap(), vec!["a/b".to_owned()]);
+        assert!(s.delete_resource("IMEI:1", "a/b").unwrap());
+        assert!(!s.delete_resource("IMEI:1", "a/b").unwrap());
+
+        let kind = RegistrationKind::Default {
+            moid: "urn:x".into(),
+        };
+        s.put_registration("IMEI:1", &kind, "http://a").unwrap();
+        let id = s.put_registration("IMEI:1", &kind, "http://b").unwrap();
+        let regs = s.registrations("IMEI:1").unwrap();
+        assert_eq!(regs.len(), 1, "one ServerURI per MOID (5.3.10)");
+        assert_eq!(regs[0].server_uri, "http://b");
+        assert!(!s.delete_registration("other", id).unwrap());
+        assert!(s.delete_registration("IMEI:1", id).unwrap());
+
+        let ui = s.add_ui_session("IMEI:1", "Update?").unwrap();
+        assert!(s.set_ui_choice(ui, "confirm").unwrap());
+        assert!(!s.set_ui_choice(ui + 1000, "confirm").unwrap());
+        assert_eq!(
+            s.ui_session(ui).unwrap().unwrap().choice.as_deref(),
+            Some("confirm")
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_notification_secret() {
+        let c = NotificationConfig {
+            server_id: "A".into(),
+            secret: Some(b"top-secret".to_vec()),
+            ..NotificationConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("116"), "{shown}"); // b't'
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn memory_storage_keeps_rows() {
+        exercise(&MemoryStorage::new());
+    }
+
+    #[test]
+    fn sqlite_storage_keeps_rows() {
+        exercise(&SqliteStorage::in_memory().unwrap());
+    }
+}

@@ -1,0 +1,545 @@
+//! [`SqliteStorage`]: the embedded SQLite database of
+//! `dmctl server --db PATH`, one table per row type of [`Storage`].
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use dm_core::multipart::Part;
+use dm_core::{Alert, Command, Status, StatusCode};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{
+    command_from_json, corrupt, kind_from, kind_key, DeviceRow, Entry, EntryState,
+    NotificationConfig, Registration, RegistrationKind, Resource, Storage, StorageError,
+    StoredAlert, UiSession,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS devices (
+    dev_id TEXT PRIMARY KEY,
+    mos TEXT,
+    sessions INTEGER NOT NULL,
+    ended INTEGER NOT NULL,
+    last_session INTEGER,
+    noti_server_id TEXT,
+    noti_secret BLOB,
+    noti_auth_data BLOB,
+    noti_udp TEXT,
+    has_noti INTEGER NOT NULL,
+    last_notification_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev_id TEXT NOT NULL,
+    command TEXT NOT NULL,
+    state TEXT NOT NULL,
+    sc INTEGER,
+    uris TEXT,
+    data_name TEXT,
+    data_type TEXT,
+    data_body BLOB,
+    async_sc INTEGER,
+    async_alert INTEGER
+);
+CREATE INDEX IF NOT EXISTS entries_dev ON entries (dev_id, state);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev_id TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    entry INTEGER,
+    received INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_dev ON alerts (dev_id);
+CREATE TABLE IF NOT EXISTS resources (
+    dev_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    origin TEXT NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (dev_id, path)
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    server_uri TEXT NOT NULL,
+    UNIQUE (dev_id, kind, key)
+);
+CREATE TABLE IF NOT EXISTS ui_sessions (
+    uiid INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev_id TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    choice TEXT
+);
+";
+
+/// The embedded SQLite database of `dmctl server --db PATH`. Every method
+/// is one statement or transaction, committed before it returns, so a
+/// status the server acknowledged survives a crash or a restart.
+#[derive(Debug)]
+pub struct SqliteStorage(Mutex<Connection>);
+
+impl SqliteStorage {
+    /// Opens (creating when missing) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        SqliteStorage::init(Connection::open(path)?)
+    }
+
+    /// A private database in memory (same SQL, no file).
+    pub fn in_memory() -> Result<SqliteStorage, StorageError> {
+        SqliteStorage::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStorage, StorageError> {
+        // WAL: readers do not block the writer; NORMAL sync is durable
+        // across process crashes, which is what a restart test checks.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStorage(Mutex::new(conn)))
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(DeviceRow, Option<String>)> {
+    let has_noti: bool = r.get(9)?;
+    let notification = if has_noti {
+        Some(NotificationConfig {
+            server_id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            secret: r.get(6)?,
+            auth_data: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
+            udp: r.get(8)?,
+        })
+    } else {
+        None
+    };
+    Ok((
+        DeviceRow {
+            dev_id: r.get(0)?,
+            mos: None,
+            sessions: to_u64(r.get(2)?),
+            ended: to_u64(r.get(3)?),
+            last_session: r.get::<_, Option<i64>>(4)?.map(to_u64),
+            notification,
+            last_notification_id: r
+                .get::<_, Option<i64>>(10)?
+                .and_then(|v| u16::try_from(v).ok()),
+        },
+        r.get(1)?,
+    ))
+}
+
+fn with_mos((mut d, mos): (DeviceRow, Option<String>)) -> Result<DeviceRow, StorageError> {
+    d.mos = match mos {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt("MOS", e))?),
+        None => None,
+    };
+    Ok(d)
+}
+
+type RawEntry = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    (Option<String>, Option<String>, Option<Vec<u8>>),
+    Option<i64>,
+    Option<i64>,
+);
+
+fn entry_from_raw(raw: RawEntry) -> Result<Entry, StorageError> {
+    let (id, dev_id, command, state, sc, uris, (dname, dtype, dbody), async_sc, async_alert) = raw;
+    let json: serde_json::Value =
+        serde_json::from_str(&command).map_err(|e| corrupt("command", e))?;
+    let command = command_from_json(&json).map_err(|e| corrupt("command", e))?;
+    let status = match sc {
+        Some(code) => Some(Status {
+            code: status_code(u16::try_from(code).map_err(|e| corrupt("status", e))?)?,
+            uris: match uris {
+                Some(u) => serde_json::from_str(&u).map_err(|e| corrupt("status URI", e))?,
+                None => Vec::new(),
+            },
+        }),
+        None => None,
+    };
+    let data = match (dtype, dbody) {
+        (Some(content_type), Some(body)) => Some(Part {
+            name: dname,
+            content_type,
+            body,
+        }),
+        _ => None,
+    };
+    Ok(Entry {
+        id: to_u64(id),
+        dev_id,
+        command,
+        state: EntryState::parse(&state)?,
+        status,
+        data,
+        async_status: async_sc.and_then(|v| u16::try_from(v).ok()),
+        async_alert: async_alert.map(to_u64),
+    })
+}
+
+impl Storage for SqliteStorage {
+    fn device(&self, dev_id: &str) -> Result<Option<DeviceRow>, StorageError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT * FROM devices WHERE dev_id = ?1",
+                [dev_id],
+                device_from_row,
+            )
+            .optional()?;
+        row.map(with_mos).transpose()
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT * FROM devices ORDER BY dev_id")?;
+        let rows = stmt
+            .query_map([], device_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(with_mos).collect()
+    }
+
+    fn put_device(&self, row: &DeviceRow) -> Result<(), StorageError> {
+        let mos = match &row.mos {
+            Some(m) => Some(serde_json::to_string(m).map_err(|e| corrupt("MOS", e))?),
+            None => None,
+        };
+        let n = row.notification.as_ref();
+        self.conn().execute(
+            "INSERT OR REPLACE INTO devices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                row.dev_id,
+                mos,
+                to_i64(row.sessions),
+                to_i64(row.ended),
+                row.last_session.map(to_i64),
+                n.map(|n| n.server_id.clone()),
+                n.and_then(|n| n.secret.clone()),
+                n.map(|n| n.auth_data.clone()),
+                n.and_then(|n| n.udp.clone()),
+                n.is_some(),
+                row.last_notification_id,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn add_entry(&self, dev_id: &str, command: &Command) -> Result<u64, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO entries (dev_id, command, state) VALUES (?1, ?2, ?3)",
+            params![
+                dev_id,
+                command.to_json().to_string(),
+                EntryState::Queued.as_str()
+            ],
+        )?;
+        Ok(to_u64(conn.last_insert_rowid()))
+    }
+
+    fn entries(&self, dev_id: &str, states: &[EntryState]) -> Result<Vec<Entry>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, dev_id, command, state, sc, uris, data_name, data_type, data_body,
+                    async_sc, async_alert
+             FROM entries WHERE dev_id = ?1 ORDER BY id",
+        )?;
+        let raws = stmt
+            .query_map([dev_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    (r.get(6)?, r.get(7)?, r.get(8)?),
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })?
+            .collect::<Result<Vec<RawEntry>, _>>()?;
+        let mut out = Vec::new();
+        for raw in raws {
+            if !states.is_empty() && !states.iter().any(|s| s.as_str() == raw.3) {
+                continue;
+            }
+            out.push(entry_from_raw(raw)?);
+        }
+        Ok(out)
+    }
+
+    fn put_entry(&self, e: Entry) -> Result<(), StorageError> {
+        let uris = e
+            .status
+            .as_ref()
+            .map(|s| serde_json::to_string(&s.uris).unwrap_or_else(|_| "[]".into()));
+        self.conn().execute(
+            "UPDATE entries SET state = ?2, sc = ?3, uris = ?4, data_name = ?5, data_type = ?6,
+                    data_body = ?7, async_sc = ?8, async_alert = ?9
+             WHERE id = ?1",
+            params![
+                to_i64(e.id),
+                e.state.as_str(),
+                e.status.as_ref().map(|s| s.code.as_u16()),
+                uris,
+                e.data.as_ref().and_then(|d| d.name.clone()),
+                e.data.as_ref().map(|d| d.content_type.clone()),
+                e.data.as_ref().map(|d| d.body.clone()),
+                e.async_status,
+                e.async_alert.map(to_i64),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn add_alert(
+        &self,
+        dev_id: &str,
+        alert: &Alert,
+        entry: Option<u64>,
+        received: u64,
+    ) -> Result<u64, StorageError> {
+        let conn = self.conn();
+        let text = serde_json::to_string(alert).map_err(|e| corrupt("alert", e))?;
+        conn.execute(
+            "INSERT INTO alerts (dev_id, alert, entry, received) VALUES (?1, ?2, ?3, ?4)",
+            params![dev_id, text, entry.map(to_i64), to_i64(received)],
+        )?;
+        Ok(to_u64(conn.last_insert_rowid()))
+    }
+
+    fn alerts(&self, dev_id: &str) -> Result<Vec<StoredAlert>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, dev_id, alert, entry, received FROM alerts WHERE dev_id = ?1 ORDER BY id",
+        )?;
+        let raws = stmt
+            .query_map([dev_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter()
+            .map(|(id, dev_id, alert, entry, received)| {
+                Ok(StoredAlert {
+                    id: to_u64(id),
+                    dev_id,
+                    alert: serde_json::from_str(&alert).map_err(|e| corrupt("alert", e))?,
+                    entry: entry.map(to_u64),
+                    received: to_u64(received),
+                })
+            })
+            .collect()
+    }
+
+    fn resource(&self, dev_id: &str, path: &str) -> Result<Option<Resource>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT content_type, body, origin, updated FROM resources
+                 WHERE dev_id = ?1 AND path = ?2",
+                [dev_id, path],
+                |r| {
+                    Ok(Resource {
+                        content_type: r.get(0)?,
+                        body: r.get(1)?,
+                        origin: r.get(2)?,
+                        updated: to_u64(r.get(3)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_resource(&self, dev_id: &str, path: &str, r: &Resource) -> Result<(), StorageError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO resources VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                dev_id,
+                path,
+                r.content_type,
+                r.body,
+                r.origin,
+                to_i64(r.updated)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_resource(&self, dev_id: &str, path: &str) -> Result<bool, StorageError> {
+        Ok(self.conn().execute(
+            "DELETE FROM resources WHERE dev_id = ?1 AND path = ?2",
+            [dev_id, path],
+        )? > 0)
+    }
+
+    fn resources(&self, dev_id: &str) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT path FROM resources WHERE dev_id = ?1 ORDER BY path")?;
+        let paths = stmt
+            .query_map([dev_id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(paths)
+    }
+
+    fn put_registration(
+        &self,
+        dev_id: &str,
+        kind: &RegistrationKind,
+        server_uri: &str,
+    ) -> Result<u64, StorageError> {
+        let (k, key) = kind_key(kind);
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM registrations WHERE dev_id = ?1 AND kind = ?2 AND key = ?3",
+            [dev_id, k, key],
+        )?;
+        tx.execute(
+            "INSERT INTO registrations (dev_id, kind, key, server_uri) VALUES (?1, ?2, ?3, ?4)",
+            [dev_id, k, key, server_uri],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(to_u64(id))
+    }
+
+    fn registrations(&self, dev_id: &str) -> Result<Vec<Registration>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, key, server_uri FROM registrations WHERE dev_id = ?1 ORDER BY id",
+        )?;
+        let raws = stmt
+            .query_map([dev_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter()
+            .map(|(id, kind, key, server_uri)| {
+                Ok(Registration {
+                    id: to_u64(id),
+                    dev_id: dev_id.to_owned(),
+                    kind: kind_from(&kind, key)?,
+                    server_uri,
+                })
+            })
+            .collect()
+    }
+
+    fn delete_registration(&self, dev_id: &str, id: u64) -> Result<bool, StorageError> {
+        Ok(self.conn().execute(
+            "DELETE FROM registrations WHERE dev_id = ?1 AND id = ?2",
+            params![dev_id, to_i64(id)],
+        )? > 0)
+    }
+
+    fn add_ui_session(&self, dev_id: &str, prompt: &str) -> Result<u64, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO ui_sessions (dev_id, prompt) VALUES (?1, ?2)",
+            [dev_id, prompt],
+        )?;
+        Ok(to_u64(conn.last_insert_rowid()))
+    }
+
+    fn ui_session(&self, uiid: u64) -> Result<Option<UiSession>, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT uiid, dev_id, prompt, choice FROM ui_sessions WHERE uiid = ?1",
+                [to_i64(uiid)],
+                |r| {
+                    Ok(UiSession {
+                        uiid: to_u64(r.get(0)?),
+                        dev_id: r.get(1)?,
+                        prompt: r.get(2)?,
+                        choice: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn set_ui_choice(&self, uiid: u64, choice: &str) -> Result<bool, StorageError> {
+        Ok(self.conn().execute(
+            "UPDATE ui_sessions SET choice = ?2 WHERE uiid = ?1",
+            params![to_i64(uiid), choice],
+        )? > 0)
+    }
+}
+
+fn status_code(code: u16) -> Result<StatusCode, StorageError> {
+    StatusCode::from_u16(code).ok_or_else(|| corrupt("status", code))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sqlite_storage_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dm.sqlite");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.put_device(&DeviceRow {
+                dev_id: "d".into(),
+                sessions: 4,
+                ..DeviceRow::default()
+            })
+            .unwrap();
+            s.add_entry("d", &Command::End).unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.device("d").unwrap().unwrap().sessions, 4);
+        assert_eq!(s.entries("d", &[EntryState::Queued]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn corrupt_rows_are_errors_not_panics() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO entries (dev_id, command, state) VALUES ('d', 'not json', 'queued')",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            s.entries("d", &[]),
+            Err(StorageError::Corrupt { .. })
+        ));
+    }
+}
