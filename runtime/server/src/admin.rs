@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::repository::check_upload;
 use super::{
-    command_from_json, header_str, now, percent_decode, read_body, reply, Core, DeviceRow, Entry,
+    command_from_parts, header_str, now, percent_decode, read_body, reply, Core, DeviceRow, Entry,
     NotificationConfig, NotifyRequest, RegistrationKind, Resource, ServerError, StorageError,
     StoredAlert,
 };
@@ -171,7 +171,10 @@ async fn device_route(
         (Method::POST, ["commands"]) => {
             let body = json_body(req).await?;
             let spec = body.get("command").unwrap_or(&body);
-            let command = absolute(core, command_from_json(spec).map_err(bad)?);
+            let parts: Vec<String> =
+                serde_json::from_value(spec.clone()).map_err(|e| bad(e.to_string()))?;
+            let command = command_from_parts(&parts).map_err(|e| bad(e.to_string()))?;
+            let command = absolute(core, command);
             let id = core.enqueue(dev_id, &command)?;
             Ok((
                 HttpStatus::CREATED,

@@ -41,10 +41,10 @@ mod repository;
 mod show;
 mod storage;
 
+pub(crate) use storage::command_from_parts;
 pub use storage::{
-    command_from_json, DeviceRow, Entry, EntryState, MemoryStorage, NotificationConfig,
-    Registration, RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert,
-    UiSession,
+    DeviceRow, Entry, EntryState, MemoryStorage, NotificationConfig, Registration,
+    RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert, UiSession,
 };
 
 /// The path the server takes DM packages on.

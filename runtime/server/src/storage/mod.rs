@@ -12,7 +12,7 @@
 //! shares; each backend lives in its own submodule.
 
 use dm_core::multipart::Part;
-use dm_core::{Alert, Command, MoInfo, Package2, Status};
+use dm_core::{Alert, Command, CommandError, MoInfo, Status};
 
 mod memory;
 mod sqlite;
@@ -236,16 +236,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn set_ui_choice(&self, uiid: u64, choice: &str) -> Result<bool, StorageError>;
 }
 
-/// Parses one command from its Package#2 JSON array form.
-pub fn command_from_json(json: &serde_json::Value) -> Result<Command, String> {
-    let package = serde_json::json!({ "CMD": [json] });
-    let bytes = serde_json::to_vec(&package).map_err(|e| e.to_string())?;
-    let mut p2 = Package2::parse(&bytes).map_err(|e| e.to_string())?;
-    match p2.commands.pop() {
-        Some(Ok(c)) => Ok(c),
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err("no command".into()),
-    }
+/// Rebuilds a command from its Package#2 array form (spec 7.2.1.2),
+/// `["NAME", "param", ...]`: how the backends keep a queued command and
+/// how the admin API takes one. Checked as a received command is.
+pub(crate) fn command_from_parts(parts: &[String]) -> Result<Command, CommandError> {
+    let (name, params) = parts.split_first().ok_or(CommandError::Empty)?;
+    Command::from_parts(name, params)
 }
 
 fn kind_key(kind: &RegistrationKind) -> (&'static str, &str) {

@@ -9,7 +9,7 @@ use dm_core::{Alert, Command, Status, StatusCode};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    command_from_json, corrupt, kind_from, kind_key, DeviceRow, Entry, EntryState,
+    command_from_parts, corrupt, kind_from, kind_key, DeviceRow, Entry, EntryState,
     NotificationConfig, Registration, RegistrationKind, Resource, Storage, StorageError,
     StoredAlert, UiSession,
 };
@@ -162,11 +162,16 @@ type RawEntry = (
     Option<i64>,
 );
 
+/// The `command` column: the command's Package#2 array as JSON text,
+/// `["GET", "urn:..."]`, as every version of this schema wrote it.
+fn command_from_row(text: &str) -> Result<Command, StorageError> {
+    let parts: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt("command", e))?;
+    command_from_parts(&parts).map_err(|e| corrupt("command", e))
+}
+
 fn entry_from_raw(raw: RawEntry) -> Result<Entry, StorageError> {
     let (id, dev_id, command, state, sc, uris, (dname, dtype, dbody), async_sc, async_alert) = raw;
-    let json: serde_json::Value =
-        serde_json::from_str(&command).map_err(|e| corrupt("command", e))?;
-    let command = command_from_json(&json).map_err(|e| corrupt("command", e))?;
+    let command = command_from_row(&command)?;
     let status = match sc {
         Some(code) => Some(Status {
             code: status_code(u16::try_from(code).map_err(|e| corrupt("status", e))?)?,
@@ -250,7 +255,7 @@ impl Storage for SqliteStorage {
             "INSERT INTO entries (dev_id, command, state) VALUES (?1, ?2, ?3)",
             params![
                 dev_id,
-                command.to_json().to_string(),
+                serde_json::to_string(command).map_err(|e| corrupt("command", e))?,
                 EntryState::Queued.as_str()
             ],
         )?;
@@ -529,6 +534,56 @@ mod tests {
     }
 
     #[test]
+    fn rows_written_as_json_arrays_load_as_commands() {
+        // The text earlier versions wrote: the Package#2 array form.
+        let s = SqliteStorage::in_memory().unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO entries (dev_id, command, state) VALUES
+                 ('d', '[\"GET\",\"urn:oma:mo:oma-dm-devinfo:1.2//DevID\"]', 'queued'),
+                 ('d', '[\"EXEC\",\"urn:oma:mo:oma-dcmo:1.0/c/Operations/Enable\",\"http://x/dm\"]', 'queued'),
+                 ('d', '[\"END\"]', 'queued')",
+                [],
+            )
+            .unwrap();
+        let commands: Vec<Command> = s
+            .entries("d", &[])
+            .unwrap()
+            .into_iter()
+            .map(|e| e.command)
+            .collect();
+        assert_eq!(
+            commands,
+            vec![
+                Command::Get {
+                    client_uri: "urn:oma:mo:oma-dm-devinfo:1.2//DevID".parse().unwrap()
+                },
+                Command::Exec {
+                    client_uri: "urn:oma:mo:oma-dcmo:1.0/c/Operations/Enable"
+                        .parse()
+                        .unwrap(),
+                    server_uri: Some(dm_core::ServerUri::new("http://x/dm")),
+                },
+                Command::End,
+            ]
+        );
+        // And what this version writes reads back the same.
+        let id = s.add_entry("e", &commands[1]).unwrap();
+        let stored: String = s
+            .conn()
+            .query_row(
+                "SELECT command FROM entries WHERE id = ?1",
+                [to_i64(id)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            stored,
+            r#"["EXEC","urn:oma:mo:oma-dcmo:1.0/c/Operations/Enable","http://x/dm"]"#
+        );
+    }
+
+    #[test]
     fn corrupt_rows_are_errors_not_panics() {
         let s = SqliteStorage::in_memory().unwrap();
         s.conn()
@@ -541,5 +596,34 @@ mod tests {
             s.entries("d", &[]),
             Err(StorageError::Corrupt { .. })
         ));
+        // JSON, but not a command: unknown name, wrong arity, a number,
+        // an empty array, a bad ClientURI.
+        for text in [
+            r#"["FROB"]"#,
+            r#"["GET"]"#,
+            r#"["GET", 7]"#,
+            "[]",
+            r#"["GET", "not a uri"]"#,
+            r#"{"GET": "x"}"#,
+        ] {
+            let s = SqliteStorage::in_memory().unwrap();
+            s.conn()
+                .execute(
+                    "INSERT INTO entries (dev_id, command, state) VALUES ('d', ?1, 'queued')",
+                    [text],
+                )
+                .unwrap();
+            let got = s.entries("d", &[]);
+            assert!(
+                matches!(
+                    got,
+                    Err(StorageError::Corrupt {
+                        what: "command",
+                        ..
+                    })
+                ),
+                "{text}: {got:?}"
+            );
+        }
     }
 }
