@@ -5,27 +5,35 @@
 //! registrations, fill the Data Repository and read SHOW answers. Bad
 //! requests get a 4xx with `{"error": "..."}`. README "Admin API" lists
 //! the routes with curl examples.
+//!
+//! Request bodies are serde types that refuse unknown fields, so a typo
+//! is a 400 naming the field rather than an option silently dropped;
+//! responses are serde types too, one per shape.
 
 use base64::Engine;
 use bytes::Bytes;
-use dm_core::{Command, ConnectionType, ServerUri};
+use dm_core::{Alert, Command, ConnectionType, MoInfo, ServerUri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
-use serde_json::{json, Value as Json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use super::repository::check_upload;
 use super::{
     command_from_parts, header_str, now, percent_decode, read_body, reply, Core, DeviceRow, Entry,
-    NotificationConfig, NotifyRequest, RegistrationKind, Resource, ServerError, StorageError,
-    StoredAlert,
+    EntryState, NotificationConfig, NotifyRequest, RegistrationKind, Resource, ServerError,
+    StorageError, StoredAlert,
 };
 
 type Reply = Response<Full<Bytes>>;
+type ApiResult = Result<Reply, ApiError>;
 
 /// A request the API refuses, with its HTTP status.
+#[derive(Debug)]
 struct ApiError(HttpStatus, String);
 
 impl From<StorageError> for ApiError {
@@ -54,88 +62,295 @@ fn not_found(reason: impl Into<String>) -> ApiError {
     ApiError(HttpStatus::NOT_FOUND, reason.into())
 }
 
-fn json_reply(status: HttpStatus, value: &Json) -> Reply {
-    reply(status, "application/json", value.to_string())
+// ------------------------------------------------------------ requests
+
+/// `POST .../commands` as an object: `{"command": ["GET", "..."]}`. The
+/// bare array is taken as well (see [`post_command`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    command: Vec<String>,
 }
+
+/// `PUT .../notification`: the device's DMAcc `Auth/Noti` (spec 5.2.1),
+/// secret and data base64-encoded as in the DMAcc.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationBody {
+    server_id: String,
+    secret: Option<String>,
+    auth_data: Option<String>,
+    udp: Option<String>,
+}
+
+impl NotificationBody {
+    fn into_config(self) -> Result<NotificationConfig, ApiError> {
+        let decode = |name: &str, text: Option<String>| {
+            text.map(|t| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(t)
+                    .map_err(|e| bad(format!("`{name}` is not base64: {e}")))
+            })
+            .transpose()
+        };
+        Ok(NotificationConfig {
+            server_id: self.server_id,
+            secret: decode("secret", self.secret)?,
+            auth_data: decode("auth_data", self.auth_data)?.unwrap_or_default(),
+            udp: self.udp,
+        })
+    }
+}
+
+/// `POST .../notify`: the Package#0 options the operator chooses (spec
+/// 5.2.1.2, Table 1).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyBody {
+    #[serde(default)]
+    req_mos: bool,
+    #[serde(default)]
+    timestamp: bool,
+    /// Names of PREFERRED-CON-TYPE values (`wlan`, `any`, ...).
+    #[serde(default)]
+    con_types: Vec<String>,
+    to: Option<String>,
+}
+
+impl NotifyBody {
+    fn into_request(self) -> Result<NotifyRequest, ApiError> {
+        let preferred_con_types = self
+            .con_types
+            .iter()
+            .map(|t| {
+                t.parse::<ConnectionType>()
+                    .map_err(|e| bad(format!("`con_types`: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(NotifyRequest {
+            req_mos: self.req_mos,
+            timestamp: self.timestamp,
+            preferred_con_types,
+            to: self.to,
+        })
+    }
+}
+
+/// `POST .../registrations`: a DEFAULT (5.3.10) or SUB (5.3.11).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+enum RegistrationBody {
+    #[serde(rename = "DEFAULT")]
+    Default { moid: String, server_uri: String },
+    #[serde(rename = "SUB")]
+    Sub {
+        client_uri: String,
+        server_uri: String,
+    },
+}
+
+/// `POST .../show`: the prompt of the confirm/decline page (5.3.7).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowBody {
+    prompt: Option<String>,
+}
+
+/// The body parsed as `T`; an empty body is `{}`. serde's message, which
+/// names the missing, mistyped or unknown field, is the 400's reason.
+async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let body = read_body(req.into_body()).await.map_err(bad)?;
+    parse_body(&body)
+}
+
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| bad(format!("bad request body: {e}")))
+}
+
+// ----------------------------------------------------------- responses
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    error: &'a str,
+}
+
+#[derive(Serialize)]
+struct DeviceJson<'a> {
+    dev_id: &'a str,
+    mos: Option<&'a [MoInfo]>,
+    sessions: u64,
+    ended: u64,
+    last_session: Option<u64>,
+    queued: usize,
+    async_pending: usize,
+    notification: Option<NotificationJson<'a>>,
+    last_notification_id: Option<u16>,
+}
+
+/// A device's notification settings as reported: the secret never is,
+/// only whether one is set.
+#[derive(Serialize)]
+struct NotificationJson<'a> {
+    server_id: &'a str,
+    udp: Option<&'a str>,
+    signed: bool,
+}
+
+#[derive(Serialize)]
+struct UiJson<'a> {
+    uiid: u64,
+    dev_id: &'a str,
+    prompt: &'a str,
+    choice: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct QueuedJson<'a> {
+    id: u64,
+    command: &'a Command,
+}
+
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    id: u64,
+    command: &'a Command,
+    state: &'static str,
+    status: Option<StatusJson<'a>>,
+    data: Option<BodyJson<'a>>,
+    async_status: Option<u16>,
+    async_alert: Option<u64>,
+}
+
+/// A status as Package#3 carries it (spec 7.2.1.3), `URI` always there.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    sc: u16,
+    #[serde(rename = "URI")]
+    uris: &'a [String],
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    id: u64,
+    alert: &'a Alert,
+    /// The asynchronous EXEC it reports.
+    command: Option<u64>,
+    received: u64,
+}
+
+#[derive(Serialize)]
+struct RegistrationJson<'a> {
+    id: u64,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_uri: Option<&'a str>,
+    server_uri: &'a str,
+}
+
+/// A body as JSON: parsed when it is JSON, text when UTF-8, else base64.
+#[derive(Serialize)]
+struct BodyJson<'a> {
+    content_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base64: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ResourceJson<'a> {
+    #[serde(flatten)]
+    body: BodyJson<'a>,
+    origin: &'a str,
+    updated: u64,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct PathJson<'a> {
+    path: &'a str,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct RegisteredJson<'a> {
+    id: u64,
+    server_uri: &'a str,
+}
+
+#[derive(Serialize)]
+struct ShowJson {
+    uiid: u64,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct ConfiguredJson<'a> {
+    configured: &'a str,
+}
+
+#[derive(Serialize)]
+struct NotifiedJson {
+    notification_id: u16,
+}
+
+#[derive(Serialize)]
+struct DeletedJson<T> {
+    deleted: T,
+}
+
+fn respond<T: Serialize + ?Sized>(status: HttpStatus, value: &T) -> Reply {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(status, "application/json", body),
+        Err(e) => {
+            let error = format!("cannot write the answer: {e}");
+            let body = serde_json::to_vec(&ErrorJson { error: &error }).unwrap_or_default();
+            reply(HttpStatus::INTERNAL_SERVER_ERROR, "application/json", body)
+        }
+    }
+}
+
+fn ok<T: Serialize + ?Sized>(value: &T) -> ApiResult {
+    Ok(respond(HttpStatus::OK, value))
+}
+
+fn created<T: Serialize + ?Sized>(value: &T) -> ApiResult {
+    Ok(respond(HttpStatus::CREATED, value))
+}
+
+// -------------------------------------------------------------- routes
 
 pub(crate) async fn handle(core: Arc<Core>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     Ok(match route(&core, req).await {
-        Ok((status, value)) => json_reply(status, &value),
+        Ok(r) => r,
         Err(ApiError(status, reason)) => {
             core.log(format!(
                 "admin {method} {path}: {} {reason}",
                 status.as_u16()
             ));
-            json_reply(status, &json!({ "error": reason }))
+            respond(status, &ErrorJson { error: &reason })
         }
     })
 }
 
-/// The body as JSON; an empty body is `{}`.
-async fn json_body(req: Request<Incoming>) -> Result<Json, ApiError> {
-    let body = read_body(req.into_body()).await.map_err(bad)?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&body).map_err(|e| bad(format!("body is not JSON: {e}")))
-}
-
-fn str_field<'a>(v: &'a Json, name: &str) -> Result<Option<&'a str>, ApiError> {
-    match v.get(name) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s)),
-        Some(_) => Err(bad(format!("`{name}` must be a string"))),
-    }
-}
-
-fn required<'a>(v: &'a Json, name: &str) -> Result<&'a str, ApiError> {
-    str_field(v, name)?.ok_or_else(|| bad(format!("`{name}` is required")))
-}
-
-fn bool_field(v: &Json, name: &str) -> Result<bool, ApiError> {
-    match v.get(name) {
-        None | Some(Json::Null) => Ok(false),
-        Some(Json::Bool(b)) => Ok(*b),
-        Some(_) => Err(bad(format!("`{name}` must be true or false"))),
-    }
-}
-
-fn b64_field(v: &Json, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
-    str_field(v, name)?
-        .map(|s| {
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|e| bad(format!("`{name}` is not base64: {e}")))
-        })
-        .transpose()
-}
-
-async fn route(core: &Core, req: Request<Incoming>) -> Result<(HttpStatus, Json), ApiError> {
+async fn route(core: &Core, req: Request<Incoming>) -> ApiResult {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["api", "devices"] if method == Method::GET => {
-            let devices = core.storage.devices()?;
-            let list: Vec<Json> = devices
-                .iter()
-                .map(|d| device_json(core, d))
-                .collect::<Result<_, _>>()?;
-            Ok((HttpStatus::OK, Json::Array(list)))
-        }
-        ["api", "ui", uiid] if method == Method::GET => {
-            let uiid: u64 = uiid.parse().map_err(|_| bad("uiid is a number"))?;
-            let s = core
-                .storage
-                .ui_session(uiid)?
-                .ok_or_else(|| not_found(format!("no UI session {uiid}")))?;
-            Ok((
-                HttpStatus::OK,
-                json!({ "uiid": s.uiid, "dev_id": s.dev_id, "prompt": s.prompt, "choice": s.choice }),
-            ))
-        }
+        ["api", "devices"] if method == Method::GET => list_devices(core),
+        ["api", "ui", uiid] if method == Method::GET => get_ui(core, uiid),
         ["api", "devices", dev, rest @ ..] => {
             let dev_id =
                 percent_decode(dev, false).ok_or_else(|| bad("bad escapes in the DevID"))?;
@@ -150,206 +365,302 @@ async fn route(core: &Core, req: Request<Incoming>) -> Result<(HttpStatus, Json)
     }
 }
 
-fn require_device(core: &Core, dev_id: &str) -> Result<DeviceRow, ApiError> {
-    core.storage
-        .device(dev_id)?
-        .ok_or_else(|| not_found(format!("no device `{dev_id}`")))
-}
-
+/// The routes under `/api/devices/<DevID>/`.
 async fn device_route(
     core: &Core,
     dev_id: &str,
     rest: &[&str],
     method: Method,
     req: Request<Incoming>,
-) -> Result<(HttpStatus, Json), ApiError> {
-    match (method, rest) {
-        (Method::GET, []) => {
-            let d = require_device(core, dev_id)?;
-            Ok((HttpStatus::OK, device_json(core, &d)?))
+) -> ApiResult {
+    match (&method, rest) {
+        (&Method::GET, []) => get_device(core, dev_id),
+        (&Method::POST, ["commands"]) => post_command(core, dev_id, req).await,
+        (&Method::GET, ["results"]) => list_results(core, dev_id),
+        (&Method::GET, ["results", id]) => get_result(core, dev_id, id),
+        (&Method::GET, ["alerts"]) => list_alerts(core, dev_id),
+        (&Method::PUT, ["notification"]) => {
+            let body: NotificationBody = json_body(req).await?;
+            core.configure_notification(dev_id, body.into_config()?)?;
+            ok(&ConfiguredJson { configured: dev_id })
         }
-        (Method::POST, ["commands"]) => {
-            let body = json_body(req).await?;
-            let spec = body.get("command").unwrap_or(&body);
-            let parts: Vec<String> =
-                serde_json::from_value(spec.clone()).map_err(|e| bad(e.to_string()))?;
-            let command = command_from_parts(&parts).map_err(|e| bad(e.to_string()))?;
-            let command = absolute(core, command);
-            let id = core.enqueue(dev_id, &command)?;
-            Ok((
-                HttpStatus::CREATED,
-                json!({ "id": id, "command": command.to_json() }),
-            ))
+        (&Method::POST, ["notify"]) => {
+            let body: NotifyBody = json_body(req).await?;
+            let notification_id = core.notify(dev_id, &body.into_request()?).await?;
+            ok(&NotifiedJson { notification_id })
         }
-        (Method::GET, ["results"]) => {
-            require_device(core, dev_id)?;
-            let entries = core.storage.entries(dev_id, &[])?;
-            Ok((
-                HttpStatus::OK,
-                Json::Array(entries.iter().map(entry_json).collect()),
-            ))
-        }
-        (Method::GET, ["results", id]) => {
-            let id: u64 = id.parse().map_err(|_| bad("the result id is a number"))?;
-            let e = core
-                .storage
-                .entries(dev_id, &[])?
-                .into_iter()
-                .find(|e| e.id == id)
-                .ok_or_else(|| not_found(format!("no command {id} for `{dev_id}`")))?;
-            Ok((HttpStatus::OK, entry_json(&e)))
-        }
-        (Method::GET, ["alerts"]) => {
-            require_device(core, dev_id)?;
-            let alerts = core.storage.alerts(dev_id)?;
-            Ok((
-                HttpStatus::OK,
-                Json::Array(alerts.iter().map(alert_json).collect()),
-            ))
-        }
-        (Method::PUT, ["notification"]) => {
-            let body = json_body(req).await?;
-            let config = NotificationConfig {
-                server_id: required(&body, "server_id")?.to_owned(),
-                secret: b64_field(&body, "secret")?,
-                auth_data: b64_field(&body, "auth_data")?.unwrap_or_default(),
-                udp: str_field(&body, "udp")?.map(str::to_owned),
-            };
-            core.configure_notification(dev_id, config)?;
-            Ok((HttpStatus::OK, json!({ "configured": dev_id })))
-        }
-        (Method::POST, ["notify"]) => {
-            let body = json_body(req).await?;
-            let con_types = match body.get("con_types") {
-                None | Some(Json::Null) => Vec::new(),
-                Some(Json::Array(a)) => a
-                    .iter()
-                    .map(|t| {
-                        t.as_str()
-                            .ok_or_else(|| bad("`con_types` holds strings"))?
-                            .parse::<ConnectionType>()
-                            .map_err(bad)
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(_) => return Err(bad("`con_types` must be an array")),
-            };
-            let request = NotifyRequest {
-                req_mos: bool_field(&body, "req_mos")?,
-                timestamp: bool_field(&body, "timestamp")?,
-                preferred_con_types: con_types,
-                to: str_field(&body, "to")?.map(str::to_owned),
-            };
-            let id = core.notify(dev_id, &request).await?;
-            Ok((HttpStatus::OK, json!({ "notification_id": id })))
-        }
-        (Method::GET, ["registrations"]) => {
-            let regs = core.storage.registrations(dev_id)?;
-            let list: Vec<Json> = regs
-                .iter()
-                .map(|r| {
-                    let mut v = match &r.kind {
-                        RegistrationKind::Default { moid } => {
-                            json!({ "kind": "DEFAULT", "moid": moid })
-                        }
-                        RegistrationKind::Sub { client_uri } => {
-                            json!({ "kind": "SUB", "client_uri": client_uri })
-                        }
-                    };
-                    v["id"] = json!(r.id);
-                    v["server_uri"] = json!(r.server_uri);
-                    v
-                })
-                .collect();
-            Ok((HttpStatus::OK, Json::Array(list)))
-        }
-        (Method::POST, ["registrations"]) => {
-            let body = json_body(req).await?;
-            let server_uri = absolute_uri(core, required(&body, "server_uri")?);
-            let kind = match required(&body, "kind")? {
-                "DEFAULT" => RegistrationKind::Default {
-                    moid: required(&body, "moid")?.to_owned(),
-                },
-                "SUB" => RegistrationKind::Sub {
-                    client_uri: required(&body, "client_uri")?.to_owned(),
-                },
-                other => return Err(bad(format!("`kind` is DEFAULT or SUB, not `{other}`"))),
-            };
-            let id = core.register(dev_id, kind, &server_uri)?;
-            Ok((
-                HttpStatus::CREATED,
-                json!({ "id": id, "server_uri": server_uri }),
-            ))
-        }
-        (Method::DELETE, ["registrations", id]) => {
+        (&Method::GET, ["registrations"]) => list_registrations(core, dev_id),
+        (&Method::POST, ["registrations"]) => post_registration(core, dev_id, req).await,
+        (&Method::DELETE, ["registrations", id]) => {
             let id: u64 = id
                 .parse()
                 .map_err(|_| bad("the registration id is a number"))?;
             core.unregister(dev_id, id)?;
-            Ok((HttpStatus::OK, json!({ "deleted": id })))
+            ok(&DeletedJson { deleted: id })
         }
-        (Method::GET, ["repository"]) => {
-            let paths = core.storage.resources(dev_id)?;
-            let list: Vec<Json> = paths
-                .iter()
-                .map(|p| json!({ "path": p, "url": core.repo_url(dev_id, p) }))
-                .collect();
-            Ok((HttpStatus::OK, Json::Array(list)))
+        (&Method::GET, ["repository"]) => list_repository(core, dev_id),
+        (&Method::GET, ["repository", path @ ..]) if !path.is_empty() => {
+            get_resource(core, dev_id, &path.join("/"))
         }
-        (Method::GET, ["repository", path @ ..]) if !path.is_empty() => {
-            let path = path.join("/");
-            let r = core
-                .storage
-                .resource(dev_id, &path)?
-                .ok_or_else(|| not_found(format!("no resource `{path}` for `{dev_id}`")))?;
-            let mut v = body_json(&r.content_type, &r.body);
-            v["origin"] = json!(r.origin);
-            v["updated"] = json!(r.updated);
-            v["url"] = json!(core.repo_url(dev_id, &path));
-            Ok((HttpStatus::OK, v))
+        (&Method::PUT, ["repository", path @ ..]) if !path.is_empty() => {
+            put_resource(core, dev_id, &path.join("/"), req).await
         }
-        (Method::PUT, ["repository", path @ ..]) if !path.is_empty() => {
-            let path = path.join("/");
-            let content_type = header_str(&req, "content-type")
-                .unwrap_or("application/octet-stream")
-                .to_owned();
-            let body = read_body(req.into_body()).await.map_err(bad)?;
-            check_upload(&content_type, &body)
-                .map_err(|(status, reason)| ApiError(status, reason))?;
-            core.storage.put_resource(
-                dev_id,
-                &path,
-                &Resource {
-                    content_type,
-                    body: body.to_vec(),
-                    origin: "admin".into(),
-                    updated: now(),
-                },
-            )?;
-            Ok((
-                HttpStatus::OK,
-                json!({ "path": path, "url": core.repo_url(dev_id, &path) }),
-            ))
-        }
-        (Method::DELETE, ["repository", path @ ..]) if !path.is_empty() => {
+        (&Method::DELETE, ["repository", path @ ..]) if !path.is_empty() => {
             let path = path.join("/");
             if !core.storage.delete_resource(dev_id, &path)? {
                 return Err(not_found(format!("no resource `{path}` for `{dev_id}`")));
             }
-            Ok((HttpStatus::OK, json!({ "deleted": path })))
+            ok(&DeletedJson { deleted: path })
         }
-        (Method::POST, ["show"]) => {
-            let body = json_body(req).await?;
-            let prompt = str_field(&body, "prompt")?.unwrap_or("Allow the pending operation?");
-            let uiid = core.show(dev_id, prompt)?;
-            Ok((
-                HttpStatus::CREATED,
-                json!({ "uiid": uiid, "url": format!("{}{}?uiid={uiid}", core.base_url, super::UI_PATH) }),
-            ))
+        (&Method::POST, ["show"]) => post_show(core, dev_id, req).await,
+        (m, r) => Err(not_found(format!(
+            "no admin route {m} /api/devices/{dev_id}/{}",
+            r.join("/")
+        ))),
+    }
+}
+
+fn require_device(core: &Core, dev_id: &str) -> Result<DeviceRow, ApiError> {
+    core.storage
+        .device(dev_id)?
+        .ok_or_else(|| not_found(format!("no device `{dev_id}`")))
+}
+
+// ------------------------------------------------------------ handlers
+
+fn list_devices(core: &Core) -> ApiResult {
+    let devices = core.storage.devices()?;
+    let counts = devices
+        .iter()
+        .map(|d| queue_counts(core, &d.dev_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let list: Vec<DeviceJson<'_>> = devices
+        .iter()
+        .zip(counts)
+        .map(|(d, counts)| device_json(d, counts))
+        .collect();
+    ok(&list)
+}
+
+fn get_device(core: &Core, dev_id: &str) -> ApiResult {
+    let d = require_device(core, dev_id)?;
+    let counts = queue_counts(core, dev_id)?;
+    ok(&device_json(&d, counts))
+}
+
+/// How many of the device's commands are queued and how many wait for an
+/// asynchronous EXEC's alert (5.4.1).
+fn queue_counts(core: &Core, dev_id: &str) -> Result<(usize, usize), ApiError> {
+    let entries = core.storage.entries(dev_id, &[])?;
+    let count = |s: EntryState| entries.iter().filter(|e| e.state == s).count();
+    Ok((count(EntryState::Queued), count(EntryState::AsyncPending)))
+}
+
+fn device_json(d: &DeviceRow, (queued, async_pending): (usize, usize)) -> DeviceJson<'_> {
+    DeviceJson {
+        dev_id: &d.dev_id,
+        mos: d.mos.as_deref(),
+        sessions: d.sessions,
+        ended: d.ended,
+        last_session: d.last_session,
+        queued,
+        async_pending,
+        notification: d.notification.as_ref().map(|n| NotificationJson {
+            server_id: &n.server_id,
+            udp: n.udp.as_deref(),
+            signed: n.secret.is_some(),
+        }),
+        last_notification_id: d.last_notification_id,
+    }
+}
+
+fn get_ui(core: &Core, uiid: &str) -> ApiResult {
+    let uiid: u64 = uiid.parse().map_err(|_| bad("uiid is a number"))?;
+    let s = core
+        .storage
+        .ui_session(uiid)?
+        .ok_or_else(|| not_found(format!("no UI session {uiid}")))?;
+    ok(&UiJson {
+        uiid: s.uiid,
+        dev_id: &s.dev_id,
+        prompt: &s.prompt,
+        choice: s.choice.as_deref(),
+    })
+}
+
+/// Queues a command given in its Package#2 form (spec 7.2.1.2), either
+/// the bare array or `{"command": [...]}`.
+async fn post_command(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResult {
+    let body = read_body(req.into_body()).await.map_err(bad)?;
+    let parts: Vec<String> = if body.trim_ascii_start().starts_with(b"[") {
+        parse_body(&body)?
+    } else {
+        parse_body::<CommandBody>(&body)?.command
+    };
+    let command = command_from_parts(&parts).map_err(|e| bad(format!("bad command: {e}")))?;
+    let command = absolute(core, command);
+    let id = core.enqueue(dev_id, &command)?;
+    created(&QueuedJson {
+        id,
+        command: &command,
+    })
+}
+
+fn list_results(core: &Core, dev_id: &str) -> ApiResult {
+    require_device(core, dev_id)?;
+    let entries = core.storage.entries(dev_id, &[])?;
+    ok(&entries.iter().map(entry_json).collect::<Vec<_>>())
+}
+
+fn get_result(core: &Core, dev_id: &str, id: &str) -> ApiResult {
+    let id: u64 = id.parse().map_err(|_| bad("the result id is a number"))?;
+    let e = core
+        .storage
+        .entries(dev_id, &[])?
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| not_found(format!("no command {id} for `{dev_id}`")))?;
+    ok(&entry_json(&e))
+}
+
+fn entry_json(e: &Entry) -> EntryJson<'_> {
+    EntryJson {
+        id: e.id,
+        command: &e.command,
+        state: e.state.as_str(),
+        status: e.status.as_ref().map(|s| StatusJson {
+            sc: s.code.as_u16(),
+            uris: &s.uris,
+        }),
+        data: e.data.as_ref().map(|d| body_json(&d.content_type, &d.body)),
+        async_status: e.async_status,
+        async_alert: e.async_alert,
+    }
+}
+
+fn list_alerts(core: &Core, dev_id: &str) -> ApiResult {
+    require_device(core, dev_id)?;
+    let alerts = core.storage.alerts(dev_id)?;
+    ok(&alerts.iter().map(alert_json).collect::<Vec<_>>())
+}
+
+fn alert_json(a: &StoredAlert) -> AlertJson<'_> {
+    AlertJson {
+        id: a.id,
+        alert: &a.alert,
+        command: a.entry,
+        received: a.received,
+    }
+}
+
+fn list_registrations(core: &Core, dev_id: &str) -> ApiResult {
+    let regs = core.storage.registrations(dev_id)?;
+    let list: Vec<RegistrationJson<'_>> = regs
+        .iter()
+        .map(|r| {
+            let (kind, moid, client_uri) = match &r.kind {
+                RegistrationKind::Default { moid } => ("DEFAULT", Some(moid.as_str()), None),
+                RegistrationKind::Sub { client_uri } => ("SUB", None, Some(client_uri.as_str())),
+            };
+            RegistrationJson {
+                id: r.id,
+                kind,
+                moid,
+                client_uri,
+                server_uri: &r.server_uri,
+            }
+        })
+        .collect();
+    ok(&list)
+}
+
+async fn post_registration(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResult {
+    let (kind, server_uri) = match json_body(req).await? {
+        RegistrationBody::Default { moid, server_uri } => {
+            (RegistrationKind::Default { moid }, server_uri)
         }
-        (m, r) => Err(ApiError(
-            HttpStatus::NOT_FOUND,
-            format!("no admin route {m} /api/devices/{dev_id}/{}", r.join("/")),
-        )),
+        RegistrationBody::Sub {
+            client_uri,
+            server_uri,
+        } => (RegistrationKind::Sub { client_uri }, server_uri),
+    };
+    let server_uri = absolute_uri(core, &server_uri);
+    let id = core.register(dev_id, kind, &server_uri)?;
+    created(&RegisteredJson {
+        id,
+        server_uri: &server_uri,
+    })
+}
+
+fn list_repository(core: &Core, dev_id: &str) -> ApiResult {
+    let paths = core.storage.resources(dev_id)?;
+    let list: Vec<PathJson<'_>> = paths
+        .iter()
+        .map(|p| PathJson {
+            path: p,
+            url: core.repo_url(dev_id, p),
+        })
+        .collect();
+    ok(&list)
+}
+
+fn get_resource(core: &Core, dev_id: &str, path: &str) -> ApiResult {
+    let r = core
+        .storage
+        .resource(dev_id, path)?
+        .ok_or_else(|| not_found(format!("no resource `{path}` for `{dev_id}`")))?;
+    ok(&ResourceJson {
+        body: body_json(&r.content_type, &r.body),
+        origin: &r.origin,
+        updated: r.updated,
+        url: core.repo_url(dev_id, path),
+    })
+}
+
+async fn put_resource(core: &Core, dev_id: &str, path: &str, req: Request<Incoming>) -> ApiResult {
+    let content_type = header_str(&req, "content-type")
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let body = read_body(req.into_body()).await.map_err(bad)?;
+    check_upload(&content_type, &body).map_err(|(status, reason)| ApiError(status, reason))?;
+    let resource = Resource {
+        content_type,
+        body: body.to_vec(),
+        origin: "admin".into(),
+        updated: now(),
+    };
+    core.storage.put_resource(dev_id, path, &resource)?;
+    ok(&PathJson {
+        path,
+        url: core.repo_url(dev_id, path),
+    })
+}
+
+async fn post_show(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResult {
+    let body: ShowBody = json_body(req).await?;
+    let prompt = body
+        .prompt
+        .as_deref()
+        .unwrap_or("Allow the pending operation?");
+    let uiid = core.show(dev_id, prompt)?;
+    created(&ShowJson {
+        uiid,
+        url: format!("{}{}?uiid={uiid}", core.base_url, super::UI_PATH),
+    })
+}
+
+fn body_json<'a>(content_type: &'a str, body: &'a [u8]) -> BodyJson<'a> {
+    let is_json = dm_core::package::media_type::essence(content_type).ends_with("json");
+    let text = std::str::from_utf8(body).ok();
+    BodyJson {
+        content_type,
+        json: is_json
+            .then(|| serde_json::from_slice::<Json>(body).ok())
+            .flatten(),
+        text,
+        base64: text
+            .is_none()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(body)),
     }
 }
 
@@ -415,59 +726,76 @@ fn absolute(core: &Core, command: Command) -> Command {
     }
 }
 
-fn device_json(core: &Core, d: &DeviceRow) -> Result<Json, ApiError> {
-    let entries = core.storage.entries(&d.dev_id, &[])?;
-    let count = |s: super::EntryState| entries.iter().filter(|e| e.state == s).count();
-    Ok(json!({
-        "dev_id": d.dev_id,
-        "mos": d.mos,
-        "sessions": d.sessions,
-        "ended": d.ended,
-        "last_session": d.last_session,
-        "queued": count(super::EntryState::Queued),
-        "async_pending": count(super::EntryState::AsyncPending),
-        // The secret is never reported, only whether one is set.
-        "notification": d.notification.as_ref().map(|n| json!({
-            "server_id": n.server_id,
-            "udp": n.udp,
-            "signed": n.secret.is_some(),
-        })),
-        "last_notification_id": d.last_notification_id,
-    }))
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
 
-/// A body as JSON: parsed when it is JSON, text when UTF-8, else base64.
-fn body_json(content_type: &str, body: &[u8]) -> Json {
-    let mut v = json!({ "content_type": content_type });
-    if dm_core::package::media_type::essence(content_type).ends_with("json") {
-        if let Ok(parsed) = serde_json::from_slice::<Json>(body) {
-            v["json"] = parsed;
+    fn reason<T: std::fmt::Debug + DeserializeOwned>(body: &str) -> String {
+        match parse_body::<T>(body.as_bytes()) {
+            Ok(v) => panic!("{body} was taken: {v:?}"),
+            Err(ApiError(status, reason)) => {
+                assert_eq!(status, HttpStatus::BAD_REQUEST);
+                reason
+            }
         }
     }
-    match std::str::from_utf8(body) {
-        Ok(text) => v["text"] = json!(text),
-        Err(_) => v["base64"] = json!(base64::engine::general_purpose::STANDARD.encode(body)),
+
+    #[test]
+    fn a_malformed_body_is_refused_naming_the_field() {
+        assert!(reason::<RegistrationBody>(r#"{"kind": "SUB"}"#).contains("client_uri"));
+        assert!(reason::<RegistrationBody>(r#"{"kind": "FROB"}"#).contains("FROB"));
+        let typo = r#"{"kind": "DEFAULT", "moid": "m", "server_uri": "/r", "mod": 1}"#;
+        assert!(reason::<RegistrationBody>(typo).contains("mod"));
+        assert!(reason::<NotificationBody>(r#"{"udp": "x"}"#).contains("server_id"));
+        assert!(reason::<NotifyBody>(r#"{"req_mos": "yes"}"#).contains("boolean"));
+        assert!(reason::<NotifyBody>(r#"{"con_type": ["wlan"]}"#).contains("con_type"));
+        assert!(reason::<CommandBody>(r#"{"cmd": ["END"]}"#).contains("cmd"));
+        assert!(reason::<ShowBody>("[]").contains("struct ShowBody"));
     }
-    v
-}
 
-fn entry_json(e: &Entry) -> Json {
-    json!({
-        "id": e.id,
-        "command": e.command.to_json(),
-        "state": e.state.as_str(),
-        "status": e.status.as_ref().map(|s| json!({ "sc": s.code.as_u16(), "URI": s.uris })),
-        "data": e.data.as_ref().map(|d| body_json(&d.content_type, &d.body)),
-        "async_status": e.async_status,
-        "async_alert": e.async_alert,
-    })
-}
+    #[test]
+    fn an_empty_body_is_an_empty_object() {
+        let n: NotifyBody = parse_body(b" \n").unwrap();
+        assert!(!n.req_mos && n.con_types.is_empty() && n.to.is_none());
+        let s: ShowBody = parse_body(b"").unwrap();
+        assert!(s.prompt.is_none());
+    }
 
-fn alert_json(a: &StoredAlert) -> Json {
-    json!({
-        "id": a.id,
-        "alert": a.alert,
-        "command": a.entry,
-        "received": a.received,
-    })
+    #[test]
+    fn field_values_are_checked_after_parsing() {
+        let n: NotificationBody = parse_body(br#"{"server_id": "A", "secret": "%%"}"#).unwrap();
+        let Err(ApiError(status, reason)) = n.into_config() else {
+            panic!("bad base64 taken")
+        };
+        assert_eq!(status, HttpStatus::BAD_REQUEST);
+        assert!(reason.contains("`secret`"), "{reason}");
+        let n: NotifyBody = parse_body(br#"{"con_types": ["wlan", "pigeon"]}"#).unwrap();
+        let Err(ApiError(_, reason)) = n.into_request() else {
+            panic!("unknown bearer taken")
+        };
+        assert!(reason.contains("`con_types`"), "{reason}");
+        let n: NotificationBody =
+            parse_body(br#"{"server_id": "A", "secret": "c2VjcmV0", "auth_data": "YXV0aA=="}"#)
+                .unwrap();
+        let config = n.into_config().unwrap();
+        assert_eq!(
+            (config.secret.as_deref(), config.auth_data.as_slice()),
+            (Some(&b"secret"[..]), &b"auth"[..])
+        );
+    }
+
+    #[test]
+    fn bodies_are_reported_as_json_text_or_base64() {
+        let b = serde_json::to_value(body_json("application/dmmo+json", b"[1]")).unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"content_type": "application/dmmo+json", "json": [1], "text": "[1]"})
+        );
+        let b = serde_json::to_value(body_json("application/octet-stream", b"\xff")).unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"content_type": "application/octet-stream", "base64": "/w=="})
+        );
+    }
 }
