@@ -431,6 +431,30 @@ async fn malformed_packages_get_400_and_others_keep_being_served() {
         "the reason is logged: {logged:?}"
     );
 
+    // A DevID that decodes to a line break cannot forge a log line.
+    let forged = "/api/devices/IMEI:bad%0Adm-server:%20200%20forged";
+    let (status, _) = s.api("GET", forged, None).await;
+    assert_eq!(status, 404);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let logged = s.log.lock().unwrap().clone();
+        if logged.iter().any(|l| l.contains("forged")) {
+            break logged;
+        }
+        assert!(std::time::Instant::now() < deadline, "{logged:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        logged.iter().all(|l| !l.starts_with("dm-server: 200")),
+        "{logged:?}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains(r"IMEI:bad\ndm-server: 200 forged")),
+        "escaped: {logged:?}"
+    );
+
     // A good device is served as usual, in parallel with more garbage.
     let bootstrap = common::bootstrap_file(tmp.path(), "A", &s.dm_url);
     s.enqueue(DEV, json!(["GET", format!("{DEVINFO}//DevID")]))

@@ -61,7 +61,7 @@ pub struct ServerConfig {
     /// Commands queued for a device whenever it opens a session with an
     /// empty queue.
     pub default_commands: Vec<Command>,
-    /// Print one line per rejected request on stderr.
+    /// Log one `tracing` warning per rejected request.
     pub log_errors: bool,
 }
 
@@ -430,10 +430,19 @@ pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The log line of a rejected request, control characters escaped.
+fn log_line(reason: &str) -> String {
+    format!("dm-server: {}", reason.escape_debug())
+}
+
 impl Core {
+    /// Records a rejected request; with `log_errors`, also a `tracing`
+    /// warning. The reason carries bytes the peer chose (a path, a
+    /// percent-decoded DevID): control characters are escaped so that a
+    /// `%0A` cannot forge a second log line.
     pub(crate) fn log(&self, reason: String) {
         if self.log_errors {
-            eprintln!("dm-server: {reason}");
+            tracing::warn!("{}", log_line(&reason));
         }
         lock(&self.errors).push(reason);
     }
@@ -935,6 +944,17 @@ mod tests {
             server_uri: None,
         };
         assert!(!exec_matches(&sync, src), "only asynchronous EXECs wait");
+    }
+
+    #[test]
+    fn a_rejection_is_logged_on_one_line() {
+        let reason = percent_decode("no device `IMEI:1%0Adm-server: 200 forged%0D`", false);
+        let line = log_line(&reason.unwrap());
+        assert!(!line.contains(['\n', '\r']), "{line}");
+        assert_eq!(
+            line,
+            "dm-server: no device `IMEI:1\\ndm-server: 200 forged\\r`"
+        );
     }
 
     #[test]
