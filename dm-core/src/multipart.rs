@@ -3,10 +3,16 @@
 //! The first part carries the Package#3 and has no name; then one part per
 //! GET command answered 200, named by the 0-based index of that command in
 //! the Package#2.
+//!
+//! One encoder, [`ResponseWriter`], writes every multipart body: the
+//! device's, part by part while its commands run, and
+//! [`ResponseBody::encode`]'s.
 
+use std::fmt::Display;
+use std::io::Write as _;
 use std::ops::Range;
 
-use crate::package::{decimal, media_type, Package3, PackageError};
+use crate::package::{media_type, Package3, PackageError};
 
 /// One encapsulation of a multipart body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,52 +57,24 @@ pub fn boundary_of(content_type: &str) -> Result<&str, MultipartError> {
         .ok_or_else(|| MultipartError::NotMultipart(content_type.to_owned()))
 }
 
-/// Writes `parts` as a multipart body; returns the Content-Type header value
-/// and the body. The boundary is chosen so that it occurs in no part.
-pub fn encode(parts: &[Part]) -> (String, Vec<u8>) {
-    encode_refs(&parts.iter().collect::<Vec<_>>())
-}
+/// The boundary tried first; [`ResponseWriter`] numbers others when a
+/// part holds it.
+const BOUNDARY: &str = "dm2-boundary";
 
-/// The boundary tried first, as a literal for the fixed part heads below.
-macro_rules! boundary {
-    () => {
-        "dm2-boundary"
-    };
-}
-
-/// The boundary tried first; [`encode`] numbers others when a part holds it.
-const BOUNDARY: &str = boundary!();
-
-fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
+/// `BOUNDARY`, or the first `BOUNDARY-n` that occurs in none of `contents`
+/// (RFC 2046 5.1.1: the boundary must not appear inside an encapsulation).
+fn free_boundary(contents: &[&[u8]]) -> String {
     let mut boundary = String::from(BOUNDARY);
     let mut n = 0u32;
     loop {
         // One searcher per candidate, reused over every part.
         let finder = memchr::memmem::Finder::new(boundary.as_bytes());
-        if !parts.iter().any(|p| finder.find(&p.body).is_some()) {
-            break;
+        if !contents.iter().any(|c| finder.find(c).is_some()) {
+            return boundary;
         }
         n += 1;
         boundary = format!("{BOUNDARY}-{n}");
     }
-    const PER_PART: usize = 96;
-    let size: usize = parts
-        .iter()
-        .map(|p| p.body.len() + p.content_type.len() + PER_PART)
-        .sum();
-    let mut body = Vec::with_capacity(size + boundary.len() * (parts.len() + 1));
-    for p in parts {
-        let _ = write_head(
-            &mut body,
-            &boundary,
-            p.name.as_deref().map(str::as_bytes),
-            &p.content_type,
-        );
-        body.extend_from_slice(&p.body);
-        body.extend_from_slice(b"\r\n");
-    }
-    write_close(&mut body, &boundary);
-    (content_type_of(&boundary), body)
 }
 
 /// The delimiter line and headers of one part, up to its content; returns
@@ -104,26 +82,27 @@ fn encode_refs(parts: &[&Part]) -> (String, Vec<u8>) {
 fn write_head(
     out: &mut Vec<u8>,
     boundary: &str,
-    name: Option<&[u8]>,
+    name: Option<&dyn Display>,
     content_type: &str,
-) -> (Range<usize>, Range<usize>) {
+) -> (Option<Range<usize>>, Range<usize>) {
     const NAMED: &[u8] = b"\r\nContent-Disposition: form-data; name=\"";
     const TYPE: &[u8] = b"\r\nContent-Type: ";
-    // One reservation and few copies: a GET answered 200 writes one head.
     out.reserve(2 + boundary.len() + NAMED.len() + 1 + TYPE.len() + 4 + content_type.len() + 20);
     out.extend_from_slice(b"--");
     out.extend_from_slice(boundary.as_bytes());
     let name_at = match name {
         Some(name) => {
             out.extend_from_slice(NAMED);
-            let at = out.len()..out.len() + name.len();
-            out.extend_from_slice(name);
+            let start = out.len();
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{name}");
+            let at = start..out.len();
             out.push(b'"');
-            at
+            Some(at)
         }
         None => {
             out.extend_from_slice(&NAMED[..NAMED.len() - 8]);
-            out.len()..out.len()
+            None
         }
     };
     out.extend_from_slice(TYPE);
@@ -235,16 +214,13 @@ impl ResponseBody {
     /// Encodes the response: plain Package#3 when there is no GET data,
     /// otherwise multipart (Appendix F). Returns Content-Type and body.
     pub fn encode(&self) -> (String, Vec<u8>) {
-        if self.data.is_empty() {
-            return (media_type::PACKAGE3.to_owned(), self.package.to_vec());
+        let mut writer = ResponseWriter::new();
+        for p in &self.data {
+            let name = p.name.as_ref().map(|n| n as &dyn Display);
+            writer.write_part(name, &p.content_type, |out| out.extend_from_slice(&p.body));
         }
-        let package = Part {
-            name: None,
-            content_type: media_type::PACKAGE3.to_owned(),
-            body: self.package.to_vec(),
-        };
-        let parts: Vec<&Part> = std::iter::once(&package).chain(&self.data).collect();
-        encode_refs(&parts)
+        let (content_type, body) = writer.finish(&self.package);
+        (content_type, body.into_vec())
     }
 
     /// Reads a response in either form.
@@ -269,17 +245,18 @@ impl ResponseBody {
 
 /// A Package#3 response written while its commands run (Appendix F): the
 /// data of each GET goes into the body as it is read, instead of into a
-/// [`Part`] that is copied into the body at the end. [`ResponseWriter::finish`]
-/// gives the bytes [`ResponseBody::encode`] gives for the same parts.
+/// [`Part`] that is copied into the body at the end.
 #[derive(Debug)]
 pub struct ResponseWriter {
+    boundary: String,
     /// The data parts, delimiter lines and headers included, written with
-    /// [`BOUNDARY`].
+    /// `boundary`.
     data: Vec<u8>,
     /// Where each part's name, content type and content lie in `data`.
     spans: Vec<Span>,
     finder: memchr::memmem::Finder<'static>,
-    /// Some content holds the boundary: `finish` encodes again.
+    /// Some content holds the boundary: `finish` writes the parts again
+    /// under another.
     collision: bool,
     /// Bytes kept free at the start of `data`, where `finish` writes the
     /// Package#3 part when it fits: the body is then `data` from there,
@@ -326,18 +303,16 @@ impl ResponseBytes {
     }
 }
 
-/// The head of the Package#3 part (Appendix F), the same in every
-/// multipart response.
-const PACKAGE3_HEAD: &str = concat!(
-    "--",
-    boundary!(),
-    "\r\nContent-Disposition: form-data\r\nContent-Type: ",
-    "application/vnd.oma.dm.response+json\r\n\r\n"
-);
+/// The head of the Package#3 part (Appendix F: unnamed, first).
+fn package3_head(boundary: &str) -> Vec<u8> {
+    let mut head = Vec::new();
+    write_head(&mut head, boundary, None, media_type::PACKAGE3);
+    head
+}
 
 #[derive(Debug)]
 struct Span {
-    name: Range<usize>,
+    name: Option<Range<usize>>,
     content_type: Range<usize>,
     content: Range<usize>,
 }
@@ -350,10 +325,15 @@ impl Default for ResponseWriter {
 
 impl ResponseWriter {
     pub fn new() -> ResponseWriter {
+        ResponseWriter::with_boundary(BOUNDARY.to_owned())
+    }
+
+    fn with_boundary(boundary: String) -> ResponseWriter {
         ResponseWriter {
+            finder: memchr::memmem::Finder::new(boundary.as_bytes()).into_owned(),
+            boundary,
             data: Vec::new(),
             spans: Vec::new(),
-            finder: memchr::memmem::Finder::new(BOUNDARY.as_bytes()),
             collision: false,
             front: 0,
         }
@@ -364,9 +344,8 @@ impl ResponseWriter {
     /// and in front of them for the Package#3 of `commands` plain statuses,
     /// so that [`ResponseWriter::finish`] copies no data part.
     pub fn with_capacity(bytes: usize, commands: usize) -> ResponseWriter {
-        // `{"sc":200},` per status (Package3::to_vec), the object around
-        // them, the part's head.
-        let front = PACKAGE3_HEAD.len() + 32 + 11 * commands.min(1 << 16);
+        // `{"sc":200},` per status, the object around them, the part's head.
+        let front = package3_head(BOUNDARY).len() + 32 + 11 * commands.min(1 << 16);
         let mut data = Vec::with_capacity(front + bytes);
         data.resize(front, 0);
         ResponseWriter {
@@ -384,27 +363,16 @@ impl ResponseWriter {
     /// Adds the data part of the command at `index` of the Package#2 (the
     /// part's name); `write` appends its content.
     pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {
-        // write_head's bytes for BOUNDARY, in fewer copies: one head per
-        // GET answered 200 (the test of `finish` holds them to `encode`).
-        const NAMED: &[u8] = concat!(
-            "--",
-            boundary!(),
-            "\r\nContent-Disposition: form-data; name=\""
-        )
-        .as_bytes();
-        const TYPE: &[u8] = b"\"\r\nContent-Type: ";
-        let mut digits = [0u8; 20];
-        let digits = decimal(index as u64, &mut digits);
-        let out = &mut self.data;
-        out.reserve(NAMED.len() + digits.len() + TYPE.len() + content_type.len() + 4);
-        out.extend_from_slice(NAMED);
-        let name = out.len()..out.len() + digits.len();
-        out.extend_from_slice(digits);
-        out.extend_from_slice(TYPE);
-        let type_at = out.len()..out.len() + content_type.len();
-        out.extend_from_slice(content_type.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        let content_type = type_at;
+        self.write_part(Some(&index), content_type, write);
+    }
+
+    fn write_part(
+        &mut self,
+        name: Option<&dyn Display>,
+        content_type: &str,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let (name, content_type) = write_head(&mut self.data, &self.boundary, name, content_type);
         let start = self.data.len();
         write(&mut self.data);
         let end = self.data.len();
@@ -420,7 +388,10 @@ impl ResponseWriter {
     /// The Content-Type and body of the response: a plain Package#3
     /// without data parts, else multipart with the Package#3 first.
     pub fn finish(self, package: &Package3) -> (String, ResponseBytes) {
-        let package = package.to_vec();
+        self.finish_with(package.to_vec())
+    }
+
+    fn finish_with(self, package: Vec<u8>) -> (String, ResponseBytes) {
         if self.spans.is_empty() {
             return (
                 media_type::PACKAGE3.to_owned(),
@@ -428,24 +399,24 @@ impl ResponseWriter {
             );
         }
         if self.collision || self.finder.find(&package).is_some() {
-            // Rare: a part holds the boundary; encode under another.
-            let text =
-                |r: &Range<usize>| String::from_utf8_lossy(&self.data[r.clone()]).into_owned();
-            let parts: Vec<Part> = std::iter::once(Part {
-                name: None,
-                content_type: media_type::PACKAGE3.to_owned(),
-                body: package,
-            })
-            .chain(self.spans.iter().map(|s| Part {
-                name: Some(text(&s.name)),
-                content_type: text(&s.content_type),
-                body: self.data[s.content.clone()].to_vec(),
-            }))
-            .collect();
-            let (content_type, body) = encode(&parts);
-            return (content_type, ResponseBytes::whole(body));
+            // Rare: a part holds the boundary; write them under another.
+            let contents: Vec<&[u8]> = std::iter::once(&package[..])
+                .chain(self.spans.iter().map(|s| &self.data[s.content.clone()]))
+                .collect();
+            let mut again = ResponseWriter::with_boundary(free_boundary(&contents));
+            let text = |r: &Range<usize>| String::from_utf8_lossy(&self.data[r.clone()]);
+            for s in &self.spans {
+                let name = s.name.as_ref().map(text);
+                again.write_part(
+                    name.as_ref().map(|n| n as &dyn Display),
+                    &text(&s.content_type),
+                    |out| out.extend_from_slice(&self.data[s.content.clone()]),
+                );
+            }
+            return again.finish_with(package);
         }
-        let first_len = PACKAGE3_HEAD.len() + package.len() + 2;
+        let head = package3_head(&self.boundary);
+        let first_len = head.len() + package.len() + 2;
         let (mut body, start) = match self.front.checked_sub(first_len) {
             // The usual case: the first part goes in front of the others.
             Some(start) => (self.data, start),
@@ -457,14 +428,14 @@ impl ResponseWriter {
             }
         };
         let first = &mut body[start..start + first_len];
-        let (head, rest) = first.split_at_mut(PACKAGE3_HEAD.len());
-        head.copy_from_slice(PACKAGE3_HEAD.as_bytes());
+        let (head_at, rest) = first.split_at_mut(head.len());
+        head_at.copy_from_slice(&head);
         let (json, crlf) = rest.split_at_mut(package.len());
         json.copy_from_slice(&package);
         crlf.copy_from_slice(b"\r\n");
-        write_close(&mut body, BOUNDARY);
+        write_close(&mut body, &self.boundary);
         (
-            content_type_of(BOUNDARY),
+            content_type_of(&self.boundary),
             ResponseBytes { buf: body, start },
         )
     }
@@ -579,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_gives_the_bytes_of_encode() {
+    fn the_writer_writes_appendix_f_bodies() {
         let package = |uris: Vec<String>| Package3 {
             statuses: vec![
                 Status::new(StatusCode::OK),
@@ -595,8 +566,25 @@ mod tests {
             content_type: content_type.into(),
             body: body.to_vec(),
         };
+        // The layout of Appendix F, byte for byte: the Package#3 unnamed
+        // and first, then each data part named by its command's index.
+        let mut writer = ResponseWriter::new();
+        writer.part(0, "text/plain", |out| out.extend_from_slice(b"IMEI:1"));
+        let (ct, body) = writer.finish(&package(vec![]));
+        assert_eq!(ct, "multipart/form-data; boundary=dm2-boundary");
+        assert_eq!(
+            String::from_utf8(body.into_vec()).unwrap(),
+            concat!(
+                "--dm2-boundary\r\nContent-Disposition: form-data\r\n",
+                "Content-Type: application/vnd.oma.dm.response+json\r\n\r\n",
+                "{\"Status\":[{\"sc\":200},{\"sc\":200}]}\r\n",
+                "--dm2-boundary\r\nContent-Disposition: form-data; name=\"0\"\r\n",
+                "Content-Type: text/plain\r\n\r\nIMEI:1\r\n",
+                "--dm2-boundary--\r\n"
+            )
+        );
         let cases = [
-            (package(vec![]), vec![]),
+            (package(vec![]), vec![], media_type::PACKAGE3),
             (
                 package(vec![]),
                 vec![
@@ -605,27 +593,32 @@ mod tests {
                     part(12345678901, "application/octet-stream", &[0, 255, 13, 10]),
                     part(3, "text/plain", b""),
                 ],
+                "multipart/form-data; boundary=dm2-boundary",
             ),
-            // Content holding the boundary: encoded under another one.
+            // Content holding the boundary: written under another one.
             (
                 package(vec![]),
                 vec![part(0, "text/plain", b"a\r\n--dm2-boundary--\r\n")],
+                "multipart/form-data; boundary=dm2-boundary-1",
             ),
             // So is a Package#3 holding it (a stored ClientURI can).
             (
                 package(vec!["urn:x:1.0/--dm2-boundary/".into()]),
                 vec![part(1, "text/plain", b"v")],
+                "multipart/form-data; boundary=dm2-boundary-1",
             ),
         ];
-        for (package, data) in cases {
+        for (package, data, content_type) in cases {
             let expected = ResponseBody { package, data };
-            // Without room in front, with too little and with enough.
+            // Without room in front, with too little and with enough: the
+            // same bytes.
             let commands = expected.package.statuses.len();
             let writers = [
                 ResponseWriter::new(),
                 ResponseWriter::with_capacity(16, 0),
                 ResponseWriter::with_capacity(16, commands + 64),
             ];
+            let mut bodies = Vec::new();
             for mut writer in writers {
                 for p in &expected.data {
                     let index = p.name.as_deref().unwrap_or("").parse().unwrap();
@@ -633,14 +626,17 @@ mod tests {
                 }
                 assert_eq!(writer.is_empty(), expected.data.is_empty());
                 let (ct, body) = writer.finish(&expected.package);
-                assert_eq!((ct.clone(), body.as_slice().to_vec()), expected.encode());
+                assert_eq!(ct, content_type);
                 assert_eq!(body.len(), body.as_slice().len());
                 assert_eq!(
                     ResponseBody::decode(&ct, body.as_slice()).unwrap(),
                     expected
                 );
                 assert_eq!(body.clone().into_vec(), body.as_slice());
+                bodies.push(body.into_vec());
             }
+            assert!(bodies.iter().all(|b| *b == bodies[0]));
+            assert_eq!(expected.encode().1, bodies[0]);
         }
     }
 
@@ -660,20 +656,5 @@ mod tests {
         // Written in the room left in front: nothing was copied.
         let (_, start) = body.into_parts();
         assert!(start > 0);
-    }
-
-    #[test]
-    fn the_package3_head_is_the_one_write_head_writes() {
-        let mut head = Vec::new();
-        let _ = write_head(&mut head, BOUNDARY, None, media_type::PACKAGE3);
-        assert_eq!(head, PACKAGE3_HEAD.as_bytes());
-    }
-
-    #[test]
-    fn decimal_writes_every_magnitude() {
-        for n in [0usize, 9, 10, 99, 100, 4096, usize::MAX] {
-            let mut buf = [0u8; 20];
-            assert_eq!(decimal(n as u64, &mut buf), n.to_string().as_bytes());
-        }
     }
 }
