@@ -207,40 +207,26 @@ impl Command {
         }
     }
 
-    /// The command as the JSON array of Package#2: name, then parameters.
+    /// The command as the JSON array of Package#2: name, then parameters
+    /// (the tree of its [`Serialize`] form).
     pub fn to_json(&self) -> Json {
-        let mut v = vec![Json::from(self.name())];
-        self.each_param(|p| v.push(Json::from(p.to_string())));
-        Json::from(v)
+        // Strings only: serializing into a `Value` cannot fail.
+        serde_json::to_value(self).unwrap_or(Json::Null)
     }
 
-    /// Writes the bytes of [`Command::to_json`] to `out`, formatting each
-    /// parameter through `scratch` instead of a fresh string.
-    fn write_json(&self, out: &mut Vec<u8>, scratch: &mut String) {
-        use std::fmt::Write as _;
-        out.push(b'[');
-        write_json_str(out, self.name());
-        self.each_param(|p| {
-            scratch.clear();
-            // Writing into a String cannot fail.
-            let _ = write!(scratch, "{p}");
-            out.push(b',');
-            write_json_str(out, scratch);
-        });
-        out.push(b']');
-    }
-
-    /// Calls `f` with each parameter after the name, in Package#2 order.
-    fn each_param(&self, mut f: impl FnMut(&dyn std::fmt::Display)) {
+    /// Calls `f` with each parameter after the name, in Package#2 order,
+    /// up to the first error.
+    fn each_param<E>(
+        &self,
+        mut f: impl FnMut(&dyn std::fmt::Display) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
             Command::Hget {
                 server_uri,
                 client_uri,
             } => {
-                f(server_uri);
-                if let Some(c) = client_uri {
-                    f(c);
-                }
+                f(server_uri)?;
+                client_uri.iter().try_for_each(|c| f(c))
             }
             Command::Hput {
                 server_uri,
@@ -250,8 +236,8 @@ impl Command {
                 server_uri,
                 client_uris,
             } => {
-                f(server_uri);
-                client_uris.iter().for_each(|c| f(c));
+                f(server_uri)?;
+                client_uris.iter().try_for_each(|c| f(c))
             }
             Command::Delete { client_uri }
             | Command::Get { client_uri }
@@ -260,23 +246,21 @@ impl Command {
                 client_uri,
                 server_uri,
             } => {
-                f(client_uri);
-                if let Some(s) = server_uri {
-                    f(s);
-                }
+                f(client_uri)?;
+                server_uri.iter().try_for_each(|s| f(s))
             }
             Command::Show { server_uri } | Command::Cont { server_uri } => f(server_uri),
-            Command::End => {}
+            Command::End => Ok(()),
             Command::Default { server_uri, moid } => {
-                f(server_uri);
-                f(moid);
+                f(server_uri)?;
+                f(moid)
             }
             Command::Sub {
                 server_uri,
                 client_uri,
             } => {
-                f(server_uri);
-                f(client_uri);
+                f(server_uri)?;
+                f(client_uri)
             }
         }
     }
@@ -423,6 +407,46 @@ impl CommandError {
     }
 }
 
+/// The Package#2 array form (spec 7.2.1.2): `["NAME", param, ...]`, each
+/// parameter written as its `Display` gives it. The one writer of a
+/// command: [`Command::to_json`] and [`Package2::to_vec`] go through it.
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = serializer.serialize_seq(None)?;
+        seq.serialize_element(self.name())?;
+        self.each_param(|p| seq.serialize_element(&Displayed(p)))?;
+        seq.end()
+    }
+}
+
+/// A parameter serialized as the string its `Display` writes (without an
+/// intermediate `String` when the serializer writes text).
+struct Displayed<'a>(&'a dyn std::fmt::Display);
+
+impl Serialize for Displayed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+/// `{"CMD": [...]}` with the well-formed commands; one kept as a
+/// [`CommandError`] has no array form and is left out.
+impl Serialize for Package2 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        struct Commands<'a>(&'a [Result<Command, CommandError>]);
+        impl Serialize for Commands<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().filter_map(|c| c.as_ref().ok()))
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("CMD", &Commands(&self.commands))?;
+        map.end()
+    }
+}
+
 /// Package#2: the ordered DM commands (spec 5.2.3, 7.2.1.2).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Package2 {
@@ -445,14 +469,6 @@ impl Package2 {
     /// `serde_json::Value` first (strings are borrowed from `bytes` when
     /// they hold no escape).
     pub fn parse(bytes: &[u8]) -> Result<Package2, PackageError> {
-        match simple::parse(bytes) {
-            Some(p) => Ok(p),
-            None => Package2::parse_with_serde(bytes),
-        }
-    }
-
-    /// [`Package2::parse`] for any input, with its errors.
-    fn parse_with_serde(bytes: &[u8]) -> Result<Package2, PackageError> {
         const WHAT: &str = "Package#2";
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let visitor = raw::PackageVisitor {
@@ -471,133 +487,11 @@ impl Package2 {
         }
     }
 
-    pub fn to_json(&self) -> Json {
-        let cmds: Vec<Json> = self
-            .commands
-            .iter()
-            .filter_map(|c| c.as_ref().ok().map(Command::to_json))
-            .collect();
-        serde_json::json!({ "CMD": cmds })
-    }
-
-    /// The bytes of [`Package2::to_json`], written directly (the reference
-    /// server builds one per Package#2).
+    /// The package's bytes (its [`Serialize`] form); the reference server
+    /// builds one per Package#2.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.commands.len() * 64);
-        let mut scratch = String::new();
-        out.extend_from_slice(b"{\"CMD\":[");
-        for (i, c) in self
-            .commands
-            .iter()
-            .filter_map(|c| c.as_ref().ok())
-            .enumerate()
-        {
-            if i > 0 {
-                out.push(b',');
-            }
-            c.write_json(&mut out, &mut scratch);
-        }
-        out.extend_from_slice(b"]}");
-        out
-    }
-}
-
-/// The Package#2 every server sends: an object whose only member is `CMD`,
-/// an array of arrays of strings without escapes, parsed by a plain byte
-/// scan. It answers only when the input is exactly that; anything else
-/// (escapes, numbers, other members, any fault) is `None` and goes to the
-/// serde path, which parses it or says what is wrong. A test holds the two
-/// to the same result on mutated packages.
-mod simple {
-    use super::{Command, CommandError, Package2};
-
-    struct Reader<'a> {
-        /// The whole package, checked to be UTF-8 once: a string is then
-        /// sliced out between two ASCII quotes, always at char boundaries.
-        text: &'a str,
-        bytes: &'a [u8],
-        at: usize,
-    }
-
-    impl<'a> Reader<'a> {
-        fn skip_ws(&mut self) {
-            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
-                self.at += 1;
-            }
-        }
-
-        /// Consumes `b` after any whitespace.
-        fn eat(&mut self, b: u8) -> bool {
-            self.skip_ws();
-            let found = self.bytes.get(self.at) == Some(&b);
-            self.at += usize::from(found);
-            found
-        }
-
-        /// A string without escapes or control characters, after any
-        /// whitespace. Inlined: two per command, and the call's own cost
-        /// was a third of the work for short ones.
-        #[inline(always)]
-        fn string(&mut self) -> Option<&'a str> {
-            if !self.eat(b'"') {
-                return None;
-            }
-            let start = self.at;
-            let len = crate::value::first_to_escape(self.bytes.get(start..)?)?;
-            let end = start + len;
-            if self.bytes[end] != b'"' {
-                return None;
-            }
-            self.at = end + 1;
-            self.text.get(start..end)
-        }
-    }
-
-    pub(super) fn parse(bytes: &[u8]) -> Option<Package2> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut r = Reader { text, bytes, at: 0 };
-        if !(r.eat(b'{') && r.string()? == "CMD" && r.eat(b':') && r.eat(b'[')) {
-            return None;
-        }
-        // As the serde path: one vector, sized from the input once. A
-        // GET of a short ClientURI takes some 40 bytes: sized for that, a
-        // package of such commands never grows (and copies) the vector.
-        let mut commands = Vec::with_capacity((bytes.len() / 36).clamp(4, 4096));
-        let mut strings: Vec<&str> = Vec::with_capacity(8);
-        if !r.eat(b']') {
-            loop {
-                if !r.eat(b'[') {
-                    return None;
-                }
-                strings.clear();
-                if !r.eat(b']') {
-                    loop {
-                        strings.push(r.string()?);
-                        if !r.eat(b',') {
-                            break;
-                        }
-                    }
-                    if !r.eat(b']') {
-                        return None;
-                    }
-                }
-                commands.push(match strings.split_first() {
-                    Some((name, params)) => Command::from_parts(name, params),
-                    None => Err(CommandError::Empty),
-                });
-                if !r.eat(b',') {
-                    break;
-                }
-            }
-            if !r.eat(b']') {
-                return None;
-            }
-        }
-        if !r.eat(b'}') {
-            return None;
-        }
-        r.skip_ws();
-        (r.at == bytes.len()).then_some(Package2 { commands })
+        // Strings written to a vector: serialization cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
@@ -872,10 +766,12 @@ mod raw {
 }
 
 /// The status of one command in Package#3 (spec 7.2.1.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
+    #[serde(rename = "sc")]
     pub code: StatusCode,
     /// ClientURIs the command produced (HGET without ClientURI).
+    #[serde(rename = "URI", skip_serializing_if = "Vec::is_empty")]
     pub uris: Vec<String>,
 }
 
@@ -888,89 +784,22 @@ impl Status {
     }
 }
 
-/// Package#3: the client's response to a Package#2 (spec 5.2.4, 7.2.1.3).
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Package#3: the client's response to a Package#2 (spec 5.2.4, 7.2.1.3),
+/// serialized with statuses as `{"sc": N, "URI": [...]}` objects, as the
+/// JSON schema of 7.2.1.3 has them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Package3 {
+    #[serde(rename = "Status")]
     pub statuses: Vec<Status>,
+    #[serde(rename = "Alert", skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<Alert>,
 }
 
-/// `n` in decimal, as `to_string` writes it, at the end of `buf` (20
-/// digits hold any u64), without allocating: every status of a Package#3
-/// and every GET data part's name is one.
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    while let Some(slot) = at.checked_sub(1).and_then(|i| buf.get_mut(i)) {
-        *slot = b'0' + (n % 10) as u8;
-        at -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[at..]
-}
-
 impl Package3 {
-    /// Writes statuses as `{"sc": N, "URI": [...]}` objects, as the JSON
-    /// schema of 7.2.1.3 has them.
-    pub fn to_json(&self) -> Json {
-        let statuses: Vec<Json> = self
-            .statuses
-            .iter()
-            .map(|s| {
-                let mut o = Map::new();
-                o.insert("sc".into(), Json::from(s.code.as_u16()));
-                if !s.uris.is_empty() {
-                    o.insert("URI".into(), Json::from(s.uris.clone()));
-                }
-                Json::Object(o)
-            })
-            .collect();
-        let mut o = Map::new();
-        o.insert("Status".into(), Json::from(statuses));
-        if !self.alerts.is_empty() {
-            o.insert(
-                "Alert".into(),
-                serde_json::to_value(&self.alerts).unwrap_or(Json::Null),
-            );
-        }
-        Json::Object(o)
-    }
-
-    /// The bytes of [`Package3::to_json`], written directly.
+    /// The package's bytes (its [`Serialize`] form).
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.statuses.len() * 12);
-        out.extend_from_slice(b"{\"Status\":[");
-        for (i, s) in self.statuses.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"sc\":");
-            let code = s.code.as_u16();
-            if (100..1000).contains(&code) {
-                // Every status of Appendix C: three digits, no division loop.
-                let digit = |n: u16| b'0' + (n % 10) as u8;
-                out.extend_from_slice(&[digit(code / 100), digit(code / 10), digit(code)]);
-            } else {
-                out.extend_from_slice(decimal(code.into(), &mut [0; 20]));
-            }
-            if !s.uris.is_empty() {
-                out.extend_from_slice(b",\"URI\":");
-                // Writing strings to a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut out, &s.uris);
-            }
-            out.push(b'}');
-        }
-        out.push(b']');
-        if !self.alerts.is_empty() {
-            out.extend_from_slice(b",\"Alert\":");
-            if serde_json::to_writer(&mut out, &self.alerts).is_err() {
-                out.extend_from_slice(b"null");
-            }
-        }
-        out.push(b'}');
-        out
+        // Numbers, strings and alerts' JSON into a vector: cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Parses a Package#3, accepting the status forms the spec's examples
@@ -1179,8 +1008,23 @@ mod tests {
         ));
         let again = Package2::parse(&p.to_vec()).unwrap();
         assert_eq!(again, p);
-        // The direct writer and the Value path give the same bytes.
-        assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
+        // Written back in the array form of 7.2.1.2, compactly.
+        assert_eq!(
+            String::from_utf8(p.to_vec()).unwrap(),
+            concat!(
+                r#"{"CMD":[["HPOST","https://DMcontent.DMserver.operator.com/[DevID]","#,
+                r#""urn:oma:mo:oma-dm-devinfo:1.2//","urn:oma:mo:oma-sessioninfomo:1.0//"],"#,
+                r#"["HGET","https://DMcontent.DMserver.operator.com/new_mo"],"#,
+                r#"["GET","urn:oma:mo:oma-sessioninfomo:1.0//CBT"]]}"#
+            )
+        );
+        assert_eq!(
+            p.commands[2].as_ref().map(Command::to_json).ok(),
+            Some(serde_json::json!([
+                "GET",
+                "urn:oma:mo:oma-sessioninfomo:1.0//CBT"
+            ]))
+        );
     }
 
     #[test]
@@ -1250,24 +1094,31 @@ mod tests {
             ],
             alerts: vec![alert],
         };
-        assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
-        // Three-digit codes take a short path; every magnitude agrees.
-        let statuses: Vec<Status> = (0..=u16::MAX)
-            .filter_map(StatusCode::from_u16)
-            .map(Status::new)
-            .collect();
-        assert!(statuses.len() > 20);
-        let p = Package3 {
-            statuses,
-            alerts: Vec::new(),
-        };
-        assert_eq!(p.to_vec(), p.to_json().to_string().into_bytes());
+        // The JSON schema of 7.2.1.3: `sc` a number, `URI` only when there
+        // is one, `Alert` only when there is one (5.4).
+        assert_eq!(
+            String::from_utf8(p.to_vec()).unwrap(),
+            concat!(
+                r#"{"Status":[{"sc":200},{"sc":1404,"URI":["urn:a/\"x\"/","b"]}],"#,
+                r#""Alert":[{"AlertType":"urn:oma:at:dm:2.0:ClientInitiatedMgmt","#,
+                r#""Data":{"DM1x":1404,"q":"a\"b"}}]}"#
+            )
+        );
+        // Every code of Appendix C and the application range, as a number.
+        for code in (0..=u16::MAX).filter_map(StatusCode::from_u16) {
+            let p = Package3 {
+                statuses: vec![Status::new(code)],
+                alerts: Vec::new(),
+            };
+            let expected = format!(r#"{{"Status":[{{"sc":{}}}]}}"#, code.as_u16());
+            assert_eq!(p.to_vec(), expected.into_bytes());
+        }
         let empty = Package3::default();
         assert_eq!(empty.to_vec(), br#"{"Status":[]}"#);
     }
 
     #[test]
-    fn the_simple_parser_agrees_with_serde_on_mutated_packages() {
+    fn mutated_packages_parse_to_commands_that_write_back_the_same() {
         let uri = |s: &str| s.parse::<ClientUri>().unwrap();
         let built = Package2::new([
             Command::Get {
@@ -1282,13 +1133,13 @@ mod tests {
                 client_uri: None,
             },
             Command::End,
-        ])
-        .to_vec();
+        ]);
         let bases = [
-            built,
+            built.to_vec(),
             br#" { "CMD" : [ [ "GET" , "urn:x:1.0//A" ] , [ ] , ["NOPE"], ["GET"] ] } "#.to_vec(),
             br#"{"CMD":[]}"#.to_vec(),
         ];
+        assert_eq!(Package2::parse(&bases[0]).unwrap(), built);
         const ALPHABET: &[u8] = b"\"[]{},: \\\n\tGETCMDa0/\x01\xff";
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = |n: usize| {
@@ -1313,32 +1164,25 @@ mod tests {
                         _ => m.truncate(at),
                     }
                 }
-                if let Some(fast) = simple::parse(&m) {
-                    accepted += 1;
-                    let slow = Package2::parse_with_serde(&m);
-                    assert_eq!(
-                        slow.as_ref().ok(),
-                        Some(&fast),
-                        "{}",
-                        String::from_utf8_lossy(&m)
-                    );
-                }
+                // Any input: an answer, never a panic. What is accepted is
+                // a package whose well-formed commands write and read back
+                // as they are (spec 7.2.1.2).
+                let Ok(p) = Package2::parse(&m) else {
+                    continue;
+                };
+                accepted += 1;
+                let good: Vec<_> = p.commands.iter().filter(|c| c.is_ok()).cloned().collect();
+                assert_eq!(
+                    Package2::parse(&p.to_vec())
+                        .ok()
+                        .map(|again| again.commands),
+                    Some(good),
+                    "{}",
+                    String::from_utf8_lossy(&m)
+                );
             }
-            assert_eq!(simple::parse(base), Package2::parse_with_serde(base).ok());
         }
-        assert!(
-            accepted > 100,
-            "only {accepted} mutants took the simple path"
-        );
-    }
-
-    #[test]
-    fn decimals_are_written_as_to_string_writes_them() {
-        for n in [0u16, 7, 10, 200, 1404, 9999, 10000, u16::MAX] {
-            let mut out = Vec::new();
-            out.extend_from_slice(decimal(n.into(), &mut [0; 20]));
-            assert_eq!(out, n.to_string().into_bytes());
-        }
+        assert!(accepted > 100, "only {accepted} mutants were accepted");
     }
 
     #[test]
