@@ -22,11 +22,13 @@ use serde_json::Value as Json;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use super::repository::check_upload;
-use super::{
-    command_from_parts, header_str, now, percent_decode, read_body, reply, Core, DeviceRow, Entry,
-    EntryState, NotificationConfig, NotifyRequest, RegistrationKind, Resource, ServerError,
-    StorageError, StoredAlert,
+use crate::http::{header_str, percent_decode, read_body, reply};
+use crate::repository::check_upload;
+use crate::state::Core;
+use crate::storage::command_from_parts;
+use crate::{
+    now, DeviceRow, Entry, EntryState, NotificationConfig, NotifyRequest, RegistrationKind,
+    Resource, ServerError, StorageError, StoredAlert, UI_PATH,
 };
 
 type Reply = Response<Full<Bytes>>;
@@ -645,7 +647,7 @@ async fn post_show(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResu
     let uiid = core.show(dev_id, prompt)?;
     created(&ShowJson {
         uiid,
-        url: format!("{}{}?uiid={uiid}", core.base_url, super::UI_PATH),
+        url: format!("{}{}?uiid={uiid}", core.base_url, UI_PATH),
     })
 }
 

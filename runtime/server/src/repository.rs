@@ -12,7 +12,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 
-use super::{header_str, now, percent_decode, read_body, reply, Core, Resource};
+use crate::http::{header_str, percent_decode, read_body, reply};
+use crate::state::Core;
+use crate::{now, Resource};
 
 /// Media types the repository takes in PUT and POST.
 pub(crate) const ACCEPTED_TYPES: [&str; 4] = [
@@ -73,7 +75,7 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
     let raw = req
         .uri()
         .path()
-        .trim_start_matches(super::REPO_PATH)
+        .trim_start_matches(crate::REPO_PATH)
         .to_owned();
     let Some((dev, path)) = raw.split_once('/') else {
         return core.reject(

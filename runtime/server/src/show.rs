@@ -8,7 +8,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 
-use super::{form_pairs, read_body, reply, Core, UI_PATH};
+use dm_core::{Command, ServerUri};
+
+use crate::http::{form_pairs, read_body, reply};
+use crate::state::{lock, Core};
+use crate::{ServerError, UI_PATH};
 
 /// The answers the prompt offers.
 pub const CHOICES: [&str; 2] = ["confirm", "decline"];
@@ -131,6 +135,19 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
             }
         }
         (m, p) => core.reject(HttpStatus::NOT_FOUND, format!("no UI page for {m} {p}")),
+    }
+}
+
+impl Core {
+    /// Opens a SHOW UI session and queues the SHOW that points at it.
+    pub(crate) fn show(&self, dev_id: &str, prompt: &str) -> Result<u64, ServerError> {
+        let _guard = lock(&self.session_lock);
+        self.ensure_device(dev_id)?;
+        let uiid = self.storage.add_ui_session(dev_id, prompt)?;
+        let server_uri = ServerUri::new(format!("{}{UI_PATH}?uiid={uiid}", self.base_url));
+        self.storage
+            .add_entry(dev_id, &Command::Show { server_uri })?;
+        Ok(uiid)
     }
 }
 

@@ -1,0 +1,138 @@
+//! The state every connection of one server shares ([`Core`]), and what
+//! the DM endpoint, the admin API, the repository and the SHOW page all
+//! do with it: log a rejection, build a repository URL, queue a command,
+//! read a device's record.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use dm_core::Command;
+use http_body_util::Full;
+use hyper::{Response, StatusCode as HttpStatus};
+
+use crate::http::{percent_encode, reply};
+use crate::{
+    CommandResult, DeviceRecord, DeviceRow, EntryState, ServerError, Storage, StorageError,
+    REPO_PATH,
+};
+
+/// The state shared by every connection of one server.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) default_commands: Vec<Command>,
+    pub(crate) log_errors: bool,
+    pub(crate) errors: Mutex<Vec<String>>,
+    /// `http://ADDR` of the DM listener: base of repository and UI URLs.
+    pub(crate) base_url: String,
+    /// Serializes the read-modify-write of session handling. Storage calls
+    /// are short; the HTTP work around them runs concurrently.
+    pub(crate) session_lock: Mutex<()>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The log line of a rejected request, control characters escaped.
+fn log_line(reason: &str) -> String {
+    format!("dm-server: {}", reason.escape_debug())
+}
+
+impl Core {
+    /// Records a rejected request; with `log_errors`, also a `tracing`
+    /// warning. The reason carries bytes the peer chose (a path, a
+    /// percent-decoded DevID): control characters are escaped so that a
+    /// `%0A` cannot forge a second log line.
+    pub(crate) fn log(&self, reason: String) {
+        if self.log_errors {
+            tracing::warn!("{}", log_line(&reason));
+        }
+        lock(&self.errors).push(reason);
+    }
+
+    pub(crate) fn reject(&self, status: HttpStatus, reason: String) -> Response<Full<Bytes>> {
+        self.log(format!("{} {reason}", status.as_u16()));
+        reply(status, "text/plain", reason.into_bytes())
+    }
+
+    pub(crate) fn repo_url(&self, dev_id: &str, path: &str) -> String {
+        format!(
+            "{}{REPO_PATH}{}/{}",
+            self.base_url,
+            percent_encode(dev_id),
+            path.trim_start_matches('/')
+        )
+    }
+
+    pub(crate) fn enqueue(&self, dev_id: &str, command: &Command) -> Result<u64, ServerError> {
+        let _guard = lock(&self.session_lock);
+        self.ensure_device(dev_id)?;
+        Ok(self.storage.add_entry(dev_id, command)?)
+    }
+
+    /// The device row, created when missing.
+    pub(crate) fn ensure_device(&self, dev_id: &str) -> Result<DeviceRow, StorageError> {
+        if let Some(d) = self.storage.device(dev_id)? {
+            return Ok(d);
+        }
+        let d = DeviceRow {
+            dev_id: dev_id.to_owned(),
+            ..DeviceRow::default()
+        };
+        self.storage.put_device(&d)?;
+        Ok(d)
+    }
+
+    pub(crate) fn record(&self, dev_id: &str) -> Result<Option<DeviceRecord>, StorageError> {
+        let Some(row) = self.storage.device(dev_id)? else {
+            return Ok(None);
+        };
+        let entries = self.storage.entries(dev_id, &[])?;
+        let alerts = self.storage.alerts(dev_id)?;
+        Ok(Some(DeviceRecord {
+            dev_id: row.dev_id,
+            mos: row.mos,
+            alerts: alerts.into_iter().map(|a| a.alert).collect(),
+            queue: entries
+                .iter()
+                .filter(|e| e.state == EntryState::Queued)
+                .map(|e| e.command.clone())
+                .collect(),
+            results: entries
+                .into_iter()
+                .filter_map(|e| {
+                    Some(CommandResult {
+                        status: e.status?,
+                        command: e.command,
+                        data: e.data,
+                        id: e.id,
+                        async_status: e.async_status,
+                    })
+                })
+                .collect(),
+            sessions: usize::try_from(row.sessions).unwrap_or(usize::MAX),
+            ended: usize::try_from(row.ended).unwrap_or(usize::MAX),
+            last_session: row.last_session,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::http::percent_decode;
+
+    #[test]
+    fn a_rejection_is_logged_on_one_line() {
+        let reason = percent_decode("no device `IMEI:1%0Adm-server: 200 forged%0D`", false);
+        let line = log_line(&reason.unwrap());
+        assert!(!line.contains(['\n', '\r']), "{line}");
+        assert_eq!(
+            line,
+            "dm-server: no device `IMEI:1\\ndm-server: 200 forged\\r`"
+        );
+    }
+}
