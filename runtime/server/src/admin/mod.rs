@@ -10,25 +10,35 @@
 //! is a 400 naming the field rather than an option silently dropped;
 //! responses are serde types too, one per shape.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
 use base64::Engine;
 use bytes::Bytes;
-use dm_core::{Alert, Command, ConnectionType, MoInfo, ServerUri};
+use dm_core::{Command, ServerUri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value as Json;
-use std::convert::Infallible;
-use std::sync::Arc;
+
+mod json;
+
+use json::{
+    AlertJson, BodyJson, CommandBody, ConfiguredJson, DeletedJson, DeviceJson, EntryJson,
+    ErrorJson, NotificationBody, NotificationJson, NotifiedJson, NotifyBody, PathJson, QueuedJson,
+    RegisteredJson, RegistrationBody, RegistrationJson, ResourceJson, ShowBody, ShowJson,
+    StatusJson, UiJson,
+};
 
 use crate::http::{header_str, percent_decode, read_body, reply};
 use crate::repository::check_upload;
 use crate::state::Core;
 use crate::storage::command_from_parts;
 use crate::{
-    now, DeviceRow, Entry, EntryState, NotificationConfig, NotifyRequest, RegistrationKind,
-    Resource, ServerError, StorageError, StoredAlert, UI_PATH,
+    now, DeviceRow, Entry, EntryState, RegistrationKind, Resource, ServerError, StorageError,
+    StoredAlert, UI_PATH,
 };
 
 type Reply = Response<Full<Bytes>>;
@@ -64,100 +74,6 @@ fn not_found(reason: impl Into<String>) -> ApiError {
     ApiError(HttpStatus::NOT_FOUND, reason.into())
 }
 
-// ------------------------------------------------------------ requests
-
-/// `POST .../commands` as an object: `{"command": ["GET", "..."]}`. The
-/// bare array is taken as well (see [`post_command`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommandBody {
-    command: Vec<String>,
-}
-
-/// `PUT .../notification`: the device's DMAcc `Auth/Noti` (spec 5.2.1),
-/// secret and data base64-encoded as in the DMAcc.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NotificationBody {
-    server_id: String,
-    secret: Option<String>,
-    auth_data: Option<String>,
-    udp: Option<String>,
-}
-
-impl NotificationBody {
-    fn into_config(self) -> Result<NotificationConfig, ApiError> {
-        let decode = |name: &str, text: Option<String>| {
-            text.map(|t| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(t)
-                    .map_err(|e| bad(format!("`{name}` is not base64: {e}")))
-            })
-            .transpose()
-        };
-        Ok(NotificationConfig {
-            server_id: self.server_id,
-            secret: decode("secret", self.secret)?,
-            auth_data: decode("auth_data", self.auth_data)?.unwrap_or_default(),
-            udp: self.udp,
-        })
-    }
-}
-
-/// `POST .../notify`: the Package#0 options the operator chooses (spec
-/// 5.2.1.2, Table 1).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NotifyBody {
-    #[serde(default)]
-    req_mos: bool,
-    #[serde(default)]
-    timestamp: bool,
-    /// Names of PREFERRED-CON-TYPE values (`wlan`, `any`, ...).
-    #[serde(default)]
-    con_types: Vec<String>,
-    to: Option<String>,
-}
-
-impl NotifyBody {
-    fn into_request(self) -> Result<NotifyRequest, ApiError> {
-        let preferred_con_types = self
-            .con_types
-            .iter()
-            .map(|t| {
-                t.parse::<ConnectionType>()
-                    .map_err(|e| bad(format!("`con_types`: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(NotifyRequest {
-            req_mos: self.req_mos,
-            timestamp: self.timestamp,
-            preferred_con_types,
-            to: self.to,
-        })
-    }
-}
-
-/// `POST .../registrations`: a DEFAULT (5.3.10) or SUB (5.3.11).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", deny_unknown_fields)]
-enum RegistrationBody {
-    #[serde(rename = "DEFAULT")]
-    Default { moid: String, server_uri: String },
-    #[serde(rename = "SUB")]
-    Sub {
-        client_uri: String,
-        server_uri: String,
-    },
-}
-
-/// `POST .../show`: the prompt of the confirm/decline page (5.3.7).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShowBody {
-    prompt: Option<String>,
-}
-
 /// The body parsed as `T`; an empty body is `{}`. serde's message, which
 /// names the missing, mistyped or unknown field, is the 400's reason.
 async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
@@ -172,142 +88,6 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         body
     };
     serde_json::from_slice(body).map_err(|e| bad(format!("bad request body: {e}")))
-}
-
-// ----------------------------------------------------------- responses
-
-#[derive(Serialize)]
-struct ErrorJson<'a> {
-    error: &'a str,
-}
-
-#[derive(Serialize)]
-struct DeviceJson<'a> {
-    dev_id: &'a str,
-    mos: Option<&'a [MoInfo]>,
-    sessions: u64,
-    ended: u64,
-    last_session: Option<u64>,
-    queued: usize,
-    async_pending: usize,
-    notification: Option<NotificationJson<'a>>,
-    last_notification_id: Option<u16>,
-}
-
-/// A device's notification settings as reported: the secret never is,
-/// only whether one is set.
-#[derive(Serialize)]
-struct NotificationJson<'a> {
-    server_id: &'a str,
-    udp: Option<&'a str>,
-    signed: bool,
-}
-
-#[derive(Serialize)]
-struct UiJson<'a> {
-    uiid: u64,
-    dev_id: &'a str,
-    prompt: &'a str,
-    choice: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct QueuedJson<'a> {
-    id: u64,
-    command: &'a Command,
-}
-
-#[derive(Serialize)]
-struct EntryJson<'a> {
-    id: u64,
-    command: &'a Command,
-    state: &'static str,
-    status: Option<StatusJson<'a>>,
-    data: Option<BodyJson<'a>>,
-    async_status: Option<u16>,
-    async_alert: Option<u64>,
-}
-
-/// A status as Package#3 carries it (spec 7.2.1.3), `URI` always there.
-#[derive(Serialize)]
-struct StatusJson<'a> {
-    sc: u16,
-    #[serde(rename = "URI")]
-    uris: &'a [String],
-}
-
-#[derive(Serialize)]
-struct AlertJson<'a> {
-    id: u64,
-    alert: &'a Alert,
-    /// The asynchronous EXEC it reports.
-    command: Option<u64>,
-    received: u64,
-}
-
-#[derive(Serialize)]
-struct RegistrationJson<'a> {
-    id: u64,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    moid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_uri: Option<&'a str>,
-    server_uri: &'a str,
-}
-
-/// A body as JSON: parsed when it is JSON, text when UTF-8, else base64.
-#[derive(Serialize)]
-struct BodyJson<'a> {
-    content_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    json: Option<Json>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    base64: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ResourceJson<'a> {
-    #[serde(flatten)]
-    body: BodyJson<'a>,
-    origin: &'a str,
-    updated: u64,
-    url: String,
-}
-
-#[derive(Serialize)]
-struct PathJson<'a> {
-    path: &'a str,
-    url: String,
-}
-
-#[derive(Serialize)]
-struct RegisteredJson<'a> {
-    id: u64,
-    server_uri: &'a str,
-}
-
-#[derive(Serialize)]
-struct ShowJson {
-    uiid: u64,
-    url: String,
-}
-
-#[derive(Serialize)]
-struct ConfiguredJson<'a> {
-    configured: &'a str,
-}
-
-#[derive(Serialize)]
-struct NotifiedJson {
-    notification_id: u16,
-}
-
-#[derive(Serialize)]
-struct DeletedJson<T> {
-    deleted: T,
 }
 
 fn respond<T: Serialize + ?Sized>(status: HttpStatus, value: &T) -> Reply {
