@@ -108,9 +108,9 @@ async fn a_killed_client_leaves_a_state_that_existed() {
         let (_, instance) = device
             .registry()
             .instances()
-            .find(|(_, i)| i.miid == account.miid)
+            .find(|(_, i)| i.miid() == account.miid)
             .unwrap();
-        match instance.mo.get(&["Name"]) {
+        match instance.mo().get(&["Name"]) {
             Ok(NodeData::Leaf(Value::Chr(v))) => {
                 assert!(
                     valid.contains(&v),

@@ -38,8 +38,8 @@ async fn cbt_and_roaming_come_from_the_session_not_the_start() {
     let at_start = device
         .registry()
         .instances()
-        .find(|(_, i)| i.mo.schema().moid == SESSIONINFO)
-        .map(|(_, i)| i.mo.get(&[]).unwrap().to_json())
+        .find(|(_, i)| i.mo().schema().moid == SESSIONINFO)
+        .map(|(_, i)| i.mo().get(&[]).unwrap().to_json())
         .unwrap();
     // Filled from the host at start: never "unknown" roaming.
     assert_ne!(at_start["ROAMING"], 2, "{at_start}");

@@ -123,8 +123,8 @@ impl ServerAccount {
 pub fn accounts(registry: &Registry) -> Vec<ServerAccount> {
     registry
         .instances()
-        .filter(|(_, i)| i.mo.schema().moid == DMACC_MOID)
-        .filter_map(|(_, i)| ServerAccount::of(&i.miid, i.mo.as_ref()))
+        .filter(|(_, i)| i.mo().schema().moid == DMACC_MOID)
+        .filter_map(|(_, i)| ServerAccount::of(i.miid(), i.mo()))
         .collect()
 }
 
@@ -226,13 +226,13 @@ pub(crate) fn dacmo_of(registry: &Registry, moid: &str) -> Option<usize> {
 /// DACMO data that cannot be read as rules (the DACMO MO refuses to store
 /// such data, so only a damaged state file) grants nothing.
 pub(crate) fn entries_of(registry: &Registry, instance: &Instance) -> Vec<AclEntry> {
-    let moid = instance.mo.schema().moid;
+    let moid = instance.mo().schema().moid;
     let node = dacmo_of(registry, moid)
         .and_then(|d| registry.instance(d))
-        .and_then(|d| d.mo.get(&[instance.miid.as_str()]).ok());
+        .and_then(|d| d.mo().get(&[instance.miid()]).ok());
     match node {
         Some(data) => entries_from_dacmo(&data).unwrap_or_default(),
-        None => owner_entries(&instance.owner),
+        None => owner_entries(instance.owner()),
     }
 }
 
@@ -267,7 +267,7 @@ impl<'p> Access<'p> {
         if matches!(principal, Principal::Local) {
             return Access::All;
         }
-        let moid = instance.mo.schema().moid;
+        let moid = instance.mo().schema().moid;
         if !principal.may_manage(moid) {
             return Access::Nothing;
         }
@@ -278,13 +278,13 @@ impl<'p> Access<'p> {
             };
         }
         // The DACMO instance named after the target MOID.
-        let target_moid = instance.miid.as_str();
+        let target_moid = instance.miid();
         if !principal.may_manage(target_moid) {
             return Access::Nothing;
         }
         let targets = registry
             .instances()
-            .filter(|(_, i)| i.mo.schema().moid == target_moid)
+            .filter(|(_, i)| i.mo().schema().moid == target_moid)
             .map(|(n, i)| {
                 let a = Access::of(principal, registry, n);
                 let mut r = Rights::NONE;
@@ -294,7 +294,7 @@ impl<'p> Access<'p> {
                 if a.holds(Rights::DELEGATE) {
                     r |= Rights::WRITE;
                 }
-                (i.miid.clone(), r)
+                (i.miid().to_owned(), r)
             })
             .collect();
         Access::Dacmo {
@@ -435,9 +435,9 @@ impl dm_core::InstanceTree for View<'_> {
         self.registry
             .instances()
             .filter(|(n, i)| {
-                i.mo.schema().moid == moid && can_see(self.principal, self.registry, *n)
+                i.mo().schema().moid == moid && can_see(self.principal, self.registry, *n)
             })
-            .map(|(n, i)| (n, i.miid.clone()))
+            .map(|(n, i)| (n, i.miid().to_owned()))
             .collect()
     }
 
@@ -474,7 +474,8 @@ impl View<'_> {
     /// principal the Read right on it: what an `nv` field may compare.
     fn readable(&self, instance: usize, path: &[&str]) -> bool {
         self.registry.instance(instance).is_some_and(|i| {
-            i.mo.schema()
+            i.mo()
+                .schema()
                 .root
                 .descendant(path)
                 .is_some_and(|s| s.access.contains(dm_core::AccessType::GET))

@@ -109,7 +109,7 @@ fn bootstrap_keys(device: &Device, miid: &str) -> BootstrapKeys {
     else {
         return BootstrapKeys::default();
     };
-    let get = |leaf: &str| instance.mo.get(&["Auth", "Bootstrap", leaf]).ok();
+    let get = |leaf: &str| instance.mo().get(&["Auth", "Bootstrap", leaf]).ok();
     let server_uri = match get("ServerURI") {
         Some(NodeData::Leaf(Value::Chr(s))) => Some(s),
         _ => None,
@@ -137,7 +137,7 @@ pub(crate) fn client_identity(device: &Device) -> Option<Identity> {
     device.accounts().iter().find_map(|account| {
         let index = device.registry().find(DMACC_MOID, &account.miid)?;
         let instance = device.registry().instance(index)?;
-        let get = |leaf: &str| match instance.mo.get(&["Auth", "Bootstrap", leaf]) {
+        let get = |leaf: &str| match instance.mo().get(&["Auth", "Bootstrap", leaf]) {
             Ok(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => Some(b),
             _ => None,
         };
@@ -191,7 +191,7 @@ fn replacement(
         return Err("MOData must hold one member".into());
     };
     let data = NodeData::from_json(json, &factory.schema.root).map_err(|e| e.to_string())?;
-    let mut mo = (factory.create)(&existing.miid, &data).map_err(|e| e.to_string())?;
+    let mut mo = (factory.create)(existing.miid(), &data).map_err(|e| e.to_string())?;
     mo.apply(&[]).map_err(|e| e.to_string())?;
     Ok(mo)
 }
@@ -280,7 +280,7 @@ pub fn apply(
             .find(uri.moid(), &miid)
             .and_then(|i| device.registry().instance(i));
         if let Some(instance) = existing {
-            let allowed = match &instance.owner {
+            let allowed = match &instance.owner() {
                 Owner::Server(s) => {
                     servers.contains(s)
                         && accounts
@@ -297,7 +297,7 @@ pub fn apply(
                     index,
                     moid: uri.moid().to_owned(),
                     miid,
-                    owner: match &instance.owner {
+                    owner: match &instance.owner() {
                         Owner::Server(s) => format!("server {s}"),
                         Owner::Device => "the device".to_owned(),
                         Owner::App(a) => format!("application {a}"),
@@ -357,12 +357,11 @@ fn store(
     for (index, item) in items.iter().enumerate() {
         if let Some(pos) = replacements.iter().position(|(i, _, _)| *i == index) {
             let (_, instance, mo) = replacements.swap_remove(pos);
-            if let Some(i) = device.registry_mut().instance_mut(instance) {
-                let old = std::mem::replace(&mut i.mo, mo);
+            if let Some(old) = device.registry_mut().replace_mo(instance, mo) {
                 undo.push(Undo::Replaced { instance, old });
             }
             device.registry_mut().touch(instance);
-            device.changed.push(instance);
+            device.mark_changed(instance);
             if device.save(instance).is_err() {
                 return Err(BootstrapError::Save);
             }
@@ -375,7 +374,7 @@ fn store(
                 _ => item.mo_data.keys().next()?.clone(),
             };
             let instance = device.registry().find(uri.moid(), &miid)?;
-            let data = device.registry().instance(instance)?.mo.get(&[]).ok()?;
+            let data = device.registry().instance(instance)?.mo().get(&[]).ok()?;
             Some(Undo::Rewritten { instance, data })
         });
         undo.extend(target);
@@ -403,19 +402,19 @@ fn rollback(device: &mut Device, created_from: usize, undo: Vec<Undo>) {
     let count = device.registry().instances().count();
     for index in (created_from..count).rev() {
         if let Some(i) = device.registry_mut().remove(index) {
-            if let Some(store) = &device.store {
-                let _ = store.remove_instance(i.mo.schema().moid, &i.miid);
+            if let Some(store) = &device.store() {
+                let _ = store.remove_instance(i.mo().schema().moid, i.miid());
             }
         }
     }
-    device.changed.retain(|i| *i < created_from);
+    device.forget_changes_from(created_from);
     for u in undo.into_iter().rev() {
         let (instance, mo) = match u {
             Undo::Replaced { instance, old } => (instance, Some(old)),
             Undo::Rewritten { instance, data } => {
                 let rebuilt = device.registry().instance(instance).and_then(|i| {
-                    let factory = device.registry().factory(i.mo.schema().moid)?;
-                    (factory.create)(&i.miid, &data).ok()
+                    let factory = device.registry().factory(i.mo().schema().moid)?;
+                    (factory.create)(i.miid(), &data).ok()
                 });
                 (instance, rebuilt)
             }
@@ -424,9 +423,7 @@ fn rollback(device: &mut Device, created_from: usize, undo: Vec<Undo>) {
             eprintln!("dmctl client: bootstrap rollback: instance {instance} could not be rebuilt");
             continue;
         };
-        if let Some(i) = device.registry_mut().instance_mut(instance) {
-            i.mo = mo;
-        }
+        let _ = device.registry_mut().replace_mo(instance, mo);
         device.registry_mut().touch(instance);
         let _ = device.save(instance);
     }

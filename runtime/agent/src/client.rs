@@ -102,18 +102,18 @@ impl DeviceConfig {
 /// A DM Client: the MO instances of the device and the means to run
 /// sessions with DM Servers.
 pub struct Device {
-    pub(crate) config: DeviceConfig,
-    pub(crate) registry: Registry,
-    pub(crate) http: HttpClient,
-    pub(crate) observer: Option<Observer>,
-    pub(crate) pending_alerts: Vec<PendingAlert>,
+    config: DeviceConfig,
+    registry: Registry,
+    http: HttpClient,
+    observer: Option<Observer>,
+    pending_alerts: Vec<PendingAlert>,
     /// Where instances and the agent's state are kept (none: in memory).
-    pub(crate) store: Option<StateDir>,
-    pub(crate) agent: AgentState,
+    store: Option<StateDir>,
+    agent: AgentState,
     /// The Web Browser Component for SHOW (`--show-cmd`).
-    pub(crate) show_cmd: Option<String>,
+    show_cmd: Option<String>,
     /// Instances changed since subscribers were last told.
-    pub(crate) changed: Vec<usize>,
+    changed: Vec<usize>,
     /// The HTTP client of each server's sessions, kept while its account
     /// and ServerURI stay the same so that sessions reuse the connection
     /// pool and TLS configuration: server ID -> (account change clock,
@@ -228,6 +228,47 @@ impl Device {
         &mut self.agent
     }
 
+    /// The device's configuration.
+    pub(crate) fn config(&self) -> &DeviceConfig {
+        &self.config
+    }
+
+    /// The HTTP client of the running session (the device's own outside
+    /// one): transfers and notifications go through it.
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The state directory instances and agent state are kept in, if any.
+    pub(crate) fn store(&self) -> Option<&StateDir> {
+        self.store.as_ref()
+    }
+
+    /// The program SHOW starts (`--show-cmd`), if any.
+    pub(crate) fn show_cmd(&self) -> Option<&str> {
+        self.show_cmd.as_deref()
+    }
+
+    /// Keeps an asynchronous EXEC's alert until a session carries it.
+    pub(crate) fn queue_alert(&mut self, alert: PendingAlert) {
+        self.pending_alerts.push(alert);
+    }
+
+    /// Records that the instance at `index` changed, for subscribers.
+    pub(crate) fn mark_changed(&mut self, index: usize) {
+        self.changed.push(index);
+    }
+
+    /// The instances changed since subscribers were last told, forgotten.
+    pub(crate) fn take_changed(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Forgets the changes of instances from `index` on (removed again).
+    pub(crate) fn forget_changes_from(&mut self, index: usize) {
+        self.changed.retain(|i| *i < index);
+    }
+
     /// Every DM Server account (DMAcc instances).
     pub fn accounts(&self) -> Vec<access::ServerAccount> {
         access::accounts(&self.registry)
@@ -252,7 +293,6 @@ impl Device {
         &self.config.dev_id
     }
 
-    /// Runs one DM Session with the DM Server at `server_uri`.
     /// Runs one DM Session with the DM Server at `server_uri`, with no
     /// access restriction (a test harness or a local tool). Sessions with a
     /// bootstrapped server go through [`Device::run_session_as`].
@@ -332,9 +372,9 @@ impl Device {
             .registry
             .instances()
             .map(|(_, i)| i)
-            .filter(|i| i.mo.schema().moid == crate::DMACC_MOID)
+            .filter(|i| i.mo().schema().moid == crate::DMACC_MOID)
             .find(|i| {
-                matches!(i.mo.get(&["SrvID"]),
+                matches!(i.mo().get(&["SrvID"]),
                     Ok(dm_core::NodeData::Leaf(dm_core::Value::Chr(s))) if s == server_id)
             })
             .map_or(0, |i| i.changes());
@@ -522,57 +562,6 @@ impl Device {
             uri: uri.to_owned(),
             source,
         })
-    }
-
-    /// Executes one command of a Package#2.
-    async fn execute(
-        &mut self,
-        ctx: &SessionCtx,
-        index: usize,
-        command: &Command,
-        session_uri: &mut String,
-        response: &mut ResponseWriter,
-    ) -> Status {
-        match command {
-            Command::Get { client_uri } => self.cmd_get(ctx, index, client_uri, response),
-            Command::Hget {
-                server_uri,
-                client_uri,
-            } => self.cmd_hget(ctx, server_uri, client_uri.as_ref()).await,
-            Command::Hput {
-                server_uri,
-                client_uris,
-            } => {
-                self.cmd_send(ctx, Method::PUT, server_uri, client_uris)
-                    .await
-            }
-            Command::Hpost {
-                server_uri,
-                client_uris,
-            } => {
-                self.cmd_send(ctx, Method::POST, server_uri, client_uris)
-                    .await
-            }
-            Command::Delete { client_uri } => self.cmd_delete(ctx, client_uri),
-            Command::Exec {
-                client_uri,
-                server_uri,
-            } => self.cmd_exec(ctx, client_uri, server_uri.as_ref()),
-            Command::Show { server_uri } => self.cmd_show(server_uri),
-            Command::Cont { server_uri } => {
-                // spec 5.3.8: the rest of the session goes there.
-                *session_uri = server_uri.resolve(&self.uri_params());
-                Status::new(StatusCode::OK)
-            }
-            Command::Default { server_uri, moid } => self.cmd_default(server_uri, moid),
-            Command::Sub {
-                server_uri,
-                client_uri,
-            } => self.cmd_sub(ctx, server_uri, client_uri),
-            Command::Unsub { client_uri } => self.cmd_unsub(ctx, client_uri),
-            // Handled by the session loop.
-            Command::End => Status::new(StatusCode::OK),
-        }
     }
 
     pub(crate) fn observe_exchange(&self, exchange: &Exchange) {

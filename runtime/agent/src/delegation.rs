@@ -59,34 +59,34 @@ impl Device {
     /// an MIID that an old instance had must not inherit its rules).
     /// Creates the DACMO instance for the MOID when it is the first.
     pub(crate) fn write_owner_rules(&mut self, index: usize) -> Result<(), StatusCode> {
-        let Some(instance) = self.registry.instance(index) else {
+        let Some(instance) = self.registry().instance(index) else {
             return Err(StatusCode::NOT_FOUND);
         };
-        let moid = instance.mo.schema().moid;
+        let moid = instance.mo().schema().moid;
         if moid == DACMO_MOID {
             return Ok(());
         }
-        let Some(factory) = self.registry.factory(DACMO_MOID) else {
+        let Some(factory) = self.registry().factory(DACMO_MOID) else {
             // A build without DACMO: ownership alone decides (access).
             return Ok(());
         };
-        let miid = instance.miid.clone();
-        let data = access::rules_data(&access::owner_entries(&instance.owner));
-        let dacmo = match access::dacmo_of(&self.registry, moid) {
+        let miid = instance.miid().to_owned();
+        let data = access::rules_data(&access::owner_entries(instance.owner()));
+        let dacmo = match access::dacmo_of(self.registry(), moid) {
             Some(d) => d,
             None => {
                 let mo = (factory.create)(moid, &NodeData::Interior(Vec::new()))
                     .map_err(|e| e.status())?;
                 let persistent = factory.persistent;
-                self.registry
+                self.registry_mut()
                     .insert_owned(moid, mo, Owner::Device, persistent)
             }
         };
-        let Some(d) = self.registry.instance_mut(dacmo) else {
+        let Some(d) = self.registry_mut().mo_mut(dacmo) else {
             return Err(StatusCode::NOT_FOUND);
         };
         let mut changes = Vec::with_capacity(2);
-        if d.mo.contains(&[miid.as_str()]) {
+        if d.contains(&[miid.as_str()]) {
             changes.push(Change::Delete {
                 path: vec![miid.clone()],
             });
@@ -95,31 +95,31 @@ impl Device {
             path: vec![miid],
             data,
         });
-        d.mo.apply(&changes).map_err(|e| e.status())?;
-        self.registry.touch(dacmo);
+        d.apply(&changes).map_err(|e| e.status())?;
+        self.registry_mut().touch(dacmo);
         self.save(dacmo).map_err(|_| StatusCode::INTERNAL_ERROR)?;
-        self.changed.push(dacmo);
+        self.mark_changed(dacmo);
         Ok(())
     }
 
     /// Forgets the rules of an instance that was deleted.
     pub(crate) fn drop_rules(&mut self, moid: &str, miid: &str) -> Result<(), StatusCode> {
-        let Some(dacmo) = access::dacmo_of(&self.registry, moid) else {
+        let Some(dacmo) = access::dacmo_of(self.registry(), moid) else {
             return Ok(());
         };
-        let Some(d) = self.registry.instance_mut(dacmo) else {
+        let Some(d) = self.registry_mut().mo_mut(dacmo) else {
             return Ok(());
         };
-        if !d.mo.contains(&[miid]) {
+        if !d.contains(&[miid]) {
             return Ok(());
         }
-        d.mo.apply(&[Change::Delete {
+        d.apply(&[Change::Delete {
             path: vec![miid.to_owned()],
         }])
         .map_err(|e| e.status())?;
-        self.registry.touch(dacmo);
+        self.registry_mut().touch(dacmo);
         self.save(dacmo).map_err(|_| StatusCode::INTERNAL_ERROR)?;
-        self.changed.push(dacmo);
+        self.mark_changed(dacmo);
         Ok(())
     }
 
@@ -130,17 +130,17 @@ impl Device {
     /// written.
     pub fn sync_access_control(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
-        if self.registry.factory(DACMO_MOID).is_none() {
+        if self.registry().factory(DACMO_MOID).is_none() {
             return errors;
         }
         let missing: Vec<usize> = self
-            .registry
+            .registry()
             .instances()
-            .filter(|(_, i)| i.mo.schema().moid != DACMO_MOID)
+            .filter(|(_, i)| i.mo().schema().moid != DACMO_MOID)
             .filter(|(_, i)| {
-                access::dacmo_of(&self.registry, i.mo.schema().moid)
-                    .and_then(|d| self.registry.instance(d))
-                    .is_none_or(|d| !d.mo.contains(&[i.miid.as_str()]))
+                access::dacmo_of(self.registry(), i.mo().schema().moid)
+                    .and_then(|d| self.registry().instance(d))
+                    .is_none_or(|d| !d.mo().contains(&[i.miid()]))
             })
             .map(|(n, _)| n)
             .collect();
@@ -150,15 +150,15 @@ impl Device {
             }
         }
         let orphans: Vec<(String, String)> = self
-            .registry
+            .registry()
             .instances()
-            .filter(|(_, d)| d.mo.schema().moid == DACMO_MOID)
+            .filter(|(_, d)| d.mo().schema().moid == DACMO_MOID)
             .flat_map(|(_, d)| {
-                let rules = d.mo.get(&[]).unwrap_or(NodeData::Interior(Vec::new()));
+                let rules = d.mo().get(&[]).unwrap_or(NodeData::Interior(Vec::new()));
                 names(&rules)
                     .into_iter()
-                    .filter(|miid| self.registry.find(&d.miid, miid).is_none())
-                    .map(|miid| (d.miid.clone(), miid.to_owned()))
+                    .filter(|miid| self.registry().find(d.miid(), miid).is_none())
+                    .map(|miid| (d.miid().to_owned(), miid.to_owned()))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -189,28 +189,28 @@ impl Device {
         if ctx.principal.authority().is_none() {
             return Ok(());
         }
-        let Some(dacmo) = self.registry.instance(index) else {
+        let Some(dacmo) = self.registry().instance(index) else {
             return Err(StatusCode::NOT_FOUND);
         };
-        let Some(factory) = self.registry.factory(DACMO_MOID) else {
+        let Some(factory) = self.registry().factory(DACMO_MOID) else {
             return Err(StatusCode::COMMAND_NOT_ALLOWED);
         };
-        let target_moid = dacmo.miid.as_str();
-        let old = dacmo.mo.get(&[]).map_err(|e| e.status())?;
+        let target_moid = dacmo.miid();
+        let old = dacmo.mo().get(&[]).map_err(|e| e.status())?;
         let mut scratch = (factory.create)(target_moid, &old).map_err(|e| e.status())?;
         scratch.apply(changes).map_err(|e| e.status())?;
         let new = scratch.get(&[]).map_err(|e| e.status())?;
-        let accounts = access::accounts(&self.registry);
+        let accounts = access::accounts(self.registry());
         for miid in union(&names(&old), &names(&new)) {
             let (old_rules, new_rules) = (child(&old, miid), child(&new, miid));
             if same(old_rules, new_rules) {
                 continue;
             }
             let target = self
-                .registry
+                .registry()
                 .find(target_moid, miid)
                 .ok_or(StatusCode::NOT_FOUND)?;
-            let rights = Access::of(&ctx.principal, &self.registry, target);
+            let rights = Access::of(&ctx.principal, self.registry(), target);
             let empty = NodeData::Interior(Vec::new());
             let (old_rules, new_rules) = (old_rules.unwrap_or(&empty), new_rules.unwrap_or(&empty));
             for rule in union(&names(old_rules), &names(new_rules)) {

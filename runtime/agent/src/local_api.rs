@@ -89,7 +89,7 @@ impl Device {
             Err(code) => return code,
         };
         let Some(schema) = self
-            .registry
+            .registry()
             .schema_at(target.instance, target.path.names())
         else {
             return StatusCode::NOT_FOUND;
@@ -130,7 +130,7 @@ impl Device {
             return Ok(visible);
         }
         let Some(server_uri) = self
-            .agent
+            .agent_state()
             .defaults
             .iter()
             .find(|(m, _)| m == moid)
@@ -153,11 +153,11 @@ impl Device {
     }
 
     fn visible_instances(&self, ctx: &SessionCtx, moid: &str) -> Vec<String> {
-        self.registry
+        self.registry()
             .instances()
-            .filter(|(_, i)| i.mo.schema().moid == moid)
-            .filter(|(n, _)| access::can_see(&ctx.principal, &self.registry, *n))
-            .map(|(_, i)| ClientUri::for_node::<&str>(moid, &i.miid, &[]))
+            .filter(|(_, i)| i.mo().schema().moid == moid)
+            .filter(|(n, _)| access::can_see(&ctx.principal, self.registry(), *n))
+            .map(|(_, i)| ClientUri::for_node::<&str>(moid, i.miid(), &[]))
             .collect()
     }
 }

@@ -580,7 +580,7 @@ async fn fetch_bootstrap(
     let bytes = bootstrap::fetch(
         url,
         device.dev_id(),
-        &device.config.trust,
+        &device.config().trust,
         identity.as_ref(),
         opts.timeout,
     )

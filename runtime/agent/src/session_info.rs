@@ -39,35 +39,35 @@ impl Device {
     /// validator (11); SessionInfo is not kept in the state directory.
     pub(crate) async fn refresh_session_info(&mut self, server_uri: &str) {
         let Some(index) = self
-            .registry
+            .registry()
             .instances()
-            .find(|(_, i)| i.mo.schema().moid == SESSIONINFO_MOID)
+            .find(|(_, i)| i.mo().schema().moid == SESSIONINFO_MOID)
             .map(|(n, _)| n)
         else {
             return;
         };
-        let peer = peer_of(server_uri, self.config.timeout).await;
+        let peer = peer_of(server_uri, self.config().timeout).await;
         let Some(data) = session_info_data(peer) else {
             return;
         };
         // Compared through a shared borrow: a `&mut` access drops the
         // registry's cached access rules, and most sessions change nothing.
         let unchanged = self
-            .registry
+            .registry()
             .instance(index)
-            .is_none_or(|i| i.mo.get(&[]).ok().as_ref() == Some(&data));
+            .is_none_or(|i| i.mo().get(&[]).ok().as_ref() == Some(&data));
         if unchanged {
             return;
         }
-        let Some(instance) = self.registry.instance_mut(index) else {
+        let Some(mo) = self.registry_mut().mo_mut(index) else {
             return;
         };
         let change = dm_core::Change::Put {
             path: Vec::new(),
             data,
         };
-        if instance.mo.apply(&[change]).is_ok() {
-            self.registry.touch(index);
+        if mo.apply(&[change]).is_ok() {
+            self.registry_mut().touch(index);
         }
     }
 }

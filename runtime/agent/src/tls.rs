@@ -259,12 +259,12 @@ impl TransportAuth {
         let Some(mo) = registry
             .instances()
             .map(|(_, i)| i)
-            .filter(|i| i.mo.schema().moid == DMACC_MOID)
-            .find(|i| matches!(i.mo.get(&["SrvID"]), Ok(NodeData::Leaf(Value::Chr(s))) if s == server_id))
+            .filter(|i| i.mo().schema().moid == DMACC_MOID)
+            .find(|i| matches!(i.mo().get(&["SrvID"]), Ok(NodeData::Leaf(Value::Chr(s))) if s == server_id))
         else {
             return Ok(TransportAuth::None);
         };
-        let bytes = |path: &[&str]| match mo.mo.get(path) {
+        let bytes = |path: &[&str]| match mo.mo().get(path) {
             Ok(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => Some(b),
             Ok(NodeData::Leaf(Value::Chr(s))) => Some(s.into_bytes()),
             _ => None,

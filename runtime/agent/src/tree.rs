@@ -4,9 +4,8 @@ use std::sync::OnceLock;
 
 use dm_core::{
     AclEntry, CacheValidator, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema,
-    NodeData, NodeSchema, NodeSelector, ResolveError, StatusCode, UriName,
+    NodeData, NodeSchema, ResolveError, StatusCode, UriName,
 };
-use smallvec::SmallVec;
 
 /// Who an MO instance belongs to (spec 10; ARCHITECTURE "Who owns what").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,22 +20,26 @@ pub enum Owner {
 }
 
 /// One MO instance held by the device.
+///
+/// Its fields are private and only [`Registry`] changes them, so that the
+/// caches it keeps (cache validator, access rules) are dropped by the very
+/// methods that change what they were made from.
 pub struct Instance {
-    pub miid: String,
-    pub mo: Box<dyn ManagementObject>,
-    pub owner: Owner,
+    miid: String,
+    mo: Box<dyn ManagementObject>,
+    owner: Owner,
     /// Kept in the state directory; false for data the device recomputes
     /// at every start (DevInfo, SessionInfo).
-    pub persistent: bool,
+    persistent: bool,
     /// The registry's change clock at this instance's last change: the
     /// input of its cache validator (spec 11).
     /// Only the registry sets it ([`Registry::touch`]), so that no change
     /// can reuse a value.
     changes: u64,
-    /// The validator for `changes`, made at the first read after a change
-    /// (every GET of an instance root returns it) and dropped with every
-    /// change. The MIID and the MOID, its other inputs, are an instance's
-    /// for its whole life.
+    /// The validator for `changes`, made at the first read that asks for it
+    /// and dropped with every change of `changes`. The MIID and the MOID,
+    /// its other inputs, are an instance's for its whole life (neither has
+    /// a setter).
     cache_validator: OnceLock<CacheValidator>,
     /// The instance's access rules (`access::entries_of`: DACMO data read
     /// and parsed), kept from the first command that needs them until the
@@ -63,6 +66,26 @@ impl Instance {
             cache_validator: OnceLock::new(),
             rules: OnceLock::new(),
         }
+    }
+
+    /// The instance's MIID, fixed for its whole life.
+    pub fn miid(&self) -> &str {
+        &self.miid
+    }
+
+    /// The MO that holds the instance's data.
+    pub fn mo(&self) -> &dyn ManagementObject {
+        self.mo.as_ref()
+    }
+
+    /// Who the instance belongs to.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// True when the instance is kept in the state directory.
+    pub fn persistent(&self) -> bool {
+        self.persistent
     }
 
     /// The change clock value of this instance's last change.
@@ -143,98 +166,12 @@ pub struct Resolved {
 /// it: [`Resolved`], with its names lent by the ClientURI when they are
 /// the URI's own (a path of real names, nearly every command's), so that
 /// resolving one copies nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target<'u> {
-    /// Index of the instance in the registry.
-    pub(crate) instance: usize,
-    /// Names from the instance root; empty for the root itself.
-    pub(crate) path: NodePath<'u>,
-}
+pub(crate) type Target<'u> = dm_core::resolve::Target<'u, usize>;
 
-/// The names of a [`Target`] from its instance root.
-#[derive(Debug, Clone)]
-pub(crate) enum NodePath<'u> {
-    /// A ClientURI's path whose segments are all real names.
-    Uri(&'u [NodeSelector]),
-    /// Names the resolver found (wildcards, x-names) or a write added.
-    Owned(Vec<String>),
-}
+/// The nodes one ClientURI resolves to: nearly always one, kept inline.
+pub(crate) type ResolvedNodes<'u> = dm_core::resolve::Targets<'u, usize>;
 
-impl<'u> NodePath<'u> {
-    /// The ClientURI's path, when every segment is a real name.
-    pub(crate) fn of_uri(path: &'u [NodeSelector]) -> Option<NodePath<'u>> {
-        path.iter()
-            .all(|s| matches!(s, NodeSelector::Name(_)))
-            .then_some(NodePath::Uri(path))
-    }
-
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> + Clone {
-        let (uri, owned): (&[NodeSelector], &[String]) = match self {
-            NodePath::Uri(p) => (p, &[]),
-            NodePath::Owned(v) => (&[], v),
-        };
-        uri.iter()
-            .filter_map(|s| match s {
-                NodeSelector::Name(n) => Some(n.as_str()),
-                _ => None,
-            })
-            .chain(owned.iter().map(String::as_str))
-    }
-
-    /// The names as `&str`s, on the stack for up to [`SHORT_PATH`].
-    #[inline(always)] // built in the caller's frame: returning it cost a copy
-    pub(crate) fn refs(&self) -> SmallVec<[&str; SHORT_PATH]> {
-        // A loop per form: the chained iterator of `names` cost more.
-        let mut refs = SmallVec::new();
-        match self {
-            NodePath::Uri(p) => {
-                for s in *p {
-                    if let NodeSelector::Name(n) = s {
-                        refs.push(n.as_str());
-                    }
-                }
-            }
-            NodePath::Owned(v) => refs.extend(v.iter().map(String::as_str)),
-        }
-        refs
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            NodePath::Uri(p) => p.len(),
-            NodePath::Owned(v) => v.len(),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(crate) fn last(&self) -> Option<&str> {
-        match self {
-            NodePath::Uri(p) => match p.last()? {
-                NodeSelector::Name(n) => Some(n),
-                _ => None,
-            },
-            NodePath::Owned(v) => v.last().map(String::as_str),
-        }
-    }
-
-    pub(crate) fn into_owned(self) -> Vec<String> {
-        match self {
-            NodePath::Uri(_) => self.names().map(str::to_owned).collect(),
-            NodePath::Owned(v) => v,
-        }
-    }
-}
-
-impl PartialEq for NodePath<'_> {
-    fn eq(&self, other: &NodePath<'_>) -> bool {
-        self.names().eq(other.names())
-    }
-}
-
-impl Eq for NodePath<'_> {}
+pub(crate) use dm_core::resolve::NodePath;
 
 /// Every MO instance on the device, in registration order.
 #[derive(Debug)]
@@ -370,14 +307,37 @@ impl Registry {
         self.instances.get(index)
     }
 
-    /// The instance at `index`, to change. Its kept cache validator is
-    /// dropped too: the MIID is a public field, and the validator is made
-    /// from it (a change of data still needs [`Registry::touch`]).
-    pub fn instance_mut(&mut self, index: usize) -> Option<&mut Instance> {
+    /// The MO of the instance at `index`, to change its data. Every
+    /// instance's access rules are dropped (DACMO data is what they are
+    /// read from); a change of data still needs [`Registry::touch`] for a
+    /// new cache validator.
+    pub fn mo_mut(&mut self, index: usize) -> Option<&mut dyn ManagementObject> {
+        self.forget_rules();
+        Some(self.instances.get_mut(index)?.mo.as_mut())
+    }
+
+    /// Puts `mo` in place of the MO of the instance at `index` and returns
+    /// the old one; as [`Registry::mo_mut`], the change needs a
+    /// [`Registry::touch`].
+    pub(crate) fn replace_mo(
+        &mut self,
+        index: usize,
+        mo: Box<dyn ManagementObject>,
+    ) -> Option<Box<dyn ManagementObject>> {
         self.forget_rules();
         let instance = self.instances.get_mut(index)?;
-        instance.cache_validator = OnceLock::new();
-        Some(instance)
+        Some(std::mem::replace(&mut instance.mo, mo))
+    }
+
+    /// Gives the instance at `index` an owner and says whether it is kept
+    /// in the state directory; the access rules go, since an owner's
+    /// rights follow from who owns what.
+    pub(crate) fn set_owner(&mut self, index: usize, owner: Owner, persistent: bool) {
+        self.forget_rules();
+        if let Some(i) = self.instances.get_mut(index) {
+            i.owner = owner;
+            i.persistent = persistent;
+        }
     }
 
     /// The access rules of the instance at `index`, `compute`d on the first
@@ -503,7 +463,7 @@ impl Registry {
 }
 
 /// Paths up to this many names are handled on the stack.
-pub(crate) const SHORT_PATH: usize = 8;
+pub(crate) const SHORT_PATH: usize = dm_core::resolve::SHORT_PATH;
 
 /// Calls `f` with `path` as `&str`s, without a heap allocation for up to
 /// [`SHORT_PATH`] names: every read and every resolution step needs a path
@@ -724,8 +684,8 @@ mod tests {
         let first = registry.rules(0, || vec![rule(dm_core::Rights::READ)]);
         let again = registry.rules(0, || unreachable!("cached"));
         assert_eq!(first, again);
-        // Any &mut access may change what the rules were read from.
-        let _ = registry.instance_mut(0);
+        // Any change may change what the rules were read from.
+        let _ = registry.mo_mut(0);
         let after = registry.rules(0, || vec![rule(dm_core::Rights::ALL)]);
         assert_eq!(after[0].rights, dm_core::Rights::ALL);
         registry.touch(0);
@@ -780,10 +740,13 @@ mod tests {
         registry.restore_changes(0, u64::MAX / 4);
         assert_eq!(cv(&registry), expected(&registry));
         assert_ne!(cv(&registry), touched);
-        // A renamed instance gets the validator of its new name.
-        if let Some(i) = registry.instance_mut(0) {
-            i.miid.push_str("-renamed");
-        }
+        // A change of data through the MO keeps the validator until the
+        // change is recorded, which gives a new one.
+        let kept = cv(&registry);
+        let _ = registry.mo_mut(0);
+        assert_eq!(cv(&registry), kept);
+        registry.touch(0);
+        assert_ne!(cv(&registry), kept);
         assert_eq!(cv(&registry), expected(&registry));
     }
 }

@@ -1,0 +1,128 @@
+//! Subscriptions and default servers: SUB and UNSUB (5.3.11, 5.3.12),
+//! DEFAULT (5.3.10), kept in the agent's state, and the notifications sent
+//! to subscribers when an MO changes.
+
+use dm_core::package::header;
+use dm_core::{ClientUri, ServerUri, Status, StatusCode};
+use hyper::Method;
+
+use super::read::choose_format;
+use super::status;
+use crate::access::Principal;
+use crate::client::{Device, SessionCtx};
+use crate::store::Subscription;
+
+impl Device {
+    /// DEFAULT (5.3.10): one ServerURI per MOID, the newest replacing.
+    pub(crate) fn cmd_default(&mut self, server_uri: &ServerUri, moid: &str) -> Status {
+        let defaults = &mut self.agent_state_mut().defaults;
+        defaults.retain(|(m, _)| m != moid);
+        defaults.push((moid.to_owned(), server_uri.as_str().to_owned()));
+        status(self.save_agent())
+    }
+
+    /// SUB (5.3.11): PUT the subtree to the ServerURI on every change.
+    pub(crate) fn cmd_sub(
+        &mut self,
+        ctx: &SessionCtx,
+        server_uri: &ServerUri,
+        uri: &ClientUri,
+    ) -> Status {
+        if let Err(code) = self.read_nodes(ctx, uri) {
+            return status(code);
+        }
+        let client_uri = uri.to_string();
+        let server_id = match &ctx.principal {
+            Principal::Server(a) => Some(a.server_id.clone()),
+            Principal::App(_) | Principal::Local => None,
+        };
+        let subscriptions = &mut self.agent_state_mut().subscriptions;
+        subscriptions.retain(|s| !(s.client_uri == client_uri && s.server_id == server_id));
+        subscriptions.push(Subscription {
+            server_id,
+            client_uri,
+            server_uri: server_uri.as_str().to_owned(),
+        });
+        status(self.save_agent())
+    }
+
+    /// UNSUB (5.3.12): the ClientURI of an earlier SUB, else 404.
+    pub(crate) fn cmd_unsub(&mut self, ctx: &SessionCtx, uri: &ClientUri) -> Status {
+        let client_uri = uri.to_string();
+        let server_id = match &ctx.principal {
+            Principal::Server(a) => Some(a.server_id.clone()),
+            Principal::App(_) | Principal::Local => None,
+        };
+        let subscriptions = &mut self.agent_state_mut().subscriptions;
+        let before = subscriptions.len();
+        subscriptions.retain(|s| !(s.client_uri == client_uri && s.server_id == server_id));
+        if subscriptions.len() == before {
+            return status(StatusCode::NOT_FOUND);
+        }
+        status(self.save_agent())
+    }
+
+    /// Saves the agent's state (subscriptions, defaults...), if it is kept.
+    pub(crate) fn save_agent(&self) -> StatusCode {
+        match self.store() {
+            Some(store) if store.save_agent_state(self.agent_state()).is_err() => {
+                StatusCode::INTERNAL_ERROR
+            }
+            _ => StatusCode::OK,
+        }
+    }
+
+    /// Sends the subtree of every subscription whose MO changed (5.3.11):
+    /// HTTP PUT, and once more with a type from `OMADM-Accept` on 415.
+    pub(crate) async fn notify_subscribers(&mut self) {
+        let changed = self.take_changed();
+        if changed.is_empty() || self.agent_state().subscriptions.is_empty() {
+            return;
+        }
+        let moids: Vec<String> = changed
+            .iter()
+            .filter_map(|i| {
+                self.registry()
+                    .instance(*i)
+                    .map(|i| i.mo().schema().moid.to_owned())
+            })
+            .collect();
+        for sub in self.agent_state().subscriptions.clone() {
+            let Ok(uri) = sub.client_uri.parse::<ClientUri>() else {
+                continue;
+            };
+            if !moids.iter().any(|m| m == uri.moid()) {
+                continue;
+            }
+            let ctx = SessionCtx::for_server_id(self, sub.server_id.as_deref());
+            let Ok(items) = self.read_nodes(&ctx, &uri) else {
+                continue;
+            };
+            let target = ServerUri::new(sub.server_uri.clone()).resolve(&self.uri_params());
+            let mut accept: Option<String> = None;
+            for _attempt in 0..2 {
+                let Some((content_type, body)) =
+                    choose_format(&items, uri.has_wildcard(), accept.as_deref())
+                else {
+                    break;
+                };
+                let headers = [
+                    ("Content-Type", content_type),
+                    (header::DEV_ID, self.dev_id().to_owned()),
+                ];
+                let Ok(exchange) = self.http().call(Method::PUT, &target, &headers, body).await
+                else {
+                    break;
+                };
+                self.observe_exchange(&exchange);
+                if crate::http::status_of(&exchange.response) != 415 {
+                    break;
+                }
+                accept = exchange.response.header(header::ACCEPT).map(str::to_owned);
+                if accept.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Transfers between the device and a Data Repository over HTTP: HGET
+//! (5.3.1) stores what a ServerURI gives, HPUT and HPOST (5.3.2, 5.3.3)
+//! send what ClientURIs address.
+
+use dm_core::package::{header, media_type};
+use dm_core::{Change, ClientUri, MoDataItem, NodeData, ServerUri, Status, StatusCode, Value};
+use hyper::Method;
+
+use super::read::choose_format;
+use super::status;
+use crate::client::{Device, SessionCtx};
+
+/// Media types this client reads in HGET responses, best first.
+const HGET_ACCEPT: &str = "application/dmmo+json, text/plain;q=0.5, application/octet-stream;q=0.5";
+
+impl Device {
+    /// HPUT and HPOST (5.3.2, 5.3.3): the data of every ClientURI, sent to
+    /// the ServerURI with HTTP PUT or POST.
+    pub(crate) async fn cmd_send(
+        &mut self,
+        ctx: &SessionCtx,
+        method: Method,
+        server_uri: &ServerUri,
+        uris: &[ClientUri],
+    ) -> Status {
+        let mut items = Vec::new();
+        let mut last_error = StatusCode::NOT_FOUND;
+        let mut all_not_modified = true;
+        for uri in uris {
+            match self.read_nodes(ctx, uri) {
+                Ok(found) => {
+                    all_not_modified = false;
+                    items.extend(found);
+                }
+                Err(StatusCode::NOT_MODIFIED) => {}
+                Err(code) => {
+                    all_not_modified = false;
+                    last_error = code;
+                }
+            }
+        }
+        if items.is_empty() {
+            // 404 "all specified ClientURIs were not found"; 304 when every
+            // one was unchanged; else the reason the only one failed.
+            return status(if all_not_modified {
+                StatusCode::NOT_MODIFIED
+            } else {
+                last_error
+            });
+        }
+        let wildcard = uris.len() > 1 || uris.iter().any(ClientUri::has_wildcard);
+        let Some((content_type, body)) =
+            choose_format(&items, wildcard, ctx.server_accept.as_deref())
+        else {
+            return status(StatusCode::NOT_ACCEPTABLE);
+        };
+        let target = server_uri.resolve(&self.uri_params());
+        let headers = [
+            ("Content-Type", content_type),
+            (header::DEV_ID, self.dev_id().to_owned()),
+        ];
+        match self.http().call(method, &target, &headers, body).await {
+            Ok(exchange) => {
+                self.observe_exchange(&exchange);
+                let code = crate::http::status_of(&exchange.response);
+                if (200..300).contains(&code) {
+                    status(StatusCode::OK)
+                } else {
+                    status(StatusCode::SERVER_URI_ERROR)
+                }
+            }
+            Err(_) => status(StatusCode::SERVER_URI_ERROR),
+        }
+    }
+
+    /// HGET (5.3.1): fetch MO data from the ServerURI and store it at the
+    /// ClientURI, or, without one, where the client chooses (new instances
+    /// get MIIDs the client assigns); every stored ClientURI is returned.
+    pub(crate) async fn cmd_hget(
+        &mut self,
+        ctx: &SessionCtx,
+        server_uri: &ServerUri,
+        uri: Option<&ClientUri>,
+    ) -> Status {
+        let target = server_uri.resolve(&self.uri_params());
+        let headers = [
+            ("Accept", HGET_ACCEPT.to_owned()),
+            (header::DEV_ID, self.dev_id().to_owned()),
+        ];
+        let exchange = match self
+            .http()
+            .call(Method::GET, &target, &headers, Vec::new())
+            .await
+        {
+            Ok(e) => e,
+            Err(_) => return status(StatusCode::SERVER_URI_ERROR),
+        };
+        self.observe_exchange(&exchange);
+        if !(200..300).contains(&crate::http::status_of(&exchange.response)) {
+            return status(StatusCode::SERVER_URI_ERROR);
+        }
+        let content_type = exchange
+            .response
+            .header("content-type")
+            .unwrap_or("")
+            .to_owned();
+        let body = exchange.response.body;
+        match uri {
+            Some(uri) => self.hget_at(ctx, uri, &content_type, &body),
+            None => {
+                if media_type::essence(&content_type) != media_type::MO_DATA {
+                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                }
+                match MoDataItem::parse_list(&body) {
+                    Ok(items) => self.store_items(ctx, &items),
+                    Err(_) => status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                }
+            }
+        }
+    }
+
+    /// Stores HGET data at a ClientURI: an existing node is replaced
+    /// (interior nodes merged), a missing one created below its parent.
+    fn hget_at(
+        &mut self,
+        ctx: &SessionCtx,
+        uri: &ClientUri,
+        content_type: &str,
+        body: &[u8],
+    ) -> Status {
+        if uri.has_wildcard() {
+            return status(StatusCode::BAD_REQUEST);
+        }
+        let target = match self.write_target(ctx, uri) {
+            Ok(t) => t,
+            Err(code) => return status(code),
+        };
+        let Some(schema) = self
+            .registry()
+            .schema_at(target.instance, target.path.names())
+        else {
+            return status(StatusCode::NOT_FOUND);
+        };
+        let data = match media_type::essence(content_type).as_str() {
+            media_type::MO_DATA => {
+                let Ok(items) = MoDataItem::parse_list(body) else {
+                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                };
+                // One item whose MOData has one member: the node's data
+                // (a receiver accepts any member name, ARCHITECTURE).
+                let value = match items.as_slice() {
+                    [item] if item.mo_data.len() == 1 => item.mo_data.values().next().cloned(),
+                    _ => None,
+                };
+                match value.map(|v| NodeData::from_json(&v, schema)) {
+                    Some(Ok(d)) => d,
+                    _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                }
+            }
+            // A bare leaf value (Appendix I.2).
+            _ if !schema.format.is_interior() => match Value::from_bare(body, schema.format) {
+                Some(v) => NodeData::Leaf(v),
+                None => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            },
+            _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        };
+        let code = self.write(
+            ctx,
+            target.instance,
+            vec![Change::Put {
+                path: target.path.into_owned(),
+                data,
+            }],
+        );
+        status(code)
+    }
+}

@@ -1,0 +1,419 @@
+//! Writes and their persistence: the DDF access type (405) and Write
+//! right (403) of every node written, one batch applied all or nothing by
+//! the MO, then the instance saved before the status is sent; DELETE
+//! (5.3.4), new instances, and saved instances put back at start.
+
+use dm_core::{
+    AccessType, Change, ClientUri, InstanceSelector, MoDataItem, NodeData, NodeSchema, Rights,
+    Status, StatusCode,
+};
+use serde_json::Value as Json;
+
+use super::{refs, status};
+use crate::access::{Access, Principal, DACMO_MOID};
+use crate::client::{Device, SessionCtx};
+use crate::store::SavedInstance;
+use crate::tree::{NodePath, Owner, Target};
+
+impl Device {
+    /// The node a write goes to: the resolved node, or a new child of the
+    /// resolved parent (HGET creating a node).
+    pub(crate) fn write_target<'u>(
+        &self,
+        ctx: &SessionCtx,
+        uri: &'u ClientUri,
+    ) -> Result<Target<'u>, StatusCode> {
+        match self.resolve_for(ctx, uri) {
+            Ok(mut r) if r.len() == 1 => Ok(r.remove(0)),
+            Ok(_) => Err(StatusCode::BAD_REQUEST),
+            Err(StatusCode::NOT_FOUND) => {
+                let (Some(last), Some(parent_uri)) = (
+                    uri.plain_path()
+                        .and_then(|p| p.last().map(|s| (*s).to_owned())),
+                    parent_of(uri),
+                ) else {
+                    return Err(StatusCode::NOT_FOUND);
+                };
+                let parent = match self.resolve_for(ctx, &parent_uri)? {
+                    r if r.len() == 1 => r.into_iter().next().ok_or(StatusCode::NOT_FOUND)?,
+                    _ => return Err(StatusCode::BAD_REQUEST),
+                };
+                let defined = self
+                    .registry()
+                    .schema_at(parent.instance, parent.path.names())
+                    .and_then(|s| s.child(&last))
+                    .is_some();
+                if !defined {
+                    return Err(StatusCode::NOT_FOUND);
+                }
+                // Owned: the parent's URI is this function's own.
+                let mut path = parent.path.into_owned();
+                path.push(last);
+                Ok(Target {
+                    instance: parent.instance,
+                    path: NodePath::Owned(path),
+                })
+            }
+            Err(code) => Err(code),
+        }
+    }
+
+    /// Applies one command's changes to one instance: the DDF access type
+    /// of every node written (Add for a new node, Replace for an existing
+    /// leaf, Delete for a deleted one; 405), the Write right (403), then
+    /// the MO applies all or nothing and the instance is saved.
+    pub(crate) fn write(
+        &mut self,
+        ctx: &SessionCtx,
+        index: usize,
+        changes: Vec<Change>,
+    ) -> StatusCode {
+        let Some(instance) = self.registry().instance(index) else {
+            return StatusCode::NOT_FOUND;
+        };
+        let root = &instance.mo().schema().root;
+        let access = Access::of(&ctx.principal, self.registry(), index);
+        for change in &changes {
+            let (path, needed) = match change {
+                Change::Put { path, data } => {
+                    (path, ddf_check_put(instance.mo(), root, path, data))
+                }
+                Change::Delete { path } => (path, ddf_check_delete(root, path)),
+            };
+            if let Err(code) = needed {
+                return code;
+            }
+            // Every node written or deleted, not only the addressed one: a
+            // Path rule below it may deny what the rule above grants (13.2).
+            let allowed = match change {
+                Change::Put { data, .. } => access.all_have(path, data, Rights::WRITE),
+                Change::Delete { .. } => match instance.mo().get(&refs(path)) {
+                    Ok(existing) => access.all_have(path, &existing, Rights::WRITE),
+                    Err(_) => access.rights(path).contains(Rights::WRITE),
+                },
+            };
+            if !allowed {
+                return StatusCode::FORBIDDEN;
+            }
+        }
+        if instance.mo().schema().moid == DACMO_MOID {
+            if let Err(code) = self.check_delegation(ctx, index, &changes) {
+                return code;
+            }
+        }
+        let Some(mo) = self.registry_mut().mo_mut(index) else {
+            return StatusCode::NOT_FOUND;
+        };
+        if let Err(e) = mo.apply(&changes) {
+            return e.status();
+        }
+        self.registry_mut().touch(index);
+        if self.save(index).is_err() {
+            return StatusCode::INTERNAL_ERROR;
+        }
+        self.mark_changed(index);
+        StatusCode::OK
+    }
+
+    /// Puts a saved instance back (at start): into the built-in instance
+    /// of that name, or into a new one made by its MO's factory.
+    pub(crate) fn restore(&mut self, saved: &SavedInstance) -> Result<(), String> {
+        match self.registry().find(&saved.moid, &saved.miid) {
+            Some(index) => {
+                let Some(mo) = self.registry_mut().mo_mut(index) else {
+                    return Err("instance vanished".into());
+                };
+                let data = NodeData::from_json(&saved.data, &mo.schema().root)
+                    .map_err(|e| e.to_string())?;
+                mo.apply(&[Change::Put {
+                    path: Vec::new(),
+                    data,
+                }])
+                .map_err(|e| e.to_string())?;
+                self.registry_mut()
+                    .set_owner(index, saved.owner.clone(), true);
+                self.registry_mut().restore_changes(index, saved.changes);
+            }
+            None => {
+                let factory = self
+                    .registry()
+                    .factory(&saved.moid)
+                    .ok_or_else(|| "this build does not support the MO".to_owned())?;
+                let data = NodeData::from_json(&saved.data, &factory.schema.root)
+                    .map_err(|e| e.to_string())?;
+                let mo = (factory.create)(&saved.miid, &data).map_err(|e| e.to_string())?;
+                let index = self.registry_mut().insert_owned(
+                    saved.miid.clone(),
+                    mo,
+                    saved.owner.clone(),
+                    true,
+                );
+                self.registry_mut().restore_changes(index, saved.changes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves an instance to the state directory, if it is kept there.
+    pub(crate) fn save(&self, index: usize) -> Result<(), crate::StateError> {
+        let (Some(store), Some(i)) = (self.store(), self.registry().instance(index)) else {
+            return Ok(());
+        };
+        if !i.persistent() {
+            return Ok(());
+        }
+        let data = i.mo().get(&[]).map(|d| d.to_json()).unwrap_or(Json::Null);
+        store.save_instance(&SavedInstance {
+            moid: i.mo().schema().moid.to_owned(),
+            miid: i.miid().to_owned(),
+            owner: i.owner().clone(),
+            changes: i.changes(),
+            data,
+        })
+    }
+
+    /// Stores MO data items where the client chooses (HGET without
+    /// ClientURI, bootstrap): into the instance an item names when it
+    /// exists, else into a new instance. Returns every stored ClientURI.
+    pub(crate) fn store_items(&mut self, ctx: &SessionCtx, items: &[MoDataItem]) -> Status {
+        let mut uris = Vec::new();
+        for item in items {
+            let Ok(uri) = item.client_uri.parse::<ClientUri>() else {
+                return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            };
+            let moid = uri.moid();
+            // The data of the instance root: the single MOData member.
+            let value = match item.mo_data.iter().next() {
+                Some((name, v)) if item.mo_data.len() == 1 => (name.clone(), v.clone()),
+                _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            };
+            let suggested = match uri.instance() {
+                InstanceSelector::Miid(m) => m.as_str().to_owned(),
+                _ => value.0.clone(),
+            };
+            let existing = self
+                .registry()
+                .find(moid, &suggested)
+                .filter(|_| uri.path().is_empty());
+            let stored = match existing {
+                Some(index) => {
+                    let Some(schema) = self
+                        .registry()
+                        .instance(index)
+                        .map(|i| &i.mo().schema().root)
+                    else {
+                        return status(StatusCode::NOT_FOUND);
+                    };
+                    let data = match NodeData::from_json(&value.1, schema) {
+                        Ok(d) => d,
+                        Err(_) => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                    };
+                    let code = self.write(
+                        ctx,
+                        index,
+                        vec![Change::Put {
+                            path: Vec::new(),
+                            data,
+                        }],
+                    );
+                    if code != StatusCode::OK {
+                        return status(code);
+                    }
+                    index
+                }
+                None => match self.create_instance(ctx, moid, Some(&suggested), &value.1) {
+                    Ok(index) => index,
+                    Err(code) => return status(code),
+                },
+            };
+            if let Some(i) = self.registry().instance(stored) {
+                uris.push(ClientUri::for_node::<&str>(moid, i.miid(), &[]));
+            }
+        }
+        Status {
+            code: StatusCode::OK,
+            uris,
+        }
+    }
+
+    /// Creates an instance of `moid` from its root data, owned by the
+    /// session's server (ARCHITECTURE "Who owns what").
+    pub(crate) fn create_instance(
+        &mut self,
+        ctx: &SessionCtx,
+        moid: &str,
+        suggested: Option<&str>,
+        json: &Json,
+    ) -> Result<usize, StatusCode> {
+        let owner = match &ctx.principal {
+            Principal::Server(a) => {
+                if !a.covers(moid) {
+                    return Err(StatusCode::FORBIDDEN);
+                }
+                Owner::Server(a.server_id.clone())
+            }
+            Principal::App(id) => Owner::App(id.clone()),
+            Principal::Local => ctx.owner.clone(),
+        };
+        let Some(factory) = self.registry().factory(moid) else {
+            // An MO this device does not support.
+            return Err(StatusCode::NOT_FOUND);
+        };
+        if !factory.schema.root.access.contains(AccessType::ADD) {
+            return Err(StatusCode::COMMAND_NOT_ALLOWED);
+        }
+        let data = NodeData::from_json(json, &factory.schema.root)
+            .map_err(|_| StatusCode::UNSUPPORTED_MEDIA_TYPE)?;
+        let miid = self.registry().free_miid(moid, suggested);
+        let mut mo = (factory.create)(&miid, &data).map_err(|e| e.status())?;
+        // Applying no change runs the MO's validate hook on the new data.
+        mo.apply(&[]).map_err(|e| e.status())?;
+        let persistent = factory.persistent;
+        let index = self
+            .registry_mut()
+            .insert_owned(miid, mo, owner, persistent);
+        if self.save(index).is_err() {
+            self.registry_mut().remove(index);
+            return Err(StatusCode::INTERNAL_ERROR);
+        }
+        self.mark_changed(index);
+        // Ownership as a DACMO entry (access). Should this fail, the
+        // instance is judged by its owner alone, which gives the same
+        // rights, and the next start writes the entry.
+        let _ = self.write_owner_rules(index);
+        Ok(index)
+    }
+
+    /// DELETE (5.3.4): the node and everything below it; an instance root
+    /// deletes the instance. Permanent and required nodes answer 405.
+    pub(crate) fn cmd_delete(&mut self, ctx: &SessionCtx, uri: &ClientUri) -> Status {
+        let resolved = match self.resolve_for(ctx, uri) {
+            Ok(r) => r,
+            Err(code) => return status(code),
+        };
+        for r in &resolved {
+            let Some(schema) = self.registry().schema_at(r.instance, r.path.names()) else {
+                return status(StatusCode::NOT_FOUND);
+            };
+            if !schema.access.contains(AccessType::DELETE)
+                || schema.scope == dm_core::Scope::Permanent
+            {
+                return status(StatusCode::COMMAND_NOT_ALLOWED);
+            }
+            // The whole sub-tree goes: Write on every node of it.
+            let access = Access::of(&ctx.principal, self.registry(), r.instance);
+            let names = r.path.refs();
+            let subtree = self
+                .registry()
+                .instance(r.instance)
+                .and_then(|i| i.mo().get(&names).ok());
+            let allowed = match &subtree {
+                Some(data) => access.all_have(&names, data, Rights::WRITE),
+                None => access.rights(&names).contains(Rights::WRITE),
+            };
+            if !allowed {
+                return status(StatusCode::FORBIDDEN);
+            }
+        }
+        // Delete from the last instance backwards so indices stay valid.
+        let mut order = resolved;
+        order.sort_by(|a, b| {
+            b.instance
+                .cmp(&a.instance)
+                .then(b.path.len().cmp(&a.path.len()))
+        });
+        for r in order {
+            if r.path.is_empty() {
+                let Some(i) = self.registry_mut().remove(r.instance) else {
+                    return status(StatusCode::NOT_FOUND);
+                };
+                if let Some(store) = self.store() {
+                    if store
+                        .remove_instance(i.mo().schema().moid, i.miid())
+                        .is_err()
+                    {
+                        return status(StatusCode::INTERNAL_ERROR);
+                    }
+                }
+                // Rules left behind would pass to a later instance of the
+                // same MIID; the next start removes them should this fail.
+                let _ = self.drop_rules(i.mo().schema().moid, i.miid());
+            } else {
+                let path = r.path.into_owned();
+                let code = self.write(ctx, r.instance, vec![Change::Delete { path }]);
+                if code != StatusCode::OK {
+                    return status(code);
+                }
+            }
+        }
+        status(StatusCode::OK)
+    }
+}
+
+/// The DDF check of a write: Add for every node the data creates, Replace
+/// for every existing leaf it overwrites.
+fn ddf_check_put(
+    mo: &dyn dm_core::ManagementObject,
+    root: &NodeSchema,
+    path: &[String],
+    data: &NodeData,
+) -> Result<(), StatusCode> {
+    let Some(schema) = root.descendant(&refs(path)) else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    let exists = mo.contains(&refs(path));
+    let needed = match (exists, schema.format.is_interior()) {
+        (false, _) => AccessType::ADD,
+        (true, false) => AccessType::REPLACE,
+        // An existing interior node is not itself rewritten.
+        (true, true) => AccessType::NONE,
+    };
+    if !schema.access.contains(needed) {
+        return Err(StatusCode::COMMAND_NOT_ALLOWED);
+    }
+    if let NodeData::Interior(children) = data {
+        for (name, child) in children {
+            let mut p = path.to_vec();
+            p.push(name.to_string());
+            ddf_check_put(mo, root, &p, child)?;
+        }
+    }
+    Ok(())
+}
+
+fn ddf_check_delete(root: &NodeSchema, path: &[String]) -> Result<(), StatusCode> {
+    match root.descendant(&refs(path)) {
+        Some(s)
+            if s.access.contains(AccessType::DELETE) && s.scope != dm_core::Scope::Permanent =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(StatusCode::COMMAND_NOT_ALLOWED),
+        None => Err(StatusCode::NOT_FOUND),
+    }
+}
+
+/// The ClientURI of the parent of a plain-path ClientURI.
+fn parent_of(uri: &ClientUri) -> Option<ClientUri> {
+    let path = uri.plain_path()?;
+    let (_, parent) = path.split_last()?;
+    let inst = match uri.instance() {
+        InstanceSelector::Miid(m) => m.as_str().to_owned(),
+        InstanceSelector::Only => String::new(),
+        _ => return None,
+    };
+    ClientUri::for_node(uri.moid(), &inst, parent).parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_uri_of_a_plain_path() {
+        let u: ClientUri = "urn:x:1.0/m1/A/B".parse().unwrap();
+        assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0/m1/A");
+        let u: ClientUri = "urn:x:1.0//A".parse().unwrap();
+        assert_eq!(parent_of(&u).unwrap().to_string(), "urn:x:1.0//");
+    }
+}
