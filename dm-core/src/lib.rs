@@ -16,6 +16,7 @@ extern crate self as dm_core;
 
 pub mod acl;
 pub mod cache;
+mod hex;
 mod map;
 mod mo;
 pub mod multipart;

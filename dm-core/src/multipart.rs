@@ -123,8 +123,7 @@ fn content_type_of(boundary: &str) -> String {
 }
 
 /// The first `needle` (never empty) at or after `from`. A multipart body
-/// is searched once per part, so this must stay linear (a `windows` scan
-/// was once the hot spot of a session); memchr's SIMD search is.
+/// is searched once per part, so this must stay linear; memchr's search is.
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() {
         return None;

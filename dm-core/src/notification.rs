@@ -621,50 +621,9 @@ impl fmt::Display for Notification {
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
-/// Why a hex string could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HexError {
-    #[error("odd number of hex digits")]
-    OddLength,
-    #[error("`{found}` at position {position} is not a hex digit")]
-    BadDigit { position: usize, found: char },
-}
-
-/// Reads hex (either case); whitespace between digits is ignored.
-pub fn from_hex(text: &str) -> Result<Vec<u8>, HexError> {
-    let digits: Vec<(usize, char)> = text
-        .char_indices()
-        .filter(|(_, c)| !c.is_whitespace())
-        .collect();
-    if digits.len() % 2 != 0 {
-        return Err(HexError::OddLength);
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let mut v = 0u8;
-            for (position, c) in pair {
-                let d = c.to_digit(16).ok_or(HexError::BadDigit {
-                    position: *position,
-                    found: *c,
-                })?;
-                v = (v << 4) | d as u8;
-            }
-            Ok(v)
-        })
-        .collect()
-}
+/// The digest and options as the text above shows them, and back (the
+/// `notify` tool reads a digest given in hex).
+pub use crate::hex::{decode as from_hex, encode as hex, HexError};
 
 /// Remembers the NOTIFICATION-IDs recently seen per SERVER-ID, so that a
 /// duplicated notification is dropped (5.2.1.2: "The DM Client MUST drop
@@ -1099,20 +1058,6 @@ mod tests {
             Some(vec![ConnectionType::Other(9), ConnectionType::AnyAvailable])
         );
         assert_eq!(n.encode().unwrap(), bytes);
-    }
-
-    #[test]
-    fn hex_round_trips_and_reports_bad_digits() {
-        assert_eq!(hex(&[0x20, 0x0f, 0xab]), "200fab");
-        assert_eq!(from_hex("20 0F ab").unwrap(), [0x20, 0x0f, 0xab]);
-        assert_eq!(from_hex("abc"), Err(HexError::OddLength));
-        assert_eq!(
-            from_hex("zz"),
-            Err(HexError::BadDigit {
-                position: 0,
-                found: 'z'
-            })
-        );
     }
 
     #[test]

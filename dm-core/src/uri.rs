@@ -28,6 +28,8 @@ use std::str::FromStr;
 
 use smallvec::SmallVec;
 
+use crate::hex;
+
 /// Why a ClientURI was rejected, with the byte offset of the fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid ClientURI at byte {position}: {reason}")]
@@ -305,21 +307,11 @@ fn percent_encode_with(out: &mut String, value: &str, keep: impl Fn(u8) -> bool)
         if keep(b) {
             out.push(char::from(b));
         } else {
+            let [high, low] = hex::digits(b, hex::Case::Upper);
             out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            out.push(char::from(high));
+            out.push(char::from(low));
         }
-    }
-}
-
-const HEX: [u8; 16] = *b"0123456789ABCDEF";
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -462,7 +454,7 @@ fn decode_name(text: &str, offset: usize, first: usize) -> Result<String, UriErr
             i += 1;
         } else if b == b'%' {
             let decoded = match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(&h), Some(&l)) => hex_value(h).zip(hex_value(l)).map(|(h, l)| h << 4 | l),
+                (Some(&h), Some(&l)) => hex::value(h).zip(hex::value(l)).map(|(h, l)| h << 4 | l),
                 _ => None,
             }
             .filter(|d| *d != b'/' && !d.is_ascii_control())
@@ -498,7 +490,7 @@ impl FromStr for ClientUri {
         // Every command of a Package#2 carries a ClientURI: memchr finds
         // the separators of the whole URI and of the MOID (some 30 bytes)
         // in fewer instructions than a byte loop; the short pieces after
-        // them are scanned byte by byte (measured with the session bench).
+        // them are scanned byte by byte.
         let (hier, query_text) = match split_once_byte(s, b'?') {
             Some((h, q)) => (h, Some(q)),
             None => (s, None),

@@ -1,7 +1,7 @@
 //! Node values and MO data trees, with the JSON encoding of spec 7.2.1.4.
 
 use base64::Engine as _;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::node::{Format, NodeSchema};
 
@@ -103,25 +103,10 @@ impl Value {
         }
     }
 
-    /// The JSON form of the value inside MOData (spec 7.2.1.4): bool, int and
-    /// float as JSON types, b64 and bin as base64 strings, the rest as
-    /// strings, null as JSON null.
+    /// The JSON form of the value inside MOData (spec 7.2.1.4), as a tree:
+    /// what [`Value::write_json`] writes.
     pub fn to_json(&self) -> Json {
-        match self {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Int(i) => Json::from(*i),
-            // A non-finite float has no JSON form; null is the honest answer.
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(Json::Number)
-                .unwrap_or(Json::Null),
-            Value::Chr(s) | Value::Xml(s) | Value::Date(s) | Value::Time(s) => {
-                Json::String(s.clone())
-            }
-            Value::B64(b) | Value::Bin(b) => {
-                Json::String(base64::engine::general_purpose::STANDARD.encode(b))
-            }
-        }
+        tree_of(|out| self.write_json(out))
     }
 
     /// The media type and bytes of the value sent bare, outside MO
@@ -197,18 +182,11 @@ impl NodeData {
         from_json_at(json, schema, &mut path)
     }
 
-    /// The JSON form used as the value of a MOData member (spec 7.2.1.4):
-    /// an interior node is an object of its children, a leaf its value.
+    /// The JSON form used as the value of a MOData member (spec 7.2.1.4),
+    /// as a tree (for the local API and the plugin ABI, which hand data
+    /// on as JSON values): what [`NodeData::write_json`] writes.
     pub fn to_json(&self) -> Json {
-        match self {
-            NodeData::Leaf(v) => v.to_json(),
-            NodeData::Interior(children) => Json::Object(
-                children
-                    .iter()
-                    .map(|(name, child)| (name.to_string(), child.to_json()))
-                    .collect::<Map<_, _>>(),
-            ),
-        }
+        tree_of(|out| self.write_json(out))
     }
 
     /// Removes every descendant whose definition lacks the Get access type,
@@ -236,6 +214,16 @@ impl NodeData {
             });
         }
     }
+}
+
+/// The JSON that `write` writes, read back as a tree: the byte writers
+/// are the one encoding of MO data, the trees are made from them.
+fn tree_of(write: impl FnOnce(&mut Vec<u8>)) -> Json {
+    let mut out = Vec::new();
+    write(&mut out);
+    // The writers write JSON (the tests below and the round-trip tests
+    // hold them to it); null would only stand for a bug there.
+    serde_json::from_slice(&out).unwrap_or(Json::Null)
 }
 
 /// Keeps `child` (made readable) when its definition allows Get.
@@ -301,7 +289,6 @@ pub(crate) fn first_to_escape(s: &[u8]) -> Option<usize> {
 /// forms where JSON has them, else `\u00xx`), so either writer gives the
 /// same bytes. Runs without escapes are copied whole.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -317,14 +304,10 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => out.extend_from_slice(b"\\t"),
             0x08 => out.extend_from_slice(b"\\b"),
             0x0c => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
+            _ => {
+                let [high, low] = crate::hex::digits(b, crate::hex::Case::Lower);
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
+            }
         }
         start = i + 1;
     }
@@ -333,7 +316,9 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 impl Value {
-    /// Appends the JSON of [`Value::to_json`] to `out`.
+    /// Appends the value's JSON form inside MOData (spec 7.2.1.4): bool,
+    /// int and float as JSON types, b64 and bin as base64 strings, the rest
+    /// as strings, null as JSON null.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Value::Null => out.extend_from_slice(b"null"),
@@ -347,6 +332,7 @@ impl Value {
             Value::Float(f) if f.is_finite() => {
                 let _ = serde_json::to_writer(&mut *out, f);
             }
+            // A non-finite float has no JSON form; null is the honest answer.
             Value::Float(_) => out.extend_from_slice(b"null"),
             Value::Chr(v) | Value::Xml(v) | Value::Date(v) | Value::Time(v) => {
                 write_json_str(out, v);
@@ -359,8 +345,9 @@ impl Value {
 }
 
 impl NodeData {
-    /// Appends the JSON of [`NodeData::to_json`] to `out`: the MO data of
-    /// every read goes out this way, so it is written directly.
+    /// Appends the JSON form used as the value of a MOData member (spec
+    /// 7.2.1.4): an interior node is an object of its children, a leaf its
+    /// value. The MO data of every read goes out this way.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             NodeData::Leaf(v) => v.write_json(out),
@@ -420,7 +407,7 @@ mod tests {
     use crate::node::{AccessType, Occurrence, Scope};
 
     #[test]
-    fn write_json_writes_what_to_json_builds() {
+    fn write_json_writes_the_json_of_7_2_1_4() {
         let tree = NodeData::Interior(vec![
             ("n".into(), NodeData::Leaf(Value::Null)),
             ("b".into(), NodeData::Leaf(Value::Bool(true))),
@@ -441,10 +428,17 @@ mod tests {
         ]);
         let mut written = Vec::new();
         tree.write_json(&mut written);
+        // 7.2.1.4: JSON types for bool, int and float, base64 for b64 and
+        // bin, strings for the rest; escapes as RFC 8259 writes them.
         assert_eq!(
             String::from_utf8(written).unwrap(),
-            tree.to_json().to_string()
+            concat!(
+                r#"{"n":null,"b":true,"i":-7,"f":0.1,"nan":null,"c":"a\"\u0001","#,
+                r#""x":"<a/>","d":"2016-01-01","t":"10:00:00","64":"AP8H","bin":"AQI=","#,
+                r#""empty":{},"deep":{"k":1}}"#
+            )
         );
+        assert_eq!(tree.to_json()["deep"], serde_json::json!({"k": 1}));
     }
 
     #[test]
