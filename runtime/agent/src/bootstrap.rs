@@ -420,7 +420,9 @@ fn rollback(device: &mut Device, created_from: usize, undo: Vec<Undo>) {
             }
         };
         let Some(mo) = mo else {
-            eprintln!("dmctl client: bootstrap rollback: instance {instance} could not be rebuilt");
+            tracing::error!(
+                "dmctl client: bootstrap rollback: instance {instance} could not be rebuilt"
+            );
             continue;
         };
         let _ = device.registry_mut().replace_mo(instance, mo);

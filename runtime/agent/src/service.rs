@@ -110,7 +110,7 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     if let Some(dir) = &opts.plugins {
         // A refused plugin is reported; the device starts with the rest.
         for e in register_plugins(&mut registry, dir) {
-            eprintln!("dmctl client: plugin refused: {e}");
+            tracing::warn!("dmctl client: plugin refused: {e}");
         }
     }
     let mut config = DeviceConfig::new(dev_id);
@@ -124,14 +124,15 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
         if let Err(e) = device.restore(&saved) {
             // Data this build cannot read (an MO no longer compiled in):
             // kept on disk, reported, not fatal.
-            eprintln!(
+            tracing::warn!(
                 "dmctl client: saved instance {}/{} not restored: {e}",
-                saved.moid, saved.miid
+                saved.moid,
+                saved.miid
             );
         }
     }
     for e in device.sync_access_control() {
-        eprintln!("dmctl client: access control: {e}");
+        tracing::warn!("dmctl client: access control: {e}");
     }
     Ok(device)
 }
@@ -182,7 +183,7 @@ pub async fn run_once(
                 .bootstrap_pending
                 .retain(|s| *s != account.server_id);
             if !device.save_agent().is_success() {
-                eprintln!(
+                tracing::error!(
                     "dmctl client: could not save the agent state in {}",
                     opts.state.display()
                 );
@@ -347,7 +348,7 @@ async fn on_notification(
         match accept_notification(device, datagram, now, opts.max_notification_age) {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("dmctl client: notification from {from} dropped: {e}");
+                tracing::warn!("dmctl client: notification from {from} dropped: {e}");
                 return None;
             }
         };
@@ -356,13 +357,13 @@ async fn on_notification(
         .as_ref()
         .is_some_and(|only| *only != server_id)
     {
-        eprintln!("dmctl client: notification from server {server_id} ignored (--server-id)");
+        tracing::info!("dmctl client: notification from server {server_id} ignored (--server-id)");
         return None;
     }
     if let Some(preferred) = &notification.preferred_con_types {
         // spec 5.2.1.2, as far as the host can tell (see bearer.rs).
         let available = crate::bearer::available();
-        eprintln!(
+        tracing::info!(
             "dmctl client: notification from server {server_id}: {}",
             crate::bearer::describe(preferred, &available)
         );
@@ -433,7 +434,7 @@ pub async fn run_listeners(
                 .await
                 .map_err(|e| AgentError::Notify(format!("cannot listen on {addr}: {e}")))?;
             if let Ok(local) = socket.local_addr() {
-                eprintln!("dmctl client: waiting for DM Notifications on udp {local}");
+                tracing::info!("dmctl client: waiting for DM Notifications on udp {local}");
             }
             Some(socket)
         }
@@ -488,9 +489,9 @@ impl LocalApiTask {
     fn start(device: std::sync::Arc<tokio::sync::Mutex<Device>>, path: &Path) -> LocalApiTask {
         let owned = path.to_owned();
         let task = tokio::spawn(async move {
-            eprintln!("dmctl client: local API on {}", owned.display());
+            tracing::info!("dmctl client: local API on {}", owned.display());
             if let Err(e) = crate::local_api::serve(device, &owned).await {
-                eprintln!("dmctl client: local API on {}: {e}", owned.display());
+                tracing::error!("dmctl client: local API on {}: {e}", owned.display());
             }
         });
         LocalApiTask {
@@ -508,15 +509,15 @@ impl Drop for LocalApiTask {
     }
 }
 
-/// One line on stderr per session.
+/// One log line per session (`tracing`; `dmctl` writes it to stderr).
 pub fn report(o: &SessionOutcome) {
     match &o.result {
-        Ok(r) => eprintln!(
+        Ok(r) => tracing::info!(
             "dmctl client: session with {} ended with END after {} command(s)",
             o.server_id,
             r.commands.len()
         ),
-        Err(e) => eprintln!("dmctl client: session with {} aborted: {e}", o.server_id),
+        Err(e) => tracing::warn!("dmctl client: session with {} aborted: {e}", o.server_id),
     }
 }
 
@@ -553,7 +554,7 @@ async fn prepare(opts: &AgentOptions, observer: Option<Observer>) -> Result<Devi
             if device.accounts().is_empty() {
                 return Err(e);
             }
-            eprintln!("dmctl client: {e}; going on with the accounts already bootstrapped");
+            tracing::warn!("dmctl client: {e}; going on with the accounts already bootstrapped");
         }
     }
     Ok(device)
@@ -589,7 +590,7 @@ async fn fetch_bootstrap(
     let applied = bootstrap::apply(device, &bytes, bootstrap::Source::Fetched(url))
         .map_err(|e| fail(format!("refused: {e}")))?;
     if !applied.already_applied {
-        eprintln!(
+        tracing::info!(
             "dmctl client: bootstrap from {url} applied for server(s) {}",
             applied.servers.join(", ")
         );
@@ -667,7 +668,7 @@ async fn bootstrap_endpoint(
         .await
         .map_err(|e| AgentError::BootstrapListen(format!("cannot listen on {addr}: {e}")))?;
     if let Ok(local) = listener.local_addr() {
-        eprintln!("dmctl client: waiting for server-initiated bootstraps on https://{local}");
+        tracing::info!("dmctl client: waiting for server-initiated bootstraps on https://{local}");
     }
     Ok((listener, identity))
 }
@@ -682,7 +683,7 @@ async fn on_bootstrap_connection(
     peer: std::net::SocketAddr,
 ) -> Result<Option<Vec<SessionOutcome>>, AgentError> {
     if bootstrap::bootstrap_server_certs(device).is_empty() {
-        eprintln!(
+        tracing::warn!(
             "dmctl client: bootstrap from {peer} refused: no account names a bootstrap server (Auth/Bootstrap/ServerPubKey)"
         );
         return Ok(None);
@@ -693,11 +694,11 @@ async fn on_bootstrap_connection(
     let stream = match tokio::time::timeout(opts.timeout, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            eprintln!("dmctl client: bootstrap from {peer} refused: TLS: {e}");
+            tracing::warn!("dmctl client: bootstrap from {peer} refused: TLS: {e}");
             return Ok(None);
         }
         Err(_) => {
-            eprintln!("dmctl client: bootstrap from {peer} refused: TLS handshake timed out");
+            tracing::warn!("dmctl client: bootstrap from {peer} refused: TLS handshake timed out");
             return Ok(None);
         }
     };
@@ -726,7 +727,7 @@ async fn on_bootstrap_connection(
                 Ok(body) => match bootstrap::apply(device, &body, bootstrap::Source::Pushed(&cert))
                 {
                     Ok(a) => {
-                        eprintln!(
+                        tracing::info!(
                             "dmctl client: bootstrap from {peer} applied for server(s) {}",
                             a.servers.join(", ")
                         );
@@ -738,7 +739,7 @@ async fn on_bootstrap_connection(
             }
         };
         if answer.0 != 200 {
-            eprintln!("dmctl client: bootstrap from {peer} {}", answer.1);
+            tracing::warn!("dmctl client: bootstrap from {peer} {}", answer.1);
         }
         let _ = reply.send(answer);
     }
@@ -842,7 +843,7 @@ pub async fn run_local_api(opts: &AgentOptions, path: &Path) -> Result<(), Local
         apply_bootstrap(&mut device, file)?;
     }
     let device = std::sync::Arc::new(tokio::sync::Mutex::new(device));
-    eprintln!("dmctl client: local API on {}", path.display());
+    tracing::info!("dmctl client: local API on {}", path.display());
     let result = tokio::select! {
         r = crate::local_api::serve(device, path) => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
