@@ -1,6 +1,6 @@
 //! GET of one leaf through a compiled-in MO and through the dylib plugin
 //! ABI, side by side. Run:
-//! `cargo build --release -p mo-dcmo && cargo bench -p dm-runtime --bench plugin_get`.
+//! `cargo build --release -p mo-dcmo && cargo bench -p dm-agent --bench plugin_get`.
 
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! Who may do what (spec 6.3.1.1, 10, 12.2, 12.3, 13.2; ARCHITECTURE "Who
-//! owns what"). The runtime asks here before a command touches any node.
+//! Who may do what (spec 6.3.1.1, 10, 12.2, 12.3, 13.2; docs/architecture.md "Who
+//! owns what"). The agent asks here before a command touches any node.
 //!
 //! The device's DACMO instances ARE the rule set (12.3): the DACMO instance
 //! named after an MOID holds, under `<MIID>/<x>`, the rules (`Path`,
@@ -8,13 +8,13 @@
 //! covering the node decides, `*` MAIDs match everyone).
 //!
 //! How ownership appears: as ordinary DACMO entries. When an instance is
-//! created the runtime writes its rule `<MOID>/<MIID>/1` (no Path, i.e.
+//! created the agent writes its rule `<MOID>/<MIID>/1` (no Path, i.e.
 //! "/") with one permission `1`:
 //! - created by a DM Server (HGET, bootstrap): `serverid:<SrvID>`, AR 15 —
 //!   the creator's exclusive full permissions (10);
 //! - created by a local application: `appid:<id>`, AR 15;
 //! - created by the device (DevInfo, SessionInfo, a plugin's built-in
-//!   instances): `*`, AR 7 — the device policy of ARCHITECTURE (Read|Write|
+//!   instances): `*`, AR 7 — the device policy of docs/architecture.md (Read|Write|
 //!   Exec for every server whose Perm list covers the MOID; nobody but the
 //!   device holds Delegate).
 //!
@@ -48,7 +48,7 @@ pub const DMACC_MOID: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
 /// The DACMO MOID (spec 12.3).
 pub const DACMO_MOID: &str = "urn:oma:mo:oma-dm-dacmo:1.0";
 
-/// The name of the rule and permission the runtime writes for the owner.
+/// The name of the rule and permission the agent writes for the owner.
 pub(crate) const OWNER_RULE: &str = "1";
 
 /// A DM Server account, read from a DMAcc instance (12.2). Its Debug

@@ -1,5 +1,5 @@
 //! DACMO as the device keeps it (spec 10, 12.3; the module comment of
-//! `access` says how rules and ownership relate): the rules the runtime
+//! `access` says how rules and ownership relate): the rules the agent
 //! writes when instances come and go, and the check of a principal's
 //! changes to DACMO entries (Delegate, and delegation only to authorities
 //! that were bootstrapped with the MOID).

@@ -1,4 +1,4 @@
-//! Loading MO plugins from dylibs (ARCHITECTURE "Plugins"; the ABI is
+//! Loading MO plugins from dylibs (docs/architecture.md "Plugins"; the ABI is
 //! `dm_core::plugin`).
 //!
 //! The loader asks each library for its table first and refuses, with an
@@ -231,7 +231,7 @@ pub fn load_dir(dir: &Path, taken: &[(String, String)]) -> (Vec<Arc<Plugin>>, Ve
     (plugins, errors)
 }
 
-/// One instance inside a plugin, seen by the runtime as any other MO.
+/// One instance inside a plugin, seen by the agent as any other MO.
 #[derive(Debug, Clone)]
 pub struct PluginInstance {
     plugin: Arc<Plugin>,

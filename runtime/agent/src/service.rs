@@ -1,4 +1,4 @@
-//! The device agent behind `dmctl client` (ARCHITECTURE "Command line"):
+//! The device agent behind `dmctl client` (docs/architecture.md "Command line"):
 //! state directory, factory bootstrap, plugins, one session per server.
 
 use std::path::{Path, PathBuf};

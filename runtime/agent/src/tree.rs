@@ -7,7 +7,7 @@ use dm_core::{
     NodeData, NodeSchema, ResolveError, StatusCode, UriName,
 };
 
-/// Who an MO instance belongs to (spec 10; ARCHITECTURE "Who owns what").
+/// Who an MO instance belongs to (spec 10; docs/architecture.md "Who owns what").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Owner {

@@ -183,7 +183,7 @@ impl ReadNode<'_> {
         ClientUri::for_node(self.moid, self.miid, &self.path.refs())
     }
 
-    /// ARCHITECTURE "MOData naming": the addressed node's name, the MIID
+    /// docs/architecture.md "MOData naming": the addressed node's name, the MIID
     /// at an instance root.
     fn member(&self) -> &str {
         self.path.last().unwrap_or(self.miid)

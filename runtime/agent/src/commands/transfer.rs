@@ -147,7 +147,7 @@ impl Device {
                     return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
                 };
                 // One item whose MOData has one member: the node's data
-                // (a receiver accepts any member name, ARCHITECTURE).
+                // (a receiver accepts any member name, docs/architecture.md).
                 let value = match items.as_slice() {
                     [item] if item.mo_data.len() == 1 => item.mo_data.values().next().cloned(),
                     _ => None,

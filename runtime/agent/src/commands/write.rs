@@ -237,7 +237,7 @@ impl Device {
     }
 
     /// Creates an instance of `moid` from its root data, owned by the
-    /// session's server (ARCHITECTURE "Who owns what").
+    /// session's server (docs/architecture.md "Who owns what").
     pub(crate) fn create_instance(
         &mut self,
         ctx: &SessionCtx,
