@@ -43,4 +43,5 @@ fn ui() {
     t.compile_fail("tests/ui/generic.rs");
     t.compile_fail("tests/ui/one_error_not_a_cascade.rs");
     t.compile_fail("tests/ui/node_map_bounds.rs");
+    t.compile_fail("tests/ui/node_map_zero_max.rs");
 }
