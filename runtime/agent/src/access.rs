@@ -441,6 +441,18 @@ impl dm_core::InstanceTree for View<'_> {
             .collect()
     }
 
+    fn for_each_instance(&self, moid: &str, f: &mut dyn FnMut(usize, &str)) {
+        self.registry.for_each_instance(moid, &mut |n, miid| {
+            if can_see(self.principal, self.registry, n) {
+                f(n, miid);
+            }
+        });
+    }
+
+    fn has_path(&self, instance: &usize, path: &[&str]) -> bool {
+        dm_core::InstanceTree::has_path(self.registry, instance, path)
+    }
+
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
         dm_core::InstanceTree::children(self.registry, instance, path)
     }

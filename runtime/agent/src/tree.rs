@@ -533,6 +533,23 @@ impl InstanceTree for Registry {
         with_joined_refs::<&str, _>(path, &[], Some(name), |refs| i.mo.contains(refs))
     }
 
+    /// Walks the instances in place, without the list and MIID copies of
+    /// `instances`: the resolver's fast path asks this for every command.
+    fn for_each_instance(&self, moid: &str, f: &mut dyn FnMut(usize, &str)) {
+        for (n, i) in self.instances.iter().enumerate() {
+            if i.mo.schema().moid == moid {
+                f(n, &i.miid);
+            }
+        }
+    }
+
+    /// Every prefix of `path`, as step 2 asks per segment, tested in place.
+    fn has_path(&self, instance: &usize, path: &[&str]) -> bool {
+        self.instances
+            .get(*instance)
+            .is_some_and(|i| (1..=path.len()).all(|n| i.mo.contains(&path[..n])))
+    }
+
     fn children(&self, instance: &usize, path: &[String]) -> Vec<String> {
         let Some(i) = self.instances.get(*instance) else {
             return Vec::new();
