@@ -8,11 +8,9 @@
 //! device's, part by part while its commands run, and
 //! [`ResponseBody::encode`]'s.
 
-use std::fmt::Display;
-use std::io::Write as _;
 use std::ops::Range;
 
-use crate::package::{media_type, Package3, PackageError};
+use crate::package::{decimal, media_type, Package3, PackageError};
 
 /// One encapsulation of a multipart body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +80,7 @@ fn free_boundary(contents: &[&[u8]]) -> String {
 fn write_head(
     out: &mut Vec<u8>,
     boundary: &str,
-    name: Option<&dyn Display>,
+    name: Option<&[u8]>,
     content_type: &str,
 ) -> (Option<Range<usize>>, Range<usize>) {
     const NAMED: &[u8] = b"\r\nContent-Disposition: form-data; name=\"";
@@ -93,10 +91,8 @@ fn write_head(
     let name_at = match name {
         Some(name) => {
             out.extend_from_slice(NAMED);
-            let start = out.len();
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "{name}");
-            let at = start..out.len();
+            let at = out.len()..out.len() + name.len();
+            out.extend_from_slice(name);
             out.push(b'"');
             Some(at)
         }
@@ -215,7 +211,7 @@ impl ResponseBody {
     pub fn encode(&self) -> (String, Vec<u8>) {
         let mut writer = ResponseWriter::new();
         for p in &self.data {
-            let name = p.name.as_ref().map(|n| n as &dyn Display);
+            let name = p.name.as_deref().map(str::as_bytes);
             writer.write_part(name, &p.content_type, |out| out.extend_from_slice(&p.body));
         }
         let (content_type, body) = writer.finish(&self.package);
@@ -362,12 +358,14 @@ impl ResponseWriter {
     /// Adds the data part of the command at `index` of the Package#2 (the
     /// part's name); `write` appends its content.
     pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {
-        self.write_part(Some(&index), content_type, write);
+        let mut digits = [0u8; 20];
+        let name = decimal(index as u64, &mut digits);
+        self.write_part(Some(name), content_type, write);
     }
 
     fn write_part(
         &mut self,
-        name: Option<&dyn Display>,
+        name: Option<&[u8]>,
         content_type: &str,
         write: impl FnOnce(&mut Vec<u8>),
     ) {
@@ -403,13 +401,12 @@ impl ResponseWriter {
                 .chain(self.spans.iter().map(|s| &self.data[s.content.clone()]))
                 .collect();
             let mut again = ResponseWriter::with_boundary(free_boundary(&contents));
-            let text = |r: &Range<usize>| String::from_utf8_lossy(&self.data[r.clone()]);
             for s in &self.spans {
-                let name = s.name.as_ref().map(text);
+                let bytes = |r: &Range<usize>| &self.data[r.clone()];
                 again.write_part(
-                    name.as_ref().map(|n| n as &dyn Display),
-                    &text(&s.content_type),
-                    |out| out.extend_from_slice(&self.data[s.content.clone()]),
+                    s.name.as_ref().map(bytes),
+                    &String::from_utf8_lossy(bytes(&s.content_type)),
+                    |out| out.extend_from_slice(bytes(&s.content)),
                 );
             }
             return again.finish_with(package);

@@ -78,13 +78,6 @@ impl fmt::Debug for StatusCode {
     }
 }
 
-/// The bare number, as Package#3 carries it (spec 7.2.1.3).
-impl serde::Serialize for StatusCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u16(self.0)
-    }
-}
-
 impl fmt::Display for StatusCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.0, self.label())
