@@ -97,13 +97,6 @@ pub trait MoNode: Sized {
     /// Reads the node at `path`.
     fn get_node(&self, path: &[&str]) -> Result<NodeData, MoError>;
 
-    /// True when there is a node at `path`. ClientURI resolution (spec
-    /// 6.1.2) asks this for every segment, so the derive answers it without
-    /// reading the data; the default reads it.
-    fn has_node(&self, path: &[&str]) -> bool {
-        self.get_node(path).is_ok()
-    }
-
     /// Writes `data` at `path`: a leaf's value, or an interior node's
     /// children. Children absent from `data` are kept (merge), and named
     /// instances of un-named nodes are created as needed.
@@ -114,25 +107,6 @@ pub trait MoNode: Sized {
 
     /// Builds this node from data that holds every required child.
     fn from_node(data: &NodeData) -> Result<Self, MoError>;
-
-    /// Appends this node's JSON as a GET writes it: the children with Get
-    /// (by [`MoNode::CHILDREN`]), in the bytes of `get_node(&[])`, then
-    /// [`NodeData::retain_readable`] and [`NodeData::write_json`]. The
-    /// derive writes it from the fields, without building the tree; this
-    /// default builds it.
-    fn write_readable_json(&self, out: &mut Vec<u8>) -> Result<(), MoError> {
-        let mut data = self.get_node(&[])?;
-        data.retain_readable(&NodeSchema {
-            name: None,
-            format: Format::Node,
-            access: crate::AccessType::GET,
-            occurrence: crate::Occurrence::One,
-            scope: crate::Scope::Permanent,
-            children: Self::CHILDREN,
-        });
-        data.write_json(out);
-        Ok(())
-    }
 }
 
 /// What an MO author supplies beyond the data: EXEC and validation. The
@@ -169,13 +143,6 @@ pub trait ManagementObject: Send + Sync + 'static {
     /// Reads the node at `path` below the instance root (`[]` is the root).
     fn get(&self, path: &[&str]) -> Result<NodeData, MoError>;
 
-    /// True when the instance has a node at `path`, as `get` would find
-    /// it; MOs that can tell without reading the data should say so (the
-    /// derive does).
-    fn contains(&self, path: &[&str]) -> bool {
-        self.get(path).is_ok()
-    }
-
     /// Applies every change of one command, then the MO's validate hook,
     /// all or nothing: on error the instance is left exactly as it was.
     fn apply(&mut self, changes: &[Change]) -> Result<(), MoError>;
@@ -183,15 +150,43 @@ pub trait ManagementObject: Send + Sync + 'static {
     /// Executes the node at `path`.
     fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError>;
 
+    /// The derive's fast paths for the runtime (see
+    /// [`__private::FastAccess`]); `None`, the default, makes the runtime
+    /// read through [`ManagementObject::get`]. Not for MO authors.
+    #[doc(hidden)]
+    fn __fast(&self) -> Option<&dyn __private::FastAccess> {
+        None
+    }
+}
+
+// How the runtime reaches the derive's fast paths through any instance.
+// They are inherent methods of the trait object, not trait methods, so an
+// MO author neither sees nor implements them: a derived MO answers from
+// its fields (through `__fast`), any other MO through `get`, with the same
+// result either way (checked by dm-core/tests/derive.rs and the agent's
+// tests over the standard MOs).
+#[doc(hidden)]
+impl dyn ManagementObject {
+    /// True when the instance has a node at `path`, as `get` would find
+    /// it. ClientURI resolution (spec 6.1.2) asks this for every segment,
+    /// so a derived MO answers without reading the data.
+    #[doc(hidden)]
+    pub fn contains(&self, path: &[&str]) -> bool {
+        match self.__fast() {
+            Some(fast) => fast.contains(path),
+            None => self.get(path).is_ok(),
+        }
+    }
+
     /// Appends the MOData value a GET of the instance root gives (spec
     /// 7.2.1.4): the bytes [`NodeData::write_json`] writes for `get(&[])`
     /// once [`NodeData::retain_readable`] has left out the nodes without
-    /// Get, but written straight from the MO's fields. Returns false,
-    /// writing nothing, when the MO has no such writer (the default; the
-    /// derive gives one): the runtime then reads with `get`.
-    fn write_root_json(&self, out: &mut Vec<u8>) -> bool {
-        let _ = out;
-        false
+    /// Get, written straight from a derived MO's fields. Returns false,
+    /// writing nothing, for an MO without that writer: the caller then
+    /// reads with `get`.
+    #[doc(hidden)]
+    pub fn write_root_json(&self, out: &mut Vec<u8>) -> bool {
+        self.__fast().is_some_and(|fast| fast.write_root_json(out))
     }
 }
 
@@ -304,6 +299,67 @@ impl LeafValue for () {
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+
+    /// The node-level fast paths the derive gives every node it derives,
+    /// for the runtime rather than for MO authors. The defaults read
+    /// through [`MoNode::get_node`]: a hand-written node that a derived
+    /// parent holds implements this trait with an empty body.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is an interior node of a derived MO but is not derived",
+        note = "derive `MoNode` for it, or write `impl dm_core::__private::FastNode for {Self} {{}}`"
+    )]
+    pub trait FastNode: MoNode {
+        /// True when there is a node at `path`, as `get_node` would find
+        /// it. The derive answers without reading the data.
+        fn has_node(&self, path: &[&str]) -> bool {
+            self.get_node(path).is_ok()
+        }
+
+        /// Appends this node's JSON as a GET writes it: the children with
+        /// Get (by [`MoNode::CHILDREN`]), in the bytes of `get_node(&[])`,
+        /// then [`NodeData::retain_readable`] and [`NodeData::write_json`].
+        /// The derive writes it from the fields, without building the tree.
+        fn write_readable_json(&self, out: &mut Vec<u8>) -> Result<(), MoError> {
+            let mut data = self.get_node(&[])?;
+            data.retain_readable(&NodeSchema {
+                name: None,
+                format: Format::Node,
+                access: crate::AccessType::GET,
+                occurrence: crate::Occurrence::One,
+                scope: crate::Scope::Permanent,
+                children: Self::CHILDREN,
+            });
+            data.write_json(out);
+            Ok(())
+        }
+    }
+
+    /// What a derived MO hands the runtime from
+    /// [`ManagementObject::__fast`]: the instance-level form of
+    /// [`FastNode`], callable through a trait object.
+    pub trait FastAccess {
+        /// [`FastNode::has_node`] of the instance root.
+        fn contains(&self, path: &[&str]) -> bool;
+
+        /// [`FastNode::write_readable_json`] of the instance root; on error
+        /// nothing is written and the answer is false.
+        fn write_root_json(&self, out: &mut Vec<u8>) -> bool;
+    }
+
+    impl<T: FastNode> FastAccess for T {
+        fn contains(&self, path: &[&str]) -> bool {
+            self.has_node(path)
+        }
+
+        fn write_root_json(&self, out: &mut Vec<u8>) -> bool {
+            let start = out.len();
+            let written = self.write_readable_json(out).is_ok();
+            if !written {
+                out.truncate(start);
+            }
+            written
+        }
+    }
 
     pub fn not_found(path: &[&str]) -> MoError {
         MoError::NotFound(path.join("/"))

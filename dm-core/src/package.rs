@@ -1065,9 +1065,9 @@ pub struct MoDataRef<'a> {
 pub enum MoDataValue<'a> {
     /// Data as read, written with [`crate::NodeData::write_json`].
     Node(&'a crate::NodeData),
-    /// The value's JSON, already written (as
-    /// [`crate::ManagementObject::write_root_json`] writes an instance
-    /// root): copied as it is.
+    /// The value's JSON, already written (as a derived MO writes its
+    /// instance root, `write_root_json` on `dyn ManagementObject`): copied
+    /// as it is.
     Json(&'a [u8]),
 }
 

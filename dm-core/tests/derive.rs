@@ -215,7 +215,7 @@ fn the_root_json_is_the_readable_tree_written_from_the_fields() {
     .unwrap();
     for s in [sample(), full] {
         let mut direct = Vec::new();
-        assert!(s.write_root_json(&mut direct));
+        assert!((&s as &dyn ManagementObject).write_root_json(&mut direct));
         let mut data = s.get(&[]).unwrap();
         data.retain_readable(&s.schema().root);
         let mut built = Vec::new();
@@ -230,6 +230,209 @@ fn the_root_json_is_the_readable_tree_written_from_the_fields() {
         assert!(json["i1"].get("Run").is_none(), "{json}");
         assert_eq!(json["i1"]["ID"], "one");
     }
+}
+
+/// A full instance: every kind of child present, some without Get.
+fn full() -> Test {
+    let mut full = sample();
+    MoNode::put_node(&mut full, &["Secret"], &leaf(Value::Bin(vec![1, 2]))).unwrap();
+    MoNode::put_node(&mut full, &["Count"], &leaf(Value::Int(-3))).unwrap();
+    MoNode::put_node(&mut full, &["Ext"], &tree(vec![])).unwrap();
+    MoNode::put_node(&mut full, &["Conf", "b"], &leaf(Value::Chr("y".into()))).unwrap();
+    MoNode::put_node(
+        &mut full,
+        &["i2"],
+        &tree(vec![
+            ("ID", leaf(Value::Chr("two".into()))),
+            ("Run", leaf(Value::Null)),
+        ]),
+    )
+    .unwrap();
+    full
+}
+
+/// Checks `contains` against `get` at `path`, below it, and on every node
+/// `get` lists under it; returns how many nodes were checked.
+fn check_contains(mo: &dyn ManagementObject, path: &mut Vec<String>) -> usize {
+    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+    let data = mo.get(&refs);
+    assert_eq!(mo.contains(&refs), data.is_ok(), "{refs:?}");
+    for extra in ["NoSuchNode", "Name", "i1"] {
+        let mut beyond = refs.clone();
+        beyond.push(extra);
+        assert_eq!(mo.contains(&beyond), mo.get(&beyond).is_ok(), "{beyond:?}");
+    }
+    let mut checked = 1;
+    if let Ok(NodeData::Interior(children)) = data {
+        for (name, _) in children {
+            path.push(name.into_owned());
+            checked += check_contains(mo, path);
+            path.pop();
+        }
+    }
+    checked
+}
+
+#[test]
+fn contains_agrees_with_get_on_every_node_and_beyond() {
+    for s in [sample(), full()] {
+        let checked = check_contains(&s, &mut Vec::new());
+        // Root, Name, Conf (On, a), i1 (ID, Run), at the least.
+        assert!(checked >= 8, "{checked}");
+    }
+    // Absent optional children and instances.
+    let s: &dyn ManagementObject = &sample();
+    for path in [
+        &["Ext"][..],
+        &["Count"],
+        &["i2"],
+        &["i2", "ID"],
+        &["Conf", "b"],
+    ] {
+        assert!(!s.contains(path), "{path:?}");
+    }
+}
+
+/// An MO written by hand, with no fast path: the runtime's `contains` and
+/// `write_root_json` fall back to `get`, and the MO writes nothing for them.
+struct HandWritten;
+
+impl ManagementObject for HandWritten {
+    fn schema(&self) -> &'static dm_core::MoSchema {
+        static SCHEMA: dm_core::MoSchema = Test::SCHEMA;
+        &SCHEMA
+    }
+
+    fn get(&self, path: &[&str]) -> Result<NodeData, MoError> {
+        match path {
+            [] => Ok(tree(vec![("Name", leaf(Value::Chr("h".into())))])),
+            ["Name"] => Ok(leaf(Value::Chr("h".into()))),
+            _ => Err(MoError::NotFound(path.join("/"))),
+        }
+    }
+
+    fn apply(&mut self, _: &[Change]) -> Result<(), MoError> {
+        Err(MoError::Failed("read-only".into()))
+    }
+
+    fn exec(&mut self, path: &[&str], _: &ExecRequest) -> Result<ExecOutcome, MoError> {
+        Err(MoError::NotExecutable(path.join("/")))
+    }
+}
+
+#[test]
+fn a_hand_written_mo_is_read_through_get() {
+    let mo: &dyn ManagementObject = &HandWritten;
+    assert_eq!(check_contains(mo, &mut Vec::new()), 2);
+    assert!(!mo.contains(&["Name", "x"]));
+    let mut out = b"kept".to_vec();
+    assert!(!mo.write_root_json(&mut out));
+    assert_eq!(out, b"kept");
+}
+
+/// An interior node written by hand inside a derived MO: the hidden
+/// `FastNode` defaults read it through `get_node`. `Broken` fails to read,
+/// to show that a failed root write leaves nothing behind.
+#[derive(Debug, Clone, PartialEq)]
+struct Manual {
+    broken: bool,
+}
+
+impl MoNode for Manual {
+    const CHILDREN: &'static [dm_core::NodeSchema] = &[
+        dm_core::NodeSchema {
+            name: Some("V"),
+            format: dm_core::Format::Int,
+            access: dm_core::AccessType::GET,
+            occurrence: dm_core::Occurrence::One,
+            scope: dm_core::Scope::Permanent,
+            children: &[],
+        },
+        dm_core::NodeSchema {
+            name: Some("W"),
+            format: dm_core::Format::Int,
+            access: dm_core::AccessType::REPLACE,
+            occurrence: dm_core::Occurrence::One,
+            scope: dm_core::Scope::Permanent,
+            children: &[],
+        },
+    ];
+
+    fn get_node(&self, path: &[&str]) -> Result<NodeData, MoError> {
+        if self.broken {
+            return Err(MoError::Failed("broken".into()));
+        }
+        match path {
+            [] => Ok(tree(vec![
+                ("V", leaf(Value::Int(1))),
+                ("W", leaf(Value::Int(2))),
+            ])),
+            ["V"] => Ok(leaf(Value::Int(1))),
+            ["W"] => Ok(leaf(Value::Int(2))),
+            _ => Err(MoError::NotFound(path.join("/"))),
+        }
+    }
+
+    fn put_node(&mut self, path: &[&str], _: &NodeData) -> Result<(), MoError> {
+        Err(MoError::NotFound(path.join("/")))
+    }
+
+    fn delete_node(&mut self, path: &[&str]) -> Result<(), MoError> {
+        Err(MoError::Required(path.join("/")))
+    }
+
+    fn from_node(_: &NodeData) -> Result<Self, MoError> {
+        Ok(Manual { broken: false })
+    }
+}
+
+impl dm_core::__private::FastNode for Manual {}
+
+#[derive(Debug, Clone, PartialEq, ManagementObject)]
+#[dm(moid = "urn:example:mo:holder:1.0", access = "Get")]
+struct Holder {
+    #[dm(name = "Name", format = "chr", access = "Get")]
+    name: String,
+    #[dm(name = "M", format = "node", access = "Get")]
+    manual: Manual,
+}
+
+impl MoHooks for Holder {}
+
+#[test]
+fn a_hand_written_node_in_a_derived_mo_uses_the_defaults() {
+    let h = Holder {
+        name: "n".into(),
+        manual: Manual { broken: false },
+    };
+    let mo: &dyn ManagementObject = &h;
+    assert_eq!(check_contains(mo, &mut Vec::new()), 5);
+    let mut direct = Vec::new();
+    assert!(mo.write_root_json(&mut direct));
+    let mut data = mo.get(&[]).unwrap();
+    data.retain_readable(&mo.schema().root);
+    let mut built = Vec::new();
+    data.write_json(&mut built);
+    assert_eq!(
+        String::from_utf8(direct).unwrap(),
+        String::from_utf8(built).unwrap()
+    );
+    assert_eq!(built_json(mo), r#"{"Name":"n","M":{"V":1}}"#);
+
+    let broken = Holder {
+        name: "n".into(),
+        manual: Manual { broken: true },
+    };
+    let mo: &dyn ManagementObject = &broken;
+    let mut out = b"kept".to_vec();
+    assert!(!mo.write_root_json(&mut out));
+    assert_eq!(out, b"kept");
+}
+
+fn built_json(mo: &dyn ManagementObject) -> String {
+    let mut out = Vec::new();
+    assert!(mo.write_root_json(&mut out));
+    String::from_utf8(out).unwrap()
 }
 
 #[test]

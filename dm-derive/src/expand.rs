@@ -280,7 +280,7 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
     );
     let has_rest = |c: &Child| {
         if c.interior {
-            quote!(::dm_core::MoNode::has_node(v, rest))
+            quote!(::dm_core::__private::FastNode::has_node(v, rest))
         } else {
             quote!({
                 let _ = v;
@@ -298,8 +298,6 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
 
             #writes
 
-            #readable_json
-
             fn get_node(
                 &self,
                 path: &[&str],
@@ -315,6 +313,11 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
                     #fallback
                 }
             }
+        }
+
+        // The runtime's fast paths (reached through `ManagementObject::__fast`).
+        impl ::dm_core::__private::FastNode for #ident {
+            #readable_json
 
             fn has_node(&self, path: &[&str]) -> bool {
                 let ::core::option::Option::Some((first, rest)) = path.split_first() else {
@@ -343,7 +346,7 @@ fn readable_json_fn(children: &[Child]) -> TokenStream {
             ..
         } = c;
         let value = if c.interior {
-            quote!(::dm_core::MoNode::write_readable_json(v, out)?;)
+            quote!(::dm_core::__private::FastNode::write_readable_json(v, out)?;)
         } else {
             quote!(::dm_core::LeafValue::write_json(v, #format, out);)
         };
@@ -656,19 +659,6 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 ::dm_core::MoNode::get_node(self, path)
             }
 
-            fn write_root_json(&self, out: &mut ::std::vec::Vec<u8>) -> bool {
-                let start = out.len();
-                let written = ::dm_core::MoNode::write_readable_json(self, out).is_ok();
-                if !written {
-                    out.truncate(start);
-                }
-                written
-            }
-
-            fn contains(&self, path: &[&str]) -> bool {
-                ::dm_core::MoNode::has_node(self, path)
-            }
-
             fn apply(
                 &mut self,
                 changes: &[::dm_core::Change],
@@ -684,6 +674,11 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 <Self as ::dm_core::MoHooks>::exec(self, path, request)
             }
 
+            fn __fast(
+                &self,
+            ) -> ::core::option::Option<&dyn ::dm_core::__private::FastAccess> {
+                ::core::option::Option::Some(self)
+            }
         }
     })
 }

@@ -9,7 +9,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::DeriveInput;
 
-/// `impl MoNode` with no children.
+/// `impl MoNode` with no children, and the hidden `FastNode` with its
+/// defaults.
 pub fn mo_node(input: &DeriveInput) -> TokenStream {
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
@@ -46,6 +47,9 @@ pub fn mo_node(input: &DeriveInput) -> TokenStream {
                 ::core::unreachable!()
             }
         }
+
+        // A derived parent asks its interior children for these too.
+        impl #impl_generics ::dm_core::__private::FastNode for #ident #ty_generics #where_clause {}
     }
 }
 

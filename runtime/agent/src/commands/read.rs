@@ -60,8 +60,8 @@ impl Device {
 
     /// [`Device::read_nodes`]; with `root_json`, an instance root the
     /// principal reads whole (no `lv`, no rules below the root) is written
-    /// as JSON straight from the MO's fields when the MO can
-    /// ([`dm_core::ManagementObject::write_root_json`]): the same bytes,
+    /// as JSON straight from the MO's fields when the MO can (a derived
+    /// MO; `write_root_json` on `dyn ManagementObject`): the same bytes,
     /// without the tree. GET asks for it; the other readers want the tree.
     fn read<'a>(
         &'a self,
