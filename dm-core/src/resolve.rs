@@ -20,11 +20,11 @@
 //! One resolver, two paths: [`resolve_targets`] first tries a fast path for
 //! a path of real names (any mo-inst), which walks the instances once and
 //! tests each node in place, lending the URI's names instead of building the
-//! instance list, MIIDs and per-branch paths of [`resolve`]: those cost some
-//! 1.6 k instructions per command (`*` and x-name GETs, session bench,
-//! BENCHMARKS.md), against a budget of about 2 k per command for a session
-//! within 2x of bare hyper. Anything else, failures included, goes to the
-//! general path, which names the failing step.
+//! instance list, MIIDs and per-branch paths of [`resolve`]. Anything else,
+//! failures included, goes to the general path, which names the failing
+//! step. Measured reason: without the fast path the device's work per session
+//! of 100 commands grows by 0.12 M instructions (about 20 %; callgrind on
+//! `dmctl`'s session bench), against a goal of within 2x of bare hyper.
 
 use smallvec::SmallVec;
 
