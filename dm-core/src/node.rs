@@ -510,8 +510,14 @@ mod tests {
         };
         let back = MoSchema::leak_from_json(&schema.to_json()).unwrap();
         assert_eq!(*back, schema);
-        let no_ddf = MoSchema { ddf_url: None, ..schema };
-        assert_eq!(*MoSchema::leak_from_json(&no_ddf.to_json()).unwrap(), no_ddf);
+        let no_ddf = MoSchema {
+            ddf_url: None,
+            ..schema
+        };
+        assert_eq!(
+            *MoSchema::leak_from_json(&no_ddf.to_json()).unwrap(),
+            no_ddf
+        );
         assert!(MoSchema::leak_from_json(&serde_json::json!({"moid": "x"})).is_err());
     }
 
