@@ -1,5 +1,5 @@
 //! Records the compiler version, which plugins report in their table so a
-//! host can tell what built them (ARCHITECTURE "Plugins").
+//! host can tell what built them (docs/architecture.md "Plugins").
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());

@@ -1,6 +1,6 @@
 //! Stage 3: IR -> Rust source (quote, formatted with prettyplease).
 //!
-//! Per ARCHITECTURE "Typed codegen": one struct per interior node, one field
+//! Per docs/architecture.md "Typed codegen": one struct per interior node, one field
 //! per child, typed by format (chr/xml/date/time `String`, int `i64`, bool
 //! `bool`, float `f64`, b64/bin `Vec<u8>`, null `()`); a named node that may
 //! be absent is an `Option`, an un-named node a `dm_core::NodeMap` bounded

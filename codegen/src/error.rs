@@ -1,4 +1,4 @@
-//! Diagnostics with the file, line and column of the fault (ARCHITECTURE
+//! Diagnostics with the file, line and column of the fault (docs/architecture.md
 //! "Errors": a DDF error names file, line and column).
 
 use std::fmt;

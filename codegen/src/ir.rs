@@ -109,7 +109,7 @@ impl Mime {
     }
 }
 
-/// How a parent's struct holds a child (ARCHITECTURE "Typed codegen").
+/// How a parent's struct holds a child (docs/architecture.md "Typed codegen").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
     /// A named node that always exists: `T`.

@@ -1,7 +1,7 @@
 //! `dm-codegen`: DM 1.2/1.3 DDF files -> typed Rust Management Objects and
 //! MO reference documentation.
 //!
-//! The pipeline (ARCHITECTURE "Typed codegen"):
+//! The pipeline (docs/architecture.md "Typed codegen"):
 //!
 //! 1. [`Ddf::parse`] reads the XML in one streaming pass (quick-xml) into a
 //!    validated IR ([`Ddf`]): node definitions in an arena keyed by

@@ -1,5 +1,5 @@
 //! `dm-codegen`: the command-line face of the DDF code generator
-//! (ARCHITECTURE "Command line").
+//! (docs/architecture.md "Command line").
 //!
 //! ```text
 //! dm-codegen generate DDF... --out DIR [--ddf-base-url URL] [--moid ROOT=MOID]...

@@ -1,6 +1,6 @@
 //! Package#2 parse + Package#3 build for 1,000 commands, against a bare
 //! `serde_json::from_slice::<serde_json::Value>` of the same bytes
-//! (ARCHITECTURE "Performance budget": within 3x). Results in BENCHMARKS.md.
+//! (docs/architecture.md "Performance budget": within 3x). Results in BENCHMARKS.md.
 //!
 //! `cargo bench -p dm-core --bench package`
 

@@ -15,7 +15,7 @@
 //! granted it some: the descendant's permissions replace the ancestor's.
 //!
 //! Two checks guard each command, and they fail with distinct statuses
-//! (ARCHITECTURE "Access control"): the node's DDF access type (6.3.1.1;
+//! (docs/architecture.md "Access control"): the node's DDF access type (6.3.1.1;
 //! the command is not allowed on the node, 405) and the server's DACMO
 //! rights (10; the server lacks the right, 403). [`required`] gives both for
 //! a command.

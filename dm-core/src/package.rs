@@ -1041,7 +1041,7 @@ pub struct MoDataItem {
     pub client_uri: String,
     #[serde(rename = "CV", default, skip_serializing_if = "Option::is_none")]
     pub cv: Option<String>,
-    /// One member named after the addressed node (ARCHITECTURE "MOData
+    /// One member named after the addressed node (docs/architecture.md "MOData
     /// naming"): the MIID at an instance root.
     #[serde(rename = "MOData")]
     pub mo_data: Map<String, Json>,
@@ -1055,7 +1055,7 @@ pub struct MoDataRef<'a> {
     pub ddf: Option<&'a str>,
     pub client_uri: &'a str,
     pub cv: Option<&'a str>,
-    /// The name of the one MOData member (ARCHITECTURE "MOData naming").
+    /// The name of the one MOData member (docs/architecture.md "MOData naming").
     pub member: &'a str,
     pub data: MoDataValue<'a>,
 }

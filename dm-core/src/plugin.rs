@@ -1,4 +1,4 @@
-//! The MO plugin ABI (ARCHITECTURE "Plugins").
+//! The MO plugin ABI (docs/architecture.md "Plugins").
 //!
 //! A plugin is a `cdylib` that exports one C-ABI symbol, [`ENTRY_SYMBOL`],
 //! returning a `#[repr(C)]` [`PluginTable`]: the ABI version, the versions

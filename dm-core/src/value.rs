@@ -199,7 +199,7 @@ impl NodeData {
 
     /// Removes every descendant whose definition lacks the Get access type,
     /// so that it never leaves the device, not even inside its parent's data
-    /// (spec 6.3.1.1; ARCHITECTURE "nodes without Get never leave").
+    /// (spec 6.3.1.1; docs/architecture.md "Access control").
     /// `schema` is the definition of this node. Children with no definition
     /// are removed too: what the DDF does not describe is not exposed.
     pub fn retain_readable(&mut self, schema: &NodeSchema) {

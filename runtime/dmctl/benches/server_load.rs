@@ -6,7 +6,7 @@
 //! server's peak resident memory (VmHWM); fails on any failed session.
 //! Bounded: 1,000 sessions, 120 s at most.
 //!
-//! Run: `cargo bench -p dm-runtime --bench server_load`.
+//! Run: `cargo bench -p dmctl --bench server_load`.
 
 use std::io::BufRead;
 use std::process::{Command as Process, Stdio};

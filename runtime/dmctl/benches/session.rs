@@ -1,6 +1,6 @@
 //! A full DM Session over loopback (Package#1, a Package#2 of 100 mixed
 //! commands, Package#3, END) next to bare hyper round trips carrying the
-//! same bytes. Run: `cargo bench -p dm-runtime --bench session`.
+//! same bytes. Run: `cargo bench -p dmctl --bench session`.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};

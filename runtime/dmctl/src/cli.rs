@@ -1,5 +1,5 @@
 //! The `dmctl` command line: the demo, the device agent and the reference
-//! DM Server. Subcommands and exit statuses follow ARCHITECTURE "Command
+//! DM Server. Subcommands and exit statuses follow docs/architecture.md "Command
 //! line". It lives in the library so that the end-to-end tests can build
 //! the very same entry point as a binary of their own.
 

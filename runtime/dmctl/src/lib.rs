@@ -1,4 +1,4 @@
-//! `dmctl`: the command line of the framework (ARCHITECTURE "Command
+//! `dmctl`: the command line of the framework (docs/architecture.md "Command
 //! line"). `dmctl client` runs the device agent of `dm-agent`; `dmctl
 //! server` the reference DM Server of `dm-server`; `dmctl demo` both in one
 //! process; `dmctl notify` builds and sends a DM Notification (Package#0).
