@@ -20,8 +20,9 @@
 //! bits, so a value holds at most 4095 bytes.
 //!
 //! Widths the spec leaves open are decided in docs/architecture.md
-//! ("Package#0 TIMESTAMP"): TIMESTAMP is POSIX seconds as an unsigned big-endian integer, written on 8 bytes and
-//! read from 1 to 8 bytes; NOTIFICATION-ID is exactly 2 bytes (5.2.1.2).
+//! ("Package#0 TIMESTAMP"): TIMESTAMP is POSIX seconds as an unsigned
+//! big-endian integer, written on 8 bytes and read from 1 to 8 bytes;
+//! NOTIFICATION-ID is exactly 2 bytes (5.2.1.2).
 
 use std::fmt;
 
