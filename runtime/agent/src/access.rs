@@ -441,14 +441,16 @@ impl dm_core::InstanceTree for View<'_> {
             .collect()
     }
 
-    fn for_each_instance(&self, moid: &str, f: &mut dyn FnMut(usize, &str)) {
-        self.registry.for_each_instance(moid, &mut |n, miid| {
+    #[inline]
+    fn for_each_instance<F: FnMut(usize, &str)>(&self, moid: &str, mut f: F) {
+        self.registry.for_each_instance(moid, |n, miid| {
             if can_see(self.principal, self.registry, n) {
                 f(n, miid);
             }
         });
     }
 
+    #[inline]
     fn has_path(&self, instance: &usize, path: &[&str]) -> bool {
         dm_core::InstanceTree::has_path(self.registry, instance, path)
     }

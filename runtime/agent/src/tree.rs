@@ -535,7 +535,8 @@ impl InstanceTree for Registry {
 
     /// Walks the instances in place, without the list and MIID copies of
     /// `instances`: the resolver's fast path asks this for every command.
-    fn for_each_instance(&self, moid: &str, f: &mut dyn FnMut(usize, &str)) {
+    #[inline]
+    fn for_each_instance<F: FnMut(usize, &str)>(&self, moid: &str, mut f: F) {
         for (n, i) in self.instances.iter().enumerate() {
             if i.mo.schema().moid == moid {
                 f(n, &i.miid);
@@ -544,6 +545,7 @@ impl InstanceTree for Registry {
     }
 
     /// Every prefix of `path`, as step 2 asks per segment, tested in place.
+    #[inline]
     fn has_path(&self, instance: &usize, path: &[&str]) -> bool {
         self.instances
             .get(*instance)
