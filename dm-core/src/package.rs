@@ -932,7 +932,15 @@ impl Package3 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"sc\":");
-            out.extend_from_slice(decimal(s.code.as_u16().into(), &mut [0; 20]));
+            let code = s.code.as_u16();
+            if (100..1000).contains(&code) {
+                // Every status of Appendix C has three digits: written
+                // without `decimal`'s loop, 0.01 M instructions a session.
+                let digit = |n: u16| b'0' + (n % 10) as u8;
+                out.extend_from_slice(&[digit(code / 100), digit(code / 10), digit(code)]);
+            } else {
+                out.extend_from_slice(decimal(code.into(), &mut [0; 20]));
+            }
             if !s.uris.is_empty() {
                 out.extend_from_slice(b",\"URI\":");
                 // Writing strings to a Vec cannot fail.
