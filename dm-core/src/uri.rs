@@ -731,36 +731,146 @@ impl ServerUri {
         &self.0
     }
 
-    /// Replaces the parameters of spec 6.2 with the device's values, then
-    /// percent-encodes whatever the substituted values brought in that a URI
-    /// may not carry. Unknown bracketed names are left as they are.
+    /// The URI to use: the parameters of spec 6.2 replaced, the whole an
+    /// RFC 3986 URI (6.2: "After these parameters are replaced, the
+    /// ServerURI MUST be encoded as a URI as defined in [RFC3986]").
+    /// - `[Name]` for a value of [`ServerUriParams`] becomes that value,
+    ///   percent-encoded, or `-1` when the device has none;
+    /// - any other `[Name]` is a parameter this client does not support:
+    ///   `-1` too (6.2: "All non-supported values MUST be replaced with the
+    ///   integer value '-1'");
+    /// - an IP-literal host (`https://[::1]:8443/`) is kept: RFC 3986 3.2.2
+    ///   writes it in brackets, and it is no parameter;
+    /// - a `[` or `]` that opens or closes no parameter, and every byte a
+    ///   URI may not carry as written (space, `"`, `{`, non-ASCII, a `%`
+    ///   without two hex digits, a second `#`), is percent-encoded.
     pub fn resolve(&self, params: &ServerUriParams) -> String {
-        let table: [(&str, Option<&str>); 6] = [
-            ("[DevID]", Some(params.dev_id.as_str())),
-            ("[MNC]", params.mnc.as_deref()),
-            ("[MCC]", params.mcc.as_deref()),
-            ("[CMNC]", params.cmnc.as_deref()),
-            ("[CMCC]", params.cmcc.as_deref()),
-            ("[SPName]", params.sp_name.as_deref()),
-        ];
-        let mut out = String::with_capacity(self.0.len());
-        let mut rest = self.0.as_str();
-        'outer: while let Some(open) = rest.find('[') {
-            out.push_str(&rest[..open]);
-            let tail = &rest[open..];
-            for (name, value) in table {
-                if let Some(after) = tail.strip_prefix(name) {
-                    percent_encode_into(&mut out, value.unwrap_or("-1"));
-                    rest = after;
-                    continue 'outer;
+        let text = self.0.as_str();
+        let bytes = text.as_bytes();
+        let authority = authority_range(text);
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut fragment = false;
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let in_authority = authority.contains(&i);
+            if b == b'[' {
+                if let Some(name) = bracketed(&text[i + 1..]) {
+                    let host_start = in_authority && (i == authority.start || bytes[i - 1] == b'@');
+                    if host_start && is_ip_literal(name) {
+                        out.push_str(&text[i..i + name.len() + 2]);
+                    } else {
+                        let value = params.value(name).unwrap_or("-1");
+                        if in_authority {
+                            // A reg-name has no `:` (it would start the port).
+                            encode_name_into(&mut out, value);
+                        } else {
+                            percent_encode_into(&mut out, value);
+                        }
+                    }
+                    i += name.len() + 2;
+                    continue;
                 }
             }
-            out.push('[');
-            rest = &tail[1..];
+            let keep = match b {
+                b'%' => {
+                    bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                        && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                }
+                b'#' => !std::mem::replace(&mut fragment, true),
+                b'[' | b']' => false,
+                _ => UNRESERVED[usize::from(b)] || b"!$&'()*+,;=:/?@".contains(&b),
+            };
+            if keep {
+                out.push(char::from(b));
+            } else {
+                let [high, low] = hex::digits(b, hex::Case::Upper);
+                out.push('%');
+                out.push(char::from(high));
+                out.push(char::from(low));
+            }
+            i += 1;
         }
-        out.push_str(rest);
         out
     }
+}
+
+impl ServerUriParams {
+    /// The value of parameter `name` (spec 6.2's table); `None` when the
+    /// device has none or the name is not in the table.
+    fn value(&self, name: &str) -> Option<&str> {
+        match name {
+            "DevID" => Some(self.dev_id.as_str()),
+            "MNC" => self.mnc.as_deref(),
+            "MCC" => self.mcc.as_deref(),
+            "CMNC" => self.cmnc.as_deref(),
+            "CMCC" => self.cmcc.as_deref(),
+            "SPName" => self.sp_name.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The name of a parameter that starts `after_open` (the text after a
+/// `[`): non-empty, up to the next `]`, with no `[` in it.
+fn bracketed(after_open: &str) -> Option<&str> {
+    let end = after_open.find(['[', ']'])?;
+    (end > 0 && after_open.as_bytes()[end] == b']').then(|| &after_open[..end])
+}
+
+/// The byte range of the authority of `uri` (RFC 3986 3.2: after
+/// `scheme "://"`, up to `/`, `?`, `#` or the end); empty if it has none.
+fn authority_range(uri: &str) -> std::ops::Range<usize> {
+    let scheme_end = uri
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+        .filter(|&n| n > 0 && uri.as_bytes()[0].is_ascii_alphabetic());
+    let Some(start) = scheme_end
+        .filter(|&n| uri[n..].starts_with("://"))
+        .map(|n| n + 3)
+    else {
+        return 0..0;
+    };
+    let end = uri[start..]
+        .find(['/', '?', '#'])
+        .map_or(uri.len(), |n| start + n);
+    start..end
+}
+
+/// RFC 3986 3.2.2 IP-literal content: an IPv6 address (with an RFC 6874
+/// zone, `%25` and 1*(unreserved / pct-encoded)), or IPvFuture.
+fn is_ip_literal(inside: &str) -> bool {
+    if let Some(future) = inside.strip_prefix(['v', 'V']) {
+        return future.split_once('.').is_some_and(|(version, rest)| {
+            !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_hexdigit())
+                && !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| UNRESERVED[usize::from(b)] || b"!$&'()*+,;=:".contains(&b))
+        });
+    }
+    let (address, zone) = match inside.split_once("%25") {
+        Some((address, zone)) => (address, Some(zone)),
+        None => (inside, None),
+    };
+    let zone_ok = |z: &str| {
+        let z = z.as_bytes();
+        let mut i = 0;
+        while let Some(&b) = z.get(i) {
+            i += match b {
+                b'%' if z
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                {
+                    3
+                }
+                _ if UNRESERVED[usize::from(b)] => 1,
+                _ => return false,
+            };
+        }
+        !z.is_empty()
+    };
+    address.parse::<std::net::Ipv6Addr>().is_ok() && zone.is_none_or(zone_ok)
 }
 
 impl fmt::Display for ServerUri {
@@ -950,9 +1060,153 @@ mod tests {
             mcc: Some("262".into()),
             ..Default::default()
         };
+        // [Other] is no parameter this client supports: -1 as well (6.2).
         assert_eq!(
             uri.resolve(&params),
-            "https://prov.example/Settings/262/-1/IMEI:49300%205/[Other]"
+            "https://prov.example/Settings/262/-1/IMEI:49300%205/-1"
         );
+    }
+
+    /// An independent reading of RFC 3986's character rules: every byte is
+    /// unreserved, reserved or part of a `%XX`; `[` `]` only around an
+    /// IP-literal host (3.2.2); at most one `#`.
+    fn assert_rfc3986(uri: &str) {
+        let bytes = uri.as_bytes();
+        let host_literal = uri
+            .find("://")
+            .map(|i| i + 3)
+            .filter(|&h| bytes.get(h) == Some(&b'['))
+            .and_then(|h| uri[h..].find(']').map(|e| h..=h + e));
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'%' {
+                assert!(
+                    bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                        && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit),
+                    "lone % at {i} in {uri}"
+                );
+                i += 3;
+                continue;
+            }
+            let bracket_ok = host_literal.as_ref().is_some_and(|r| r.contains(&i));
+            assert!(
+                b.is_ascii_alphanumeric()
+                    || b"-._~:/?#@!$&'()*+,;=".contains(&b)
+                    || (matches!(b, b'[' | b']') && bracket_ok),
+                "byte {:?} at {i} in {uri}",
+                char::from(b)
+            );
+            i += 1;
+        }
+        assert!(uri.matches('#').count() <= 1, "two fragments: {uri}");
+    }
+
+    #[test]
+    fn every_unsupported_parameter_becomes_minus_one() {
+        let params = ServerUriParams {
+            dev_id: "IMEI:1".into(),
+            ..Default::default()
+        };
+        let cases = [
+            ("https://s.example/[Other]", "https://s.example/-1"),
+            (
+                "https://s.example/a?x=[devid]&y=[IMSI]",
+                "https://s.example/a?x=-1&y=-1",
+            ),
+            (
+                "https://s.example/[two words]/[DevID]",
+                "https://s.example/-1/IMEI:1",
+            ),
+            // A parameter in the host: only unreserved bytes there.
+            ("https://[DevID].s.example/", "https://IMEI%3A1.s.example/"),
+            ("https://[Region].s.example/", "https://-1.s.example/"),
+        ];
+        for (template, resolved) in cases {
+            let out = ServerUri::new(template).resolve(&params);
+            assert_eq!(out, resolved, "{template}");
+            assert_rfc3986(&out);
+        }
+    }
+
+    #[test]
+    fn stray_brackets_and_unsafe_bytes_are_percent_encoded() {
+        let params = ServerUriParams {
+            dev_id: "a b/c[d]?#é".into(),
+            ..Default::default()
+        };
+        let cases = [
+            // A bracket that opens or closes no parameter.
+            ("https://s.example/a[b", "https://s.example/a%5Bb"),
+            ("https://s.example/a]b", "https://s.example/a%5Db"),
+            ("https://s.example/[]", "https://s.example/%5B%5D"),
+            (
+                "https://s.example/[[DevID]",
+                "https://s.example/%5Ba%20b%2Fc%5Bd%5D%3F%23%C3%A9",
+            ),
+            (
+                "https://s.example/[x[DevID]]",
+                "https://s.example/%5Bxa%20b%2Fc%5Bd%5D%3F%23%C3%A9%5D",
+            ),
+            // What the server wrote that a URI may not carry as written.
+            (
+                "https://s.example/a b\"{}|^`<>",
+                "https://s.example/a%20b%22%7B%7D%7C%5E%60%3C%3E",
+            ),
+            ("https://s.example/é", "https://s.example/%C3%A9"),
+            (
+                "https://s.example/100%/%41%zz",
+                "https://s.example/100%25/%41%25zz",
+            ),
+            ("https://s.example/p#f#g", "https://s.example/p#f%23g"),
+            // Reserved characters the server wrote keep their meaning.
+            (
+                "https://u@s.example:8443/a;b=c?d=e&f=g+h#i",
+                "https://u@s.example:8443/a;b=c?d=e&f=g+h#i",
+            ),
+        ];
+        for (template, resolved) in cases {
+            let out = ServerUri::new(template).resolve(&params);
+            assert_eq!(out, resolved, "{template}");
+            assert_rfc3986(&out);
+        }
+    }
+
+    #[test]
+    fn ip_literal_hosts_are_no_parameters() {
+        let params = ServerUriParams {
+            dev_id: "D1".into(),
+            ..Default::default()
+        };
+        for (template, resolved) in [
+            ("https://[::1]:8443/dm/[DevID]", "https://[::1]:8443/dm/D1"),
+            ("http://[2001:db8::7]/[Other]", "http://[2001:db8::7]/-1"),
+            ("http://u@[fe80::1%25eth0]/", "http://u@[fe80::1%25eth0]/"),
+            ("http://[v1.fe:x]/", "http://[v1.fe:x]/"),
+            // Bracketed text outside the host is a parameter, even if it
+            // reads as an address.
+            ("http://h/[::1]", "http://h/-1"),
+            ("[::1]/x", "-1/x"),
+            ("http://[fe80::1%25a:b]/", "http://-1/"),
+        ] {
+            let out = ServerUri::new(template).resolve(&params);
+            assert_eq!(out, resolved, "{template}");
+        }
+        assert_rfc3986(&ServerUri::new("https://[::1]:8443/dm/[DevID]").resolve(&params));
+    }
+
+    proptest::proptest! {
+        /// Whatever the server writes and whatever the device's values are,
+        /// what is used is an RFC 3986 URI with no parameter left (6.2).
+        #[test]
+        fn resolved_server_uris_are_rfc3986(
+            template in "https://s\\.example/[ -~é\\[\\]]{0,40}",
+            dev_id in "[ -~é]{0,12}",
+            sp in proptest::option::of("[ -~é]{0,12}"),
+        ) {
+            let params = ServerUriParams { dev_id, sp_name: sp, ..Default::default() };
+            let out = ServerUri::new(template).resolve(&params);
+            assert_rfc3986(&out);
+        }
     }
 }

@@ -311,6 +311,34 @@ async fn hput_and_hpost_send_data_to_the_repository() {
 }
 
 #[tokio::test]
+async fn server_uri_parameters_the_device_does_not_support_are_minus_one() {
+    let w = world().await;
+    w.repo.route("/sink/-1", 200, "text/plain", "");
+    // spec 6.2: every parameter is replaced ([Other] is none this client
+    // supports: -1), and what goes out is an RFC 3986 URI.
+    let server_uri = ServerUri::new(format!(
+        "{}?dev=[DevID]&a=b[c&note=x y",
+        w.repo.url("/sink/[Other]")
+    ));
+    let results = w
+        .session(
+            "A",
+            vec![Command::Hput {
+                server_uri,
+                client_uris: vec![uri("urn:oma:mo:oma-dm-devinfo:1.2//DevID")],
+            }],
+        )
+        .await;
+    assert_eq!(codes(&results), [200]);
+    let requests = w.repo.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/sink/-1?dev=IMEI:490154203237518&a=b%5Bc&note=x%20y"]
+    );
+}
+
+#[tokio::test]
 async fn delete_respects_ddf_scope_and_ownership() {
     let w = world().await;
     let new_instance = serde_json::json!([{ "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/gone/", "MOData": { "gone": dmacc_root_data("G", "gone") } }]);
