@@ -146,21 +146,33 @@ impl SessionCtx {
         }
     }
 
-    /// The context of the server with `server_id` (its DMAcc account), or
-    /// local when there is none.
-    pub(crate) fn for_server_id(device: &Device, server_id: Option<&str>) -> SessionCtx {
-        let account = server_id.and_then(|id| {
-            access::accounts(&device.registry)
-                .into_iter()
-                .find(|a| a.server_id == id)
-        });
-        match account {
-            Some(a) => SessionCtx {
-                principal: Principal::Server(a),
-                server_accept: None,
-                owner: Owner::Device,
-            },
-            None => SessionCtx::local(Owner::Device),
+    /// The context of the server with `server_id` (its DMAcc account);
+    /// `None` asks for the device's own context. `None` back when no
+    /// account has that SrvID: never the device's rights in its place.
+    pub(crate) fn for_server_id(device: &Device, server_id: Option<&str>) -> Option<SessionCtx> {
+        let Some(id) = server_id else {
+            return Some(SessionCtx::local(Owner::Device));
+        };
+        access::accounts(&device.registry)
+            .into_iter()
+            .find(|a| a.server_id == id)
+            .map(SessionCtx::server)
+    }
+
+    /// The context of the server whose DMAcc account is the instance
+    /// `miid`, if it still exists.
+    pub(crate) fn for_account(device: &Device, miid: &str) -> Option<SessionCtx> {
+        access::accounts(&device.registry)
+            .into_iter()
+            .find(|a| a.miid == miid)
+            .map(SessionCtx::server)
+    }
+
+    fn server(account: access::ServerAccount) -> SessionCtx {
+        SessionCtx {
+            principal: Principal::Server(account),
+            server_accept: None,
+            owner: Owner::Device,
         }
     }
 }
@@ -171,6 +183,9 @@ impl SessionCtx {
 pub struct PendingAlert {
     /// Where to open the session that carries the alert.
     pub server_uri: String,
+    /// The DMAcc instance (MIID) of the server that asked: the session
+    /// runs as that account, with its rights only, whatever URI it goes to.
+    pub account: String,
     pub alert: Alert,
 }
 
@@ -329,12 +344,32 @@ impl Device {
         send_mos: bool,
         alerts: Vec<Alert>,
     ) -> Result<SessionReport, SessionError> {
-        let ctx = SessionCtx::for_server_id(self, Some(server_id));
+        let Some(ctx) = SessionCtx::for_server_id(self, Some(server_id)) else {
+            return Err(SessionError::NoAccount(server_id.to_owned()));
+        };
         let uri = match &ctx.principal {
             Principal::Server(a) => a.server_uri.clone(),
             _ => return Err(SessionError::NoAccount(server_id.to_owned())),
         };
         self.session(ctx, &uri, initiation, send_mos, alerts).await
+    }
+
+    /// Runs one DM Session at `server_uri` as the server whose DMAcc
+    /// account is the instance `miid` (its rights, its credentials): how a
+    /// session a server caused elsewhere than its SrvURI runs (the Generic
+    /// Alert of an asynchronous EXEC, 5.4.1).
+    pub async fn run_session_for_account(
+        &mut self,
+        miid: &str,
+        server_uri: &str,
+        initiation: Initiation,
+        alerts: Vec<Alert>,
+    ) -> Result<SessionReport, SessionError> {
+        let Some(ctx) = SessionCtx::for_account(self, miid) else {
+            return Err(SessionError::NoAccount(miid.to_owned()));
+        };
+        self.session(ctx, server_uri, initiation, false, alerts)
+            .await
     }
 
     /// Runs a session over an HTTP client holding the server's `Auth/Trsp`

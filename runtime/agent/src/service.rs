@@ -203,44 +203,35 @@ pub async fn run_once(
     Ok(outcomes)
 }
 
-/// Results of asynchronous EXECs go out in new sessions, one per target
-/// ServerURI (spec 5.4.1), as the server that owns that URI when there is
-/// one.
+/// Results of asynchronous EXECs go out in new sessions, one per account
+/// and target ServerURI (spec 5.4.1), each run as the server that issued
+/// the EXEC (`PendingAlert::account`): with its rights, never the
+/// device's. An alert whose account is gone by then is dropped.
 pub async fn deliver_alerts(device: &mut Device) -> Vec<SessionOutcome> {
     let pending = device.take_pending_alerts();
-    let mut targets: Vec<String> = Vec::new();
+    let mut targets: Vec<(&str, &str)> = Vec::new();
     for p in &pending {
-        if !targets.contains(&p.server_uri) {
-            targets.push(p.server_uri.clone());
+        let key = (p.account.as_str(), p.server_uri.as_str());
+        if !targets.contains(&key) {
+            targets.push(key);
         }
     }
     let mut outcomes = Vec::new();
-    for target in targets {
+    for (account, target) in targets {
         let alerts = pending
             .iter()
-            .filter(|p| p.server_uri == target)
+            .filter(|p| p.account == account && p.server_uri == target)
             .map(|p| p.alert.clone())
             .collect();
-        let account = device
+        let server_id = device
             .accounts()
             .into_iter()
-            .find(|a| a.server_uri == target);
-        let result = match &account {
-            Some(a) => {
-                device
-                    .run_session_as(&a.server_id, Initiation::ClientInitiated, false, alerts)
-                    .await
-            }
-            None => {
-                device
-                    .run_session_with_alerts(&target, Initiation::ClientInitiated, false, alerts)
-                    .await
-            }
-        };
-        outcomes.push(SessionOutcome {
-            server_id: account.map(|a| a.server_id).unwrap_or(target),
-            result,
-        });
+            .find(|a| a.miid == account)
+            .map_or_else(|| target.to_owned(), |a| a.server_id);
+        let result = device
+            .run_session_for_account(account, target, Initiation::ClientInitiated, alerts)
+            .await;
+        outcomes.push(SessionOutcome { server_id, result });
     }
     outcomes
 }

@@ -5,6 +5,7 @@ use dm_core::{
 };
 
 use super::status;
+use crate::access::Principal;
 use crate::client::{Device, PendingAlert, SessionCtx};
 
 impl Device {
@@ -33,6 +34,17 @@ impl Device {
                 return status(StatusCode::FORBIDDEN);
             }
         }
+        // Where the report goes and as whom, decided before anything runs.
+        let report_to = match server_uri {
+            None => None,
+            Some(target) => {
+                let target = target.resolve(&self.uri_params());
+                match self.alert_account(ctx, &target) {
+                    Some(account) => Some((target, account)),
+                    None => return status(StatusCode::FORBIDDEN),
+                }
+            }
+        };
         let request = ExecRequest {
             asynchronous: server_uri.is_some(),
         };
@@ -59,14 +71,15 @@ impl Device {
                 let _ = self.save(r.instance);
                 self.mark_changed(r.instance);
             }
-            match server_uri {
-                Some(target) => {
+            match &report_to {
+                Some((target, account)) => {
                     let mut alert = Alert::new(crate::client::operation_complete_alert(moid));
                     alert.source_uri = Some(node_uri);
                     alert.data_type = Some("application/json".into());
                     alert.data = Some(serde_json::json!({ "sc": outcome.as_u16() }));
                     self.queue_alert(PendingAlert {
-                        server_uri: target.resolve(&self.uri_params()),
+                        server_uri: target.clone(),
+                        account: account.clone(),
                         alert,
                     });
                     code = StatusCode::ACCEPTED;
@@ -77,6 +90,30 @@ impl Device {
             }
         }
         status(code)
+    }
+
+    /// The DMAcc account (MIID) whose session carries the report of an
+    /// EXEC to `target`, or `None` when the EXEC is refused (403).
+    ///
+    /// A session a server causes runs as that server (its Perm list, its
+    /// DACMO rights, its credentials), never as the device; and it goes
+    /// only to that server's own origin (scheme, host and port of its
+    /// SrvURI): spec 5.3.5 lets the ServerURI name any path there, but a
+    /// report to another origin would hand the issuer's credentials, and a
+    /// session, to a host no bootstrap named. Refusing it is the choice
+    /// made here (docs/architecture.md "Who owns what"). A command of the
+    /// device itself (bootstrap, a test harness) reports to the account
+    /// whose SrvURI has that origin, if there is one.
+    fn alert_account(&self, ctx: &SessionCtx, target: &str) -> Option<String> {
+        let origin = crate::tls::origin(target)?;
+        let same = |a: &crate::access::ServerAccount| {
+            crate::tls::origin(&a.server_uri).as_deref() == Some(origin.as_str())
+        };
+        match &ctx.principal {
+            Principal::Server(a) => same(a).then(|| a.miid.clone()),
+            Principal::Local => self.accounts().into_iter().find(same).map(|a| a.miid),
+            Principal::App(_) => None,
+        }
     }
 
     /// SHOW (5.3.7): start the Web Browser Component (`--show-cmd`) on the

@@ -118,7 +118,7 @@ mod tests {
                 owner: Owner::Device,
             },
             // A server sees its own account, not the other's.
-            SessionCtx::for_server_id(&device, Some("s1")),
+            SessionCtx::for_server_id(&device, Some("s1")).unwrap(),
         ];
         let mut fast = 0;
         for ctx in &contexts {

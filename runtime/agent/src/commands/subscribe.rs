@@ -94,7 +94,10 @@ impl Device {
             if !moids.iter().any(|m| m == uri.moid()) {
                 continue;
             }
-            let ctx = SessionCtx::for_server_id(self, sub.server_id.as_deref());
+            // The subscriber's rights, or nothing once its account is gone.
+            let Some(ctx) = SessionCtx::for_server_id(self, sub.server_id.as_deref()) else {
+                continue;
+            };
             let Ok(items) = self.read_nodes(&ctx, &uri) else {
                 continue;
             };

@@ -10,7 +10,7 @@ use dm_core::{
 use serde_json::Value as Json;
 
 use super::{refs, status};
-use crate::access::{Access, Principal, DACMO_MOID};
+use crate::access::{Access, Principal, ServerAccount, DACMO_MOID, DMACC_MOID};
 use crate::client::{Device, SessionCtx};
 use crate::store::SavedInstance;
 use crate::tree::{NodePath, Owner, Target};
@@ -101,6 +101,11 @@ impl Device {
                 return code;
             }
         }
+        if instance.mo().schema().moid == DMACC_MOID {
+            if let Err(code) = self.check_account_write(ctx, index, &changes) {
+                return code;
+            }
+        }
         let Some(mo) = self.registry_mut().mo_mut(index) else {
             return StatusCode::NOT_FOUND;
         };
@@ -113,6 +118,76 @@ impl Device {
         }
         self.mark_changed(index);
         StatusCode::OK
+    }
+
+    /// A write to a DMAcc instance, tried on a copy first: the account it
+    /// leaves must pass [`Device::check_account`].
+    fn check_account_write(
+        &self,
+        ctx: &SessionCtx,
+        index: usize,
+        changes: &[Change],
+    ) -> Result<(), StatusCode> {
+        let instance = self
+            .registry()
+            .instance(index)
+            .ok_or(StatusCode::NOT_FOUND)?;
+        let before = ServerAccount::of(instance.miid(), instance.mo());
+        let data = instance
+            .mo()
+            .get(&[])
+            .map_err(|_| StatusCode::INTERNAL_ERROR)?;
+        // Accounts are few and small: a copy costs nothing that matters.
+        let factory = self
+            .registry()
+            .factory(DMACC_MOID)
+            .ok_or(StatusCode::INTERNAL_ERROR)?;
+        let mut trial = (factory.create)(instance.miid(), &data).map_err(|e| e.status())?;
+        trial.apply(changes).map_err(|e| e.status())?;
+        self.check_account(ctx, instance.miid(), &*trial, before.as_ref())
+    }
+
+    /// What no write may make of a DMAcc account (`after`, at instance
+    /// `miid`; `before` is the account as it was, `None` for a new one):
+    /// - a SrvID another account has: SrvID "MUST be unique within the DM
+    ///   Client" (12.2), and DACMO names servers by it, so a shared one
+    ///   would hand one server the other's rights (403);
+    /// - for a DM Server, a Perm list with an MOID its own Perm list does
+    ///   not cover: only a bootstrap provisions MOIDs (10), so a server
+    ///   can neither widen its own account nor make another account its
+    ///   proxy for MOIDs it may not manage (403).
+    pub(crate) fn check_account(
+        &self,
+        ctx: &SessionCtx,
+        miid: &str,
+        after: &dyn dm_core::ManagementObject,
+        before: Option<&ServerAccount>,
+    ) -> Result<(), StatusCode> {
+        // No SrvID or SrvURI: the MO's own validation refuses it.
+        let Some(after) = ServerAccount::of(miid, after) else {
+            return Ok(());
+        };
+        let shared = crate::access::accounts(self.registry())
+            .iter()
+            .any(|a| a.miid != miid && a.server_id == after.server_id);
+        if shared {
+            tracing::warn!(
+                "refused: SrvID {:?} is already another account's",
+                after.server_id
+            );
+            return Err(StatusCode::FORBIDDEN);
+        }
+        if let Principal::Server(server) = &ctx.principal {
+            let was = |m: &String| before.is_some_and(|b| b.moids.contains(m));
+            if let Some(m) = after.moids.iter().find(|m| !was(m) && !server.covers(m)) {
+                tracing::warn!(
+                    "refused: server {:?} may not provision MOID {m:?} (not in its Perm list)",
+                    server.server_id
+                );
+                return Err(StatusCode::FORBIDDEN);
+            }
+        }
+        Ok(())
     }
 
     /// Puts a saved instance back (at start): into the built-in instance
@@ -268,6 +343,9 @@ impl Device {
         let mut mo = (factory.create)(&miid, &data).map_err(|e| e.status())?;
         // Applying no change runs the MO's validate hook on the new data.
         mo.apply(&[]).map_err(|e| e.status())?;
+        if moid == DMACC_MOID {
+            self.check_account(ctx, &miid, &*mo, None)?;
+        }
         let persistent = factory.persistent;
         let index = self
             .registry_mut()
