@@ -1067,6 +1067,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn current_network_and_service_provider_values_follow_6_2() {
+        // DM-OBJ-007..009-C-M: CMNC, CMCC and SPName each get their own
+        // value, not the home network's MNC/MCC.
+        let uri = ServerUri::new("https://prov.example/[MCC]-[MNC]/[CMCC]-[CMNC]?sp=[SPName]");
+        let roaming = ServerUriParams {
+            dev_id: "D".into(),
+            mnc: Some("01".into()),
+            mcc: Some("262".into()),
+            cmnc: Some("15".into()),
+            cmcc: Some("208".into()),
+            sp_name: Some("Telefónica & Co/DE".into()),
+        };
+        assert_eq!(
+            uri.resolve(&roaming),
+            "https://prov.example/262-01/208-15?sp=Telef%C3%B3nica%20%26%20Co%2FDE"
+        );
+        // "If the DM Client is not associated with a mobile network then
+        // this value MUST be -1" (6.2), for each of the five.
+        let no_network = ServerUriParams {
+            dev_id: "D".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            uri.resolve(&no_network),
+            "https://prov.example/-1--1/-1--1?sp=-1"
+        );
+    }
+
     /// An independent reading of RFC 3986's character rules: every byte is
     /// unreserved, reserved or part of a `%XX`; `[` `]` only around an
     /// IP-literal host (3.2.2); at most one `#`.

@@ -315,9 +315,11 @@ async fn server_uri_parameters_the_device_does_not_support_are_minus_one() {
     let w = world().await;
     w.repo.route("/sink/-1", 200, "text/plain", "");
     // spec 6.2: every parameter is replaced ([Other] is none this client
-    // supports: -1), and what goes out is an RFC 3986 URI.
+    // supports: -1), and what goes out is an RFC 3986 URI. The agent runs
+    // on hosts with no mobile network: MNC, MCC, CMNC, CMCC and SPName are
+    // -1 ("If the DM Client is not associated with a mobile network").
     let server_uri = ServerUri::new(format!(
-        "{}?dev=[DevID]&a=b[c&note=x y",
+        "{}?dev=[DevID]&a=b[c&note=x y&net=[MCC]-[MNC]&cur=[CMCC]-[CMNC]&sp=[SPName]",
         w.repo.url("/sink/[Other]")
     ));
     let results = w
@@ -334,7 +336,7 @@ async fn server_uri_parameters_the_device_does_not_support_are_minus_one() {
     let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["/sink/-1?dev=IMEI:490154203237518&a=b%5Bc&note=x%20y"]
+        ["/sink/-1?dev=IMEI:490154203237518&a=b%5Bc&note=x%20y&net=-1--1&cur=-1--1&sp=-1"]
     );
 }
 
