@@ -13,7 +13,7 @@ use hyper::Method;
 use serde_json::Value as Json;
 
 use crate::access::{self, Principal};
-use crate::http::{status_of, Exchange, HttpClient, HttpError, Observer};
+use crate::http::{status_of, Exchange, HttpClient, HttpError, Observer, PlainHttp};
 use crate::store::{AgentState, StateDir};
 use crate::tls::{TransportAuth, TrustAnchors};
 use crate::tree::{Owner, Registry};
@@ -86,6 +86,8 @@ pub struct DeviceConfig {
     pub max_packages: usize,
     /// Roots that https:// servers are verified against (spec 9.2).
     pub trust: TrustAnchors,
+    /// Where plain http:// may go (spec 9.2.2): loopback only by default.
+    pub plain_http: PlainHttp,
 }
 
 impl DeviceConfig {
@@ -95,6 +97,7 @@ impl DeviceConfig {
             timeout: Duration::from_secs(30),
             max_packages: 1000,
             trust: TrustAnchors::system(),
+            plain_http: PlainHttp::default(),
         }
     }
 }
@@ -201,7 +204,8 @@ impl std::fmt::Debug for Device {
 impl Device {
     pub fn new(config: DeviceConfig, registry: Registry) -> Device {
         let http = HttpClient::with_tls(config.timeout, &config.trust, None)
-            .unwrap_or_else(|_| HttpClient::new(config.timeout));
+            .unwrap_or_else(|_| HttpClient::new(config.timeout))
+            .with_plain_http(config.plain_http);
         Device {
             config,
             registry,
@@ -437,8 +441,9 @@ impl Device {
             TransportAuth::Certificate(id) => Some(id),
             _ => None,
         };
-        let http =
-            HttpClient::with_tls(self.config.timeout, &self.config.trust, identity).map_err(tls)?;
+        let http = HttpClient::with_tls(self.config.timeout, &self.config.trust, identity)
+            .map_err(tls)?
+            .with_plain_http(self.config.plain_http);
         match &auth {
             TransportAuth::Basic { user, password } => {
                 http.with_password(server_uri, user, password).map_err(tls)

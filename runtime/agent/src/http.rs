@@ -58,22 +58,90 @@ pub enum HttpError {
     #[error("response body from {uri} could not be read: {reason}")]
     Body { uri: String, reason: String },
     /// The server asked for authentication this client will not give
-    /// there (HTTP Basic over plain http://, a Digest form it cannot
-    /// compute).
+    /// there (a Digest form it cannot compute).
     #[error("{uri} asks for authentication: {reason}")]
     Auth { uri: String, reason: String },
+    /// spec 9.2.2: plain http:// to a host other than the device itself,
+    /// refused before any connection is made.
+    #[error(
+        "refused plain http:// to {uri}: sessions and data go only over TLS (spec 9.2.2), \
+         plain HTTP only to loopback hosts (127.0.0.0/8, ::1, localhost) unless \
+         --allow-plain-http is given"
+    )]
+    PlainHttpRefused { uri: String },
+    /// The server asked for credentials over plain http://: none are sent
+    /// there, not even to loopback (spec 9.2.2, 9.2.1).
+    #[error("{uri} asks for HTTP {scheme} credentials, but credentials go only over https://")]
+    CredentialsOverPlainHttp { uri: String, scheme: AuthScheme },
+}
+
+/// An HTTP authentication scheme the DM Server may challenge for (9.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    Basic,
+    Digest,
+}
+
+impl std::fmt::Display for AuthScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthScheme::Basic => "Basic",
+            AuthScheme::Digest => "Digest",
+        })
+    }
+}
+
+/// Where requests may go over plain http:// (spec 9.2.2: "A session SHALL
+/// NOT take place over mechanism weaker than TLS"). https:// goes anywhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlainHttp {
+    /// Only to the device itself (127.0.0.0/8, ::1, `localhost`): nothing
+    /// leaves the host unencrypted (the demo, tests, a local proxy).
+    #[default]
+    LoopbackOnly,
+    /// To any host (`--allow-plain-http`): sessions and data travel in the
+    /// clear. Credentials still never do.
+    Anywhere,
+}
+
+impl PlainHttp {
+    /// Whether a plain http:// request may go to `host` (as [`hyper::Uri`]
+    /// gives it: IPv6 literals in brackets).
+    pub fn allows(self, host: &str) -> bool {
+        self == PlainHttp::Anywhere || is_loopback_host(host)
+    }
+}
+
+/// Whether `host` names the device itself without any name lookup that a
+/// network could answer: an IPv4 address in 127.0.0.0/8, `::1` (bracketed
+/// or not, or IPv4-mapped 127.x), or exactly `localhost`. A name that only
+/// starts like one (`127.0.0.1.example`, `localhost.example`) is not.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// Password credentials for the one origin they are used with, the DM
 /// Server's (never a data repository elsewhere), spec 9.2.1: HTTP Basic
-/// (RFC 7617) sent with every request, and only over https://; HTTP Digest
-/// (RFC 2617/7616) in answer to the server's challenge, over either scheme,
-/// since the password itself never travels.
+/// (RFC 7617) sent with every request; HTTP Digest (RFC 2617/7616) in
+/// answer to the server's challenge. Either only over https:// (9.2.2: no
+/// session over anything weaker than TLS, so no credentials in the clear).
 #[derive(Clone)]
 struct Password {
     origin: String,
     user: String,
     password: String,
+    /// The origin is https://: the only one credentials are sent to.
+    secure: bool,
     /// The Basic header, on an https:// origin only.
     basic: Option<String>,
     /// The server's last Digest challenge and the count of its uses
@@ -86,14 +154,15 @@ impl Password {
     /// Digest challenge, unless the request already answered one that is
     /// not stale (a wrong password: the 401 stands). `Err` when the server
     /// asks for what this client will not give: a Digest form it cannot
-    /// compute, or Basic over plain http://.
+    /// compute, or any credentials over plain http://.
     fn answer(
         &self,
         headers: &hyper::HeaderMap,
         sent_digest: bool,
         method: &Method,
+        uri: &str,
         target: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, HttpError> {
         let challenges: Vec<&str> = headers
             .get_all(hyper::header::WWW_AUTHENTICATE)
             .iter()
@@ -103,25 +172,42 @@ impl Password {
             .iter()
             .map(|c| Challenge::parse(c))
             .find(|c| !matches!(c, Err(DigestError::NotDigest)));
+        let basic = challenges
+            .iter()
+            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
+        if !self.secure {
+            // spec 9.2.2: not even a Digest answer goes out in the clear.
+            let scheme = match (digest.is_some(), basic) {
+                (true, _) => Some(AuthScheme::Digest),
+                (false, true) => Some(AuthScheme::Basic),
+                (false, false) => None,
+            };
+            return match scheme {
+                Some(scheme) => Err(HttpError::CredentialsOverPlainHttp {
+                    uri: uri.to_owned(),
+                    scheme,
+                }),
+                None => Ok(None),
+            };
+        }
         match digest {
             Some(Ok(challenge)) if !sent_digest || challenge.stale => {
                 *self.digest.lock().unwrap_or_else(|e| e.into_inner()) = Some((challenge, 0));
                 Ok(self.next_digest(method, target))
             }
-            Some(Err(e)) => Err(e.to_string()),
-            _ if self.basic.is_none()
-                && challenges
-                    .iter()
-                    .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic")) =>
-            {
-                Err("HTTP Basic, but a password is sent only over https://".into())
-            }
+            Some(Err(e)) => Err(HttpError::Auth {
+                uri: uri.to_owned(),
+                reason: e.to_string(),
+            }),
             _ => Ok(None),
         }
     }
 
     /// The Digest answer for one more request under the last challenge.
     fn next_digest(&self, method: &Method, target: &str) -> Option<String> {
+        if !self.secure {
+            return None;
+        }
         let mut state = self.digest.lock().unwrap_or_else(|p| p.into_inner());
         let (challenge, nc) = state.as_mut()?;
         *nc += 1;
@@ -152,12 +238,15 @@ pub struct HttpClient {
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     password: Option<Password>,
+    /// Where plain http:// may go (9.2.2); loopback only unless set.
+    plain_http: PlainHttp,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("timeout", &self.timeout)
+            .field("plain_http", &self.plain_http)
             .field(
                 "password_origin",
                 &self.password.as_ref().map(|b| &b.origin),
@@ -194,12 +283,19 @@ impl HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
             password: None,
+            plain_http: PlainHttp::default(),
         })
     }
 
+    /// Lets plain http:// requests go where `policy` says (spec 9.2.2).
+    pub fn with_plain_http(mut self, policy: PlainHttp) -> HttpClient {
+        self.plain_http = policy;
+        self
+    }
+
     /// Authenticates to `server_uri`'s origin with a user name and
-    /// password: HTTP Basic on every request when the origin is https://,
-    /// HTTP Digest whenever the server challenges for it.
+    /// password: HTTP Basic on every request and HTTP Digest whenever the
+    /// server challenges for it, both only when the origin is https://.
     pub fn with_password(
         mut self,
         server_uri: &str,
@@ -210,7 +306,8 @@ impl HttpClient {
         let origin = tls::origin(server_uri).ok_or_else(|| {
             TlsError::Policy(format!("no http:// or https:// origin in {server_uri}"))
         })?;
-        let basic = origin.starts_with("https://").then(|| {
+        let secure = origin.starts_with("https://");
+        let basic = secure.then(|| {
             let token =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             format!("Basic {token}")
@@ -219,6 +316,7 @@ impl HttpClient {
             origin,
             user: user.to_owned(),
             password: password.to_owned(),
+            secure,
             basic,
             digest: Arc::default(),
         });
@@ -226,7 +324,8 @@ impl HttpClient {
     }
 
     /// Sends one request and reads the whole response, answering an HTTP
-    /// Digest challenge of the DM Server once (spec 9.2.1).
+    /// Digest challenge of the DM Server once (spec 9.2.1). A plain http://
+    /// request the policy refuses fails before any connection (9.2.2).
     pub async fn call(
         &self,
         method: Method,
@@ -243,6 +342,14 @@ impl HttpClient {
             .map_err(|e: hyper::http::uri::InvalidUri| bad_uri(e.to_string()))?;
         if !matches!(parsed.scheme_str(), Some("http" | "https")) {
             return Err(bad_uri("only http:// and https:// are supported".into()));
+        }
+        // spec 9.2.2: checked on the very URI the connector dials.
+        if parsed.scheme_str() == Some("http")
+            && !self.plain_http.allows(parsed.host().unwrap_or(""))
+        {
+            return Err(HttpError::PlainHttpRefused {
+                uri: uri.to_owned(),
+            });
         }
         let password = self
             .password
@@ -267,13 +374,7 @@ impl HttpClient {
             let sent_digest = authorization
                 .as_deref()
                 .is_some_and(|a| a.starts_with("Digest "));
-            if let Some(answer) = p
-                .answer(&parts.headers, sent_digest, &method, &target)
-                .map_err(|reason| HttpError::Auth {
-                    uri: uri.to_owned(),
-                    reason,
-                })?
-            {
+            if let Some(answer) = p.answer(&parts.headers, sent_digest, &method, uri, &target)? {
                 authorization = Some(answer);
                 (parts, bytes) = self.send(&request, authorization.as_deref()).await?;
             }
@@ -429,6 +530,147 @@ mod tests {
         for (code, line) in [(200, "200 OK"), (404, "404 Not Found"), (599, "599 ")] {
             let status = hyper::StatusCode::from_u16(code).unwrap();
             assert_eq!(status_line(status), line);
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_127_slash_8_ipv6_one_and_localhost_only() {
+        for host in [
+            "127.0.0.1",
+            "127.255.3.4",
+            "[::1]",
+            "::1",
+            "[::ffff:127.0.0.1]",
+            "localhost",
+            "LocalHost",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "127.0.0.1.evil.com",
+            "localhost.evil",
+            "evil.localhost",
+            "localhost.",
+            "128.0.0.1",
+            "0.0.0.0",
+            "192.0.2.1",
+            "[::2]",
+            "[::]",
+            "[::ffff:10.0.0.1]",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    /// The host the connector dials, as the policy sees it.
+    fn allowed(uri: &str) -> bool {
+        let parsed: hyper::Uri = uri.parse().unwrap();
+        PlainHttp::LoopbackOnly.allows(parsed.host().unwrap_or(""))
+    }
+
+    #[test]
+    fn the_policy_reads_the_host_the_connector_dials() {
+        assert!(allowed("http://127.0.0.1:8080/dm"));
+        assert!(allowed("http://[::1]:8080/dm"));
+        assert!(allowed("http://localhost/dm"));
+        // User info that looks like loopback does not make the host one.
+        assert!(!allowed("http://127.0.0.1@evil.example/dm"));
+        assert!(!allowed("http://localhost.evil:80/dm"));
+        assert!(PlainHttp::Anywhere.allows("evil.example"));
+    }
+
+    #[tokio::test]
+    async fn plain_http_to_another_host_is_refused_unless_allowed() {
+        let uri = "http://192.0.2.1:9/dm";
+        let client = HttpClient::new(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let refused = client.call(Method::POST, uri, &[], Vec::new()).await;
+        assert!(
+            matches!(&refused, Err(HttpError::PlainHttpRefused { uri: u }) if u == uri),
+            "{refused:?}"
+        );
+        // Refused before dialling: no connect attempt to wait for.
+        assert!(started.elapsed() < Duration::from_millis(100));
+        // https:// to the same host is not the policy's business.
+        let tls = client
+            .call(Method::POST, "https://192.0.2.1:9/dm", &[], Vec::new())
+            .await;
+        assert!(
+            !matches!(tls, Err(HttpError::PlainHttpRefused { .. })),
+            "{tls:?}"
+        );
+        let opted_in = client.with_plain_http(PlainHttp::Anywhere);
+        let tried = opted_in.call(Method::POST, uri, &[], Vec::new()).await;
+        assert!(
+            matches!(
+                tried,
+                Err(HttpError::Transport { .. } | HttpError::Timeout { .. })
+            ),
+            "{tried:?}"
+        );
+    }
+
+    /// A loopback server answering every request with `response`; returns
+    /// its address and the requests' heads.
+    async fn answering(
+        response: &'static str,
+    ) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let mut len = 0;
+                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..len]).into_owned());
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        (addr, heads)
+    }
+
+    #[tokio::test]
+    async fn no_credentials_of_any_kind_over_plain_http_even_to_loopback() {
+        for (challenge, scheme) in [
+            (
+                "Digest realm=\"dm\", nonce=\"abc\", qop=\"auth\"",
+                AuthScheme::Digest,
+            ),
+            ("Basic realm=\"dm\"", AuthScheme::Basic),
+        ] {
+            let response: &'static str = format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .leak();
+            let (addr, heads) = answering(response).await;
+            let uri = format!("http://{addr}/dm");
+            let client = HttpClient::new(Duration::from_secs(5))
+                .with_password(&uri, "alice", "s3cret")
+                .unwrap();
+            let result = client.call(Method::POST, &uri, &[], Vec::new()).await;
+            assert!(
+                matches!(&result, Err(HttpError::CredentialsOverPlainHttp { scheme: s, .. }) if *s == scheme),
+                "{result:?}"
+            );
+            let heads = heads.lock().unwrap().clone();
+            assert_eq!(heads.len(), 1, "not asked again: {heads:?}");
+            assert!(
+                !heads[0].to_ascii_lowercase().contains("authorization"),
+                "{heads:?}"
+            );
         }
     }
 }

@@ -25,7 +25,7 @@ mod tree;
 
 pub use access::{accounts, Principal, ServerAccount, DACMO_MOID, DMACC_MOID};
 pub use client::{Device, DeviceConfig, Initiation, PendingAlert, SessionError, SessionReport};
-pub use http::{Exchange, Message, Observer};
+pub use http::{AuthScheme, Exchange, HttpError, Message, Observer, PlainHttp};
 pub use local_api::LocalError;
 pub use store::{machine_dev_id, AgentState, SavedInstance, StateDir, StateError, Subscription};
 pub use tls::{Identity, TlsError, TransportAuth, TrustAnchors};

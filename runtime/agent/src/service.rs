@@ -72,6 +72,8 @@ pub struct SecurityOptions {
     pub bootstrap_url: Option<String>,
     /// Server-initiated bootstrap: the HTTPS address to take it on (8.4).
     pub bootstrap_listen: Option<String>,
+    /// Where plain http:// may go (9.2.2; `--allow-plain-http`: anywhere).
+    pub plain_http: crate::http::PlainHttp,
 }
 
 /// A configuration problem: the agent cannot start (exit status 2).
@@ -120,6 +122,7 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     }
     let mut config = DeviceConfig::new(dev_id);
     config.timeout = opts.timeout;
+    config.plain_http = opts.security.plain_http;
     if let Some(ca) = &opts.security.ca {
         config.trust = crate::tls::TrustAnchors::from_pem_file(ca)?;
     }

@@ -106,6 +106,11 @@ struct ClientArgs {
     /// a bootstrap server named by an account's Auth/Bootstrap.
     #[arg(long, value_name = "ADDR")]
     bootstrap_listen: Option<String>,
+    /// Let sessions, HGET/HPUT/HPOST and SUB notifications use plain
+    /// http:// to any host, not only loopback: unencrypted (spec 9.2.2
+    /// asks for TLS). Credentials are never sent over http:// either way.
+    #[arg(long)]
+    allow_plain_http: bool,
 }
 
 #[cfg(feature = "server")]
@@ -182,6 +187,15 @@ async fn demo() -> ExitCode {
 }
 
 async fn client(args: ClientArgs) -> ExitCode {
+    let plain_http = if args.allow_plain_http {
+        tracing::warn!(
+            "dmctl client: --allow-plain-http: sessions and data to http:// servers go out \
+             unencrypted (spec 9.2.2 asks for TLS); credentials are still never sent over http://"
+        );
+        dm_agent::PlainHttp::Anywhere
+    } else {
+        dm_agent::PlainHttp::LoopbackOnly
+    };
     let opts = AgentOptions {
         state: args.state,
         bootstrap: args.bootstrap,
@@ -197,6 +211,7 @@ async fn client(args: ClientArgs) -> ExitCode {
             tls_key: args.tls_key,
             bootstrap_url: args.bootstrap_url,
             bootstrap_listen: args.bootstrap_listen,
+            plain_http,
         },
     };
     // --once with a listener (--notify-udp, --bootstrap-listen): wait for
