@@ -28,6 +28,8 @@ pub mod media_type {
     pub const PACKAGE3: &str = "application/vnd.oma.dm.response+json";
     pub const MO_DATA: &str = "application/dmmo+json";
     pub const MULTIPART: &str = "multipart/form-data";
+    /// Plain JSON: the Data of the alerts this project sends (5.4).
+    pub const JSON: &str = "application/json";
 
     /// The media type of a Content-Type value, lower case, without its
     /// parameters, to compare with the constants above.
@@ -115,7 +117,49 @@ impl Alert {
             data: None,
         }
     }
+
+    /// This alert with `data` of media type `data_type`: the two go
+    /// together, DataType "MUST be present if the Data property exists"
+    /// (5.4), and Data is an object (the schema of 7.2.1.5).
+    pub fn with_data(mut self, data_type: impl Into<String>, data: Json) -> Alert {
+        self.data_type = Some(data_type.into());
+        self.data = Some(data);
+        self
+    }
+
+    /// The alert of a session started by a DM Notification (5.2.2): its
+    /// Data carries the notification's NOTIFICATION-ID, as the JSON object
+    /// `{"NOTIFICATION-ID": n}` of type `application/json`.
+    pub fn server_initiated(notification_id: Option<u16>) -> Alert {
+        let alert = Alert::new(alert_type::SERVER_INITIATED_MGMT);
+        match notification_id {
+            Some(id) => alert.with_data(
+                media_type::JSON,
+                serde_json::json!({ NOTIFICATION_ID: id }),
+            ),
+            None => alert,
+        }
+    }
+
+    /// The NOTIFICATION-ID a ServerInitiatedMgmt alert carries: read from
+    /// the object form [`Alert::server_initiated`] writes, and from a bare
+    /// number (`"Data": 7`, as this project wrote it before, and as other
+    /// clients may).
+    pub fn notification_id(&self) -> Option<u16> {
+        if self.alert_type != alert_type::SERVER_INITIATED_MGMT {
+            return None;
+        }
+        let n = match self.data.as_ref()? {
+            Json::Object(o) => o.get(NOTIFICATION_ID)?.as_u64()?,
+            other => other.as_u64()?,
+        };
+        u16::try_from(n).ok()
+    }
 }
+
+/// The member of a ServerInitiatedMgmt alert's Data naming the
+/// notification (the option's name in 5.2.1.2).
+const NOTIFICATION_ID: &str = "NOTIFICATION-ID";
 
 /// One entry of the MOS array of Package#1 (spec 5.2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -764,6 +808,37 @@ impl MoDataItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_initiated_alert_data_is_an_object_with_its_type() {
+        // 5.4: DataType with every Data; 7.2.1.5: Data is an object.
+        let a = Alert::server_initiated(Some(7));
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "AlertType": "urn:oma:at:dm:2.0:ServerInitiatedMgmt",
+                "DataType": "application/json",
+                "Data": { "NOTIFICATION-ID": 7 }
+            })
+        );
+        assert_eq!(a.notification_id(), Some(7));
+        let bare = Alert::server_initiated(None);
+        assert!(bare.data.is_none() && bare.data_type.is_none());
+        assert_eq!(bare.notification_id(), None);
+    }
+
+    #[test]
+    fn a_notification_id_is_read_from_both_data_forms() {
+        let mut legacy = Alert::new(alert_type::SERVER_INITIATED_MGMT);
+        legacy.data = Some(serde_json::json!(513));
+        assert_eq!(legacy.notification_id(), Some(513));
+        legacy.data = Some(serde_json::json!(70000));
+        assert_eq!(legacy.notification_id(), None, "not a 16-bit ID");
+        let other = Alert::new(alert_type::CLIENT_INITIATED_MGMT)
+            .with_data(media_type::JSON, serde_json::json!({ "NOTIFICATION-ID": 1 }));
+        assert_eq!(other.notification_id(), None, "only ServerInitiatedMgmt");
+    }
 
     #[test]
     fn package2_example_of_7_2_1_2_parses() {

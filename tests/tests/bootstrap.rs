@@ -475,7 +475,7 @@ async fn one_agent_serves_notifications_and_pushed_bootstraps() {
         s.device(DEV_ID).is_some_and(|d| {
             d.alerts.iter().any(|a| {
                 a.alert_type == alert_type::SERVER_INITIATED_MGMT
-                    && a.data == Some(serde_json::json!(42))
+                    && a.notification_id() == Some(42)
             })
         })
     };

@@ -126,7 +126,12 @@ async fn a_valid_notification_starts_a_session_and_bad_ones_are_dropped() {
             alert_type::BOOTSTRAP_COMPLETE
         ]
     );
-    assert_eq!(rec.alerts[0].data, Some(serde_json::json!(7)));
+    // 5.2.2 and 7.2.1.5: the NOTIFICATION-ID in an object, with its DataType.
+    assert_eq!(
+        rec.alerts[0].data,
+        Some(serde_json::json!({ "NOTIFICATION-ID": 7 }))
+    );
+    assert_eq!(rec.alerts[0].data_type.as_deref(), Some("application/json"));
     assert!(rec.mos.is_some(), "REQ-MOS asks for MOS in Package#1");
 
     // After a restart, the same NOTIFICATION-ID is a replay; a new one is not.
@@ -147,13 +152,8 @@ async fn a_valid_notification_starts_a_session_and_bad_ones_are_dropped() {
     let rec = server.device(DEV_ID).unwrap();
     assert_eq!(rec.sessions, 2);
     let last = rec.alerts.last().unwrap();
-    assert_eq!(
-        (last.alert_type.as_str(), last.data.clone()),
-        (
-            alert_type::SERVER_INITIATED_MGMT,
-            Some(serde_json::json!(8))
-        )
-    );
+    assert_eq!(last.alert_type, alert_type::SERVER_INITIATED_MGMT);
+    assert_eq!(last.notification_id(), Some(8));
     server.shutdown().await;
 }
 

@@ -10,7 +10,6 @@ use dm_core::{
     Alert, Command, MoInfo, Package1, Package2, Package3, PackageError, Status, StatusCode,
 };
 use hyper::Method;
-use serde_json::Value as Json;
 
 use crate::access::{self, Principal};
 use crate::http::{status_of, Exchange, HttpClient, HttpError, Observer, PlainHttp};
@@ -58,9 +57,7 @@ impl Initiation {
             Initiation::ClientInitiated => Alert::new(alert_type::CLIENT_INITIATED_MGMT),
             Initiation::BootstrapComplete => Alert::new(alert_type::BOOTSTRAP_COMPLETE),
             Initiation::ServerInitiated { notification_id } => {
-                let mut a = Alert::new(alert_type::SERVER_INITIATED_MGMT);
-                a.data = notification_id.map(Json::from);
-                a
+                Alert::server_initiated(notification_id)
             }
         }
     }
@@ -640,7 +637,8 @@ mod tests {
         }
         .alert();
         assert_eq!(a.alert_type, alert_type::SERVER_INITIATED_MGMT);
-        assert_eq!(a.data, Some(Json::from(7)));
+        assert_eq!(a.notification_id(), Some(7));
+        assert_eq!(a.data_type.as_deref(), Some("application/json"));
         assert_eq!(
             Initiation::BootstrapComplete.alert().alert_type,
             alert_type::BOOTSTRAP_COMPLETE

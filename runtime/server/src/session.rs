@@ -32,6 +32,10 @@ impl Core {
             row.mos = p1.mos;
         }
         self.storage.put_device(&row)?;
+        // spec 5.2.2: a session answering a DM Notification names it.
+        if let Some(id) = p1.alerts.iter().find_map(Alert::notification_id) {
+            tracing::info!("device {dev_id:?}: session answers DM Notification {id}");
+        }
         // A new session forgets whatever an aborted one left in flight.
         for mut e in self.storage.entries(dev_id, &[EntryState::Sent])? {
             e.state = EntryState::Lost;

@@ -73,10 +73,12 @@ impl Device {
             }
             match &report_to {
                 Some((target, account)) => {
-                    let mut alert = Alert::new(crate::client::operation_complete_alert(moid));
+                    let mut alert = Alert::new(crate::client::operation_complete_alert(moid))
+                        .with_data(
+                            dm_core::package::media_type::JSON,
+                            serde_json::json!({ "sc": outcome.as_u16() }),
+                        );
                     alert.source_uri = Some(node_uri);
-                    alert.data_type = Some("application/json".into());
-                    alert.data = Some(serde_json::json!({ "sc": outcome.as_u16() }));
                     self.queue_alert(PendingAlert {
                         server_uri: target.clone(),
                         account: account.clone(),
