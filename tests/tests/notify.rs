@@ -189,6 +189,25 @@ async fn the_datagram_sent_is_the_hex_printed() {
     assert_eq!(wire.option(3), Some(&[0x12, 0x34][..]));
 }
 
+#[tokio::test]
+async fn hex_added_to_a_send_command_prints_and_sends_nothing() {
+    // The contract lists `--to` always; `--hex` is added to that command.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        dmctl(&[&["--to", addr.as_str()], SIGNED, &["--hex"]].concat())
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = stdout(&dmctl(&[&["--hex"], SIGNED].concat()));
+    assert_eq!(stdout(&out), printed, "the same package as --hex alone");
+    let mut buf = [0u8; 2048];
+    let received =
+        tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await;
+    assert!(received.is_err(), "--hex sends nothing: {received:?}");
+}
+
 #[test]
 fn decode_prints_the_fields_and_checks_the_digest() {
     let hex = stdout(&dmctl(&[&["--hex"], SIGNED].concat()));

@@ -45,8 +45,9 @@ pub struct NotifyArgs {
     /// wireline or a number (any must come last).
     #[arg(long = "con-type", value_name = "T", num_args = 1..)]
     con_type: Vec<ConnectionType>,
-    /// Print the notification as hex on stdout instead of sending it.
-    #[arg(long, conflicts_with = "to")]
+    /// Print the notification as hex on stdout instead of sending it;
+    /// with --to, nothing is sent (scripts add --hex to a send command).
+    #[arg(long)]
     hex: bool,
     /// Decode a notification given in hex and print its fields.
     #[arg(
@@ -86,6 +87,8 @@ pub async fn run(args: NotifyArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // --hex wins over --to: print only (the contract: "`--hex` prints it
+    // instead").
     if args.hex {
         println!("{}", notification::hex(&bytes));
         return ExitCode::SUCCESS;
