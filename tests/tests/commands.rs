@@ -497,6 +497,47 @@ async fn cache_validators_answer_304_until_the_instance_changes() {
 }
 
 #[tokio::test]
+async fn a_cache_validator_serves_every_node_of_its_instance() {
+    // spec 11.1: "the cache validator can be used for all read operations
+    // (i.e., GET/HPUT/HPOST) targeting any node in a cacheable MO instance".
+    let w = world().await;
+    let root = w
+        .session("A", vec![get("urn:oma:mo:oma-dm-dmacc:1.2/A/")])
+        .await;
+    let items = MoDataItem::parse_list(body(&root[0]).as_bytes()).unwrap();
+    let cv = items[0].cv.clone().expect("CV at an instance root (11)");
+    let leaf = format!("urn:oma:mo:oma-dm-dmacc:1.2/A/Name?cv={cv}");
+    let interior = format!("urn:oma:mo:oma-dm-dmacc:1.2/A/Auth/Noti?cv={cv}");
+    let stale = "urn:oma:mo:oma-dm-dmacc:1.2/A/Name?cv=0-0000000000000000";
+    let no_get = format!("urn:oma:mo:oma-dm-dmacc:1.2/A/Perm?cv={cv}");
+    let hput = |uri: &str| Command::Hput {
+        server_uri: ServerUri::new(w.repo.url("/put")),
+        client_uris: vec![common::uri(uri)],
+    };
+    w.repo.route("/put", 200, "text/plain", "");
+    let results = w
+        .session(
+            "A",
+            vec![
+                get(&leaf),
+                get(&interior),
+                get(stale),
+                hput(&leaf),
+                hput(&interior),
+                // 304 means "the access is allowed" (Appendix C): a node
+                // without Get is refused, whatever the validator.
+                get(&no_get),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [304, 304, 200, 304, 304, 405]);
+    assert!(results[0].data.is_none() && results[1].data.is_none());
+    assert_eq!(body(&results[2]), "server A");
+    let sent = w.repo.requests().into_iter().filter(|r| r.path == "/put").count();
+    assert_eq!(sent, 0, "HPUT with a current cv sends nothing");
+}
+
+#[tokio::test]
 async fn unknown_commands_and_bad_uris_keep_their_order() {
     let w = world().await;
     let results = w

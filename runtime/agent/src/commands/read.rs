@@ -5,7 +5,7 @@
 use dm_core::multipart::ResponseWriter;
 use dm_core::package::media_type;
 use dm_core::{
-    AccessType, ClientUri, Format, MoDataItem, MoDataRef, MoDataValue, NodeData, Rights, Status,
+    AccessType, ClientUri, Format, MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, Rights, Status,
     StatusCode, Value,
 };
 use serde_json::Map;
@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use super::status;
 use crate::access::Access;
 use crate::client::{Device, SessionCtx};
-use crate::tree::NodePath;
+use crate::tree::{NodePath, Target};
 
 /// The nodes one read gives: one but under wildcards, kept inline.
 pub(crate) type ReadNodes<'a> = SmallVec<[ReadNode<'a>; 1]>;
@@ -70,34 +70,28 @@ impl Device {
         root_json: bool,
     ) -> Result<ReadNodes<'a>, StatusCode> {
         let resolved = self.resolve_for(ctx, uri)?;
+        // spec 11.1: the instance's validator serves a read of any node in
+        // it; 304 only once the read itself is allowed (Appendix C), and
+        // only when every instance read is unchanged.
         if let Some(cv) = &uri.query().cache_validator {
-            if resolved.iter().all(|r| r.path.is_empty())
-                && resolved
-                    .iter()
-                    .all(|r| self.cache_validator(r.instance) == Some(cv.as_str()))
-            {
+            let mut readable = 0;
+            let mut fresh = true;
+            for r in &resolved {
+                if self.may_read(ctx, uri, r)?.is_some() {
+                    readable += 1;
+                    fresh &= self.cache_validator(r.instance) == Some(cv.as_str());
+                }
+            }
+            if readable > 0 && fresh {
                 return Err(StatusCode::NOT_MODIFIED);
             }
         }
         let mut out = ReadNodes::with_capacity(resolved.len());
         for r in resolved {
-            let names = r.path.refs();
-            let Some(schema) = self.registry().schema_at(r.instance, names.iter().copied()) else {
-                return Err(StatusCode::NOT_FOUND);
+            let Some((schema, access)) = self.may_read(ctx, uri, &r)? else {
+                continue;
             };
-            if !schema.access.contains(AccessType::GET) {
-                if uri.has_wildcard() {
-                    continue;
-                }
-                return Err(StatusCode::COMMAND_NOT_ALLOWED);
-            }
-            let access = Access::of(&ctx.principal, self.registry(), r.instance);
-            if !access.rights(&names).contains(Rights::READ) {
-                if uri.has_wildcard() {
-                    continue;
-                }
-                return Err(StatusCode::FORBIDDEN);
-            }
+            let names = r.path.refs();
             let Some(instance) = self.registry().instance(r.instance) else {
                 return Err(StatusCode::NOT_FOUND);
             };
@@ -143,6 +137,35 @@ impl Device {
             return Err(StatusCode::NOT_FOUND);
         }
         Ok(out)
+    }
+
+    /// The checks of a read of one resolved node: its schema must allow Get
+    /// (405) and the principal must hold Read there (403). Under a wildcard
+    /// such a node is left out instead (`None`).
+    fn may_read<'s>(
+        &'s self,
+        ctx: &'s SessionCtx,
+        uri: &ClientUri,
+        r: &Target<'_>,
+    ) -> Result<Option<(&'static NodeSchema, Access<'s>)>, StatusCode> {
+        let names = r.path.refs();
+        let Some(schema) = self.registry().schema_at(r.instance, names.iter().copied()) else {
+            return Err(StatusCode::NOT_FOUND);
+        };
+        if !schema.access.contains(AccessType::GET) {
+            if uri.has_wildcard() {
+                return Ok(None);
+            }
+            return Err(StatusCode::COMMAND_NOT_ALLOWED);
+        }
+        let access = Access::of(&ctx.principal, self.registry(), r.instance);
+        if !access.rights(&names).contains(Rights::READ) {
+            if uri.has_wildcard() {
+                return Ok(None);
+            }
+            return Err(StatusCode::FORBIDDEN);
+        }
+        Ok(Some((schema, access)))
     }
 
     /// The cache validator of an instance (11.1), from the registry's
