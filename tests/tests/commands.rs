@@ -533,7 +533,12 @@ async fn a_cache_validator_serves_every_node_of_its_instance() {
     assert_eq!(codes(&results), [304, 304, 200, 304, 304, 405]);
     assert!(results[0].data.is_none() && results[1].data.is_none());
     assert_eq!(body(&results[2]), "server A");
-    let sent = w.repo.requests().into_iter().filter(|r| r.path == "/put").count();
+    let sent = w
+        .repo
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/put")
+        .count();
     assert_eq!(sent, 0, "HPUT with a current cv sends nothing");
 }
 

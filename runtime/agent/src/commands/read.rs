@@ -5,8 +5,8 @@
 use dm_core::multipart::ResponseWriter;
 use dm_core::package::media_type;
 use dm_core::{
-    AccessType, ClientUri, Format, MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema, Rights, Status,
-    StatusCode, Value,
+    AccessType, ClientUri, Format, MoDataItem, MoDataRef, MoDataValue, NodeData, NodeSchema,
+    Rights, Status, StatusCode, Value,
 };
 use serde_json::Map;
 use smallvec::SmallVec;
