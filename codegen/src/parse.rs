@@ -9,7 +9,10 @@
 //! honoured), CDATA, DFProperties children in any order, several root
 //! Nodes, padded or empty NodeNames, `ZeroOrN`/`OneOrN` without a count,
 //! empty DDFName and MIME. Elements from other namespaces (`MSFT:...`) and
-//! unknown elements are kept as opaque [`Extension`]s on their node;
+//! unknown elements, also those inside AccessType, DFFormat, Occurrence,
+//! Scope or CaseSense that the DTD does not define there (a warning naming
+//! them; the node keeps what it has), are kept as opaque [`Extension`]s on
+//! their node;
 //! RTProperties is parsed and then ignored, as 6.4 says. Strict where
 //! meaning would be lost: see [`DdfErrorKind`] for what is an error.
 //!
@@ -29,7 +32,6 @@ mod node;
 mod properties;
 mod xml;
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -101,7 +103,7 @@ struct Open {
     access_seen: bool,
     format_offset: Option<usize>,
     formats: u32,
-    occ_kind: Option<(Cow<'static, str>, usize)>,
+    occ_kind: Option<(&'static str, usize)>,
     occ_count: String,
     occurrences: u32,
     /// A `DFType/DDFName` element, even empty: the interior-node form of

@@ -120,26 +120,17 @@ impl Parser<'_> {
                 self.begin_capture(name, offset, Keep::Extension, empty);
                 return Ok(());
             }
-            (Ctx::Access, _) => {
-                self.access_element(name, offset);
-                Ctx::Ignore
-            }
-            (Ctx::DfFormat, _) => {
-                self.format_element(name, offset);
-                Ctx::Ignore
-            }
-            (Ctx::Occurrence, _) => {
-                self.occurrence_element(name, offset);
+            // The values of DFProperties: each guard reads the element and
+            // is false when the DTD does not define it there, which the
+            // last arm reports (a warning: real vendor DDFs carry such
+            // elements, and the node keeps what it has).
+            (Ctx::Access, _) if self.access_element(name) => Ctx::Ignore,
+            (Ctx::DfFormat, _) if self.format_element(name, offset) => Ctx::Ignore,
+            (Ctx::Occurrence, _) if self.occurrence_element(name, offset) => {
                 Ctx::Text(Field::OccCount)
             }
-            (Ctx::Scope, _) => {
-                self.scope_element(name, offset);
-                Ctx::Ignore
-            }
-            (Ctx::CaseSense, _) => {
-                self.case_sense_element(name, offset);
-                Ctx::Ignore
-            }
+            (Ctx::Scope, _) if self.scope_element(name) => Ctx::Ignore,
+            (Ctx::CaseSense, _) if self.case_sense_element(name) => Ctx::Ignore,
             (Ctx::Text(_), _) => {
                 self.begin_capture(name, offset, Keep::Text, empty);
                 return Ok(());
