@@ -217,9 +217,11 @@ async fn hget_creates_replaces_and_reports_its_statuses() {
 async fn a_failing_hget_leaves_the_instance_exactly_as_before() {
     let w = world().await;
     // Name is fine, SrvID is refused by DMAcc's validate hook: nothing of
-    // the write may stay.
-    let mut data = dmacc_root_data(" ", "Changed");
-    data["SrvURI"] = serde_json::json!(w.a.dm_url());
+    // the write may stay. The data carries every node A's account has, so
+    // that only the hook refuses (HGET replaces: 5.3.1).
+    let mut data = common::dmacc_item("A", &w.a.dm_url(), &["*"])["MOData"]["A"].take();
+    data["SrvID"] = serde_json::json!(" ");
+    data["Name"] = serde_json::json!("Changed");
     let item = serde_json::json!([{ "ClientURI": "urn:oma:mo:oma-dm-dmacc:1.2/A/", "MOData": { "A": data } }]);
     w.repo
         .route("/bad", 200, "application/dmmo+json", item.to_string());
@@ -540,6 +542,106 @@ async fn a_cache_validator_serves_every_node_of_its_instance() {
         .filter(|r| r.path == "/put")
         .count();
     assert_eq!(sent, 0, "HPUT with a current cv sends nothing");
+}
+
+#[tokio::test]
+async fn hget_of_a_bare_value_needs_a_media_type_that_fits_the_leaf() {
+    // 5.3.1, 5.5, Appendix C 415; the mapping is `bare_value` in the agent.
+    let w = world().await;
+    let name = format!("{DMACC}/A/Name");
+    let data = format!("{DMACC}/A/Auth/Noti/Data");
+    let mut commands = Vec::new();
+    for (path, leaf, content_type, bytes) in [
+        ("/n1", &name, "application/octet-stream", &b"Binary"[..]),
+        ("/n2", &name, "image/png", b"Png"),
+        ("/n3", &name, "text/plain; charset=utf-8", b"Texted"),
+        ("/n4", &name, "application/json", b"\"Jsoned\""),
+        ("/d1", &data, "text/plain", b"AAEC"),
+        ("/d2", &data, "application/octet-stream", &[0xde, 0xad]),
+    ] {
+        w.repo.route(path, 200, content_type, bytes.to_vec());
+        commands.push(Command::Hget {
+            server_uri: ServerUri::new(w.repo.url(path)),
+            client_uri: Some(uri(leaf)),
+        });
+        commands.push(get(leaf));
+    }
+    let results = w.session("A", commands).await;
+    let got: Vec<(u16, &[u8])> = results
+        .chunks(2)
+        .map(|pair| {
+            let data = pair[1].data.as_ref().expect("GET data");
+            (pair[0].status.code.as_u16(), data.body.as_slice())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (415, &b"server A"[..]),
+            (415, b"server A"),
+            (200, b"Texted"),
+            (200, b"Jsoned"),
+            // A bin leaf: text/plain does not fit it; the bytes do.
+            (415, b"auth"),
+            (200, &[0xde, 0xad]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn hget_replaces_the_node_and_leaves_no_child_the_data_lacks() {
+    // 5.3.1: "replacing all existing data, if any". A's rule on its own
+    // account gets two more permissions, then an HGET of the Permissions
+    // node that carries only one of them.
+    const DACMO: &str = "urn:oma:mo:oma-dm-dacmo:1.0";
+    let permissions = format!("{DACMO}/{DMACC}/A/1/Permissions");
+    let w = world().await;
+    let w_hget = |name: &str, target: &str, data| w.repo.hget(name, target, data);
+    let results = w
+        .session(
+            "A",
+            vec![
+                w_hget(
+                    "p2",
+                    &format!("{permissions}/p2"),
+                    serde_json::json!({ "MAID": "appid:one", "AR": 1 }),
+                ),
+                w_hget(
+                    "p3",
+                    &format!("{permissions}/p3"),
+                    serde_json::json!({ "MAID": "appid:two", "AR": 1 }),
+                ),
+                w_hget(
+                    "only-p2",
+                    &permissions,
+                    serde_json::json!({
+                        "1": { "MAID": "serverid:A", "AR": 15 },
+                        "p2": { "MAID": "appid:one", "AR": 1 }
+                    }),
+                ),
+                get(&permissions),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [200, 200, 200, 200]);
+    let left = body(&results[3]);
+    assert!(left.contains("appid:one"), "{left}");
+    assert!(!left.contains("appid:two"), "p3 is gone: {left}");
+
+    // A node the data lacks that may not be deleted refuses the HGET whole:
+    // DMAcc's Auth/Noti has no Delete, so Auth without it is refused and
+    // Noti keeps its data.
+    let results = w
+        .session(
+            "A",
+            vec![
+                w_hget("no-noti", &format!("{DMACC}/A/Auth"), serde_json::json!({})),
+                get(&format!("{DMACC}/A/Auth/Noti/Data")),
+            ],
+        )
+        .await;
+    assert_eq!(codes(&results), [405, 200]);
+    assert_eq!(results[1].data.as_ref().unwrap().body, b"auth");
 }
 
 #[tokio::test]

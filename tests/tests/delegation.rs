@@ -444,12 +444,14 @@ async fn a_write_needs_the_right_on_every_node_it_touches() {
             "B",
             vec![
                 w.hget("name", "urn:oma:mo:oma-dm-dmacc:1.2/A/Name", "by B".into()),
-                // The root with SrvURI inside: denied as a whole.
-                w.hget(
-                    "root",
-                    "urn:oma:mo:oma-dm-dmacc:1.2/A/",
-                    serde_json::json!({ "Name": "root by B", "SrvURI": "http://127.0.0.1:9/x" }),
-                ),
+                // The root with SrvURI inside: denied as a whole. (HGET
+                // replaces, 5.3.1: the data carries the rest as it is.)
+                w.hget("root", "urn:oma:mo:oma-dm-dmacc:1.2/A/", {
+                    let mut root = common::dmacc_item("A", &a_url, &["*"])["MOData"]["A"].take();
+                    root["Name"] = "root by B".into();
+                    root["SrvURI"] = "http://127.0.0.1:9/x".into();
+                    root
+                }),
                 // Deleting the instance would delete SrvURI too.
                 delete("urn:oma:mo:oma-dm-dmacc:1.2/A/"),
                 get("urn:oma:mo:oma-dm-dmacc:1.2/A/Name"),

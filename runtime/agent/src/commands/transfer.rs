@@ -3,7 +3,7 @@
 //! send what ClientURIs address.
 
 use dm_core::package::{header, media_type};
-use dm_core::{Change, ClientUri, MoDataItem, NodeData, ServerUri, Status, StatusCode, Value};
+use dm_core::{ClientUri, Format, MoDataItem, NodeData, ServerUri, Status, StatusCode, Value};
 use hyper::Method;
 
 use super::read::choose_format;
@@ -11,7 +11,10 @@ use super::status;
 use crate::client::{Device, SessionCtx};
 
 /// Media types this client reads in HGET responses, best first.
-const HGET_ACCEPT: &str = "application/dmmo+json, text/plain;q=0.5, application/octet-stream;q=0.5";
+const HGET_ACCEPT: &str = concat!(
+    "application/dmmo+json, application/json;q=0.9, text/plain;q=0.5, ",
+    "application/xml;q=0.5, application/octet-stream;q=0.5"
+);
 
 impl Device {
     /// HPUT and HPOST (5.3.2, 5.3.3): the data of every ClientURI, sent to
@@ -157,21 +160,102 @@ impl Device {
                     _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
                 }
             }
-            // A bare leaf value (Appendix I.2).
-            _ if !schema.format.is_interior() => match Value::from_bare(body, schema.format) {
+            // The node's MOData value alone (7.2.1.4), any format.
+            media_type::JSON => {
+                let value = serde_json::from_slice::<serde_json::Value>(body);
+                match value.map(|v| NodeData::from_json(&v, schema)) {
+                    Ok(Ok(d)) => d,
+                    _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                }
+            }
+            // A bare leaf value (Appendix I.2), in a media type that fits
+            // the leaf's format; anything else is 415 and the leaf keeps
+            // its value.
+            essence => match bare_value(essence, schema.format, body) {
                 Some(v) => NodeData::Leaf(v),
                 None => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             },
-            _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
         };
-        let code = self.write(
-            ctx,
-            target.instance,
-            vec![Change::Put {
-                path: target.path.into_owned(),
-                data,
-            }],
+        let changes = self.replacing(target.instance, target.path.into_owned(), data);
+        status(self.write(ctx, target.instance, changes))
+    }
+}
+
+/// A bare leaf value fetched by HGET (5.3.1, Appendix I.2) with Content-Type
+/// `essence`, when that media type fits the leaf's `format` (5.5; Appendix
+/// C 415 "the retrieved data by the HTTP GET is unrecognized"):
+///
+/// | format | media types |
+/// |---|---|
+/// | chr, int, float, bool, date, time, null | `text/plain` |
+/// | xml | `text/xml`, `application/xml`, `text/plain` |
+/// | bin | `application/octet-stream` (the bytes as they are) |
+/// | b64 | `application/octet-stream` (the bytes), `text/plain` (Base64 text) |
+/// | node | none: an interior node comes as MO data |
+///
+/// `application/dmmo+json` (an MO data item) and `application/json` (the
+/// node's MOData value) serve every format and are read before this.
+fn bare_value(essence: &str, format: Format, body: &[u8]) -> Option<Value> {
+    let text = essence == "text/plain";
+    match format {
+        Format::Node => None,
+        Format::Bin if essence == "application/octet-stream" => Value::from_bare(body, format),
+        Format::B64 if essence == "application/octet-stream" => Some(Value::B64(body.to_vec())),
+        Format::B64 if text => Value::from_bare(body, format),
+        Format::Xml if text || matches!(essence, "text/xml" | "application/xml") => {
+            Value::from_bare(body, format)
+        }
+        Format::Chr
+        | Format::Int
+        | Format::Float
+        | Format::Bool
+        | Format::Date
+        | Format::Time
+        | Format::Null
+            if text =>
+        {
+            Value::from_bare(body, format)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_value_needs_a_media_type_that_fits_its_format() {
+        let fits = |essence: &str, format: Format, body: &[u8]| bare_value(essence, format, body);
+        assert_eq!(
+            fits("text/plain", Format::Chr, b"x"),
+            Some(Value::Chr("x".into()))
         );
-        status(code)
+        assert_eq!(
+            fits("text/plain", Format::Int, b" 42\n"),
+            Some(Value::Int(42))
+        );
+        assert_eq!(fits("application/octet-stream", Format::Chr, b"x"), None);
+        assert_eq!(fits("image/png", Format::Chr, b"x"), None);
+        assert_eq!(
+            fits("application/octet-stream", Format::Bin, &[0, 255]),
+            Some(Value::Bin(vec![0, 255]))
+        );
+        assert_eq!(fits("text/plain", Format::Bin, b"x"), None);
+        assert_eq!(
+            fits("text/plain", Format::B64, b"AAE="),
+            Some(Value::B64(vec![0, 1]))
+        );
+        assert_eq!(
+            fits("application/octet-stream", Format::B64, &[7]),
+            Some(Value::B64(vec![7]))
+        );
+        assert_eq!(
+            fits("application/xml", Format::Xml, b"<a/>"),
+            Some(Value::Xml("<a/>".into()))
+        );
+        assert_eq!(fits("text/plain", Format::Node, b"x"), None);
+        // A right type with content the format cannot hold is still refused.
+        assert_eq!(fits("text/plain", Format::Int, b"many"), None);
     }
 }

@@ -190,6 +190,26 @@ impl Device {
         Ok(())
     }
 
+    /// The changes that make the node at `path` of instance `index` hold
+    /// `data` and nothing else: HGET stores "replacing all existing data,
+    /// if any" (5.3.1). Every existing node the data does not carry is
+    /// deleted, so [`Device::write`] checks it as a DELETE would be (the
+    /// DDF's Delete and scope, 405; the Write right, 403) and the MO takes
+    /// the deletions and the new data all or nothing.
+    pub(crate) fn replacing(&self, index: usize, path: Vec<String>, data: NodeData) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let existing = self
+            .registry()
+            .instance(index)
+            .and_then(|i| i.mo().get(&refs(&path)).ok());
+        if let Some(existing) = existing {
+            let mut at = path.clone();
+            absent_from(&existing, &data, &mut at, &mut changes);
+        }
+        changes.push(Change::Put { path, data });
+        changes
+    }
+
     /// Puts a saved instance back (at start): into the built-in instance
     /// of that name, or into a new one made by its MO's factory.
     pub(crate) fn restore(&mut self, saved: &SavedInstance) -> Result<(), String> {
@@ -283,14 +303,8 @@ impl Device {
                         Ok(d) => d,
                         Err(_) => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
                     };
-                    let code = self.write(
-                        ctx,
-                        index,
-                        vec![Change::Put {
-                            path: Vec::new(),
-                            data,
-                        }],
-                    );
+                    let changes = self.replacing(index, Vec::new(), data);
+                    let code = self.write(ctx, index, changes);
                     if code != StatusCode::OK {
                         return status(code);
                     }
@@ -442,6 +456,9 @@ fn ddf_check_put(
     let exists = mo.contains(&refs(path));
     let needed = match (exists, schema.format.is_interior()) {
         (false, _) => AccessType::ADD,
+        // The same value again replaces nothing: HGET of a whole node may
+        // carry leaves without Replace as they are (5.3.1).
+        (true, false) if mo.get(&refs(path)).is_ok_and(|old| old == *data) => AccessType::NONE,
         (true, false) => AccessType::REPLACE,
         // An existing interior node is not itself rewritten.
         (true, true) => AccessType::NONE,
@@ -457,6 +474,22 @@ fn ddf_check_put(
         }
     }
     Ok(())
+}
+
+/// A `Delete` for every node of `existing` (the node at `path`) that `new`
+/// does not carry, found level by level where both are interior.
+fn absent_from(existing: &NodeData, new: &NodeData, path: &mut Vec<String>, out: &mut Vec<Change>) {
+    let (NodeData::Interior(old), NodeData::Interior(new)) = (existing, new) else {
+        return;
+    };
+    for (name, child) in old {
+        path.push(name.to_string());
+        match new.iter().find(|(n, _)| n == name) {
+            Some((_, replacement)) => absent_from(child, replacement, path, out),
+            None => out.push(Change::Delete { path: path.clone() }),
+        }
+        path.pop();
+    }
 }
 
 fn ddf_check_delete(root: &NodeSchema, path: &[String]) -> Result<(), StatusCode> {
