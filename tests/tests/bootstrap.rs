@@ -140,6 +140,89 @@ async fn a_client_initiated_bootstrap_that_cannot_be_fetched_is_a_configuration_
     assert!(bs.seen().is_empty());
 }
 
+/// A client-initiated bootstrap from a server an account names and pins
+/// (12.2 Auth/Bootstrap/ServerURI and ServerPubKey): a server at that
+/// address whose certificate `--ca` trusts but that carries another key is
+/// refused, and nothing changes; the server holding the pinned key is
+/// accepted, its certificate needing no `--ca` root, and the device shows
+/// it the account's ClientPubKey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_initiated_bootstrap_server_is_authenticated_by_its_pinned_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = common::start_server(Vec::new()).await;
+    let moved = common::start_server(Vec::new()).await;
+    let ca = Ca::new("DM test CA");
+    // Both for 127.0.0.1; only the impostor's issuer is in --ca.
+    let impostor = ca.issue(&["127.0.0.1"]);
+    let pinned = Ca::new("bootstrap operator CA").issue(&["127.0.0.1"]);
+    let device_ca = Ca::new("device CA");
+    let device_id = device_ca.issue(&["device.example"]);
+    let bs = Front::start(
+        &impostor,
+        FrontOptions {
+            client_ca: Some(device_ca.der()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut a = common::dmacc_item("A", &old.dm_url(), &["*"]);
+    a["MOData"]["A"]["Auth"]["Bootstrap"] = serde_json::json!({
+        "ServerURI": format!("https://127.0.0.1:{}", bs.addr.port()),
+        "SecMode": b64(&[1]),
+        "ClientPubKey": b64(&device_id.cert_der),
+        "ServerPubKey": b64(&pinned.cert_der),
+        "ClientSecretKey": b64(&device_id.key_der),
+    });
+    let factory = write(
+        tmp.path(),
+        "factory.json",
+        serde_json::json!([a]).to_string().as_bytes(),
+    );
+    // The bootstrap server moves A to another DM Server.
+    let a_moved = common::dmacc_item("A", &moved.dm_url(), &["*"]);
+    bs.route(
+        "/bootstrap",
+        200,
+        "application/dmmo+json",
+        serde_json::json!([a_moved]).to_string(),
+    );
+    let ca_file = write(tmp.path(), "ca.pem", ca.pem().as_bytes());
+    let state = tmp.path().join("state");
+    let run = || {
+        let mut cmd = tokio::process::Command::new(common::dmctl());
+        cmd.args(["client", "--once", "--timeout", "10", "--dev-id", DEV_ID])
+            .arg("--state")
+            .arg(&state)
+            .arg("--ca")
+            .arg(&ca_file)
+            .arg("--bootstrap")
+            .arg(&factory)
+            .args(["--bootstrap-url", &bs.url("/bootstrap")])
+            .kill_on_drop(true);
+        cmd
+    };
+
+    let out = run().output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A exists: the device goes on with it after the refusal.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ServerPubKey"), "{stderr}");
+    assert!(bs.seen().is_empty(), "{:?}", bs.seen());
+    assert_eq!(accounts_in(&state), vec![("A".into(), old.dm_url())]);
+    assert!(got_bootstrap_complete(&old));
+    assert!(moved.device(DEV_ID).is_none());
+
+    bs.serve_certificate(&pinned);
+    let out = run().output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let seen = bs.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].client_certs, 1, "A's ClientPubKey, no --tls-cert");
+    assert_eq!(accounts_in(&state), vec![("A".into(), moved.dm_url())]);
+    assert!(got_bootstrap_complete(&moved), "{stderr}");
+}
+
 /// The parties of a server-initiated bootstrap.
 struct Push {
     tmp: tempfile::TempDir,
@@ -474,8 +557,7 @@ async fn one_agent_serves_notifications_and_pushed_bootstraps() {
     let notified = |s: &ServerHandle| {
         s.device(DEV_ID).is_some_and(|d| {
             d.alerts.iter().any(|a| {
-                a.alert_type == alert_type::SERVER_INITIATED_MGMT
-                    && a.notification_id() == Some(42)
+                a.alert_type == alert_type::SERVER_INITIATED_MGMT && a.notification_id() == Some(42)
             })
         })
     };

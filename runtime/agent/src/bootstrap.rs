@@ -6,7 +6,7 @@
 //! refuses, before anything is written, a bootstrap that would change an
 //! account or instance of a server the bootstrap does not speak for.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dm_core::{
@@ -29,12 +29,18 @@ pub const MEDIA_TYPE: &str = dm_core::package::media_type::MO_DATA;
 pub enum Source<'a> {
     /// Preloaded on the device (8.2): any account it describes.
     Factory,
-    /// Fetched from this URL (8.3): besides new accounts, only those whose
-    /// `Auth/Bootstrap/ServerURI` names the same origin.
-    Fetched(&'a str),
+    /// Fetched from `url` (8.3) from a server whose certificate carried
+    /// `server_key` (SubjectPublicKeyInfo, DER; `None` when no account
+    /// naming `url` pins a key): besides new accounts, only those whose
+    /// `Auth/Bootstrap/ServerURI` names the same origin and whose
+    /// `ServerPubKey`, if any, holds that key.
+    Fetched {
+        url: &'a str,
+        server_key: Option<&'a [u8]>,
+    },
     /// Pushed over mutual TLS by the holder of this certificate (8.4):
     /// besides new accounts, only those whose `Auth/Bootstrap/
-    /// ServerPubKey` is this certificate.
+    /// ServerPubKey` holds this certificate's key.
     Pushed(&'a [u8]),
 }
 
@@ -94,11 +100,67 @@ pub struct Applied {
     pub already_applied: bool,
 }
 
+/// What an account's `Auth/Bootstrap/ServerPubKey` pins. 12.2 calls it
+/// "the DM Server Certificate (X.509 Certificate mode)" and 12.2.1.2
+/// stores a certificate "as binary X.509v3": a DER certificate (PEM is
+/// read too). What is pinned is the certificate's public key, the node's
+/// name: a certificate the bootstrap server renews on the same key still
+/// matches (docs/architecture.md "Bootstrap").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum ServerKey {
+    /// No ServerPubKey: nothing pinned.
+    #[default]
+    Absent,
+    /// The SubjectPublicKeyInfo (DER) of the certificate it holds.
+    Spki(Vec<u8>),
+    /// Not a certificate: it pins a key no server holds, so a server
+    /// this account names is refused rather than taken on `--ca` alone.
+    Unreadable,
+}
+
 /// The `Auth/Bootstrap` keys of one account (12.2).
 #[derive(Debug, Clone, Default)]
 struct BootstrapKeys {
     server_uri: Option<String>,
-    server_cert: Option<Vec<u8>>,
+    server_key: ServerKey,
+}
+
+/// The SubjectPublicKeyInfo (DER) of a certificate.
+fn spki_of(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    rustls::server::ParsedCertificate::try_from(cert)
+        .ok()
+        .map(|c| c.subject_public_key_info().as_ref().to_vec())
+}
+
+/// Scheme, host and port of a bootstrap server URI, to tell whether two
+/// name the same server. One without a scheme (12.2's example
+/// "111.222.333.444") is https:// (a bootstrap travels only over TLS,
+/// 9.3.1.1); a missing port is the scheme's default (12.2's example
+/// "https://www.bsdmserver.com:443" names the same server as one without
+/// `:443`).
+fn server_origin(uri: &str) -> Option<(String, String, u16)> {
+    let parsed: hyper::Uri = if uri.contains("://") {
+        uri.parse().ok()?
+    } else {
+        format!("https://{uri}").parse().ok()?
+    };
+    let scheme = parsed.scheme_str()?.to_ascii_lowercase();
+    let port = match (parsed.port_u16(), scheme.as_str()) {
+        (Some(p), _) => p,
+        (None, "https") => 443,
+        (None, "http") => 80,
+        (None, _) => return None,
+    };
+    Some((scheme, parsed.host()?.to_ascii_lowercase(), port))
+}
+
+/// Does `server_uri` (an `Auth/Bootstrap/ServerURI`) name the server `url`
+/// is on?
+fn names_server(server_uri: Option<&str>, url: &str) -> bool {
+    match (server_uri.and_then(server_origin), server_origin(url)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn bootstrap_keys(device: &Device, miid: &str) -> BootstrapKeys {
@@ -114,49 +176,111 @@ fn bootstrap_keys(device: &Device, miid: &str) -> BootstrapKeys {
         Some(NodeData::Leaf(Value::Chr(s))) => Some(s),
         _ => None,
     };
-    let server_cert = match get("ServerPubKey") {
+    let server_key = match get("ServerPubKey") {
+        None | Some(NodeData::Leaf(Value::Null)) => ServerKey::Absent,
         Some(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => {
-            // DER as 12.2.1.2, or PEM: compared as DER.
+            // DER as 12.2.1.2, or PEM: the first certificate's key.
             tls::certificates("Auth/Bootstrap/ServerPubKey", &b)
                 .ok()
-                .and_then(|c| c.into_iter().next())
-                .map(|c| c.as_ref().to_vec())
+                .and_then(|c| c.first().and_then(spki_of))
+                .map_or(ServerKey::Unreadable, ServerKey::Spki)
         }
-        _ => None,
+        Some(_) => ServerKey::Unreadable,
     };
     BootstrapKeys {
         server_uri,
-        server_cert,
+        server_key,
     }
+}
+
+/// The device's bootstrap identity held by the account at `miid`:
+/// `Auth/Bootstrap/ClientPubKey` (the DM Client certificate) and
+/// `ClientSecretKey` (its private key), 12.2.1.2.
+fn identity_of(device: &Device, miid: &str, server_id: &str) -> Option<Identity> {
+    let index = device.registry().find(DMACC_MOID, miid)?;
+    let instance = device.registry().instance(index)?;
+    let get = |leaf: &str| match instance.mo().get(&["Auth", "Bootstrap", leaf]) {
+        Ok(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => Some(b),
+        _ => None,
+    };
+    let what = format!("account {server_id}: Auth/Bootstrap");
+    Identity::from_bytes(&what, &get("ClientPubKey")?, &get("ClientSecretKey")?).ok()
 }
 
 /// The device's own bootstrap identity from the first account that holds
-/// one: `Auth/Bootstrap/ClientPubKey` (the DM Client certificate) and
-/// `ClientSecretKey` (its private key), 12.2.1.2.
+/// one.
 pub(crate) fn client_identity(device: &Device) -> Option<Identity> {
-    device.accounts().iter().find_map(|account| {
-        let index = device.registry().find(DMACC_MOID, &account.miid)?;
-        let instance = device.registry().instance(index)?;
-        let get = |leaf: &str| match instance.mo().get(&["Auth", "Bootstrap", leaf]) {
-            Ok(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => Some(b),
-            _ => None,
-        };
-        let what = format!("account {}: Auth/Bootstrap", account.server_id);
-        Identity::from_bytes(&what, &get("ClientPubKey")?, &get("ClientSecretKey")?).ok()
+    device
+        .accounts()
+        .iter()
+        .find_map(|a| identity_of(device, &a.miid, &a.server_id))
+}
+
+/// The device's identity at the bootstrap server `url` is on: from the
+/// first account whose `Auth/Bootstrap/ServerURI` names that server
+/// (12.2: the DM Server SHOULD authenticate the client with it).
+pub(crate) fn client_identity_for(device: &Device, url: &str) -> Option<Identity> {
+    device.accounts().iter().find_map(|a| {
+        let keys = bootstrap_keys(device, &a.miid);
+        names_server(keys.server_uri.as_deref(), url)
+            .then(|| identity_of(device, &a.miid, &a.server_id))
+            .flatten()
     })
 }
 
-/// The certificates of every bootstrap server the accounts name.
-pub(crate) fn bootstrap_server_certs(device: &Device) -> Vec<CertificateDer<'static>> {
-    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
+/// The keys (SubjectPublicKeyInfo, DER) of every bootstrap server the
+/// accounts pin.
+pub(crate) fn bootstrap_server_keys(device: &Device) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
     for account in device.accounts() {
-        if let Some(c) = bootstrap_keys(device, &account.miid).server_cert {
-            if !certs.iter().any(|k| k.as_ref() == c.as_slice()) {
-                certs.push(CertificateDer::from(c));
+        if let ServerKey::Spki(k) = bootstrap_keys(device, &account.miid).server_key {
+            if !keys.contains(&k) {
+                keys.push(k);
             }
         }
     }
-    certs
+    keys
+}
+
+/// The keys a bootstrap server at one origin must hold: those the
+/// `Auth/Bootstrap/ServerPubKey` of every account naming that server
+/// pins (12.2: the DM Client MUST use that data to authenticate the
+/// server).
+#[derive(Debug, Clone, Default)]
+pub struct ServerPins {
+    keys: Vec<Vec<u8>>,
+    /// Some account naming the server has a ServerPubKey (readable or
+    /// not): the server must hold one of `keys`.
+    pinned: bool,
+}
+
+impl ServerPins {
+    /// Does some account pin the bootstrap server's key?
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+}
+
+/// What the accounts pin for the bootstrap server `url` is on.
+pub fn server_pins(device: &Device, url: &str) -> ServerPins {
+    let mut pins = ServerPins::default();
+    for account in device.accounts() {
+        let keys = bootstrap_keys(device, &account.miid);
+        if !names_server(keys.server_uri.as_deref(), url) {
+            continue;
+        }
+        match keys.server_key {
+            ServerKey::Absent => {}
+            ServerKey::Unreadable => pins.pinned = true,
+            ServerKey::Spki(k) => {
+                pins.pinned = true;
+                if !pins.keys.contains(&k) {
+                    pins.keys.push(k);
+                }
+            }
+        }
+    }
+    pins
 }
 
 /// May `source` change the existing account at `miid`?
@@ -164,11 +288,18 @@ fn may_change(device: &Device, miid: &str, source: Source<'_>) -> bool {
     let keys = bootstrap_keys(device, miid);
     match source {
         Source::Factory => true,
-        Source::Fetched(url) => {
-            keys.server_uri.as_deref().and_then(tls::origin) == tls::origin(url)
-                && tls::origin(url).is_some()
+        Source::Fetched { url, server_key } => {
+            names_server(keys.server_uri.as_deref(), url)
+                && match &keys.server_key {
+                    ServerKey::Absent => true,
+                    ServerKey::Spki(k) => server_key == Some(k.as_slice()),
+                    ServerKey::Unreadable => false,
+                }
         }
-        Source::Pushed(cert) => keys.server_cert.as_deref() == Some(cert),
+        Source::Pushed(cert) => match &keys.server_key {
+            ServerKey::Spki(k) => spki_of(&CertificateDer::from(cert)).as_ref() == Some(k),
+            ServerKey::Absent | ServerKey::Unreadable => false,
+        },
     }
 }
 
@@ -446,29 +577,67 @@ pub enum FetchError {
     Status { uri: String, status: u16 },
     #[error("{uri} sent Content-Type `{content_type}`, expected {MEDIA_TYPE}")]
     ContentType { uri: String, content_type: String },
+    #[error(
+        "{uri}: the server's certificate does not carry the key the Auth/Bootstrap/ServerPubKey of the accounts naming it pins (spec 12.2)"
+    )]
+    NotPinnedKey { uri: String },
+}
+
+/// A DM Bootstrap fetched from a bootstrap server.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// The key (SubjectPublicKeyInfo, DER) of the server's certificate,
+    /// when `pins` pinned it: what [`Source::Fetched`] checks accounts
+    /// against.
+    pub server_key: Option<Vec<u8>>,
 }
 
 /// Client-initiated bootstrap (spec 8.3): GETs the DM Bootstrap from
-/// `url` over HTTPS, the server verified against `trust`, the device
-/// authenticated by `identity` when the server asks (9.3.2).
+/// `url` over HTTPS, the device authenticated by `identity` when the
+/// server asks (9.3.2). The server is authenticated by `pins` when an
+/// account naming it pins its key (12.2 Auth/Bootstrap/ServerPubKey: its
+/// certificate must carry one of those keys, whatever `trust` says), else
+/// verified against `trust`.
 pub async fn fetch(
     url: &str,
     dev_id: &str,
     trust: &TrustAnchors,
+    pins: &ServerPins,
     identity: Option<&Identity>,
     timeout: Duration,
-) -> Result<Vec<u8>, FetchError> {
+) -> Result<Fetched, FetchError> {
     if !tls::origin(url).is_some_and(|o| o.starts_with("https://")) {
         return Err(FetchError::NotHttps(url.to_owned()));
     }
-    let http = crate::http::HttpClient::with_tls(timeout, trust, identity)?;
+    let checked = Arc::new(Mutex::new(PinCheck::default()));
+    let http = if pins.pinned {
+        let verifier = PinnedBootstrapServer {
+            keys: pins.keys.clone(),
+            checked: checked.clone(),
+            provider: tls::provider(),
+        };
+        let config = tls::client_config_verified_by(Arc::new(verifier), identity)?;
+        crate::http::HttpClient::with_tls_config(timeout, config)
+    } else {
+        crate::http::HttpClient::with_tls(timeout, trust, identity)?
+    };
     let headers = [
         ("Accept", MEDIA_TYPE.to_owned()),
         (dm_core::package::header::DEV_ID, dev_id.to_owned()),
     ];
-    let exchange = http
+    let call = http
         .call(hyper::Method::GET, url, &headers, Vec::new())
-        .await?;
+        .await;
+    let checked = std::mem::take(&mut *checked.lock().unwrap_or_else(PoisonError::into_inner));
+    let exchange = match call {
+        Err(_) if checked.refused => {
+            return Err(FetchError::NotPinnedKey {
+                uri: url.to_owned(),
+            })
+        }
+        other => other?,
+    };
     let status = crate::http::status_of(&exchange.response);
     if status != 200 {
         return Err(FetchError::Status {
@@ -484,15 +653,97 @@ pub async fn fetch(
             content_type: content_type.to_owned(),
         });
     }
-    Ok(exchange.response.body.to_vec())
+    Ok(Fetched {
+        body: exchange.response.body.to_vec(),
+        server_key: checked.accepted,
+    })
 }
 
-/// Accepts only a client certificate that some account's
-/// `Auth/Bootstrap/ServerPubKey` holds (spec 9.3.2, pinned), after the
-/// handshake proved the peer has its private key.
+/// What [`PinnedBootstrapServer`] saw of the server's certificate.
+#[derive(Debug, Default)]
+struct PinCheck {
+    /// The key of the certificate accepted, for [`Source::Fetched`].
+    accepted: Option<Vec<u8>>,
+    /// A certificate without a pinned key was refused.
+    refused: bool,
+}
+
+/// Authenticates a bootstrap server by the keys the accounts naming it
+/// pin (12.2): its end-entity certificate must carry one of them, and the
+/// handshake proves it holds the private key. Chain, name and validity
+/// are not what authenticates it: the pin is (as for a pushing server).
+#[derive(Debug)]
+struct PinnedBootstrapServer {
+    keys: Vec<Vec<u8>>,
+    checked: Arc<Mutex<PinCheck>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedBootstrapServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
+        match spki_of(end_entity) {
+            Some(key) if self.keys.contains(&key) => {
+                checked.accepted = Some(key);
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            _ => {
+                checked.refused = true;
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Accepts only a client certificate that carries the key of some
+/// account's `Auth/Bootstrap/ServerPubKey` (spec 9.3.2, pinned), after
+/// the handshake proved the peer has its private key.
 #[derive(Debug)]
 pub(crate) struct PinnedBootstrapServers {
-    certs: Vec<CertificateDer<'static>>,
+    keys: Vec<Vec<u8>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -507,7 +758,7 @@ impl rustls::server::danger::ClientCertVerifier for PinnedBootstrapServers {
         _intermediates: &[CertificateDer<'_>],
         _now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+        if spki_of(end_entity).is_some_and(|k| self.keys.contains(&k)) {
             Ok(rustls::server::danger::ClientCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -560,7 +811,7 @@ pub(crate) fn listener_config(
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = tls::provider();
     let verifier = PinnedBootstrapServers {
-        certs: bootstrap_server_certs(device),
+        keys: bootstrap_server_keys(device),
         provider: provider.clone(),
     };
     rustls::ServerConfig::builder_with_provider(provider)
@@ -569,4 +820,25 @@ pub(crate) fn listener_config(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|e| TlsError::Config(format!("device certificate: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_uri_names_its_server_with_or_without_scheme_and_default_port() {
+        let url = "https://BS.example/dm/bootstrap?x=1";
+        // 12.2's own examples: the default port written out, a bare host.
+        assert!(names_server(Some("https://bs.example:443"), url));
+        assert!(names_server(Some("bs.example"), url));
+        assert!(names_server(
+            Some("192.0.2.7"),
+            "https://192.0.2.7:443/bootstrap"
+        ));
+        assert!(!names_server(Some("https://bs.example:8443"), url));
+        assert!(!names_server(Some("http://bs.example"), url));
+        assert!(!names_server(Some("https://other.example"), url));
+        assert!(!names_server(None, url));
+    }
 }

@@ -273,18 +273,25 @@ impl HttpClient {
         anchors: &TrustAnchors,
         identity: Option<&Identity>,
     ) -> Result<HttpClient, TlsError> {
-        let config = tls::client_config(anchors, identity)?;
+        Ok(HttpClient::with_tls_config(
+            timeout,
+            tls::client_config(anchors, identity)?,
+        ))
+    }
+
+    /// A client that speaks TLS as `config` says.
+    pub(crate) fn with_tls_config(timeout: Duration, config: rustls::ClientConfig) -> HttpClient {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(HttpClient {
+        HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
             password: None,
             plain_http: PlainHttp::default(),
-        })
+        }
     }
 
     /// Lets plain http:// requests go where `policy` says (spec 9.2.2).

@@ -576,17 +576,29 @@ async fn fetch_bootstrap(
         url: url.to_owned(),
         reason,
     };
-    let identity = device_identity(opts)?;
-    let bytes = bootstrap::fetch(
+    // `--tls-cert`/`--tls-key`, else the account's Auth/Bootstrap
+    // ClientPubKey and ClientSecretKey (12.2).
+    let identity = match device_identity(opts)? {
+        Some(id) => Some(id),
+        None => bootstrap::client_identity_for(device, url),
+    };
+    // An account naming this server pins its key (12.2 ServerPubKey).
+    let pins = bootstrap::server_pins(device, url);
+    let fetched = bootstrap::fetch(
         url,
         device.dev_id(),
         &device.config().trust,
+        &pins,
         identity.as_ref(),
         opts.timeout,
     )
     .await
     .map_err(|e| fail(e.to_string()))?;
-    let applied = bootstrap::apply(device, &bytes, bootstrap::Source::Fetched(url))
+    let source = bootstrap::Source::Fetched {
+        url,
+        server_key: fetched.server_key.as_deref(),
+    };
+    let applied = bootstrap::apply(device, &fetched.body, source)
         .map_err(|e| fail(format!("refused: {e}")))?;
     if !applied.already_applied {
         tracing::info!(

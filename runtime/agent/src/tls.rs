@@ -310,6 +310,27 @@ pub(crate) fn client_config(
         .with_protocol_versions(VERSIONS)
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_root_certificates(anchors.roots());
+    with_identity(builder, identity)
+}
+
+/// A client configuration whose DM Server is verified by `verifier`
+/// instead of the trust anchors (a pinned bootstrap server, 12.2).
+pub(crate) fn client_config_verified_by(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    identity: Option<&Identity>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    with_identity(builder, identity)
+}
+
+fn with_identity(
+    builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    identity: Option<&Identity>,
+) -> Result<rustls::ClientConfig, TlsError> {
     match identity {
         Some(id) => builder
             .with_client_auth_cert(id.chain.clone(), id.key.clone_key())

@@ -135,6 +135,36 @@ pub struct Front {
     seen: Arc<Mutex<Vec<Seen>>>,
     handshake_failures: Arc<Mutex<usize>>,
     routes: Arc<Mutex<HashMap<String, Route>>>,
+    certificate: Arc<SwappableCert>,
+}
+
+/// The front's certificate, which a test may replace while it runs (the
+/// same address answered by another key).
+#[derive(Debug)]
+struct SwappableCert(Mutex<Arc<rustls::sign::CertifiedKey>>);
+
+impl SwappableCert {
+    fn certified(cert: &Issued) -> Arc<rustls::sign::CertifiedKey> {
+        let key = provider()
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                cert.key_der.clone(),
+            )))
+            .unwrap();
+        Arc::new(rustls::sign::CertifiedKey::new(
+            vec![CertificateDer::from(cert.cert_der.clone())],
+            key,
+        ))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for SwappableCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.lock().unwrap().clone())
+    }
 }
 
 impl Front {
@@ -166,12 +196,8 @@ impl Front {
             }
             None => builder.with_no_client_auth(),
         };
-        let config = builder
-            .with_single_cert(
-                vec![CertificateDer::from(cert.cert_der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-            )
-            .unwrap();
+        let certificate = Arc::new(SwappableCert(Mutex::new(SwappableCert::certified(cert))));
+        let config = builder.with_cert_resolver(certificate.clone());
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let front = Front {
@@ -179,6 +205,7 @@ impl Front {
             seen: Default::default(),
             handshake_failures: Default::default(),
             routes: Default::default(),
+            certificate,
         };
         let opts = Arc::new(opts);
         let f = front.clone();
@@ -205,6 +232,11 @@ impl Front {
             }
         });
         front
+    }
+
+    /// From the next handshake on, the front answers with `cert`.
+    pub fn serve_certificate(&self, cert: &Issued) {
+        *self.certificate.0.lock().unwrap() = SwappableCert::certified(cert);
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -69,7 +69,7 @@ pub(super) async fn on_bootstrap_connection(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
 ) -> Result<Option<Vec<SessionOutcome>>, AgentError> {
-    if bootstrap::bootstrap_server_certs(device).is_empty() {
+    if bootstrap::bootstrap_server_keys(device).is_empty() {
         tracing::warn!(
             "dmctl client: bootstrap from {peer} refused: no account names a bootstrap server (Auth/Bootstrap/ServerPubKey)"
         );
