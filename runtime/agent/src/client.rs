@@ -408,7 +408,7 @@ impl Device {
             .registry
             .instances()
             .map(|(_, i)| i)
-            .filter(|i| i.mo().schema().moid == crate::DMACC_MOID)
+            .filter(|i| i.mo().schema().moid == access::DMACC_MOID)
             .find(|i| {
                 matches!(i.mo().get(&["SrvID"]),
                     Ok(dm_core::NodeData::Leaf(dm_core::Value::Chr(s))) if s == server_id)

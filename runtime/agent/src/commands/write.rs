@@ -250,7 +250,7 @@ impl Device {
     }
 
     /// Saves an instance to the state directory, if it is kept there.
-    pub(crate) fn save(&self, index: usize) -> Result<(), crate::StateError> {
+    pub(crate) fn save(&self, index: usize) -> Result<(), crate::store::StateError> {
         let (Some(store), Some(i)) = (self.store(), self.registry().instance(index)) else {
             return Ok(());
         };
