@@ -133,10 +133,9 @@ impl Alert {
     pub fn server_initiated(notification_id: Option<u16>) -> Alert {
         let alert = Alert::new(alert_type::SERVER_INITIATED_MGMT);
         match notification_id {
-            Some(id) => alert.with_data(
-                media_type::JSON,
-                serde_json::json!({ NOTIFICATION_ID: id }),
-            ),
+            Some(id) => {
+                alert.with_data(media_type::JSON, serde_json::json!({ NOTIFICATION_ID: id }))
+            }
             None => alert,
         }
     }
@@ -835,8 +834,10 @@ mod tests {
         assert_eq!(legacy.notification_id(), Some(513));
         legacy.data = Some(serde_json::json!(70000));
         assert_eq!(legacy.notification_id(), None, "not a 16-bit ID");
-        let other = Alert::new(alert_type::CLIENT_INITIATED_MGMT)
-            .with_data(media_type::JSON, serde_json::json!({ "NOTIFICATION-ID": 1 }));
+        let other = Alert::new(alert_type::CLIENT_INITIATED_MGMT).with_data(
+            media_type::JSON,
+            serde_json::json!({ "NOTIFICATION-ID": 1 }),
+        );
         assert_eq!(other.notification_id(), None, "only ServerInitiatedMgmt");
     }
 
