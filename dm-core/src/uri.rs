@@ -733,7 +733,7 @@ impl ServerUri {
 
     /// The URI to use: the parameters of spec 6.2 replaced, the whole an
     /// RFC 3986 URI (6.2: "After these parameters are replaced, the
-    /// ServerURI MUST be encoded as a URI as defined in [RFC3986]").
+    /// ServerURI MUST be encoded as a URI as defined in \[RFC3986\]").
     /// - `[Name]` for a value of [`ServerUriParams`] becomes that value,
     ///   percent-encoded, or `-1` when the device has none;
     /// - any other `[Name]` is a parameter this client does not support:
