@@ -17,6 +17,8 @@ mod digest_auth;
 mod http;
 pub mod local_api;
 pub mod plugins;
+mod rate_log;
+pub mod replay;
 pub mod service;
 mod session_info;
 mod store;

@@ -10,6 +10,7 @@ use crate::bootstrap;
 use crate::client::{Device, DeviceConfig, Initiation, SessionError, SessionReport};
 use crate::http::Observer;
 use crate::plugins::{PluginError, PluginInstance};
+use crate::rate_log::RateLog;
 use crate::store::{machine_dev_id, StateDir, StateError};
 use crate::tls::Identity;
 use crate::tree::{Factory, Owner, Registry};
@@ -239,15 +240,12 @@ pub async fn deliver_alerts(device: &mut Device) -> Vec<SessionOutcome> {
     outcomes
 }
 
-/// How many accepted notifications are remembered for duplicate checks.
-const SEEN_NOTIFICATIONS: usize = 256;
-
 /// Why a notification was dropped (logged; never the secret).
 #[derive(Debug, thiserror::Error)]
 pub enum Dropped {
     #[error("not a DM Notification: {0}")]
     Malformed(#[from] dm_core::notification::DecodeError),
-    #[error("SERVER-ID `{0}` names no account")]
+    #[error("SERVER-ID `{}` names no account", .0.escape_debug())]
     UnknownServer(String),
     #[error("no SERVER-ID and {0} accounts: cannot tell which server sent it")]
     Ambiguous(usize),
@@ -257,15 +255,35 @@ pub enum Dropped {
     NoCredentials(String),
     #[error("server {0}: NOTIFICATION-ID {1} already seen")]
     Duplicate(String, u16),
+    #[error("server {0}: {1}")]
+    TooOld(String, crate::replay::Replay),
     #[error("server {0}: TIMESTAMP {1} outside the accepted window")]
     Stale(String, u64),
+}
+
+impl Dropped {
+    /// A short label per kind, for the bounded-rate log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Dropped::Malformed(_) => "malformed",
+            Dropped::UnknownServer(_) => "unknown server",
+            Dropped::Ambiguous(_) => "ambiguous server",
+            Dropped::BadDigest(_) => "bad digest",
+            Dropped::NoCredentials(_) => "no credentials",
+            Dropped::Duplicate(..) => "duplicate",
+            Dropped::TooOld(..) => "too old",
+            Dropped::Stale(..) => "stale",
+        }
+    }
 }
 
 /// Checks one datagram as spec 5.2.1 and 9.1 ask: the account it is for,
 /// its digest against that account's Auth/Noti credentials, duplicates of
 /// its NOTIFICATION-ID, the age of its TIMESTAMP. Returns the SrvID and
 /// the notification when it is to be acted on; an accepted one is
-/// remembered in the agent state.
+/// remembered in the agent state, in its server's window of
+/// NOTIFICATION-IDs ([`crate::replay`]): an ID seen or older than the
+/// window is dropped, however many notifications other servers sent.
 pub fn accept_notification(
     device: &mut Device,
     datagram: &[u8],
@@ -305,13 +323,15 @@ pub fn accept_notification(
         ));
     }
     if let Some(id) = notification.notification_id {
-        let seen = &mut device.agent_state_mut().seen_notifications;
-        if seen.iter().any(|(s, i)| *s == server_id && *i == id) {
-            return Err(Dropped::Duplicate(server_id, id));
+        let state = device.agent_state_mut();
+        // The list of earlier versions, oldest first, seeds the windows.
+        for (server, seen) in std::mem::take(&mut state.seen_notifications) {
+            let _ = crate::replay::accept(&mut state.notification_windows, &server, seen);
         }
-        seen.push((server_id.clone(), id));
-        if seen.len() > SEEN_NOTIFICATIONS {
-            seen.remove(0);
+        match crate::replay::accept(&mut state.notification_windows, &server_id, id) {
+            Ok(()) => {}
+            Err(crate::replay::Replay::Seen(id)) => return Err(Dropped::Duplicate(server_id, id)),
+            Err(too_old) => return Err(Dropped::TooOld(server_id, too_old)),
         }
         device.save_agent();
     }
@@ -338,6 +358,7 @@ async fn on_notification(
     opts: &AgentOptions,
     datagram: &[u8],
     from: std::net::SocketAddr,
+    drops: &mut RateLog,
 ) -> Option<Vec<SessionOutcome>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -347,7 +368,14 @@ async fn on_notification(
         match accept_notification(device, datagram, now, opts.max_notification_age) {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!("dmctl client: notification from {from} dropped: {e}");
+                // Anyone can send datagrams: one line per kind of drop and
+                // one summary per interval, not one line per datagram.
+                let lines = drops.record(std::time::Instant::now(), e.reason(), || {
+                    format!("dmctl client: notification from {from} dropped: {e}")
+                });
+                for line in lines {
+                    tracing::warn!("{line}");
+                }
                 return None;
             }
         };
@@ -440,8 +468,16 @@ pub async fn run_listeners(
         None => None,
     };
     let mut buf = vec![0u8; 65_536];
+    let mut drops = RateLog::new("notifications dropped");
+    let mut summary = tokio::time::interval(crate::rate_log::SUMMARY_INTERVAL);
     loop {
         let outcomes = tokio::select! {
+            _ = summary.tick() => {
+                if let Some(line) = drops.flush(std::time::Instant::now()) {
+                    tracing::warn!("dmctl client: {line}");
+                }
+                None
+            }
             received = async {
                 match &socket {
                     Some(s) => s.recv_from(&mut buf).await,
@@ -450,7 +486,7 @@ pub async fn run_listeners(
             } => {
                 let (len, from) = received.map_err(|e| AgentError::Notify(e.to_string()))?;
                 let datagram = buf[..len].to_vec();
-                on_notification(&mut *device.lock().await, opts, &datagram, from).await
+                on_notification(&mut *device.lock().await, opts, &datagram, from, &mut drops).await
             }
             accepted = async {
                 match &endpoint {

@@ -69,10 +69,14 @@ pub struct AgentState {
     pub defaults: Vec<(String, String)>,
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
-    /// (SrvID, NOTIFICATION-ID) pairs recently accepted, newest last, so a
-    /// replayed notification is dropped also after a restart (5.2.1.2).
-    #[serde(default)]
+    /// (SrvID, NOTIFICATION-ID) pairs of earlier versions, newest last:
+    /// moved into `notification_windows` at the next notification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen_notifications: Vec<(String, u16)>,
+    /// Per SrvID, the NOTIFICATION-IDs accepted, so a replayed
+    /// notification is dropped also after a restart (5.2.1.2).
+    #[serde(default)]
+    pub notification_windows: std::collections::BTreeMap<String, crate::replay::NotificationWindow>,
 }
 
 /// The device's persistent state.
