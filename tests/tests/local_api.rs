@@ -239,7 +239,8 @@ async fn the_local_api_speaks_json_lines_on_a_unix_socket() {
     let path = w.tmp.path().join("dm.sock");
     let served = tokio::spawn({
         let (device, path) = (device.clone(), path.clone());
-        async move { dm_agent::local_api::serve(device, &path).await }
+        let config = dm_agent::local_api::LocalApiConfig::new(path);
+        async move { dm_agent::local_api::serve(device, &config).await }
     });
     let mut stream = None;
     for _ in 0..100 {
@@ -305,21 +306,52 @@ async fn the_local_api_is_served_while_waiting_for_notifications() {
 async fn local_api_answers_through_dmctl(extra: &[&str]) {
     let w = world().await;
     let socket = w.tmp.path().join("dm.sock");
-    let mut child = tokio::process::Command::new(common::dmctl())
-        .args(["client", "--state"])
-        .arg(w.tmp.path().join("state"))
-        .arg("--bootstrap")
-        .arg(&w.bootstrap)
-        .args(["--dev-id", DEV_ID, "--local-api"])
-        .arg(&socket)
-        .args(extra)
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = w.dmctl_local_api(&socket, &[], extra);
+    let answer = get_dev_id(&socket, APP).await;
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["data"][0]["MOData"]["DevID"], DEV_ID);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+impl World {
+    /// `dmctl client --local-api SOCKET` (after `prefix`, e.g. `prlimit`)
+    /// with `extra` arguments, stderr piped.
+    fn dmctl_local_api(
+        &self,
+        socket: &std::path::Path,
+        prefix: &[&str],
+        extra: &[&str],
+    ) -> tokio::process::Child {
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg(common::dmctl());
+                c
+            }
+            None => tokio::process::Command::new(common::dmctl()),
+        };
+        command
+            .args(["client", "--state"])
+            .arg(self.tmp.path().join("state"))
+            .arg("--bootstrap")
+            .arg(&self.bootstrap)
+            .args(["--dev-id", DEV_ID, "--local-api"])
+            .arg(socket)
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Connects to the socket (waiting for it up to 10 s) and asks for DevID
+/// as `app`; the first answer line.
+async fn get_dev_id(socket: &std::path::Path, app: &str) -> serde_json::Value {
     let mut stream = None;
-    for _ in 0..200 {
-        if let Ok(s) = tokio::net::UnixStream::connect(&socket).await {
+    for _ in 0..400 {
+        if let Ok(s) = tokio::net::UnixStream::connect(socket).await {
             stream = Some(s);
             break;
         }
@@ -327,20 +359,197 @@ async fn local_api_answers_through_dmctl(extra: &[&str]) {
     }
     let (read, mut write) = stream.expect("dmctl client serves the socket").into_split();
     let request =
-        serde_json::json!({"op": "get", "app": APP, "uri": "urn:oma:mo:oma-dm-devinfo:1.2//DevID"});
-    write
-        .write_all(format!("{request}\n").as_bytes())
+        serde_json::json!({"op": "get", "app": app, "uri": "urn:oma:mo:oma-dm-devinfo:1.2//DevID"});
+    // The agent may close first (a uid bound to nothing): the answer says why.
+    let _ = write.write_all(format!("{request}\n").as_bytes()).await;
+    let line = tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(read).lines().next_line(),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .unwrap()
+    .expect("an answer line");
+    serde_json::from_str(&line).unwrap()
+}
+
+/// The uid of this process: the owner of a file it creates.
+#[cfg(unix)]
+fn own_uid(dir: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join("uid-probe");
+    std::fs::write(&probe, "").unwrap();
+    std::fs::metadata(&probe).unwrap().uid()
+}
+
+/// The output of a start that must fail: within 20 s, else the agent is
+/// killed and the test fails.
+async fn exits(child: tokio::process::Child) -> std::process::Output {
+    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await
-        .unwrap();
-    let line = BufReader::new(read)
-        .lines()
-        .next_line()
-        .await
+        .expect("the agent refused to start")
         .unwrap()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(answer["status"], 200);
-    assert_eq!(answer["data"][0]["MOData"]["DevID"], DEV_ID);
+}
+
+async fn stderr_of(mut child: tokio::process::Child) -> String {
     let _ = child.start_kill();
-    let _ = child.wait().await;
+    let out = child.wait_with_output().await.unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `--local-api PATH` where a regular file is: a start error naming the
+/// path, before any session, and the file is left as it was.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_file_at_the_socket_path_is_a_start_error_and_is_kept() {
+    let w = world().await;
+    let path = w.tmp.path().join("precious.txt");
+    std::fs::write(&path, "do not delete").unwrap();
+    for extra in [&[][..], &["--notify-udp", "127.0.0.1:0"][..]] {
+        let child = w.dmctl_local_api(&path, &[], extra);
+        let out = exits(child).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+        assert!(
+            stderr.contains("not a socket") || stderr.contains("other than a socket"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "do not delete");
+    }
+    assert_eq!(
+        w.a.device(DEV_ID).map_or(0, |d| d.sessions),
+        0,
+        "no session ran"
+    );
+}
+
+/// `--local-api-apps`: the peer's uid decides which app ids it may claim.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_app_id_is_served_only_to_the_uids_bound_to_it() {
+    let w = world().await;
+    let uid = own_uid(w.tmp.path());
+    let apps = w.tmp.path().join("apps.json");
+    let socket = w.tmp.path().join("dm.sock");
+    let apps_arg = apps.to_str().unwrap();
+
+    // This uid is bound to APP: APP is served, another app id is not.
+    std::fs::write(&apps, serde_json::json!({ APP: [uid] }).to_string()).unwrap();
+    let child = w.dmctl_local_api(&socket, &[], &["--local-api-apps", apps_arg]);
+    let answer = get_dev_id(&socket, APP).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666, "every user may connect; the bindings decide");
+    let answer = get_dev_id(&socket, "com.example.other").await;
+    assert_eq!(answer["status"], 403, "{answer}");
+    let reason = answer["error"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "app id `com.example.other` is not bound to uid {uid}"
+        )),
+        "{reason}"
+    );
+    let stderr = stderr_of(child).await;
+    assert!(stderr.contains("not bound to uid"), "{stderr}");
+
+    // APP bound to another uid only: this one may claim nothing.
+    std::fs::write(&apps, serde_json::json!({ APP: [uid + 1] }).to_string()).unwrap();
+    let child = w.dmctl_local_api(&socket, &[], &["--local-api-apps", apps_arg]);
+    let answer = get_dev_id(&socket, APP).await;
+    assert_eq!(answer["status"], 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("uid {uid} is bound to no app id")),
+        "{answer}"
+    );
+    drop(child);
+
+    // A file that is not an object of uid lists: a start error.
+    std::fs::write(&apps, r#"{"com.example.a": "me"}"#).unwrap();
+    let out = exits(w.dmctl_local_api(&socket, &[], &["--local-api-apps", apps_arg])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(apps_arg));
+}
+
+/// Raises this process's soft open-file limit so that it can hold the
+/// clients itself (the agent's limit is what the tests lower).
+fn raise_own_nofile(to: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    if soft < to {
+        let status = std::process::Command::new("prlimit")
+            .args([
+                "--pid",
+                &std::process::id().to_string(),
+                &format!("--nofile={to}:"),
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot raise the test's open-file limit to {to}"
+        );
+    }
+}
+
+/// 1,100 local clients at once against an agent limited to 1,024 open
+/// files: with the default cap (64) the rest are refused with 503; with a
+/// cap above the limit the accept loop meets EMFILE and pauses. Either
+/// way the agent lives on, answers once the clients are gone, and logs a
+/// few lines, not one per client.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_clients_than_open_files_do_not_end_the_agent() {
+    raise_own_nofile(4096);
+    for (extra, refused_with_503) in [
+        (&[][..], true),
+        (&["--local-api-max-clients", "2000"][..], false),
+    ] {
+        let w = world().await;
+        let socket = w.tmp.path().join("dm.sock");
+        let mut child = w.dmctl_local_api(&socket, &["prlimit", "--nofile=1024:1024"], extra);
+        assert_eq!(get_dev_id(&socket, APP).await["status"], 200);
+
+        let mut clients = Vec::new();
+        for _ in 0..1100 {
+            if let Ok(c) = tokio::net::UnixStream::connect(&socket).await {
+                clients.push(c);
+            }
+        }
+        assert!(clients.len() > 1024, "{} clients connected", clients.len());
+        if refused_with_503 {
+            // The last ones are past the cap: told so, then closed.
+            let last = clients.pop().unwrap();
+            let mut line = String::new();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                BufReader::new(last).read_line(&mut line),
+            )
+            .await
+            .unwrap();
+            assert!(line.contains("\"status\":503"), "{line}");
+            assert!(line.contains("at most 64"), "{line}");
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the agent ended: {}",
+            stderr_of(child).await
+        );
+        drop(clients);
+        let answer = get_dev_id(&socket, APP).await;
+        assert_eq!(answer["status"], 200, "{answer}");
+        assert!(child.try_wait().unwrap().is_none());
+        let stderr = stderr_of(child).await;
+        assert!(stderr.lines().count() < 12, "{stderr}");
+    }
 }

@@ -23,13 +23,33 @@
 //! {"op":"moid","app":"...","moid":"urn:oma:mo:..."} -> {"status":200,"uris":["..."]}
 //! ```
 //!
-//! Who may connect: the socket file is created with mode 0600, so only
-//! processes of the device agent's own user reach it; the `app` id is the
-//! one those processes claim. A platform with stronger application
-//! identity binds it to the peer's credentials before calling the Rust API.
+//! Who may use which app id: the peer's credentials (`SO_PEERCRED`) give
+//! the uid of the connecting process, and [`AppBindings`] say which app ids
+//! each uid may claim. Without a bindings file (`--local-api-apps FILE`)
+//! the socket file has mode 0600 and only the agent's own uid and root may
+//! claim any app id: the processes of the agent's user are trusted alike.
+//! With one, the socket has mode 0666 and a uid may claim only the app ids
+//! the file binds to it, root and the agent's uid included; a request
+//! claiming another is refused with status 403 and the reason, and a uid
+//! bound to none is told so and disconnected. The file is JSON, app id to
+//! uids:
+//!
+//! ```text
+//! {"com.example.reader": [10023], "com.example.updater": [10024, 0]}
+//! ```
+//!
+//! Limits: at most [`DEFAULT_MAX_CLIENTS`] connections at once (`--local-
+//! api-max-clients`); one past it is answered 503 and closed. When the
+//! process runs out of file descriptors (EMFILE, ENFILE) the accept loop
+//! pauses [`ACCEPT_BACKOFF`] and tries again: it never ends the agent.
+//! Refusals are logged at a bounded rate. [`serve`] removes a stale socket
+//! at its path but nothing else: a regular file, a directory or a symbolic
+//! link there is a start error.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dm_core::{Change, ClientUri, MoDataItem, NodeData, ServerUri, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -40,6 +60,7 @@ use tokio::sync::Mutex;
 use crate::access::{self, Principal};
 use crate::client::{Device, SessionCtx};
 use crate::commands::ReadNode;
+use crate::rate_log::{RateLog, SUMMARY_INTERVAL};
 use crate::tree::Owner;
 
 /// What the local API answers when a request cannot be served.
@@ -185,6 +206,17 @@ enum Request {
     },
 }
 
+impl Request {
+    fn app(&self) -> &str {
+        match self {
+            Request::Get { app, .. }
+            | Request::Replace { app, .. }
+            | Request::Exec { app, .. }
+            | Request::Moid { app, .. } => app,
+        }
+    }
+}
+
 /// One answer on the socket.
 #[derive(Debug, Serialize)]
 struct Answer {
@@ -215,11 +247,225 @@ impl Answer {
     }
 }
 
-async fn answer(device: &Mutex<Device>, line: &str) -> Answer {
+/// Which app ids each uid may claim (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AppBindings {
+    /// No bindings file: the agent's own uid and root claim any app id,
+    /// no other uid any.
+    #[default]
+    AgentUserOnly,
+    /// `--local-api-apps FILE`: app id to the uids that may claim it.
+    File {
+        path: PathBuf,
+        apps: BTreeMap<String, Vec<u32>>,
+    },
+}
+
+/// Why a peer may not claim an app id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("uid {uid} may not use the local API: without --local-api-apps only the agent's uid ({agent}) and root may")]
+    NotAgentUser { uid: u32, agent: u32 },
+    #[error("uid {uid} is bound to no app id in {}", file.display())]
+    Unbound { uid: u32, file: PathBuf },
+    #[error("app id `{}` is not bound to uid {uid} in {}", app.escape_debug(), file.display())]
+    NotBound {
+        app: String,
+        uid: u32,
+        file: PathBuf,
+    },
+}
+
+impl Refused {
+    /// A short label for the bounded-rate log.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refused::NotAgentUser { .. } => "uid not the agent's",
+            Refused::Unbound { .. } => "uid bound to no app",
+            Refused::NotBound { .. } => "app id not bound to uid",
+        }
+    }
+}
+
+/// Why a bindings file cannot be used: the agent does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppsFileError {
+    #[error("local API apps file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("local API apps file {}: not a JSON object of app id to uid list: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("local API apps file {}: app id `{}` is empty or holds a control character", path.display(), app.escape_debug())]
+    BadApp { path: PathBuf, app: String },
+}
+
+impl AppBindings {
+    /// Reads a bindings file: a JSON object of app id to a list of uids.
+    pub fn from_file(path: &Path) -> Result<AppBindings, AppsFileError> {
+        let bytes = std::fs::read(path).map_err(|source| AppsFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        AppBindings::from_json(path, &bytes)
+    }
+
+    fn from_json(path: &Path, bytes: &[u8]) -> Result<AppBindings, AppsFileError> {
+        let apps: BTreeMap<String, Vec<u32>> =
+            serde_json::from_slice(bytes).map_err(|source| AppsFileError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        if let Some(app) = apps.keys().find(|a| check_app(a).is_err()) {
+            return Err(AppsFileError::BadApp {
+                path: path.to_owned(),
+                app: app.clone(),
+            });
+        }
+        Ok(AppBindings::File {
+            path: path.to_owned(),
+            apps,
+        })
+    }
+
+    /// Whether `uid` may claim any app id at all (`agent` is the agent's
+    /// own uid).
+    pub fn admit(&self, uid: u32, agent: u32) -> Result<(), Refused> {
+        match self {
+            AppBindings::AgentUserOnly if uid == agent || uid == 0 => Ok(()),
+            AppBindings::AgentUserOnly => Err(Refused::NotAgentUser { uid, agent }),
+            AppBindings::File { path, apps } => {
+                if apps.values().any(|uids| uids.contains(&uid)) {
+                    Ok(())
+                } else {
+                    Err(Refused::Unbound {
+                        uid,
+                        file: path.clone(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Whether `uid` may claim `app`.
+    pub fn check(&self, uid: u32, agent: u32, app: &str) -> Result<(), Refused> {
+        match self {
+            AppBindings::AgentUserOnly => self.admit(uid, agent),
+            AppBindings::File { path, apps } => {
+                if apps.get(app).is_some_and(|uids| uids.contains(&uid)) {
+                    Ok(())
+                } else {
+                    Err(Refused::NotBound {
+                        app: app.to_owned(),
+                        uid,
+                        file: path.clone(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The socket's mode: with a bindings file any local user may
+    /// connect, the bindings decide; without one, the agent's user only.
+    fn socket_mode(&self) -> u32 {
+        match self {
+            AppBindings::AgentUserOnly => 0o600,
+            AppBindings::File { .. } => 0o666,
+        }
+    }
+}
+
+/// Concurrent connections served by default (`--local-api-max-clients`).
+pub const DEFAULT_MAX_CLIENTS: u32 = 64;
+
+/// How long the accept loop pauses when the process is out of file
+/// descriptors, before trying again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Longest request line read (a bound against a peer that never sends a
+/// newline, not a protocol limit).
+const MAX_LINE: u64 = 1024 * 1024;
+
+/// Where and for whom the local API is served.
+#[derive(Debug, Clone)]
+pub struct LocalApiConfig {
+    /// The Unix socket's path (`--local-api PATH`).
+    pub path: PathBuf,
+    pub apps: AppBindings,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_clients: u32,
+}
+
+impl LocalApiConfig {
+    /// The socket at `path` with the defaults: no bindings file, at most
+    /// [`DEFAULT_MAX_CLIENTS`] clients.
+    pub fn new(path: impl Into<PathBuf>) -> LocalApiConfig {
+        LocalApiConfig {
+            path: path.into(),
+            apps: AppBindings::default(),
+            max_clients: DEFAULT_MAX_CLIENTS,
+        }
+    }
+}
+
+/// Why the local API cannot be served: the agent does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("local API socket {}: something other than a socket is there; not removed, choose another path", path.display())]
+    NotASocket { path: PathBuf },
+    #[error("local API socket {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Checks that nothing but a (stale) socket is at `path`: the check done
+/// at start, before any session, and again by [`serve`].
+pub fn check_socket_path(path: &Path) -> Result<(), ServeError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ServeError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+        Ok(meta) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::FileTypeExt;
+                if meta.file_type().is_socket() {
+                    return Ok(());
+                }
+            }
+            let _ = meta;
+            Err(ServeError::NotASocket {
+                path: path.to_owned(),
+            })
+        }
+    }
+}
+
+/// Removes the socket at `path` when the API stops; whatever else is
+/// there now is left alone.
+pub fn remove_socket(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok() && check_socket_path(path).is_ok() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn answer(device: &Mutex<Device>, peer: &Peer, line: &str) -> Answer {
     let request: Request = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => return Answer::error(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
     };
+    if let Err(refused) = peer.bindings.check(peer.uid, peer.agent_uid, request.app()) {
+        peer.log(&refused);
+        return Answer::error(StatusCode::FORBIDDEN, refused.to_string());
+    }
     let parse = |uri: &str| {
         uri.parse::<ClientUri>()
             .map_err(|e| Answer::error(StatusCode::BAD_REQUEST, e.to_string()))
@@ -255,27 +501,130 @@ async fn answer(device: &Mutex<Device>, line: &str) -> Answer {
     }
 }
 
-/// Longest request line read (a bound against a peer that never sends a
-/// newline, not a protocol limit).
-const MAX_LINE: u64 = 1024 * 1024;
+/// The connecting process and what it may claim.
+struct Peer {
+    uid: u32,
+    agent_uid: u32,
+    bindings: Arc<AppBindings>,
+    log: Arc<std::sync::Mutex<RateLog>>,
+}
 
-/// Serves the local API on a Unix socket at `path` (replacing a stale
-/// socket file) until the task is dropped; each connection is served in
-/// its own task, requests of all connections in turn on the device.
+impl Peer {
+    fn log(&self, refused: &Refused) {
+        log_limited(&self.log, refused.reason(), || {
+            format!("dmctl client: local API: {refused}")
+        });
+    }
+}
+
+fn log_limited(
+    log: &std::sync::Mutex<RateLog>,
+    reason: &'static str,
+    detail: impl FnOnce() -> String,
+) {
+    let lines = match log.lock() {
+        Ok(mut log) => log.record(Instant::now(), reason, detail),
+        Err(_) => return,
+    };
+    for line in lines {
+        tracing::warn!("{line}");
+    }
+}
+
+/// Serves the local API on a Unix socket at `config.path` (replacing a
+/// stale socket there, nothing else) until the task is dropped; each
+/// connection is served in its own task, requests of all connections in
+/// turn on the device. Errors only when the socket cannot be set up; once
+/// it is, accepting never fails for good.
 #[cfg(unix)]
-pub async fn serve(device: Arc<Mutex<Device>>, path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+pub async fn serve(device: Arc<Mutex<Device>>, config: &LocalApiConfig) -> Result<(), ServeError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let path = &config.path;
+    let fail = |source| ServeError::Io {
+        path: path.clone(),
+        source,
+    };
+    check_socket_path(path)?;
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
         _ => {}
     }
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = tokio::net::UnixListener::bind(path).map_err(fail)?;
+    let mode = config.apps.socket_mode();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+    // The socket file is the agent's effective uid's: no libc needed.
+    let agent_uid = std::fs::metadata(path).map_err(fail)?.uid();
+    let bindings = Arc::new(config.apps.clone());
+    let log = Arc::new(std::sync::Mutex::new(RateLog::new("local API refusals")));
+    let permits = usize::try_from(config.max_clients).unwrap_or(usize::MAX);
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        permits.min(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
+    let mut summary = tokio::time::interval(SUMMARY_INTERVAL);
     loop {
-        let (stream, _) = listener.accept().await?;
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = summary.tick() => {
+                let line = log.lock().ok().and_then(|mut l| l.flush(Instant::now()));
+                if let Some(line) = line {
+                    tracing::warn!("dmctl client: local API: {line}");
+                }
+                continue;
+            }
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE, ENFILE (out of descriptors), ENOBUFS, ENOMEM or
+                // a connection that went away: none is the socket's end.
+                // Pause so that other connections close, then go on.
+                log_limited(&log, "accept failed", || {
+                    format!(
+                        "dmctl client: local API: accept failed ({e}); pausing {} ms",
+                        ACCEPT_BACKOFF.as_millis()
+                    )
+                });
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let max = config.max_clients;
+            log_limited(&log, "too many clients", || {
+                format!("dmctl client: local API: more than {max} clients at once; refusing")
+            });
+            let a = Answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("too many local API clients (at most {max} at once)"),
+            );
+            // Never waits on the peer: a fresh socket's buffer takes it.
+            let _ = stream.try_write(&answer_bytes(&a));
+            continue;
+        };
+        let peer = match stream.peer_cred() {
+            Ok(cred) => Peer {
+                uid: cred.uid(),
+                agent_uid,
+                bindings: bindings.clone(),
+                log: log.clone(),
+            },
+            Err(e) => {
+                log_limited(&log, "no peer credentials", || {
+                    format!("dmctl client: local API: no peer credentials ({e}); refusing")
+                });
+                continue;
+            }
+        };
         let device = device.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let (read, mut write) = stream.into_split();
+            if let Err(refused) = peer.bindings.admit(peer.uid, peer.agent_uid) {
+                peer.log(&refused);
+                let a = Answer::error(StatusCode::FORBIDDEN, refused.to_string());
+                let _ = write.write_all(&answer_bytes(&a)).await;
+                return;
+            }
             let mut reader = BufReader::new(read);
             loop {
                 let mut line = String::new();
@@ -288,11 +637,11 @@ pub async fn serve(device: Arc<Mutex<Device>>, path: &Path) -> std::io::Result<(
                 }
                 if !line.ends_with('\n') && n as u64 >= MAX_LINE {
                     let a = Answer::error(StatusCode::BAD_REQUEST, "request line too long".into());
-                    let _ = write_answer(&mut write, &a).await;
+                    let _ = write.write_all(&answer_bytes(&a)).await;
                     return;
                 }
-                let a = answer(&device, line.trim_end()).await;
-                if write_answer(&mut write, &a).await.is_err() {
+                let a = answer(&device, &peer, line.trim_end()).await;
+                if write.write_all(&answer_bytes(&a)).await.is_err() {
                     return;
                 }
             }
@@ -300,11 +649,97 @@ pub async fn serve(device: Arc<Mutex<Device>>, path: &Path) -> std::io::Result<(
     }
 }
 
-async fn write_answer(
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-    answer: &Answer,
-) -> std::io::Result<()> {
+fn answer_bytes(answer: &Answer) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(answer).unwrap_or_else(|_| b"{\"status\":500}".to_vec());
     bytes.push(b'\n');
-    write.write_all(&bytes).await
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(json: &str) -> AppBindings {
+        AppBindings::from_json(Path::new("apps.json"), json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn without_a_file_the_agents_uid_and_root_claim_any_app_id() {
+        let b = AppBindings::AgentUserOnly;
+        assert_eq!(b.check(1000, 1000, "com.a"), Ok(()));
+        assert_eq!(b.check(0, 1000, "com.b"), Ok(()));
+        assert_eq!(
+            b.check(1001, 1000, "com.a"),
+            Err(Refused::NotAgentUser {
+                uid: 1001,
+                agent: 1000
+            })
+        );
+        assert!(b.admit(1001, 1000).is_err());
+    }
+
+    #[test]
+    fn with_a_file_a_uid_claims_only_the_app_ids_bound_to_it() {
+        let b = file(r#"{"com.a": [1001], "com.b": [1002, 1003]}"#);
+        assert_eq!(b.check(1001, 1000, "com.a"), Ok(()));
+        assert_eq!(b.check(1003, 1000, "com.b"), Ok(()));
+        let refused = b.check(1001, 1000, "com.b").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "app id `com.b` is not bound to uid 1001 in apps.json"
+        );
+        // The agent's uid and root have only what the file gives them.
+        assert!(b.check(1000, 1000, "com.a").is_err());
+        assert!(b.check(0, 1000, "com.a").is_err());
+        assert!(b.admit(1002, 1000).is_ok());
+        assert_eq!(
+            b.admit(1000, 1000),
+            Err(Refused::Unbound {
+                uid: 1000,
+                file: "apps.json".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_apps_file_names_its_fault() {
+        let bad = |json: &str| AppBindings::from_json(Path::new("apps.json"), json.as_bytes());
+        assert!(matches!(bad("[1, 2]"), Err(AppsFileError::Parse { .. })));
+        assert!(matches!(
+            bad(r#"{"com.a": [-1]}"#),
+            Err(AppsFileError::Parse { .. })
+        ));
+        assert!(matches!(
+            bad(r#"{"": [1]}"#),
+            Err(AppsFileError::BadApp { .. })
+        ));
+        assert!(matches!(
+            AppBindings::from_file(Path::new("/nonexistent/apps.json")),
+            Err(AppsFileError::Read { .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_socket_may_be_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "keep").unwrap();
+        assert!(matches!(
+            check_socket_path(&file),
+            Err(ServeError::NotASocket { .. })
+        ));
+        assert!(matches!(
+            check_socket_path(tmp.path()),
+            Err(ServeError::NotASocket { .. })
+        ));
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink("/nonexistent", &link).unwrap();
+        assert!(check_socket_path(&link).is_err());
+        assert!(check_socket_path(&tmp.path().join("none")).is_ok());
+        let sock = tmp.path().join("sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(check_socket_path(&sock).is_ok());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    }
 }

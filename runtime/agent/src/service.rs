@@ -9,6 +9,7 @@ use dm_core::NodeData;
 use crate::bootstrap;
 use crate::client::{Device, DeviceConfig, Initiation, SessionError, SessionReport};
 use crate::http::Observer;
+use crate::local_api::LocalApiConfig;
 use crate::plugins::{PluginError, PluginInstance};
 use crate::rate_log::RateLog;
 use crate::store::{machine_dev_id, StateDir, StateError};
@@ -96,6 +97,8 @@ pub enum AgentError {
     BootstrapFetch { url: String, reason: String },
     #[error("server-initiated bootstrap: {0}")]
     BootstrapListen(String),
+    #[error(transparent)]
+    LocalApi(#[from] crate::local_api::ServeError),
 }
 
 /// How one session went.
@@ -424,17 +427,20 @@ async fn on_notification(
 /// The device's listeners in one loop, sharing the device: DM
 /// Notifications on `notify` (UDP), server-initiated bootstraps on
 /// `bootstrap` (HTTPS) and, on Unix, the local API for on-device
-/// applications on the socket `local_api` (served by its own task; each
+/// applications as `local_api` says (served by its own task; each
 /// request and each event takes the device in turn). With `once`, returns
 /// after the first event that led to sessions.
 pub async fn run_listeners(
     opts: &AgentOptions,
     notify: Option<&str>,
     bootstrap_addr: Option<&str>,
-    local_api: Option<&Path>,
+    local_api: Option<&LocalApiConfig>,
     once: bool,
     observer: Option<Observer>,
 ) -> Result<Vec<SessionOutcome>, AgentError> {
+    if let Some(config) = local_api {
+        crate::local_api::check_socket_path(&config.path)?;
+    }
     let device = prepare(opts, observer).await?;
     if notify.is_some() && device.accounts().is_empty() {
         return Err(AgentError::NoAccounts);
@@ -446,7 +452,7 @@ pub async fn run_listeners(
     let device = std::sync::Arc::new(tokio::sync::Mutex::new(device));
     let _local = match local_api {
         #[cfg(unix)]
-        Some(path) => Some(LocalApiTask::start(device.clone(), path)),
+        Some(config) => Some(LocalApiTask::start(device.clone(), config.clone())),
         #[cfg(not(unix))]
         Some(_) => {
             return Err(AgentError::Notify(
@@ -521,18 +527,18 @@ struct LocalApiTask {
 
 #[cfg(unix)]
 impl LocalApiTask {
-    fn start(device: std::sync::Arc<tokio::sync::Mutex<Device>>, path: &Path) -> LocalApiTask {
-        let owned = path.to_owned();
+    fn start(
+        device: std::sync::Arc<tokio::sync::Mutex<Device>>,
+        config: LocalApiConfig,
+    ) -> LocalApiTask {
+        let path = config.path.clone();
         let task = tokio::spawn(async move {
-            tracing::info!("dmctl client: local API on {}", owned.display());
-            if let Err(e) = crate::local_api::serve(device, &owned).await {
-                tracing::error!("dmctl client: local API on {}: {e}", owned.display());
+            tracing::info!("dmctl client: local API on {}", config.path.display());
+            if let Err(e) = crate::local_api::serve(device, &config).await {
+                tracing::error!("dmctl client: {e}");
             }
         });
-        LocalApiTask {
-            task,
-            path: path.to_owned(),
-        }
+        LocalApiTask { task, path }
     }
 }
 
@@ -540,7 +546,7 @@ impl LocalApiTask {
 impl Drop for LocalApiTask {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
+        crate::local_api::remove_socket(&self.path);
     }
 }
 
@@ -706,30 +712,27 @@ pub fn register_plugins(registry: &mut Registry, dir: &Path) -> Vec<PluginError>
 pub enum LocalApiError {
     #[error(transparent)]
     Agent(#[from] AgentError),
-    #[error("local API socket {}: {source}", path.display())]
-    Socket {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Socket(#[from] crate::local_api::ServeError),
 }
 
 /// `dmctl client --local-api PATH`: opens the device from its state
-/// directory and serves the local API on `path` until Ctrl-C.
+/// directory and serves the local API as `config` says until Ctrl-C.
 #[cfg(unix)]
-pub async fn run_local_api(opts: &AgentOptions, path: &Path) -> Result<(), LocalApiError> {
+pub async fn run_local_api(
+    opts: &AgentOptions,
+    config: &LocalApiConfig,
+) -> Result<(), LocalApiError> {
     let mut device = open_device(opts)?;
     if let Some(file) = &opts.bootstrap {
         apply_bootstrap(&mut device, file)?;
     }
     let device = std::sync::Arc::new(tokio::sync::Mutex::new(device));
-    tracing::info!("dmctl client: local API on {}", path.display());
+    tracing::info!("dmctl client: local API on {}", config.path.display());
     let result = tokio::select! {
-        r = crate::local_api::serve(device, path) => r,
+        r = crate::local_api::serve(device, config) => r,
         _ = tokio::signal::ctrl_c() => Ok(()),
     };
-    let _ = std::fs::remove_file(path);
-    result.map_err(|source| LocalApiError::Socket {
-        path: path.to_owned(),
-        source,
-    })
+    crate::local_api::remove_socket(&config.path);
+    result.map_err(LocalApiError::from)
 }

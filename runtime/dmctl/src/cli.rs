@@ -85,8 +85,23 @@ struct ClientArgs {
     /// `dm_agent::local_api`) on a Unix socket at PATH until stopped:
     /// after the sessions, and beside --notify-udp / --bootstrap-listen.
     /// Not with --once.
+    /// A socket left at PATH is replaced; anything else there is a start
+    /// error and is left alone.
     #[arg(long, value_name = "PATH", conflicts_with = "once")]
     local_api: Option<PathBuf>,
+    /// JSON object binding each app id to the uids that may claim it,
+    /// e.g. {"com.example.a": [10023]}; the uid is the peer's credentials.
+    /// The socket is then open to every local user (mode 0666) and root
+    /// too has only what the file binds. Without it: mode 0600, and the
+    /// agent's uid and root claim any app id.
+    #[arg(long, value_name = "FILE", requires = "local_api")]
+    local_api_apps: Option<PathBuf>,
+    /// Local API connections served at once; more are answered 503 and
+    /// closed.
+    #[arg(long, value_name = "N", requires = "local_api",
+          default_value_t = dm_agent::local_api::DEFAULT_MAX_CLIENTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    local_api_max_clients: u32,
     /// PEM file of the roots https:// servers are verified against
     /// (default: the host's certificate store).
     #[arg(long, value_name = "FILE")]
@@ -196,6 +211,15 @@ async fn client(args: ClientArgs) -> ExitCode {
     } else {
         dm_agent::PlainHttp::LoopbackOnly
     };
+    // The local API's configuration is checked before any session: an
+    // apps file that cannot be read, or a file at the socket's path.
+    let local_api = match local_api_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("dmctl client: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let opts = AgentOptions {
         state: args.state,
         bootstrap: args.bootstrap,
@@ -229,13 +253,13 @@ async fn client(args: ClientArgs) -> ExitCode {
         (true, false) => match agent::run_once(&opts, None).await {
             Ok(outcomes) => {
                 outcomes.iter().for_each(agent::report);
-                let local = args.local_api.as_deref();
+                let local = local_api.as_ref();
                 agent::run_listeners(&opts, notify, bootstrap.as_deref(), local, false, None).await
             }
             // A device waiting for its first server-initiated bootstrap
             // has no account to open a session with yet.
             Err(agent::AgentError::NoAccounts) if notify.is_none() => {
-                let local = args.local_api.as_deref();
+                let local = local_api.as_ref();
                 agent::run_listeners(&opts, None, bootstrap.as_deref(), local, false, None).await
             }
             Err(e) => Err(e),
@@ -243,9 +267,9 @@ async fn client(args: ClientArgs) -> ExitCode {
         (false, _) => agent::run_once(&opts, None).await,
     };
     #[cfg(unix)]
-    if let (false, Some(path), Ok(outcomes)) = (listening, &args.local_api, &result) {
+    if let (false, Some(config), Ok(outcomes)) = (listening, &local_api, &result) {
         outcomes.iter().for_each(agent::report);
-        return match agent::run_local_api(&opts, path).await {
+        return match agent::run_local_api(&opts, config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("dmctl client: {e}");
@@ -266,6 +290,26 @@ async fn client(args: ClientArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--local-api PATH` with its apps file and client cap, checked.
+fn local_api_config(
+    args: &ClientArgs,
+) -> Result<Option<dm_agent::local_api::LocalApiConfig>, Box<dyn std::error::Error>> {
+    use dm_agent::local_api::{self, AppBindings, LocalApiConfig};
+    let Some(path) = &args.local_api else {
+        return Ok(None);
+    };
+    local_api::check_socket_path(path)?;
+    let apps = match &args.local_api_apps {
+        Some(file) => AppBindings::from_file(file)?,
+        None => AppBindings::default(),
+    };
+    Ok(Some(LocalApiConfig {
+        apps,
+        max_clients: args.local_api_max_clients,
+        ..LocalApiConfig::new(path)
+    }))
 }
 
 #[cfg(feature = "server")]
