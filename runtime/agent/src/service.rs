@@ -97,6 +97,16 @@ pub enum AgentError {
     BootstrapFetch { url: String, reason: String },
     #[error("server-initiated bootstrap: {0}")]
     BootstrapListen(String),
+    #[error(
+        "--dev-id `{given}` differs from the DevID `{recorded}` recorded in {}: a device keeps \
+         its DevID (its servers know it by it); start without --dev-id, or with another --state",
+        path.display()
+    )]
+    DevIdChanged {
+        given: String,
+        recorded: String,
+        path: PathBuf,
+    },
     #[error(transparent)]
     LocalApi(#[from] crate::local_api::ServeError),
 }
@@ -113,10 +123,18 @@ pub struct SessionOutcome {
 pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     let store = StateDir::open(&opts.state)?;
     let agent_state = store.agent_state()?;
-    let dev_id = match &opts.dev_id {
-        Some(id) => id.clone(),
-        None => store.dev_id(machine_dev_id)?,
-    };
+    // The first start records the DevID it uses; later ones keep it, and
+    // one with another --dev-id is refused: servers know the device by the
+    // OMADM-DevID of its sessions (spec 5.2.2, 12.1) and keep its queue
+    // under it.
+    let dev_id = store.dev_id(|| opts.dev_id.clone().unwrap_or_else(machine_dev_id))?;
+    if let Some(given) = opts.dev_id.as_ref().filter(|given| **given != dev_id) {
+        return Err(AgentError::DevIdChanged {
+            given: given.clone(),
+            recorded: dev_id,
+            path: opts.state.join("dev-id"),
+        });
+    }
     let mut registry = crate::standard_registry(&dev_id);
     if let Some(dir) = &opts.plugins {
         // A refused plugin is reported; the device starts with the rest.
