@@ -4,9 +4,9 @@
 //! sequentially increase this field").
 //!
 //! Each server has its own sliding window, as IPsec's anti-replay window
-//! (RFC 4303 3.4.3): the newest ID accepted and a bitmap of the
-//! [`WINDOW`] IDs before it. A newer ID moves the window; an ID inside it
-//! is accepted once; an ID older than the window is refused. The IDs are
+//! (RFC 4303 3.4.3): a bitmap of the last [`WINDOW`] IDs up to the
+//! newest accepted. A newer ID moves the window; an ID inside it is
+//! accepted once; an ID older than the window is refused. The IDs are
 //! 16 bits and wrap: "newer" is serial-number arithmetic (RFC 1982), up to
 //! half the ID space ahead. So without TIMESTAMP a captured notification
 //! stays refused until its server has sent 32,768 more; notifications of
@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// How many IDs before the newest one are still accepted once (late,
-/// reordered datagrams). A server that skips more between two
-/// notifications to this device only loses the older one, which a session
-/// started by the newer one made redundant.
+/// How many IDs, the newest included, the window spans: the older ones
+/// in it are still accepted once (late, reordered datagrams). A server
+/// that skips more between two notifications to this device only loses
+/// the older one, which a session started by the newer one made redundant.
 pub const WINDOW: u16 = 64;
 
 /// IDs at most this far ahead of the newest are newer; farther ones are
@@ -41,7 +41,7 @@ pub enum Replay {
     #[error("NOTIFICATION-ID {0} already seen")]
     Seen(u16),
     #[error(
-        "NOTIFICATION-ID {id} older than the last {WINDOW} before {newest}: a replay or too late"
+        "NOTIFICATION-ID {id} older than the last {WINDOW} up to {newest}: a replay or too late"
     )]
     TooOld { id: u16, newest: u16 },
 }
