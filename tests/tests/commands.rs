@@ -379,14 +379,12 @@ async fn delete_respects_ddf_scope_and_ownership() {
     );
 }
 
-#[tokio::test]
-async fn show_starts_the_browser_and_goes_on() {
-    let w = world().await;
-    let out = w.tmp.path().join("shown.txt");
-    let script = w.tmp.path().join("browser.sh");
+/// A browser for SHOW that writes its arguments, one per line, to `out`.
+fn recording_browser(dir: &std::path::Path, out: &std::path::Path) -> String {
+    let script = dir.join("browser.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$@\" > {}\n", out.display()),
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", out.display()),
     )
     .unwrap();
     #[cfg(unix)]
@@ -394,6 +392,27 @@ async fn show_starts_the_browser_and_goes_on() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    script.display().to_string()
+}
+
+/// The arguments the recording browser was started with (waits a second).
+async fn browser_args(out: &std::path::Path) -> Vec<String> {
+    let mut shown = String::new();
+    for _ in 0..50 {
+        shown = std::fs::read_to_string(out).unwrap_or_default();
+        if !shown.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shown.lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn show_starts_the_browser_and_goes_on() {
+    let w = world().await;
+    let out = w.tmp.path().join("shown.txt");
+    let browser = recording_browser(w.tmp.path(), &out);
     let show = Command::Show {
         server_uri: ServerUri::new("http://127.0.0.1:9/ui?uiid=7&dev=[DevID]"),
     };
@@ -401,24 +420,41 @@ async fn show_starts_the_browser_and_goes_on() {
         .session_with(
             "A",
             vec![show.clone(), get("urn:oma:mo:oma-dm-devinfo:1.2//DmV")],
-            Some(script.display().to_string()),
+            Some(browser),
         )
         .await;
     assert_eq!(codes(&results), [200, 200]);
-    let mut shown = String::new();
-    for _ in 0..50 {
-        shown = std::fs::read_to_string(&out).unwrap_or_default();
-        if !shown.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The URI last, after `--`: never read as an option.
     assert_eq!(
-        shown.trim(),
-        format!("http://127.0.0.1:9/ui?uiid=7&dev={DEV_ID}")
+        browser_args(&out).await,
+        ["--", &format!("http://127.0.0.1:9/ui?uiid=7&dev={DEV_ID}")]
     );
     let results = w.session("A", vec![show]).await;
     assert_eq!(codes(&results), [501], "no browser component configured");
+}
+
+#[tokio::test]
+async fn show_runs_the_browser_only_on_an_http_uri() {
+    let w = world().await;
+    let out = w.tmp.path().join("shown.txt");
+    let browser = recording_browser(w.tmp.path(), &out);
+    let show = |s: &str| Command::Show {
+        server_uri: ServerUri::new(s),
+    };
+    let refused = ["--some-flag", "file:///etc/shadow", "javascript:alert(1)"];
+    let mut commands: Vec<Command> = refused.iter().map(|s| show(s)).collect();
+    commands.push(get("urn:oma:mo:oma-dm-devinfo:1.2//DmV"));
+    let results = w.session_with("A", commands, Some(browser.clone())).await;
+    // Appendix C 400: malformed syntax in the command; the next goes on.
+    assert_eq!(codes(&results), [400, 400, 400, 200]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!out.exists(), "the browser never ran");
+
+    let results = w
+        .session_with("A", vec![show("https://x/y")], Some(browser))
+        .await;
+    assert_eq!(codes(&results), [200]);
+    assert_eq!(browser_args(&out).await, ["--", "https://x/y"]);
 }
 
 #[tokio::test]

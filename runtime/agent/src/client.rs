@@ -225,7 +225,7 @@ impl Device {
         self
     }
 
-    /// The program SHOW starts, with the ServerURI as its last argument.
+    /// The program SHOW starts, as `CMD -- URI` (an http(s) URI only).
     pub fn set_show_cmd(&mut self, cmd: Option<String>) {
         self.show_cmd = cmd;
     }

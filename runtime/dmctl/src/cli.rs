@@ -69,7 +69,8 @@ struct ClientArgs {
     /// Load every MO plugin dylib in DIR at start.
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
-    /// Program run for SHOW, with the ServerURI as its last argument.
+    /// Program run for SHOW as `CMD -- URI` (it must accept `--`), only
+    /// for an http(s) ServerURI.
     #[arg(long, value_name = "CMD")]
     show_cmd: Option<String>,
     /// Receive DM Notifications (Package#0) as UDP datagrams on ADDR.

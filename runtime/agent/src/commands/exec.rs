@@ -119,19 +119,27 @@ impl Device {
     }
 
     /// SHOW (5.3.7): start the Web Browser Component (`--show-cmd`) on the
-    /// ServerURI and go on without waiting for the UI session.
+    /// ServerURI and go on without waiting for the UI session. Only an
+    /// http(s) URI reaches the browser, after `--`, so that it is never
+    /// read as an option; anything else is 400 (Appendix C: malformed
+    /// syntax in the command) and nothing runs.
     pub(crate) fn cmd_show(&mut self, server_uri: &ServerUri) -> Status {
+        let uri = server_uri.resolve(&self.uri_params());
+        if let Err(refused) = browser_uri(&uri) {
+            tracing::warn!("dmctl client: {refused}");
+            return status(StatusCode::BAD_REQUEST);
+        }
         let Some(cmd) = self.show_cmd() else {
             // No browser component on this device.
             return status(StatusCode::NOT_IMPLEMENTED);
         };
-        let uri = server_uri.resolve(&self.uri_params());
         let mut words = cmd.split_whitespace();
         let Some(program) = words.next() else {
             return status(StatusCode::NOT_IMPLEMENTED);
         };
         let spawned = std::process::Command::new(program)
             .args(words)
+            .arg("--")
             .arg(&uri)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -147,5 +155,73 @@ impl Device {
             }
             Err(_) => status(StatusCode::INTERNAL_ERROR),
         }
+    }
+}
+
+/// Why a SHOW's ServerURI does not go to the browser.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum ShowRefused {
+    #[error("SHOW refused: ServerURI {uri:?} is not a URI: {reason}")]
+    NotAUri { uri: String, reason: String },
+    #[error("SHOW refused: ServerURI {uri:?} is not http:// or https://")]
+    Scheme { uri: String },
+    #[error("SHOW refused: ServerURI {uri:?} names no host")]
+    NoHost { uri: String },
+}
+
+/// Checks that `uri` is an absolute http(s) URI with a host (5.3.7: the
+/// browser loads a web page of the Web Server Component): never a local
+/// file, a script, or a word the browser would read as an option.
+fn browser_uri(uri: &str) -> Result<(), ShowRefused> {
+    let parsed: hyper::Uri =
+        uri.parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| ShowRefused::NotAUri {
+                uri: uri.to_owned(),
+                reason: e.to_string(),
+            })?;
+    if !matches!(parsed.scheme_str(), Some("http" | "https")) {
+        return Err(ShowRefused::Scheme {
+            uri: uri.to_owned(),
+        });
+    }
+    if parsed.host().is_none_or(str::is_empty) {
+        return Err(ShowRefused::NoHost {
+            uri: uri.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_uris_with_a_host_go_to_the_browser() {
+        for ok in [
+            "https://x/y",
+            "http://127.0.0.1:8080/ui?uiid=1234",
+            "HTTPS://Example.COM",
+            "https://[::1]/ui",
+        ] {
+            assert_eq!(browser_uri(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "--some-flag",
+            "-x",
+            "file:///etc/shadow",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "/ui?uiid=1",
+            "https://",
+            "https://x/y z",
+            "",
+        ] {
+            assert!(browser_uri(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            browser_uri("ftp://x/y"),
+            Err(ShowRefused::Scheme { .. })
+        ));
     }
 }
