@@ -85,6 +85,9 @@ pub struct DeviceConfig {
     pub trust: TrustAnchors,
     /// Where plain http:// may go (spec 9.2.2): loopback only by default.
     pub plain_http: PlainHttp,
+    /// Loopback, link-local and private addresses a Data Repository may
+    /// be at whatever range its DM Server is in (`--repository-allow`).
+    pub repository_allow: Vec<crate::repository::AllowEntry>,
 }
 
 impl DeviceConfig {
@@ -95,6 +98,7 @@ impl DeviceConfig {
             max_packages: 1000,
             trust: TrustAnchors::system(),
             plain_http: PlainHttp::default(),
+            repository_allow: Vec::new(),
         }
     }
 }

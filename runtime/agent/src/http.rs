@@ -12,6 +12,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
 use crate::digest_auth::{Challenge, DigestError};
+use crate::repository::{RepositoryPolicy, Resolver};
 use crate::tls::{self, Identity, TlsError, TrustAnchors};
 
 /// Largest body this runtime reads from a peer (a DoS bound, not a spec one).
@@ -73,6 +74,19 @@ pub enum HttpError {
     /// there, not even to loopback (spec 9.2.2, 9.2.1).
     #[error("{uri} asks for HTTP {scheme} credentials, but credentials go only over https://")]
     CredentialsOverPlainHttp { uri: String, scheme: AuthScheme },
+    /// A Data Repository at an address the repository policy refuses
+    /// (docs/architecture.md "Data Repository addresses"), refused before
+    /// any connection is made. A host name is checked by the connector's
+    /// resolver instead and fails as [`HttpError::Transport`].
+    #[error(
+        "data repository {uri} refused: {address} is a {class} address, and neither is the \
+         DM Server that named it nor does --repository-allow name it"
+    )]
+    RepositoryRefused {
+        uri: String,
+        address: std::net::IpAddr,
+        class: crate::repository::AddressClass,
+    },
 }
 
 /// An HTTP authentication scheme the DM Server may challenge for (9.2.1).
@@ -232,10 +246,19 @@ fn client_nonce() -> String {
     dm_core::notification::hex(&bytes)
 }
 
+/// The hyper client under [`HttpClient`]: its connector dials only what
+/// the [`Resolver`] gives it for a host name.
+type Inner = Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+
 /// An HTTP and HTTPS (spec 9.2) client with a per-request time limit.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Inner,
+    /// The TLS configuration `inner` speaks, for a client derived from
+    /// this one with another resolver.
+    tls: Arc<rustls::ClientConfig>,
+    /// Where a Data Repository may be; `None`: anywhere (DM sessions).
+    repository: Option<Arc<RepositoryPolicy>>,
     timeout: Duration,
     password: Option<Password>,
     /// Where plain http:// may go (9.2.2); loopback only unless set.
@@ -281,16 +304,29 @@ impl HttpClient {
 
     /// A client that speaks TLS as `config` says.
     pub(crate) fn with_tls_config(timeout: Duration, config: rustls::ClientConfig) -> HttpClient {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let tls = Arc::new(config);
         HttpClient {
-            inner: Client::builder(TokioExecutor::new()).build(connector),
+            inner: connect_with(&tls, Resolver::system()),
+            tls,
+            repository: None,
             timeout,
             password: None,
             plain_http: PlainHttp::default(),
+        }
+    }
+
+    /// This client (its TLS, credentials and plain-HTTP policy) for the
+    /// requests of one repository transfer: it connects only to addresses
+    /// `policy` allows, checked on the address dialled (a literal in
+    /// [`HttpClient::call`], a name's every address in the resolver). Its
+    /// connection pool is its own, so no connection made for a DM session
+    /// is reused for a repository.
+    pub(crate) fn for_repository(&self, policy: RepositoryPolicy) -> HttpClient {
+        let policy = Arc::new(policy);
+        HttpClient {
+            inner: connect_with(&self.tls, Resolver::with_policy(policy.clone())),
+            repository: Some(policy),
+            ..self.clone()
         }
     }
 
@@ -357,6 +393,26 @@ impl HttpClient {
             return Err(HttpError::PlainHttpRefused {
                 uri: uri.to_owned(),
             });
+        }
+        if let Some(policy) = &self.repository {
+            // The connector dials an address literal without asking the
+            // resolver: checked here, on the same parse it makes.
+            let host = parsed.host().unwrap_or("");
+            let bare = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            if let Ok(address) = bare.parse::<std::net::IpAddr>() {
+                if let Err(class) = policy.check(host, address) {
+                    let refused = HttpError::RepositoryRefused {
+                        uri: uri.to_owned(),
+                        address,
+                        class,
+                    };
+                    tracing::warn!("dmctl client: {refused}");
+                    return Err(refused);
+                }
+            }
         }
         let password = self
             .password
@@ -464,6 +520,20 @@ impl HttpClient {
                 seconds: self.timeout.as_secs(),
             })?
     }
+}
+
+/// A hyper client speaking `tls` whose connector resolves names with
+/// `resolver`.
+fn connect_with(tls: &rustls::ClientConfig, resolver: Resolver) -> Inner {
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    // https:// goes through the TLS layer above; this one dials TCP.
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// What [`HttpClient::call`] sends, once or again after a Digest challenge.
@@ -646,6 +716,50 @@ mod tests {
             }
         });
         (addr, heads)
+    }
+
+    #[tokio::test]
+    async fn a_repository_client_dials_only_addresses_its_policy_allows() {
+        use crate::repository::AddressClass;
+        let (addr, heads) =
+            answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+        let client = HttpClient::new(Duration::from_secs(5));
+        // A server elsewhere than loopback: no loopback repository, not
+        // by address, not by a name that resolves there.
+        let elsewhere = client.for_repository(RepositoryPolicy::default());
+        let literal = format!("http://{addr}/x");
+        let refused = elsewhere.call(Method::GET, &literal, &[], Vec::new()).await;
+        assert!(
+            matches!(
+                &refused,
+                Err(HttpError::RepositoryRefused {
+                    class: AddressClass::Loopback,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        for host in ["localhost", "[::ffff:127.0.0.1]", "0.0.0.0"] {
+            let uri = format!("http://{host}:{}/x", addr.port());
+            let refused = elsewhere.call(Method::GET, &uri, &[], Vec::new()).await;
+            assert!(refused.is_err(), "{uri}: {refused:?}");
+        }
+        assert!(heads.lock().unwrap().is_empty(), "no connection was made");
+        // The session client itself is not restricted.
+        assert!(client
+            .call(Method::GET, &literal, &[], Vec::new())
+            .await
+            .is_ok());
+        // A server on loopback may name loopback repositories.
+        let home = RepositoryPolicy::new(vec![AddressClass::Loopback], Arc::from([]));
+        let by_name = format!("http://localhost:{}/x", addr.port());
+        let fetched = client
+            .for_repository(home)
+            .call(Method::GET, &by_name, &[], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(&fetched.response.body[..], b"ok");
+        assert_eq!(heads.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dm_core::{Change, ClientUri, MoDataItem, NodeData, ServerUri, StatusCode};
+use dm_core::{Change, ClientUri, MoDataItem, NodeData, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -150,16 +150,9 @@ impl Device {
         if !visible.is_empty() {
             return Ok(visible);
         }
-        let Some(server_uri) = self
-            .agent_state()
-            .defaults
-            .iter()
-            .find(|(m, _)| m == moid)
-            .map(|(_, uri)| ServerUri::new(uri.clone()))
-        else {
+        let Some(status) = self.fetch_default(&ctx, moid).await else {
             return Err(LocalError(StatusCode::NOT_FOUND));
         };
-        let status = self.cmd_hget(&ctx, &server_uri, None).await;
         // A change reaches subscribers whatever made it (5.3.11).
         self.notify_subscribers().await;
         if !status.code.is_success() {

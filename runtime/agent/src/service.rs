@@ -76,6 +76,9 @@ pub struct SecurityOptions {
     pub bootstrap_listen: Option<String>,
     /// Where plain http:// may go (9.2.2; `--allow-plain-http`: anywhere).
     pub plain_http: crate::http::PlainHttp,
+    /// Loopback, link-local and private Data Repository addresses allowed
+    /// whatever range the DM Server is in (`--repository-allow`).
+    pub repository_allow: Vec<crate::repository::AllowEntry>,
 }
 
 /// A configuration problem: the agent cannot start (exit status 2).
@@ -145,6 +148,7 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     let mut config = DeviceConfig::new(dev_id);
     config.timeout = opts.timeout;
     config.plain_http = opts.security.plain_http;
+    config.repository_allow = opts.security.repository_allow.clone();
     if let Some(ca) = &opts.security.ca {
         config.trust = crate::tls::TrustAnchors::from_pem_file(ca)?;
     }

@@ -67,6 +67,11 @@ pub struct AgentState {
     /// DEFAULT registrations: one ServerURI per MOID (5.3.10).
     #[serde(default)]
     pub defaults: Vec<(String, String)>,
+    /// The SrvID of the server that made each DEFAULT registration, by
+    /// MOID: its fetch reaches only that server's address range
+    /// (docs/architecture.md "Data Repository addresses").
+    #[serde(default)]
+    pub default_servers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
     /// (SrvID, NOTIFICATION-ID) pairs of earlier versions, newest last:

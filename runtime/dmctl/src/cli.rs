@@ -39,7 +39,8 @@ enum Cmd {
     #[cfg(feature = "server")]
     Demo,
     /// Run the device agent (DM Client).
-    Client(ClientArgs),
+    // Boxed: its many flags would make every `Cmd` as large.
+    Client(Box<ClientArgs>),
     /// Run the reference DM Server.
     #[cfg(feature = "server")]
     Server(ServerArgs),
@@ -127,6 +128,12 @@ struct ClientArgs {
     /// asks for TLS). Credentials are never sent over http:// either way.
     #[arg(long)]
     allow_plain_http: bool,
+    /// Let HGET, HPUT, HPOST, SUB notifications and DEFAULT fetches reach
+    /// Data Repositories in this loopback, link-local or private range
+    /// (10.0.0.0/8, fd00::/8, one address) or at this host name, whatever
+    /// range the DM Server is in. Repeatable.
+    #[arg(long, value_name = "CIDR_OR_HOST")]
+    repository_allow: Vec<dm_agent::AllowEntry>,
 }
 
 #[cfg(feature = "server")]
@@ -165,7 +172,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             #[cfg(feature = "server")]
             Cmd::Demo => demo().await,
-            Cmd::Client(args) => client(args).await,
+            Cmd::Client(args) => client(*args).await,
             #[cfg(feature = "server")]
             Cmd::Server(args) => serve(args).await,
             #[cfg(feature = "server")]
@@ -237,6 +244,7 @@ async fn client(args: ClientArgs) -> ExitCode {
             bootstrap_url: args.bootstrap_url,
             bootstrap_listen: args.bootstrap_listen,
             plain_http,
+            repository_allow: args.repository_allow,
         },
     };
     // --once with a listener (--notify-udp, --bootstrap-listen): wait for

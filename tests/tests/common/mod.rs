@@ -239,6 +239,8 @@ pub struct Repository {
     pub addr: SocketAddr,
     routes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Route>>>,
     requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+    /// Connections accepted, with or without a request on them.
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Repository {
@@ -256,15 +258,23 @@ impl Repository {
     }
 
     pub async fn start() -> Repository {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Repository::start_at(std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// A repository on a free port of `ip` (an address of this host).
+    pub async fn start_at(ip: std::net::IpAddr) -> Repository {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await.unwrap();
         let repo = Repository {
             addr: listener.local_addr().unwrap(),
             routes: Default::default(),
             requests: Default::default(),
+            connections: Default::default(),
         };
         let r = repo.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                r.connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let r = r.clone();
                 tokio::spawn(async move { r.serve(stream).await });
             }
@@ -300,6 +310,11 @@ impl Repository {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// How many connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn serve(&self, mut stream: tokio::net::TcpStream) {

@@ -79,7 +79,7 @@ impl Device {
                 *session_uri = server_uri.resolve(&self.uri_params());
                 Status::new(StatusCode::OK)
             }
-            Command::Default { server_uri, moid } => self.cmd_default(server_uri, moid),
+            Command::Default { server_uri, moid } => self.cmd_default(ctx, server_uri, moid),
             Command::Sub {
                 server_uri,
                 client_uri,

@@ -8,17 +8,54 @@ use hyper::Method;
 
 use super::read::choose_format;
 use super::status;
+use super::transfer::home_server;
 use crate::access::Principal;
 use crate::client::{Device, SessionCtx};
 use crate::store::Subscription;
 
 impl Device {
-    /// DEFAULT (5.3.10): one ServerURI per MOID, the newest replacing.
-    pub(crate) fn cmd_default(&mut self, server_uri: &ServerUri, moid: &str) -> Status {
-        let defaults = &mut self.agent_state_mut().defaults;
-        defaults.retain(|(m, _)| m != moid);
-        defaults.push((moid.to_owned(), server_uri.as_str().to_owned()));
+    /// DEFAULT (5.3.10): one ServerURI per MOID, the newest replacing,
+    /// with the server that registered it: its fetch may reach only that
+    /// server's address range.
+    pub(crate) fn cmd_default(
+        &mut self,
+        ctx: &SessionCtx,
+        server_uri: &ServerUri,
+        moid: &str,
+    ) -> Status {
+        let server_id = match &ctx.principal {
+            Principal::Server(a) => Some(a.server_id.clone()),
+            Principal::App(_) | Principal::Local => None,
+        };
+        let state = self.agent_state_mut();
+        state.defaults.retain(|(m, _)| m != moid);
+        state
+            .defaults
+            .push((moid.to_owned(), server_uri.as_str().to_owned()));
+        match server_id {
+            Some(id) => state.default_servers.insert(moid.to_owned(), id),
+            None => state.default_servers.remove(moid),
+        };
         status(self.save_agent())
+    }
+
+    /// The HGET of the DEFAULT ServerURI registered for `moid` (5.3.10),
+    /// run for `ctx` (a local application) with the repository addresses
+    /// of the server that registered it (none once its account is gone);
+    /// `None` when nothing is registered for `moid`.
+    pub(crate) async fn fetch_default(&mut self, ctx: &SessionCtx, moid: &str) -> Option<Status> {
+        let state = self.agent_state();
+        let server_uri = state
+            .defaults
+            .iter()
+            .find(|(m, _)| m == moid)
+            .map(|(_, uri)| ServerUri::new(uri.clone()))?;
+        let registrant = state
+            .default_servers
+            .get(moid)
+            .and_then(|id| SessionCtx::for_server_id(self, Some(id)));
+        let home = registrant.as_ref().and_then(home_server);
+        Some(self.hget_for(ctx, home, &server_uri, None).await)
     }
 
     /// SUB (5.3.11): PUT the subtree to the ServerURI on every change.
@@ -102,6 +139,9 @@ impl Device {
                 continue;
             };
             let target = ServerUri::new(sub.server_uri.clone()).resolve(&self.uri_params());
+            // Only where the subscriber's own server may name (its range,
+            // or --repository-allow): a refused address gets no PUT.
+            let http = self.repository_http(home_server(&ctx)).await;
             let mut accept: Option<String> = None;
             for _attempt in 0..2 {
                 let Some((content_type, body)) =
@@ -113,8 +153,7 @@ impl Device {
                     ("Content-Type", content_type),
                     (header::DEV_ID, self.dev_id().to_owned()),
                 ];
-                let Ok(exchange) = self.http().call(Method::PUT, &target, &headers, body).await
-                else {
+                let Ok(exchange) = http.call(Method::PUT, &target, &headers, body).await else {
                     break;
                 };
                 self.observe_exchange(&exchange);

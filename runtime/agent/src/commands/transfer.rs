@@ -8,7 +8,10 @@ use hyper::Method;
 
 use super::read::choose_format;
 use super::status;
+use crate::access::Principal;
 use crate::client::{Device, SessionCtx};
+use crate::http::HttpClient;
+use crate::repository::RepositoryPolicy;
 
 /// Media types this client reads in HGET responses, best first.
 const HGET_ACCEPT: &str = concat!(
@@ -62,7 +65,10 @@ impl Device {
             ("Content-Type", content_type),
             (header::DEV_ID, self.dev_id().to_owned()),
         ];
-        match self.http().call(method, &target, &headers, body).await {
+        let http = self.repository_http(home_server(ctx)).await;
+        // Appendix C 419 for a refused address, an unreachable one and a
+        // non-2xx answer alike: the status does not tell them apart.
+        match http.call(method, &target, &headers, body).await {
             Ok(exchange) => {
                 self.observe_exchange(&exchange);
                 let code = crate::http::status_of(&exchange.response);
@@ -76,6 +82,18 @@ impl Device {
         }
     }
 
+    /// The HTTP client for a Data Repository named by a command of the
+    /// server at `home` (its SrvURI; `None` for a command without an
+    /// account): loopback, link-local and private addresses only in that
+    /// server's own range or on `--repository-allow` (docs/architecture.md
+    /// "Data Repository addresses").
+    pub(crate) async fn repository_http(&self, home: Option<&str>) -> HttpClient {
+        let config = self.config();
+        let allow = config.repository_allow.clone().into();
+        let policy = RepositoryPolicy::for_server(home, allow, config.timeout).await;
+        self.http().for_repository(policy)
+    }
+
     /// HGET (5.3.1): fetch MO data from the ServerURI and store it at the
     /// ClientURI, or, without one, where the client chooses (new instances
     /// get MIIDs the client assigns); every stored ClientURI is returned.
@@ -85,16 +103,28 @@ impl Device {
         server_uri: &ServerUri,
         uri: Option<&ClientUri>,
     ) -> Status {
+        self.hget_for(ctx, home_server(ctx), server_uri, uri).await
+    }
+
+    /// HGET for `ctx` under the repository addresses of the server whose
+    /// SrvURI is `home` (a DEFAULT fetch runs for an application, under
+    /// the rules of the server that registered it).
+    pub(crate) async fn hget_for(
+        &mut self,
+        ctx: &SessionCtx,
+        home: Option<&str>,
+        server_uri: &ServerUri,
+        uri: Option<&ClientUri>,
+    ) -> Status {
         let target = server_uri.resolve(&self.uri_params());
         let headers = [
             ("Accept", HGET_ACCEPT.to_owned()),
             (header::DEV_ID, self.dev_id().to_owned()),
         ];
-        let exchange = match self
-            .http()
-            .call(Method::GET, &target, &headers, Vec::new())
-            .await
-        {
+        let http = self.repository_http(home).await;
+        // 419 for a refused address as for an unreachable one (Appendix
+        // C: "HTTP GET to the ServerURI is failed, and no data is received").
+        let exchange = match http.call(Method::GET, &target, &headers, Vec::new()).await {
             Ok(e) => e,
             Err(_) => return status(StatusCode::SERVER_URI_ERROR),
         };
@@ -178,6 +208,16 @@ impl Device {
         };
         let changes = self.replacing(target.instance, target.path.into_owned(), data);
         status(self.write(ctx, target.instance, changes))
+    }
+}
+
+/// The SrvURI of the server a command runs for, whose address range its
+/// Data Repositories may share; `None` for the device's own commands and
+/// a local application's.
+pub(crate) fn home_server(ctx: &SessionCtx) -> Option<&str> {
+    match &ctx.principal {
+        Principal::Server(account) => Some(&account.server_uri),
+        Principal::App(_) | Principal::Local => None,
     }
 }
 
