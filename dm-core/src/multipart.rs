@@ -355,6 +355,12 @@ impl ResponseWriter {
         self.spans.is_empty()
     }
 
+    /// Bytes of the data parts written so far (heads included), for a
+    /// bound on the response's size.
+    pub fn data_len(&self) -> usize {
+        self.data.len() - self.front
+    }
+
     /// Adds the data part of the command at `index` of the Package#2 (the
     /// part's name); `write` appends its content.
     pub fn part(&mut self, index: usize, content_type: &str, write: impl FnOnce(&mut Vec<u8>)) {

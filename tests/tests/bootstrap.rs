@@ -571,3 +571,24 @@ async fn one_agent_serves_notifications_and_pushed_bootstraps() {
     // The first sessions (client-initiated, to A and Z) came before both.
     assert!(first.device(DEV_ID).unwrap().sessions >= 3);
 }
+
+#[test]
+fn a_refused_bootstrap_item_names_its_node_and_rule() {
+    // Issue "Device agent under a hostile server", item 8: a 415 alone
+    // does not say that SrvURI is misspelt.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("typo.json");
+    let mut item = common::dmacc_item("S", "https://dms.example/dm", &["*"]);
+    let data = item["MOData"]["S"].as_object_mut().unwrap();
+    let uri = data.remove("SrvURI").unwrap();
+    data.insert("SrvUri".into(), uri);
+    std::fs::write(&file, serde_json::json!([item]).to_string()).unwrap();
+    let opts = dm_agent::service::AgentOptions::new(tmp.path().join("state"));
+    let mut device = dm_agent::service::open_device(&opts).unwrap();
+    let err = dm_agent::service::apply_bootstrap(&mut device, &file)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("415"), "{err}");
+    assert!(err.contains("`SrvUri`"), "the node is named: {err}");
+    assert!(device.accounts().is_empty());
+}

@@ -500,11 +500,13 @@ async fn default_sub_and_unsub() {
         (pushed[0].method.as_str(), pushed[0].body.as_slice()),
         ("PUT", &b"Subscribed"[..])
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(w.tmp.path().join("state/agent.json")).unwrap())
-            .unwrap();
-    assert_eq!(state["defaults"][0][0], "urn:oma:mo:oma-mms:1.3");
-    assert!(state["subscriptions"].as_array().unwrap().is_empty());
+    // What the state directory holds, as the next start reads it.
+    let state = dm_agent::StateDir::open(&w.tmp.path().join("state"))
+        .unwrap()
+        .agent_state()
+        .unwrap();
+    assert_eq!(state.defaults[0].0, "urn:oma:mo:oma-mms:1.3");
+    assert!(state.subscriptions.is_empty());
 }
 
 #[tokio::test]
@@ -678,6 +680,41 @@ async fn hget_replaces_the_node_and_leaves_no_child_the_data_lacks() {
         .await;
     assert_eq!(codes(&results), [405, 200]);
     assert_eq!(results[1].data.as_ref().unwrap().body, b"auth");
+}
+
+#[tokio::test]
+async fn a_write_the_disk_refuses_is_taken_back_in_memory_too() {
+    // docs/architecture.md "Persistence": memory changes only once the
+    // command's record is on disk. A directory where the journal should
+    // be makes every append fail, for root too (unlike a read-only mode).
+    let w = world().await;
+    let mut device = agent::open_device(&w.options(None)).unwrap();
+    agent::apply_bootstrap(&mut device, &w.bootstrap).unwrap();
+    let journal = w.tmp.path().join("state/journal");
+    std::fs::rename(&journal, w.tmp.path().join("journal.kept")).unwrap();
+    std::fs::create_dir(&journal).unwrap();
+    w.repo.route("/new-name", 200, "text/plain", "Changed");
+    let name = format!("{DMACC}/A/Name");
+    let results = common::session(
+        &w.a,
+        "A",
+        DEV_ID,
+        &mut device,
+        vec![
+            Command::Hget {
+                server_uri: ServerUri::new(w.repo.url("/new-name")),
+                client_uri: Some(uri(&name)),
+            },
+            get(&name),
+        ],
+    )
+    .await;
+    assert_eq!(codes(&results), [500, 200]);
+    assert_eq!(
+        body(&results[1]),
+        "server A",
+        "memory holds what the disk does"
+    );
 }
 
 #[tokio::test]

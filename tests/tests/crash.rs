@@ -135,3 +135,92 @@ async fn a_killed_client_leaves_a_state_that_existed() {
     );
     server.shutdown().await;
 }
+
+/// One HGET that creates many accounts, killed at random points: after
+/// each kill the state holds all of them or none (one record per
+/// command, docs/architecture.md "Persistence").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hget_of_many_accounts_is_all_or_nothing() {
+    const ACCOUNTS: usize = 1_500;
+    const KILLS: usize = 12;
+    let repo = Repository::start().await;
+    let items: Vec<serde_json::Value> = (0..ACCOUNTS)
+        .map(|i| {
+            let id = format!("s{i}");
+            serde_json::json!({
+                "ClientURI": format!("urn:oma:mo:oma-dm-dmacc:1.2/{id}/"),
+                "MOData": { id.clone(): {
+                    "SrvID": id, "SrvURI": "http://127.0.0.1:9/dm", "Name": "many",
+                    "Perm": { "p": { "MOID": "urn:oma:mo:oma-dm-devinfo:1.2" } }
+                } }
+            })
+        })
+        .collect();
+    repo.route(
+        "/many",
+        200,
+        "application/dmmo+json",
+        serde_json::to_vec(&items).unwrap(),
+    );
+    let server = server::start(ServerConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        default_commands: vec![Command::Hget {
+            server_uri: ServerUri::new(repo.url("/many")),
+            client_uri: None,
+        }],
+        log_errors: false,
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bootstrap = common::bootstrap_file(tmp.path(), "A", &server.dm_url());
+    let run = |state: std::path::PathBuf| {
+        tokio::process::Command::new(common::dmctl())
+            .args(["client", "--once", "--state"])
+            .arg(state)
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let t = Instant::now();
+    let status = run(tmp.path().join("calibration")).wait().await.unwrap();
+    assert!(status.success());
+    let span = u64::try_from(t.elapsed().as_micros()).unwrap().max(5_000);
+    let mut rng = Lcg(0xacc0);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut killed_mid_run = 0;
+    for round in 0..KILLS {
+        // A fresh state each round: the kill lands in the first HGET.
+        let state = tmp.path().join(format!("state{round}"));
+        let mut child = run(state.clone());
+        // In the later part of a run, where the HGET stores its accounts.
+        tokio::time::sleep(Duration::from_micros(span / 3 + rng.next() % span)).await;
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let opts = AgentOptions {
+            timeout: Duration::from_secs(5),
+            ..AgentOptions::new(state)
+        };
+        let device = agent::open_device(&opts)
+            .unwrap_or_else(|e| panic!("round {round}: state unreadable: {e}"));
+        let created = device
+            .accounts()
+            .iter()
+            .filter(|a| a.server_id != "A")
+            .count();
+        assert!(
+            created == 0 || created == ACCOUNTS,
+            "round {round}: {created} of {ACCOUNTS} accounts"
+        );
+        seen.insert(created);
+    }
+    server.shutdown().await;
+    assert!(killed_mid_run > 0, "no kill landed during a run");
+    eprintln!("accounts after the kills: {seen:?} ({killed_mid_run} killed mid-run)");
+}

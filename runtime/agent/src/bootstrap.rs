@@ -67,14 +67,20 @@ pub enum BootstrapError {
         miid: String,
         owner: String,
     },
-    #[error("item {index} ({uri}): {code}")]
+    #[error("item {index} ({uri}): {code}; {reason}")]
     Store {
         index: usize,
         uri: String,
         code: dm_core::StatusCode,
+        /// What the item lacks or breaks (the node and the rule).
+        reason: String,
     },
     #[error("could not record the bootstrap in the state directory")]
     Save,
+    /// The items together break a rule no single one does (two accounts
+    /// with one SrvID, 12.2).
+    #[error("refused as a whole: {0}")]
+    Refused(dm_core::StatusCode),
 }
 
 impl BootstrapError {
@@ -84,7 +90,8 @@ impl BootstrapError {
             BootstrapError::Malformed(_) | BootstrapError::BadItem { .. } => 400,
             BootstrapError::OtherServer { .. }
             | BootstrapError::NotItsBootstrapServer { .. }
-            | BootstrapError::OtherOwner { .. } => 403,
+            | BootstrapError::OtherOwner { .. }
+            | BootstrapError::Refused(_) => 403,
             BootstrapError::Store { .. } | BootstrapError::Save => 500,
         }
     }
@@ -437,17 +444,15 @@ pub fn apply(
             }
         }
     }
-    let created_from = device.registry().instances().count();
-    let mut undo: Vec<Undo> = Vec::new();
-    if let Err(e) = store(
-        device,
-        &items,
-        replacements,
-        first_server.as_ref(),
-        &mut undo,
-    ) {
-        rollback(device, created_from, undo);
+    // All or nothing, in memory and on disk: one transaction, one record.
+    device.begin();
+    if let Err(e) = store(device, &items, replacements, first_server.as_ref()) {
+        device.abort();
         return Err(e);
+    }
+    if let Err(code) = device.settle() {
+        device.abort();
+        return Err(BootstrapError::Refused(code));
     }
     let state = device.agent_state_mut();
     for s in &servers {
@@ -456,59 +461,28 @@ pub fn apply(
         }
     }
     state.bootstraps_applied.push(digest);
-    if !device.save_agent().is_success() {
-        return Err(BootstrapError::Save);
-    }
+    device.commit().map_err(|_| BootstrapError::Save)?;
     Ok(Applied {
         servers,
         already_applied: false,
     })
 }
 
-/// How to take back one change of a bootstrap that failed half-way.
-enum Undo {
-    /// Put this MO back at `instance` (an account replaced whole).
-    Replaced {
-        instance: usize,
-        old: Box<dyn ManagementObject>,
-    },
-    /// Rebuild the instance at `instance` from this data (an instance that
-    /// `store_items` wrote into).
-    Rewritten { instance: usize, data: NodeData },
-}
-
-/// Writes the checked items; records in `undo` how to take each back.
+/// Writes the checked items, in the caller's transaction.
 fn store(
     device: &mut Device,
     items: &[MoDataItem],
     mut replacements: Vec<(usize, usize, Box<dyn ManagementObject>)>,
     first_server: Option<&String>,
-    undo: &mut Vec<Undo>,
 ) -> Result<(), BootstrapError> {
     for (index, item) in items.iter().enumerate() {
         if let Some(pos) = replacements.iter().position(|(i, _, _)| *i == index) {
             let (_, instance, mo) = replacements.swap_remove(pos);
-            if let Some(old) = device.registry_mut().replace_mo(instance, mo) {
-                undo.push(Undo::Replaced { instance, old });
-            }
+            device.registry_mut().replace_mo(instance, mo);
             device.registry_mut().touch(instance);
             device.mark_changed(instance);
-            if device.save(instance).is_err() {
-                return Err(BootstrapError::Save);
-            }
             continue;
         }
-        // The instance this item may write into, as it is now.
-        let target = item.client_uri.parse::<ClientUri>().ok().and_then(|uri| {
-            let miid = match uri.instance() {
-                InstanceSelector::Miid(m) => m.as_str().to_owned(),
-                _ => item.mo_data.keys().next()?.clone(),
-            };
-            let instance = device.registry().find(uri.moid(), &miid)?;
-            let data = device.registry().instance(instance)?.mo().get(&[]).ok()?;
-            Some(Undo::Rewritten { instance, data })
-        });
-        undo.extend(target);
         let owner = match server_of(item).or_else(|| first_server.cloned()) {
             Some(s) => Owner::Server(s),
             None => Owner::Device,
@@ -520,46 +494,13 @@ fn store(
                 index,
                 uri: item.client_uri.clone(),
                 code: status.code,
+                reason: device
+                    .take_refusal()
+                    .unwrap_or_else(|| "no reason recorded".into()),
             });
         }
     }
     Ok(())
-}
-
-/// Takes a failed bootstrap back: instances it created are removed (from
-/// the last, so indices stay valid), the ones it changed get their old
-/// data again, in memory and in the state directory.
-fn rollback(device: &mut Device, created_from: usize, undo: Vec<Undo>) {
-    let count = device.registry().instances().count();
-    for index in (created_from..count).rev() {
-        if let Some(i) = device.registry_mut().remove(index) {
-            if let Some(store) = &device.store() {
-                let _ = store.remove_instance(i.mo().schema().moid, i.miid());
-            }
-        }
-    }
-    device.forget_changes_from(created_from);
-    for u in undo.into_iter().rev() {
-        let (instance, mo) = match u {
-            Undo::Replaced { instance, old } => (instance, Some(old)),
-            Undo::Rewritten { instance, data } => {
-                let rebuilt = device.registry().instance(instance).and_then(|i| {
-                    let factory = device.registry().factory(i.mo().schema().moid)?;
-                    (factory.create)(i.miid(), &data).ok()
-                });
-                (instance, rebuilt)
-            }
-        };
-        let Some(mo) = mo else {
-            tracing::error!(
-                "dmctl client: bootstrap rollback: instance {instance} could not be rebuilt"
-            );
-            continue;
-        };
-        let _ = device.registry_mut().replace_mo(instance, mo);
-        device.registry_mut().touch(instance);
-        let _ = device.save(instance);
-    }
 }
 
 /// Why a client-initiated bootstrap could not be fetched.

@@ -34,6 +34,20 @@ pub enum SessionError {
     BadPackage { uri: String, source: PackageError },
     #[error("session still running after {0} Package#2; aborted")]
     TooManyPackages(usize),
+    #[error("DM Server {uri} sent a Package#2 of {bytes} bytes, over the limit of {limit} (--max-package-size); aborted")]
+    PackageTooLarge {
+        uri: String,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("DM Server {uri} sent {commands} commands in one Package#2, over the limit of {limit} (--max-commands); aborted")]
+    TooManyCommands {
+        uri: String,
+        commands: usize,
+        limit: usize,
+    },
+    #[error("session still running after {0} s (--session-deadline); aborted")]
+    Deadline(u64),
     #[error("no DM Server account with SrvID `{0}`")]
     NoAccount(String),
     #[error("transport security for server {server}: {source}")]
@@ -88,6 +102,8 @@ pub struct DeviceConfig {
     /// Loopback, link-local and private addresses a Data Repository may
     /// be at whatever range its DM Server is in (`--repository-allow`).
     pub repository_allow: Vec<crate::repository::AllowEntry>,
+    /// What one server can make the agent do (`crate::Limits`).
+    pub limits: crate::Limits,
 }
 
 impl DeviceConfig {
@@ -99,6 +115,7 @@ impl DeviceConfig {
             trust: TrustAnchors::system(),
             plain_http: PlainHttp::default(),
             repository_allow: Vec::new(),
+            limits: crate::Limits::default(),
         }
     }
 }
@@ -126,6 +143,10 @@ pub struct Device {
     /// The size of the last Package#3 sent (at most [`RESPONSE_ROOM`]): the
     /// next one's writer starts with that much room.
     response_size: usize,
+    /// The open transaction of the running command (`persist`).
+    txn: Option<crate::persist::Txn>,
+    /// Why the last command was refused (`Device::refuse`).
+    refusal: std::sync::Mutex<Option<String>>,
 }
 
 /// The most a response writer reserves up front.
@@ -218,6 +239,8 @@ impl Device {
             show_cmd: None,
             changed: Vec::new(),
             session_clients: Default::default(),
+            txn: None,
+            refusal: std::sync::Mutex::new(None),
             response_size: 0,
         }
     }
@@ -269,6 +292,46 @@ impl Device {
         self.show_cmd.as_deref()
     }
 
+    /// The open transaction, if a command is running in one.
+    pub(crate) fn txn_slot(&mut self) -> &mut Option<crate::persist::Txn> {
+        &mut self.txn
+    }
+
+    pub(crate) fn set_refusal(&self, reason: String) {
+        *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// Why the last refused command was refused, forgotten.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// True while a command runs in a transaction.
+    pub(crate) fn in_txn(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    pub(crate) fn pending_alert_count(&self) -> usize {
+        self.pending_alerts.len()
+    }
+
+    /// Forgets the alerts queued after the first `n` (a command taken back).
+    pub(crate) fn truncate_alerts(&mut self, n: usize) {
+        self.pending_alerts.truncate(n);
+    }
+
+    pub(crate) fn changed_count(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Forgets the changes recorded after the first `n`.
+    pub(crate) fn truncate_changed(&mut self, n: usize) {
+        self.changed.truncate(n);
+    }
+
     /// Keeps an asynchronous EXEC's alert until a session carries it.
     pub(crate) fn queue_alert(&mut self, alert: PendingAlert) {
         self.pending_alerts.push(alert);
@@ -282,11 +345,6 @@ impl Device {
     /// The instances changed since subscribers were last told, forgotten.
     pub(crate) fn take_changed(&mut self) -> Vec<usize> {
         std::mem::take(&mut self.changed)
-    }
-
-    /// Forgets the changes of instances from `index` on (removed again).
-    pub(crate) fn forget_changes_from(&mut self, index: usize) {
-        self.changed.retain(|i| *i < index);
     }
 
     /// Every DM Server account (DMAcc instances).
@@ -394,9 +452,17 @@ impl Device {
             Principal::Local | Principal::App(_) => self.http.clone(),
         };
         let default = std::mem::replace(&mut self.http, http);
-        let result = self
-            .session_with(ctx, server_uri, initiation, send_mos, alerts)
-            .await;
+        let deadline = self.config.limits.session_deadline;
+        let result = tokio::time::timeout(
+            deadline,
+            self.session_with(ctx, server_uri, initiation, send_mos, alerts),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            // Cut off in the middle of a command: it is taken back whole.
+            self.abort();
+            Err(SessionError::Deadline(deadline.as_secs()))
+        });
         self.http = default;
         result
     }
@@ -478,8 +544,20 @@ impl Device {
             let package2 = self.read_package2(&uri, &exchange)?;
             ctx.server_accept = exchange.response.header(header::ACCEPT).map(str::to_owned);
             report.packages += 1;
-            if report.packages > self.config.max_packages {
-                return Err(SessionError::TooManyPackages(self.config.max_packages));
+            let max_packages = self
+                .config
+                .max_packages
+                .min(self.config.limits.packages_per_session);
+            if report.packages > max_packages {
+                return Err(SessionError::TooManyPackages(max_packages));
+            }
+            let limit = self.config.limits.commands_per_package;
+            if package2.commands.len() > limit {
+                return Err(SessionError::TooManyCommands {
+                    uri,
+                    commands: package2.commands.len(),
+                    limit,
+                });
             }
             // One status per command: sized once, never grown.
             let mut package3 = Package3 {
@@ -498,9 +576,23 @@ impl Device {
                         report.commands.push(("END", StatusCode::OK));
                         continue;
                     }
+                    // The response is full: nothing more runs (Limits).
+                    Ok(_) if response.data_len() >= self.config.limits.response_bytes => {
+                        Status::new(StatusCode::SERVICE_UNAVAILABLE)
+                    }
                     Ok(command) => {
-                        self.execute(&ctx, index, command, &mut uri, &mut response)
-                            .await
+                        // One transaction per command (`persist`).
+                        self.begin();
+                        let mut status = self
+                            .execute(&ctx, index, command, &mut uri, &mut response)
+                            .await;
+                        let may_be_full = matches!(command, Command::Hget { .. });
+                        let code = self.finish_command(status.code, may_be_full);
+                        if code != status.code {
+                            // Taken back: none of the stored URIs stands.
+                            status = Status::new(code);
+                        }
+                        status
                     }
                 };
                 let name = match entry {
@@ -597,6 +689,17 @@ impl Device {
             return Err(SessionError::UnexpectedContentType {
                 uri: uri.to_owned(),
                 content_type: content_type.to_owned(),
+            });
+        }
+        let (bytes, limit) = (
+            exchange.response.body.len(),
+            self.config.limits.package_bytes,
+        );
+        if bytes > limit {
+            return Err(SessionError::PackageTooLarge {
+                uri: uri.to_owned(),
+                bytes,
+                limit,
             });
         }
         Package2::parse(&exchange.response.body).map_err(|source| SessionError::BadPackage {

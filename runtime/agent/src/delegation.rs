@@ -58,47 +58,88 @@ impl Device {
     /// DACMO node, replacing whatever was there (an instance created under
     /// an MIID that an old instance had must not inherit its rules).
     /// Creates the DACMO instance for the MOID when it is the first.
+    ///
+    /// In a transaction the write waits for the command's end
+    /// ([`Device::flush_owner_rules`]): one DACMO change for all the
+    /// instances a command made, not one each, which made a large HGET
+    /// quadratic. Until then the instance is judged by its owner's
+    /// entries, which are the same rules (`access::entries_of`).
     pub(crate) fn write_owner_rules(&mut self, index: usize) -> Result<(), StatusCode> {
         let Some(instance) = self.registry().instance(index) else {
             return Err(StatusCode::NOT_FOUND);
         };
-        let moid = instance.mo().schema().moid;
-        if moid == DACMO_MOID {
+        let key = (instance.mo().schema().moid, instance.miid().to_owned());
+        if self.defer_owner_rules(key.0, &key.1) {
             return Ok(());
         }
-        let Some(factory) = self.registry().factory(DACMO_MOID) else {
-            // A build without DACMO: ownership alone decides (access).
-            return Ok(());
-        };
-        let miid = instance.miid().to_owned();
-        let data = access::rules_data(&access::owner_entries(instance.owner()));
-        let dacmo = match access::dacmo_of(self.registry(), moid) {
-            Some(d) => d,
-            None => {
-                let mo = (factory.create)(moid, &NodeData::Interior(Vec::new()))
-                    .map_err(|e| e.status())?;
-                let persistent = factory.persistent;
-                self.registry_mut()
-                    .insert_owned(moid, mo, Owner::Device, persistent)
+        self.write_owner_rules_of(&[key])
+    }
+
+    /// Writes the owner rules of the instances `keys` (MOID, MIID), one
+    /// DACMO change per MOID.
+    pub(crate) fn write_owner_rules_of(
+        &mut self,
+        keys: &[(&'static str, String)],
+    ) -> Result<(), StatusCode> {
+        let mut moids: Vec<&'static str> = keys.iter().map(|(m, _)| *m).collect();
+        moids.sort_unstable();
+        moids.dedup();
+        for moid in moids {
+            if moid == DACMO_MOID {
+                continue;
             }
-        };
-        let Some(d) = self.registry_mut().mo_mut(dacmo) else {
-            return Err(StatusCode::NOT_FOUND);
-        };
-        let mut changes = Vec::with_capacity(2);
-        if d.contains(&[miid.as_str()]) {
-            changes.push(Change::Delete {
-                path: vec![miid.clone()],
-            });
+            let Some(factory) = self.registry().factory(DACMO_MOID) else {
+                // A build without DACMO: ownership alone decides (access).
+                return Ok(());
+            };
+            let mut changes = Vec::new();
+            let mut fresh = Vec::new();
+            for (_, miid) in keys.iter().filter(|(m, _)| *m == moid) {
+                let Some(i) = self
+                    .registry()
+                    .find(moid, miid)
+                    .and_then(|n| self.registry().instance(n))
+                else {
+                    // Made and removed again in the same command.
+                    continue;
+                };
+                fresh.push((
+                    miid.clone(),
+                    access::rules_data(&access::owner_entries(i.owner())),
+                ));
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            let dacmo = match access::dacmo_of(self.registry(), moid) {
+                Some(d) => d,
+                None => {
+                    let mo = (factory.create)(moid, &NodeData::Interior(Vec::new()))
+                        .map_err(|e| e.status())?;
+                    let persistent = factory.persistent;
+                    self.registry_mut()
+                        .insert_owned(moid, mo, Owner::Device, persistent)
+                }
+            };
+            let Some(d) = self.registry_mut().mo_mut(dacmo) else {
+                return Err(StatusCode::NOT_FOUND);
+            };
+            for (miid, data) in fresh {
+                if d.contains(&[miid.as_str()]) {
+                    changes.push(Change::Delete {
+                        path: vec![miid.clone()],
+                    });
+                }
+                changes.push(Change::Put {
+                    path: vec![miid],
+                    data,
+                });
+            }
+            d.apply(&changes).map_err(|e| e.status())?;
+            self.registry_mut().touch(dacmo);
+            self.save(dacmo).map_err(|_| StatusCode::INTERNAL_ERROR)?;
+            self.mark_changed(dacmo);
         }
-        changes.push(Change::Put {
-            path: vec![miid],
-            data,
-        });
-        d.apply(&changes).map_err(|e| e.status())?;
-        self.registry_mut().touch(dacmo);
-        self.save(dacmo).map_err(|_| StatusCode::INTERNAL_ERROR)?;
-        self.mark_changed(dacmo);
         Ok(())
     }
 

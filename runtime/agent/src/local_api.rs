@@ -118,14 +118,11 @@ impl Device {
         let Ok(data) = NodeData::from_json(value, schema) else {
             return StatusCode::UNSUPPORTED_MEDIA_TYPE;
         };
-        self.write(
-            &ctx,
-            target.instance,
-            vec![Change::Put {
-                path: target.path.into_owned(),
-                data,
-            }],
-        )
+        // One transaction, one durable record, as a server's command.
+        let (instance, path) = (target.instance, target.path.into_owned());
+        self.begin();
+        let code = self.write(&ctx, instance, vec![Change::Put { path, data }]);
+        self.finish_command(code, false)
     }
 
     /// Executes the nodes `uri` addresses for application `app` (5.3.5).
@@ -133,7 +130,9 @@ impl Device {
         if check_app(app).is_err() {
             return StatusCode::BAD_REQUEST;
         }
-        self.cmd_exec(&app_ctx(app), uri, None).code
+        self.begin();
+        let code = self.cmd_exec(&app_ctx(app), uri, None).code;
+        self.finish_command(code, false)
     }
 
     /// The ClientURIs of the instances of `moid` application `app` may
@@ -150,9 +149,12 @@ impl Device {
         if !visible.is_empty() {
             return Ok(visible);
         }
-        let Some(status) = self.fetch_default(&ctx, moid).await else {
+        self.begin();
+        let Some(mut status) = self.fetch_default(&ctx, moid).await else {
+            self.abort();
             return Err(LocalError(StatusCode::NOT_FOUND));
         };
+        status.code = self.finish_command(status.code, true);
         // A change reaches subscribers whatever made it (5.3.11).
         self.notify_subscribers().await;
         if !status.code.is_success() {

@@ -39,6 +39,9 @@ pub struct AgentOptions {
     /// Trust anchors and the bootstrap paths over the network (spec 8.3,
     /// 8.4, 9).
     pub security: SecurityOptions,
+    /// What one server can make the agent do (`--max-*`,
+    /// `--session-deadline`).
+    pub limits: crate::Limits,
 }
 
 impl AgentOptions {
@@ -56,6 +59,7 @@ impl AgentOptions {
             timeout: Duration::from_secs(30),
             max_notification_age: 300,
             security: SecurityOptions::default(),
+            limits: crate::Limits::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     }
     let mut config = DeviceConfig::new(dev_id);
     config.timeout = opts.timeout;
+    config.limits = opts.limits;
     config.plain_http = opts.security.plain_http;
     config.repository_allow = opts.security.repository_allow.clone();
     if let Some(ca) = &opts.security.ca {

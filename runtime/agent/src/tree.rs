@@ -1,11 +1,15 @@
 //! The device's MO instances and ClientURI resolution (spec 6.1.2).
 
+mod undo;
+
 use std::sync::OnceLock;
 
 use dm_core::{
     AclEntry, CacheValidator, ClientUri, InstanceTree, ManagementObject, MoError, MoNode, MoSchema,
     NodeData, NodeSchema, ResolveError, StatusCode, UriName,
 };
+
+pub(crate) use undo::Undo;
 
 /// Who an MO instance belongs to (spec 10; docs/architecture.md "Who owns what").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -187,6 +191,11 @@ pub struct Registry {
     /// every validator changes across a restart, which only costs a server
     /// one fresh read per instance.
     clock: u64,
+    /// The open transaction's record, if one is open (`undo`).
+    undo: Option<Vec<Undo>>,
+    /// Where each instance stands, by MOID then MIID: `find` is asked per
+    /// item of a large HGET, and a scan made that quadratic.
+    by_key: std::collections::HashMap<&'static str, std::collections::HashMap<String, usize>>,
 }
 
 impl Default for Registry {
@@ -198,6 +207,8 @@ impl Default for Registry {
             instances: Vec::new(),
             factories: Vec::new(),
             clock: now,
+            undo: None,
+            by_key: Default::default(),
         }
     }
 }
@@ -210,6 +221,7 @@ impl Registry {
     /// Records a change to the instance at `index`: its cache validator
     /// changes (spec 11.1).
     pub fn touch(&mut self, index: usize) {
+        self.note_change(index);
         self.forget_rules();
         self.clock += 1;
         let clock = self.clock;
@@ -247,13 +259,19 @@ impl Registry {
     ) -> usize {
         self.forget_rules();
         let miid = miid.into();
-        let moid = mo.schema().moid;
-        self.instances
-            .retain(|i| !(i.mo.schema().moid == moid && i.miid == miid));
+        if let Some(old) = self.find(mo.schema().moid, &miid) {
+            self.take_out(old);
+        }
         self.clock += 1;
+        let index = self.instances.len();
+        self.by_key
+            .entry(mo.schema().moid)
+            .or_default()
+            .insert(miid.clone(), index);
         self.instances
             .push(Instance::new(miid, mo, owner, persistent, self.clock));
-        self.instances.len() - 1
+        self.note_created(index);
+        index
     }
 
     /// Registers how to make instances of an MO.
@@ -271,9 +289,18 @@ impl Registry {
 
     /// The index of instance `miid` of `moid`.
     pub fn find(&self, moid: &str, miid: &str) -> Option<usize> {
-        self.instances
-            .iter()
-            .position(|i| i.mo.schema().moid == moid && i.miid == miid)
+        self.by_key.get(moid)?.get(miid).copied()
+    }
+
+    /// Rebuilds [`Registry::find`]'s index after instances moved.
+    fn reindex(&mut self) {
+        self.by_key.clear();
+        for (n, i) in self.instances.iter().enumerate() {
+            self.by_key
+                .entry(i.mo.schema().moid)
+                .or_default()
+                .insert(i.miid.clone(), n);
+        }
     }
 
     /// Every instance, in registration order.
@@ -297,10 +324,10 @@ impl Registry {
             .unwrap_or_else(|| base.to_owned())
     }
 
-    /// Removes the instance at `index`.
-    pub fn remove(&mut self, index: usize) -> Option<Instance> {
+    /// Removes the instance at `index`; returns its MOID and MIID.
+    pub fn remove(&mut self, index: usize) -> Option<(&'static str, String)> {
         self.forget_rules();
-        (index < self.instances.len()).then(|| self.instances.remove(index))
+        self.take_out(index)
     }
 
     pub fn instance(&self, index: usize) -> Option<&Instance> {
@@ -312,6 +339,7 @@ impl Registry {
     /// read from); a change of data still needs [`Registry::touch`] for a
     /// new cache validator.
     pub fn mo_mut(&mut self, index: usize) -> Option<&mut dyn ManagementObject> {
+        self.note_change(index);
         self.forget_rules();
         Some(self.instances.get_mut(index)?.mo.as_mut())
     }
@@ -324,6 +352,7 @@ impl Registry {
         index: usize,
         mo: Box<dyn ManagementObject>,
     ) -> Option<Box<dyn ManagementObject>> {
+        self.note_change(index);
         self.forget_rules();
         let instance = self.instances.get_mut(index)?;
         Some(std::mem::replace(&mut instance.mo, mo))
@@ -333,6 +362,7 @@ impl Registry {
     /// in the state directory; the access rules go, since an owner's
     /// rights follow from who owns what.
     pub(crate) fn set_owner(&mut self, index: usize, owner: Owner, persistent: bool) {
+        self.note_change(index);
         self.forget_rules();
         if let Some(i) = self.instances.get_mut(index) {
             i.owner = owner;
@@ -468,6 +498,27 @@ pub(crate) const SHORT_PATH: usize = dm_core::resolve::SHORT_PATH;
 /// Calls `f` with `path` as `&str`s, without a heap allocation for up to
 /// [`SHORT_PATH`] names: every read and every resolution step needs a path
 /// in this form.
+/// A `Delete` for every node of `existing` (the node at `path`) that `new`
+/// does not carry, found level by level where both are interior.
+pub(crate) fn absent_from(
+    existing: &NodeData,
+    new: &NodeData,
+    path: &mut Vec<String>,
+    out: &mut Vec<dm_core::Change>,
+) {
+    let (NodeData::Interior(old), NodeData::Interior(new)) = (existing, new) else {
+        return;
+    };
+    for (name, child) in old {
+        path.push(name.to_string());
+        match new.iter().find(|(n, _)| n == name) {
+            Some((_, replacement)) => absent_from(child, replacement, path, out),
+            None => out.push(dm_core::Change::Delete { path: path.clone() }),
+        }
+        path.pop();
+    }
+}
+
 pub(crate) fn with_refs<R>(path: &[String], f: impl FnOnce(&[&str]) -> R) -> R {
     with_joined_refs::<&str, R>(path, &[], None, f)
 }
@@ -728,7 +779,8 @@ mod tests {
             let i = registry.instance(index).expect("still there");
             (i.mo.schema().moid, i.miid.clone())
         };
-        let removed = registry.remove(index).expect("removed");
+        let removed = registry.instances.remove(index);
+        registry.reindex();
         let again = registry.insert_owned(miid.clone(), removed.mo, Owner::Device, false);
         assert!(registry.instance(again).map(|i| i.changes) > touched);
         assert_eq!(registry.find(moid, &miid), Some(again));

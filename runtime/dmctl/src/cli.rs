@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dm_agent::service::{self as agent, AgentOptions};
+use dm_agent::Limits;
 #[cfg(feature = "server")]
 use dm_core::{ClientUri, Command};
 #[cfg(feature = "server")]
@@ -83,6 +84,8 @@ struct ClientArgs {
     /// Seconds to wait for each HTTP response.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Serve the local API for on-device applications (JSON lines, see
     /// `dm_agent::local_api`) on a Unix socket at PATH until stopped:
     /// after the sessions, and beside --notify-udp / --bootstrap-listen.
@@ -134,6 +137,49 @@ struct ClientArgs {
     /// range the DM Server is in. Repeatable.
     #[arg(long, value_name = "CIDR_OR_HOST")]
     repository_allow: Vec<dm_agent::AllowEntry>,
+}
+
+/// The agent's limits (docs/architecture.md "Limits"); defaults in
+/// `dm_agent::Limits`.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Largest Package#2 taken, in bytes; a larger one ends the session.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().package_bytes)]
+    max_package_size: usize,
+    /// Most commands in one Package#2; more end the session.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().commands_per_package)]
+    max_commands: usize,
+    /// Package#3 size past which further commands answer 503.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().response_bytes)]
+    max_response_size: usize,
+    /// Most Package#2s in one session.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().packages_per_session)]
+    max_packages: usize,
+    /// Longest whole session, in seconds.
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = Limits::default().session_deadline.as_secs())]
+    session_deadline: u64,
+    /// DEFAULT and SUB registrations one server may hold, each.
+    #[arg(long, value_name = "N",
+          default_value_t = Limits::default().registrations_per_server)]
+    max_registrations: usize,
+    /// Instances one server may own.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().instances_per_server)]
+    max_instances: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            package_bytes: self.max_package_size,
+            commands_per_package: self.max_commands,
+            response_bytes: self.max_response_size,
+            packages_per_session: self.max_packages,
+            session_deadline: Duration::from_secs(self.session_deadline),
+            registrations_per_server: self.max_registrations,
+            instances_per_server: self.max_instances,
+        }
+    }
 }
 
 #[cfg(feature = "server")]
@@ -237,6 +283,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         show_cmd: args.show_cmd,
         timeout: Duration::from_secs(args.timeout),
         max_notification_age: args.max_notification_age,
+        limits: args.limits.limits(),
         security: agent::SecurityOptions {
             ca: args.ca,
             tls_cert: args.tls_cert,

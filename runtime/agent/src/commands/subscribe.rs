@@ -27,7 +27,20 @@ impl Device {
             Principal::Server(a) => Some(a.server_id.clone()),
             Principal::App(_) | Principal::Local => None,
         };
+        let limit = self.config().limits.registrations_per_server;
         let state = self.agent_state_mut();
+        if let Some(id) = &server_id {
+            // A replacement for the same MOID does not grow the state.
+            let held = state
+                .default_servers
+                .iter()
+                .filter(|(m, s)| *s == id && *m != moid)
+                .count();
+            if held >= limit {
+                tracing::warn!("DEFAULT refused: server {id:?} holds {held} (--max-registrations)");
+                return status(StatusCode::SERVICE_UNAVAILABLE);
+            }
+        }
         state.defaults.retain(|(m, _)| m != moid);
         state
             .defaults
@@ -73,8 +86,17 @@ impl Device {
             Principal::Server(a) => Some(a.server_id.clone()),
             Principal::App(_) | Principal::Local => None,
         };
+        let limit = self.config().limits.registrations_per_server;
         let subscriptions = &mut self.agent_state_mut().subscriptions;
         subscriptions.retain(|s| !(s.client_uri == client_uri && s.server_id == server_id));
+        let held = subscriptions
+            .iter()
+            .filter(|s| s.server_id == server_id)
+            .count();
+        if server_id.is_some() && held >= limit {
+            tracing::warn!("SUB refused: server {server_id:?} holds {held} (--max-registrations)");
+            return status(StatusCode::SERVICE_UNAVAILABLE);
+        }
         subscriptions.push(Subscription {
             server_id,
             client_uri,
@@ -97,16 +119,6 @@ impl Device {
             return status(StatusCode::NOT_FOUND);
         }
         status(self.save_agent())
-    }
-
-    /// Saves the agent's state (subscriptions, defaults...), if it is kept.
-    pub(crate) fn save_agent(&self) -> StatusCode {
-        match self.store() {
-            Some(store) if store.save_agent_state(self.agent_state()).is_err() => {
-                StatusCode::INTERNAL_ERROR
-            }
-            _ => StatusCode::OK,
-        }
     }
 
     /// Sends the subtree of every subscription whose MO changed (5.3.11):

@@ -72,6 +72,9 @@ impl Device {
             return StatusCode::NOT_FOUND;
         };
         let root = &instance.mo().schema().root;
+        let at = |path: &[String]| {
+            ClientUri::for_node(instance.mo().schema().moid, instance.miid(), path)
+        };
         let access = Access::of(&ctx.principal, self.registry(), index);
         for change in &changes {
             let (path, needed) = match change {
@@ -80,8 +83,8 @@ impl Device {
                 }
                 Change::Delete { path } => (path, ddf_check_delete(root, path)),
             };
-            if let Err(code) = needed {
-                return code;
+            if let Err((code, node, rule)) = needed {
+                return self.refuse(code, format_args!("{}: {rule}", at(&node)));
             }
             // Every node written or deleted, not only the addressed one: a
             // Path rule below it may deny what the rule above grants (13.2).
@@ -93,7 +96,17 @@ impl Device {
                 },
             };
             if !allowed {
-                return StatusCode::FORBIDDEN;
+                let what = match change {
+                    Change::Put { .. } => "written",
+                    Change::Delete { .. } => "deleted",
+                };
+                return self.refuse(
+                    StatusCode::FORBIDDEN,
+                    format_args!(
+                        "{}: a node {what} there is outside the server's Write right (DACMO)",
+                        at(path)
+                    ),
+                );
             }
         }
         if instance.mo().schema().moid == DACMO_MOID {
@@ -110,7 +123,11 @@ impl Device {
             return StatusCode::NOT_FOUND;
         };
         if let Err(e) = mo.apply(&changes) {
-            return e.status();
+            let (moid, miid) = match self.registry().instance(index) {
+                Some(i) => (i.mo().schema().moid, i.miid().to_owned()),
+                None => ("", String::new()),
+            };
+            return self.refuse(e.status(), format_args!("{moid}/{miid}: {e}"));
         }
         self.registry_mut().touch(index);
         if self.save(index).is_err() {
@@ -167,15 +184,20 @@ impl Device {
         let Some(after) = ServerAccount::of(miid, after) else {
             return Ok(());
         };
-        let shared = crate::access::accounts(self.registry())
-            .iter()
-            .any(|a| a.miid != miid && a.server_id == after.server_id);
-        if shared {
-            tracing::warn!(
-                "refused: SrvID {:?} is already another account's",
-                after.server_id
-            );
-            return Err(StatusCode::FORBIDDEN);
+        // Outside a transaction each write is its own command: check the
+        // SrvID here. In one, `Device::settle` checks all accounts once at
+        // the command's end (a per-account scan made large HGETs quadratic).
+        if !self.in_txn() {
+            let shared = crate::access::accounts(self.registry())
+                .iter()
+                .any(|a| a.miid != miid && a.server_id == after.server_id);
+            if shared {
+                tracing::warn!(
+                    "refused: SrvID {:?} is already another account's",
+                    after.server_id
+                );
+                return Err(StatusCode::FORBIDDEN);
+            }
         }
         if let Principal::Server(server) = &ctx.principal {
             let was = |m: &String| before.is_some_and(|b| b.moids.contains(m));
@@ -204,7 +226,7 @@ impl Device {
             .and_then(|i| i.mo().get(&refs(&path)).ok());
         if let Some(existing) = existing {
             let mut at = path.clone();
-            absent_from(&existing, &data, &mut at, &mut changes);
+            crate::tree::absent_from(&existing, &data, &mut at, &mut changes);
         }
         changes.push(Change::Put { path, data });
         changes
@@ -249,38 +271,29 @@ impl Device {
         Ok(())
     }
 
-    /// Saves an instance to the state directory, if it is kept there.
-    pub(crate) fn save(&self, index: usize) -> Result<(), crate::store::StateError> {
-        let (Some(store), Some(i)) = (self.store(), self.registry().instance(index)) else {
-            return Ok(());
-        };
-        if !i.persistent() {
-            return Ok(());
-        }
-        let data = i.mo().get(&[]).map(|d| d.to_json()).unwrap_or(Json::Null);
-        store.save_instance(&SavedInstance {
-            moid: i.mo().schema().moid.to_owned(),
-            miid: i.miid().to_owned(),
-            owner: i.owner().clone(),
-            changes: i.changes(),
-            data,
-        })
-    }
-
     /// Stores MO data items where the client chooses (HGET without
     /// ClientURI, bootstrap): into the instance an item names when it
     /// exists, else into a new instance. Returns every stored ClientURI.
     pub(crate) fn store_items(&mut self, ctx: &SessionCtx, items: &[MoDataItem]) -> Status {
         let mut uris = Vec::new();
         for item in items {
-            let Ok(uri) = item.client_uri.parse::<ClientUri>() else {
-                return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            let uri = match item.client_uri.parse::<ClientUri>() {
+                Ok(uri) => uri,
+                Err(e) => {
+                    let code = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                    return status(self.refuse(code, format_args!("an item's ClientURI: {e}")));
+                }
             };
             let moid = uri.moid();
             // The data of the instance root: the single MOData member.
             let value = match item.mo_data.iter().next() {
                 Some((name, v)) if item.mo_data.len() == 1 => (name.clone(), v.clone()),
-                _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                _ => {
+                    return status(self.refuse(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format_args!("{uri}: MOData must have exactly one member (7.2.1.4)"),
+                    ))
+                }
             };
             let suggested = match uri.instance() {
                 InstanceSelector::Miid(m) => m.as_str().to_owned(),
@@ -301,7 +314,10 @@ impl Device {
                     };
                     let data = match NodeData::from_json(&value.1, schema) {
                         Ok(d) => d,
-                        Err(_) => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                        Err(e) => {
+                            let code = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                            return status(self.refuse(code, format_args!("{}: {e}", uri)));
+                        }
                     };
                     let changes = self.replacing(index, Vec::new(), data);
                     let code = self.write(ctx, index, changes);
@@ -339,24 +355,45 @@ impl Device {
                 if !a.covers(moid) {
                     return Err(StatusCode::FORBIDDEN);
                 }
-                Owner::Server(a.server_id.clone())
+                let owner = Owner::Server(a.server_id.clone());
+                let limit = self.config().limits.instances_per_server;
+                if self.owned_by(&owner) >= limit {
+                    tracing::warn!(
+                        "instance refused: server {:?} owns {limit} (--max-instances)",
+                        a.server_id
+                    );
+                    return Err(StatusCode::DEVICE_FULL);
+                }
+                owner
             }
             Principal::App(id) => Owner::App(id.clone()),
             Principal::Local => ctx.owner.clone(),
         };
         let Some(factory) = self.registry().factory(moid) else {
             // An MO this device does not support.
-            return Err(StatusCode::NOT_FOUND);
+            return Err(self.refuse(
+                StatusCode::NOT_FOUND,
+                format_args!("{moid}: this device has no such MO to make an instance of"),
+            ));
         };
         if !factory.schema.root.access.contains(AccessType::ADD) {
-            return Err(StatusCode::COMMAND_NOT_ALLOWED);
+            return Err(self.refuse(
+                StatusCode::COMMAND_NOT_ALLOWED,
+                format_args!("{moid}: its DDF gives the instance root no Add"),
+            ));
         }
-        let data = NodeData::from_json(json, &factory.schema.root)
-            .map_err(|_| StatusCode::UNSUPPORTED_MEDIA_TYPE)?;
+        let data = NodeData::from_json(json, &factory.schema.root).map_err(|e| {
+            self.refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format_args!("{moid}/{}: {e}", suggested.unwrap_or("")),
+            )
+        })?;
         let miid = self.registry().free_miid(moid, suggested);
-        let mut mo = (factory.create)(&miid, &data).map_err(|e| e.status())?;
+        let refused =
+            |e: dm_core::MoError| self.refuse(e.status(), format_args!("{moid}/{miid}: {e}"));
+        let mut mo = (factory.create)(&miid, &data).map_err(refused)?;
         // Applying no change runs the MO's validate hook on the new data.
-        mo.apply(&[]).map_err(|e| e.status())?;
+        mo.apply(&[]).map_err(refused)?;
         if moid == DMACC_MOID {
             self.check_account(ctx, &miid, &*mo, None)?;
         }
@@ -416,20 +453,15 @@ impl Device {
         });
         for r in order {
             if r.path.is_empty() {
-                let Some(i) = self.registry_mut().remove(r.instance) else {
+                let Some((moid, miid)) = self.registry_mut().remove(r.instance) else {
                     return status(StatusCode::NOT_FOUND);
                 };
-                if let Some(store) = self.store() {
-                    if store
-                        .remove_instance(i.mo().schema().moid, i.miid())
-                        .is_err()
-                    {
-                        return status(StatusCode::INTERNAL_ERROR);
-                    }
+                if self.forget_saved(moid, &miid).is_err() {
+                    return status(StatusCode::INTERNAL_ERROR);
                 }
                 // Rules left behind would pass to a later instance of the
                 // same MIID; the next start removes them should this fail.
-                let _ = self.drop_rules(i.mo().schema().moid, i.miid());
+                let _ = self.drop_rules(moid, &miid);
             } else {
                 let path = r.path.into_owned();
                 let code = self.write(ctx, r.instance, vec![Change::Delete { path }]);
@@ -442,6 +474,9 @@ impl Device {
     }
 }
 
+/// Why a DDF check refused: the status, the node and the rule.
+type DdfRefusal = (StatusCode, Vec<String>, String);
+
 /// The DDF check of a write: Add for every node the data creates, Replace
 /// for every existing leaf it overwrites.
 fn ddf_check_put(
@@ -449,9 +484,13 @@ fn ddf_check_put(
     root: &NodeSchema,
     path: &[String],
     data: &NodeData,
-) -> Result<(), StatusCode> {
+) -> Result<(), DdfRefusal> {
     let Some(schema) = root.descendant(&refs(path)) else {
-        return Err(StatusCode::NOT_FOUND);
+        return Err((
+            StatusCode::NOT_FOUND,
+            path.to_vec(),
+            "the DDF defines no such node".into(),
+        ));
     };
     let exists = mo.contains(&refs(path));
     let needed = match (exists, schema.format.is_interior()) {
@@ -464,7 +503,12 @@ fn ddf_check_put(
         (true, true) => AccessType::NONE,
     };
     if !schema.access.contains(needed) {
-        return Err(StatusCode::COMMAND_NOT_ALLOWED);
+        let rule = if needed == AccessType::ADD {
+            "the DDF gives it no Add (it does not exist yet)"
+        } else {
+            "the DDF gives it no Replace"
+        };
+        return Err((StatusCode::COMMAND_NOT_ALLOWED, path.to_vec(), rule.into()));
     }
     if let NodeData::Interior(children) = data {
         for (name, child) in children {
@@ -476,31 +520,26 @@ fn ddf_check_put(
     Ok(())
 }
 
-/// A `Delete` for every node of `existing` (the node at `path`) that `new`
-/// does not carry, found level by level where both are interior.
-fn absent_from(existing: &NodeData, new: &NodeData, path: &mut Vec<String>, out: &mut Vec<Change>) {
-    let (NodeData::Interior(old), NodeData::Interior(new)) = (existing, new) else {
-        return;
-    };
-    for (name, child) in old {
-        path.push(name.to_string());
-        match new.iter().find(|(n, _)| n == name) {
-            Some((_, replacement)) => absent_from(child, replacement, path, out),
-            None => out.push(Change::Delete { path: path.clone() }),
-        }
-        path.pop();
-    }
-}
-
-fn ddf_check_delete(root: &NodeSchema, path: &[String]) -> Result<(), StatusCode> {
+fn ddf_check_delete(root: &NodeSchema, path: &[String]) -> Result<(), DdfRefusal> {
     match root.descendant(&refs(path)) {
         Some(s)
             if s.access.contains(AccessType::DELETE) && s.scope != dm_core::Scope::Permanent =>
         {
             Ok(())
         }
-        Some(_) => Err(StatusCode::COMMAND_NOT_ALLOWED),
-        None => Err(StatusCode::NOT_FOUND),
+        Some(s) => {
+            let rule = if s.scope == dm_core::Scope::Permanent {
+                "a Permanent node cannot be deleted (6.3.1.2)"
+            } else {
+                "the DDF gives it no Delete (HGET replaces: 5.3.1)"
+            };
+            Err((StatusCode::COMMAND_NOT_ALLOWED, path.to_vec(), rule.into()))
+        }
+        None => Err((
+            StatusCode::NOT_FOUND,
+            path.to_vec(),
+            "the DDF defines no such node".into(),
+        )),
     }
 }
 
