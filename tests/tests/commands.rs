@@ -718,6 +718,35 @@ async fn a_write_the_disk_refuses_is_taken_back_in_memory_too() {
 }
 
 #[tokio::test]
+async fn a_refused_hget_names_the_node_and_the_rule() {
+    // Issue "Device agent under a hostile server", item 8: the 415 alone
+    // does not say which node or rule; the log and `take_refusal` do.
+    let w = world().await;
+    let mut device = agent::open_device(&w.options(None)).unwrap();
+    agent::apply_bootstrap(&mut device, &w.bootstrap).unwrap();
+    w.repo
+        .route("/png", 200, "image/png", vec![0x89, b'P', b'N', b'G']);
+    let name = format!("{DMACC}/A/Name");
+    let results = common::session(
+        &w.a,
+        "A",
+        DEV_ID,
+        &mut device,
+        vec![Command::Hget {
+            server_uri: ServerUri::new(w.repo.url("/png")),
+            client_uri: Some(uri(&name)),
+        }],
+    )
+    .await;
+    assert_eq!(codes(&results), [415]);
+    let reason = device.take_refusal().expect("a reason");
+    assert!(
+        reason.contains(&name) && reason.contains("image/png") && reason.contains("`chr`"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_commands_and_bad_uris_keep_their_order() {
     let w = world().await;
     let results = w

@@ -141,12 +141,19 @@ impl Device {
         match uri {
             Some(uri) => self.hget_at(ctx, uri, &content_type, &body),
             None => {
+                let code = StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 if media_type::essence(&content_type) != media_type::MO_DATA {
-                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                    return status(self.refuse(
+                        code,
+                        format_args!(
+                            "HGET {target}: `{content_type}` is not {} (5.3.1 without ClientURI)",
+                            media_type::MO_DATA
+                        ),
+                    ));
                 }
                 match MoDataItem::parse_list(&body) {
                     Ok(items) => self.store_items(ctx, &items),
-                    Err(_) => status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                    Err(e) => status(self.refuse(code, format_args!("HGET {target}: {e}"))),
                 }
             }
         }
@@ -174,10 +181,19 @@ impl Device {
         else {
             return status(StatusCode::NOT_FOUND);
         };
+        // 415 with the node and the rule (Appendix C: "the retrieved data
+        // by the HTTP GET is unrecognized").
+        let unrecognized = |reason: String| {
+            self.refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format_args!("HGET into {uri}: {reason}"),
+            )
+        };
         let data = match media_type::essence(content_type).as_str() {
             media_type::MO_DATA => {
-                let Ok(items) = MoDataItem::parse_list(body) else {
-                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                let items = match MoDataItem::parse_list(body) {
+                    Ok(items) => items,
+                    Err(e) => return status(unrecognized(e.to_string())),
                 };
                 // One item whose MOData has one member: the node's data
                 // (a receiver accepts any member name, docs/architecture.md).
@@ -187,15 +203,22 @@ impl Device {
                 };
                 match value.map(|v| NodeData::from_json(&v, schema)) {
                     Some(Ok(d)) => d,
-                    _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                    Some(Err(e)) => return status(unrecognized(e.to_string())),
+                    None => {
+                        return status(unrecognized(
+                            "not one MO data item with one MOData member (7.2.1.4)".into(),
+                        ))
+                    }
                 }
             }
             // The node's MOData value alone (7.2.1.4), any format.
             media_type::JSON => {
-                let value = serde_json::from_slice::<serde_json::Value>(body);
-                match value.map(|v| NodeData::from_json(&v, schema)) {
-                    Ok(Ok(d)) => d,
-                    _ => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                let value = serde_json::from_slice::<serde_json::Value>(body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| NodeData::from_json(&v, schema).map_err(|e| e.to_string()));
+                match value {
+                    Ok(d) => d,
+                    Err(e) => return status(unrecognized(e)),
                 }
             }
             // A bare leaf value (Appendix I.2), in a media type that fits
@@ -203,7 +226,12 @@ impl Device {
             // its value.
             essence => match bare_value(essence, schema.format, body) {
                 Some(v) => NodeData::Leaf(v),
-                None => return status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                None => {
+                    return status(unrecognized(format!(
+                        "`{content_type}` with these bytes is no `{}` value (docs/architecture.md \"What HGET accepts\")",
+                        schema.format
+                    )))
+                }
             },
         };
         let changes = self.replacing(target.instance, target.path.into_owned(), data);
