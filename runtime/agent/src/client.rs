@@ -268,6 +268,12 @@ impl Device {
     }
 
     pub(crate) fn agent_state_mut(&mut self) -> &mut AgentState {
+        // The open transaction keeps the state as it found it (`persist`).
+        if let Some(txn) = &mut self.txn {
+            if txn.agent.is_none() {
+                txn.agent = Some(self.agent.clone());
+            }
+        }
         &mut self.agent
     }
 

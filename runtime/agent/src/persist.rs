@@ -17,7 +17,10 @@ use crate::store::{AgentState, Record, SavedInstance, StateError};
 /// the work it leaves to its end.
 #[derive(Debug)]
 pub(crate) struct Txn {
-    agent: AgentState,
+    /// The agent state as the transaction found it, taken at its first
+    /// change (`Device::agent_state_mut`): most commands never change it,
+    /// and a copy per command cost a session 15 % of its instructions.
+    pub(crate) agent: Option<AgentState>,
     alerts: usize,
     changed: usize,
     /// Instances whose owner rules go into DACMO at the end (`settle`).
@@ -35,7 +38,7 @@ impl Device {
             return;
         }
         let txn = Txn {
-            agent: self.agent_state().clone(),
+            agent: None,
             alerts: self.pending_alert_count(),
             changed: self.changed_count(),
             owner_rules: Vec::new(),
@@ -71,7 +74,11 @@ impl Device {
                 None => {}
             }
         }
-        if *self.agent_state() != txn.agent {
+        if txn
+            .agent
+            .as_ref()
+            .is_some_and(|before| before != self.agent_state())
+        {
             record.agent = Some(self.agent_state().clone());
         }
         let Some(store) = self.store() else {
@@ -262,7 +269,9 @@ impl Device {
 
     fn take_back(&mut self, txn: Txn, undo: Vec<crate::tree::Undo>) {
         self.registry_mut().roll_back(undo);
-        *self.agent_state_mut() = txn.agent;
+        if let Some(agent) = txn.agent {
+            *self.agent_state_mut() = agent;
+        }
         self.truncate_alerts(txn.alerts);
         self.truncate_changed(txn.changed);
     }

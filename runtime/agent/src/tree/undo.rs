@@ -131,6 +131,10 @@ impl Registry {
     /// owner and change clock back. Closes any open transaction.
     pub(crate) fn roll_back(&mut self, undo: Vec<Undo>) {
         self.undo = None;
+        if undo.is_empty() {
+            // Nothing changed: the access rules kept stay right.
+            return;
+        }
         self.forget_rules();
         for entry in undo.into_iter().rev() {
             match entry {
