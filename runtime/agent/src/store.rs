@@ -323,7 +323,7 @@ impl StateDir {
     }
 
     /// True when the journal has grown past the snapshot (and
-    /// [`COMPACT_AT`]): time for [`StateDir::compact`].
+    /// 1 MiB): time for [`StateDir::compact`].
     pub fn wants_compaction(&self) -> bool {
         let len = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
         let journal = len(self.journal_path());

@@ -27,11 +27,13 @@ mod show;
 mod state;
 mod storage;
 
+pub use admin::token::{create_admin_token, AdminTokenError, TOKEN_PREFIX};
 pub use notify::send_notification;
 pub use server::{start, start_with, ServerHandle};
 pub use storage::{
-    DeviceRow, Entry, EntryState, MemoryStorage, NotificationConfig, Registration,
-    RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert, UiSession,
+    AdminRole, AdminToken, DeviceRow, Entry, EntryState, MemoryStorage, NotificationConfig,
+    Registration, RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert,
+    UiSession,
 };
 
 /// Largest request body the server reads (a Package#1/#3, an admin
@@ -62,8 +64,14 @@ pub struct ServerConfig {
 pub struct ServerOptions {
     /// Where the server keeps its state (default: in memory).
     pub storage: Option<Arc<dyn Storage>>,
-    /// Address of the admin API (none when not given).
+    /// Address of the admin API (none when not given). Every request
+    /// needs a bearer token made by [`create_admin_token`]; without any,
+    /// every request is refused.
     pub admin: Option<SocketAddr>,
+    /// Host names the admin API answers to besides its own address, a
+    /// loopback address and `localhost` (the Host header; no other name is
+    /// taken, against DNS rebinding).
+    pub admin_hosts: Vec<String>,
 }
 
 /// A command sent to a device and what came back for it.

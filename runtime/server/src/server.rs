@@ -161,6 +161,7 @@ pub async fn start_with(
         log_errors: config.log_errors,
         errors: Mutex::new(Vec::new()),
         base_url: format!("http://{addr}"),
+        admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
     });
     let (stop, stopped) = watch::channel(false);

@@ -25,6 +25,8 @@ pub(crate) struct Core {
     pub(crate) errors: Mutex<Vec<String>>,
     /// `http://ADDR` of the DM listener: base of repository and UI URLs.
     pub(crate) base_url: String,
+    /// What the admin listener answers to (Host, Origin, tokens).
+    pub(crate) admin_guard: crate::admin::AdminGuard,
     /// Serializes the read-modify-write of session handling. Storage calls
     /// are short; the HTTP work around them runs concurrently.
     pub(crate) session_lock: Mutex<()>,

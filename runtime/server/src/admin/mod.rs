@@ -6,6 +6,12 @@
 //! requests get a 4xx with `{"error": "..."}`. README "Admin API" lists
 //! the routes with curl examples.
 //!
+//! Every request passes [`guard`] first: Host and Origin must name the
+//! admin listener (403), a bearer token must be one the storage knows
+//! (401, `WWW-Authenticate: Bearer`), and a read-only token only reads
+//! (403). A body must be `application/json` (415), except a repository
+//! upload's, which is the resource in its own media type.
+//!
 //! Request bodies are serde types that refuse unknown fields, so a typo
 //! is a 400 naming the field rather than an option silently dropped;
 //! responses are serde types too, one per shape.
@@ -15,15 +21,21 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
+use dm_core::package::media_type;
 use dm_core::{Command, ServerUri};
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
+use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+mod guard;
 mod json;
+pub(crate) mod token;
+
+pub(crate) use guard::AdminGuard;
 
 use json::{
     AlertJson, BodyJson, CommandBody, ConfiguredJson, DeletedJson, DeviceJson, EntryJson,
@@ -74,11 +86,34 @@ fn not_found(reason: impl Into<String>) -> ApiError {
     ApiError(HttpStatus::NOT_FOUND, reason.into())
 }
 
+/// A body must say it is JSON: a browser sends a cross-site request
+/// without asking first only as a form or `text/plain`, never as
+/// `application/json`. A request without a body may leave it out.
+fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let unsupported = |reason: String| ApiError(HttpStatus::UNSUPPORTED_MEDIA_TYPE, reason);
+    match header_str(req, "content-type") {
+        Some(t) if media_type::essence(t) == media_type::JSON => Ok(()),
+        Some(t) => Err(unsupported(format!(
+            "the body must be application/json, not `{}`",
+            t.escape_debug()
+        ))),
+        None if req.body().is_end_stream() => Ok(()),
+        None => Err(unsupported(
+            "a body needs Content-Type: application/json".into(),
+        )),
+    }
+}
+
+/// The body read whole once its Content-Type is JSON.
+async fn read_json_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    require_json(&req)?;
+    read_body(req.into_body()).await.map_err(bad)
+}
+
 /// The body parsed as `T`; an empty body is `{}`. serde's message, which
 /// names the missing, mistyped or unknown field, is the 400's reason.
 async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let body = read_body(req.into_body()).await.map_err(bad)?;
-    parse_body(&body)
+    parse_body(&read_json_body(req).await?)
 }
 
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -114,6 +149,26 @@ fn created<T: Serialize + ?Sized>(value: &T) -> ApiResult {
 pub(crate) async fn handle(core: Arc<Core>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    if let Err(refusal) = core.admin_guard.check(core.storage.as_ref(), &req) {
+        core.log(format!(
+            "admin {method} {path}: {} {}",
+            refusal.status.as_u16(),
+            refusal.reason
+        ));
+        let mut reply = respond(
+            refusal.status,
+            &ErrorJson {
+                error: &refusal.reason,
+            },
+        );
+        if let Some(challenge) = refusal
+            .challenge
+            .and_then(|c| HeaderValue::try_from(c).ok())
+        {
+            reply.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        return Ok(reply);
+    }
     Ok(match route(&core, req).await {
         Ok(r) => r,
         Err(ApiError(status, reason)) => {
@@ -273,7 +328,7 @@ fn get_ui(core: &Core, uiid: &str) -> ApiResult {
 /// Queues a command given in its Package#2 form (spec 7.2.1.2), either
 /// the bare array or `{"command": [...]}`.
 async fn post_command(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResult {
-    let body = read_body(req.into_body()).await.map_err(bad)?;
+    let body = read_json_body(req).await?;
     let parts: Vec<String> = if body.trim_ascii_start().starts_with(b"[") {
         parse_body(&body)?
     } else {

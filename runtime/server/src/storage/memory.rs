@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use dm_core::{Alert, Command};
 
 use super::{
-    kind_key, DeviceRow, Entry, EntryState, Registration, RegistrationKind, Resource, Storage,
-    StorageError, StoredAlert, UiSession,
+    kind_key, AdminRole, AdminToken, DeviceRow, Entry, EntryState, Registration, RegistrationKind,
+    Resource, Storage, StorageError, StoredAlert, UiSession,
 };
 
 #[derive(Debug, Default)]
@@ -27,6 +27,7 @@ struct Memory {
     resources: BTreeMap<(String, String), Resource>,
     registrations: BTreeMap<u64, Registration>,
     ui: BTreeMap<u64, UiSession>,
+    admin_tokens: BTreeMap<u64, AdminToken>,
     next_id: u64,
 }
 
@@ -260,5 +261,33 @@ impl Storage for MemoryStorage {
             }
             None => false,
         })
+    }
+
+    fn add_admin_token(
+        &self,
+        role: AdminRole,
+        hash: &[u8; 32],
+        created: u64,
+    ) -> Result<u64, StorageError> {
+        let mut m = self.lock();
+        let id = m.id();
+        m.admin_tokens.insert(
+            id,
+            AdminToken {
+                id,
+                role,
+                hash: *hash,
+                created,
+            },
+        );
+        Ok(id)
+    }
+
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, StorageError> {
+        Ok(self.lock().admin_tokens.values().cloned().collect())
+    }
+
+    fn delete_admin_token(&self, id: u64) -> Result<bool, StorageError> {
+        Ok(self.lock().admin_tokens.remove(&id).is_some())
     }
 }

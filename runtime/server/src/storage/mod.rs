@@ -190,6 +190,44 @@ pub struct UiSession {
     pub choice: Option<String>,
 }
 
+/// What an admin API bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRole {
+    /// GET (and HEAD) routes only: list devices, read results, alerts,
+    /// registrations, repository content and SHOW answers.
+    Read,
+    /// Every route: queue commands, notify, register, fill the repository.
+    Operator,
+}
+
+impl AdminRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminRole::Read => "read",
+            AdminRole::Operator => "operator",
+        }
+    }
+
+    fn parse(s: &str) -> Result<AdminRole, StorageError> {
+        match s {
+            "read" => Ok(AdminRole::Read),
+            "operator" => Ok(AdminRole::Operator),
+            other => Err(corrupt("admin token role", other)),
+        }
+    }
+}
+
+/// An admin API token as stored: the SHA-256 of the token, never the
+/// token itself (README "Admin API").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    pub id: u64,
+    pub role: AdminRole,
+    pub hash: [u8; 32],
+    /// POSIX seconds.
+    pub created: u64,
+}
+
 /// The server's persistent state, row by row.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     fn device(&self, dev_id: &str) -> Result<Option<DeviceRow>, StorageError>;
@@ -234,6 +272,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn ui_session(&self, uiid: u64) -> Result<Option<UiSession>, StorageError>;
     /// Records the user's choice; false when there is no such session.
     fn set_ui_choice(&self, uiid: u64, choice: &str) -> Result<bool, StorageError>;
+
+    /// Adds an admin API token given by its hash; returns its id.
+    fn add_admin_token(
+        &self,
+        role: AdminRole,
+        hash: &[u8; 32],
+        created: u64,
+    ) -> Result<u64, StorageError>;
+    /// Every admin API token, by id.
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, StorageError>;
+    /// Revokes a token; false when there is no such token.
+    fn delete_admin_token(&self, id: u64) -> Result<bool, StorageError>;
 }
 
 /// Rebuilds a command from its Package#2 array form (spec 7.2.1.2),
@@ -355,6 +405,32 @@ mod tests {
             s.ui_session(ui).unwrap().unwrap().choice.as_deref(),
             Some("confirm")
         );
+
+        assert!(s.admin_tokens().unwrap().is_empty());
+        let read = s.add_admin_token(AdminRole::Read, &[1; 32], 10).unwrap();
+        let op = s
+            .add_admin_token(AdminRole::Operator, &[2; 32], 11)
+            .unwrap();
+        assert_eq!(
+            s.admin_tokens().unwrap(),
+            vec![
+                AdminToken {
+                    id: read,
+                    role: AdminRole::Read,
+                    hash: [1; 32],
+                    created: 10
+                },
+                AdminToken {
+                    id: op,
+                    role: AdminRole::Operator,
+                    hash: [2; 32],
+                    created: 11
+                },
+            ]
+        );
+        assert!(s.delete_admin_token(read).unwrap());
+        assert!(!s.delete_admin_token(read).unwrap());
+        assert_eq!(s.admin_tokens().unwrap().len(), 1);
     }
 
     #[test]

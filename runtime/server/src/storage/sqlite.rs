@@ -9,9 +9,9 @@ use dm_core::{Alert, Command, Status, StatusCode};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    command_from_parts, corrupt, kind_from, kind_key, DeviceRow, Entry, EntryState,
-    NotificationConfig, Registration, RegistrationKind, Resource, Storage, StorageError,
-    StoredAlert, UiSession,
+    command_from_parts, corrupt, kind_from, kind_key, AdminRole, AdminToken, DeviceRow, Entry,
+    EntryState, NotificationConfig, Registration, RegistrationKind, Resource, Storage,
+    StorageError, StoredAlert, UiSession,
 };
 
 const SCHEMA: &str = "
@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS ui_sessions (
     dev_id TEXT NOT NULL,
     prompt TEXT NOT NULL,
     choice TEXT
+);
+-- Admin API bearer tokens: the SHA-256 of each token only, never the token.
+CREATE TABLE IF NOT EXISTS admin_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    role TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    created INTEGER NOT NULL
 );
 ";
 
@@ -502,6 +509,55 @@ impl Storage for SqliteStorage {
             "UPDATE ui_sessions SET choice = ?2 WHERE uiid = ?1",
             params![to_i64(uiid), choice],
         )? > 0)
+    }
+
+    fn add_admin_token(
+        &self,
+        role: AdminRole,
+        hash: &[u8; 32],
+        created: u64,
+    ) -> Result<u64, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO admin_tokens (role, hash, created) VALUES (?1, ?2, ?3)",
+            params![role.as_str(), &hash[..], to_i64(created)],
+        )?;
+        Ok(to_u64(conn.last_insert_rowid()))
+    }
+
+    fn admin_tokens(&self) -> Result<Vec<AdminToken>, StorageError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT id, role, hash, created FROM admin_tokens ORDER BY id")?;
+        let raws = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter()
+            .map(|(id, role, hash, created)| {
+                Ok(AdminToken {
+                    id: to_u64(id),
+                    role: AdminRole::parse(&role)?,
+                    hash: hash
+                        .try_into()
+                        .map_err(|h: Vec<u8>| corrupt("admin token hash", h.len()))?,
+                    created: to_u64(created),
+                })
+            })
+            .collect()
+    }
+
+    fn delete_admin_token(&self, id: u64) -> Result<bool, StorageError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM admin_tokens WHERE id = ?1", [to_i64(id)])?
+            > 0)
     }
 }
 
