@@ -3,6 +3,7 @@
 //! occurrence bounds of the DDF enforced (6.3.1: "The DM Server can add the
 //! node up to the number specified as the part of MO specification").
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// Why a [`NodeMap`] refused a change.
@@ -26,9 +27,23 @@ pub const UNBOUNDED: usize = usize::MAX;
 /// `OneOrMore` is `NodeMap<T, 1, UNBOUNDED>` (`UNBOUNDED` is the default
 /// `MAX`). A `MAX` of 0 (a map that may hold nothing) or below `MIN` does
 /// not compile: the DDF forbids `ZeroOrN(0)` ("N > 1", dm_ddf-v1_2.dtd).
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct NodeMap<T, const MIN: usize = 0, const MAX: usize = UNBOUNDED> {
     entries: Vec<(String, T)>,
+    /// Position of each name, once the map holds [`INDEXED_FROM`] entries:
+    /// a DACMO instance holds one per instance of its MOID, and finding
+    /// names by scanning made a command adding thousands quadratic.
+    index: Option<HashMap<String, usize>>,
+}
+
+/// Maps this large keep an index of their names; smaller ones scan, which
+/// is faster there and costs no memory.
+const INDEXED_FROM: usize = 32;
+
+impl<T: PartialEq, const MIN: usize, const MAX: usize> PartialEq for NodeMap<T, MIN, MAX> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl<T, const MIN: usize, const MAX: usize> NodeMap<T, MIN, MAX> {
@@ -49,6 +64,7 @@ impl<T, const MIN: usize, const MAX: usize> Default for NodeMap<T, MIN, MAX> {
         let () = Self::BOUNDS_ARE_VALID;
         NodeMap {
             entries: Vec::new(),
+            index: None,
         }
     }
 }
@@ -89,15 +105,31 @@ impl<T, const MIN: usize, const MAX: usize> NodeMap<T, MIN, MAX> {
         self.entries.len() >= MIN
     }
 
+    fn position(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self.entries.iter().position(|(n, _)| n == name),
+        }
+    }
+
+    /// Builds or drops the index as the map's size asks.
+    fn reindex(&mut self) {
+        self.index = (self.entries.len() >= INDEXED_FROM).then(|| {
+            self.entries
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| (n.clone(), i))
+                .collect()
+        });
+    }
+
     pub fn get(&self, name: &str) -> Option<&T> {
-        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.position(name).map(|i| &self.entries[i].1)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut T> {
-        self.entries
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        let i = self.position(name)?;
+        Some(&mut self.entries[i].1)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -122,13 +154,24 @@ impl<T, const MIN: usize, const MAX: usize> NodeMap<T, MIN, MAX> {
         if self.entries.len() >= MAX {
             return Err(NodeMapError::Full { name, max: MAX });
         }
-        self.entries.push((name, value));
+        match &mut self.index {
+            Some(index) => {
+                index.insert(name.clone(), self.entries.len());
+                self.entries.push((name, value));
+            }
+            None => {
+                self.entries.push((name, value));
+                if self.entries.len() >= INDEXED_FROM {
+                    self.reindex();
+                }
+            }
+        }
         Ok(None)
     }
 
     /// Removes the instance called `name`; refuses to go below `MIN`.
     pub fn remove(&mut self, name: &str) -> Result<Option<T>, NodeMapError> {
-        let Some(index) = self.entries.iter().position(|(n, _)| n == name) else {
+        let Some(index) = self.position(name) else {
             return Ok(None);
         };
         if self.entries.len() <= MIN {
@@ -137,7 +180,12 @@ impl<T, const MIN: usize, const MAX: usize> NodeMap<T, MIN, MAX> {
                 min: MIN,
             });
         }
-        Ok(Some(self.entries.remove(index).1))
+        let removed = self.entries.remove(index).1;
+        if self.index.is_some() {
+            // The entries after it moved up one.
+            self.reindex();
+        }
+        Ok(Some(removed))
     }
 }
 
@@ -175,6 +223,32 @@ mod tests {
             );
         }
         assert!(m.insert("miid-1.x_~", ()).is_ok());
+    }
+
+    #[test]
+    fn a_large_map_finds_names_through_its_index_as_a_small_one_does() {
+        let mut m: NodeMap<usize> = NodeMap::new();
+        for i in 0..100 {
+            assert_eq!(m.insert(format!("n{i}"), i), Ok(None));
+        }
+        assert!(m.index.is_some());
+        assert_eq!(m.insert("n7", 70), Ok(Some(7)));
+        assert_eq!(m.get("n99"), Some(&99));
+        // Removing shifts the later entries: the index follows.
+        for i in (0..100).step_by(2) {
+            assert!(m.remove(&format!("n{i}")).unwrap().is_some());
+        }
+        for i in 0..100 {
+            let expect = (i % 2 == 1).then_some(if i == 7 { 70 } else { i });
+            assert_eq!(m.get(&format!("n{i}")).copied(), expect, "n{i}");
+        }
+        assert_eq!(m.iter().next().map(|(n, _)| n), Some("n1"), "order kept");
+        // Equality looks at the entries alone.
+        let rebuilt: NodeMap<usize> = m.iter().fold(NodeMap::new(), |mut acc, (n, v)| {
+            acc.insert(n, *v).unwrap();
+            acc
+        });
+        assert!(rebuilt == m);
     }
 
     #[test]
