@@ -2,7 +2,8 @@
 //! through the server's admin API and notifications: every DM command,
 //! the asynchronous EXEC alert path, the Data Repository, DEFAULT/SUB
 //! registrations, SHOW answers, a notification-started session, a
-//! restart on the same database, and malformed packages.
+//! restart on the same database, and malformed packages; and who may use
+//! the admin API (tokens and roles, Host, Origin, JSON bodies).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +11,7 @@ mod dmserver;
 
 use std::time::Duration;
 
-use dmserver::{free_udp_addr, http, http_full, run_client, DmServer};
+use dmserver::{create_token, free_udp_addr, http, http_full, run_client, DmServer, FIRST_TOKEN};
 use serde_json::{json, Value};
 
 const DEV: &str = "IMEI:490154203237518";
@@ -23,7 +24,10 @@ async fn put_resource(s: &DmServer, path: &str, content_type: &str, body: &str) 
         &s.admin,
         "PUT",
         &format!("/api/devices/{DEV}/repository/{path}"),
-        &[("Content-Type", content_type)],
+        &[
+            ("Content-Type", content_type),
+            ("Authorization", s.auth().as_str()),
+        ],
         body.as_bytes(),
     )
     .await;
@@ -540,4 +544,313 @@ async fn several_devices_are_served_at_once_each_with_its_own_queue() {
         assert!(dev["last_session"].is_u64());
     }
     s.stop().await;
+}
+
+/// Every file SQLite keeps for `db` (the database, its WAL and index).
+fn database_bytes(db: &std::path::Path) -> Vec<u8> {
+    let name = db.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_str().unwrap().starts_with(&name) {
+            all.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_wants_a_token_of_the_right_role_its_own_host_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("server.sqlite");
+    let dmctl = common::dmctl();
+    let read = create_token(&dmctl, &db, "read").await;
+    let s = DmServer::start(&dmctl, Some(&db)).await;
+    let op = s.auth();
+    let op = op.as_str();
+    let read = format!("Bearer {read}");
+    let read = read.as_str();
+    let commands = format!("/api/devices/{DEV}/commands");
+    let command = json!(["GET", format!("{DEVINFO}//DevID")]).to_string();
+    let json = ("Content-Type", "application/json");
+
+    // No token, a wrong one: 401 with the Bearer challenge, and logged.
+    let (status, head, _) = http_full(&s.admin, "GET", "/api/devices", &[], b"").await;
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    let wrong = format!("{op}A");
+    let wrong = wrong.as_str();
+    let (status, head, _) = http_full(
+        &s.admin,
+        "POST",
+        &commands,
+        &[json, ("Authorization", wrong)],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    assert_eq!(queued(&s).await, 0);
+
+    // A read-only token reads, and cannot queue.
+    let (status, _) = http(
+        &s.admin,
+        "GET",
+        "/api/devices",
+        &[("Authorization", read)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = http(
+        &s.admin,
+        "POST",
+        &commands,
+        &[json, ("Authorization", read)],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(queued(&s).await, 0);
+
+    // The operator's token queues, with a JSON body only.
+    let (status, body) = http(
+        &s.admin,
+        "POST",
+        &commands,
+        &[json, ("Authorization", op)],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let plain = ("Content-Type", "text/plain");
+    let (status, _) = http(
+        &s.admin,
+        "POST",
+        &commands,
+        &[plain, ("Authorization", op)],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 415);
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let (status, _) = http(
+        &s.admin,
+        "POST",
+        &commands,
+        &[form, ("Authorization", op)],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert_eq!(queued(&s).await, 1);
+
+    // A cross-site page and a DNS rebinding one: 403 even with the
+    // operator's token (a browser may hold it); the same origin is served.
+    let (status, _) = http(
+        &s.admin,
+        "POST",
+        &commands,
+        &[
+            json,
+            ("Authorization", op),
+            ("Origin", "http://evil.example"),
+        ],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let own = format!("http://{}", s.admin);
+    let own = own.as_str();
+    let (status, _) = http(
+        &s.admin,
+        "POST",
+        &commands,
+        &[json, ("Authorization", op), ("Origin", own)],
+        command.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let port = s.admin.rsplit(':').next().unwrap();
+    let rebound = format!("evil.example:{port}");
+    let (status, _, _) = raw_host_request(&s.admin, &rebound, op).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = raw_host_request(&s.admin, &format!("localhost:{port}"), op).await;
+    assert_eq!(status, 200);
+    assert_eq!(queued(&s).await, 2);
+
+    // Refusals are logged, never with the token.
+    let logged = s.log.lock().unwrap().join("\n");
+    assert!(logged.contains("401 no bearer token"), "{logged}");
+    assert!(
+        logged.contains("403 a read-only token cannot POST"),
+        "{logged}"
+    );
+    let op_token = s.token.clone();
+    assert!(!logged.contains(&op_token[6..]), "{logged}");
+    assert!(!logged.contains(&read[13..]), "{logged}");
+
+    // A token revoked while the server runs is refused at once.
+    let listed = std::process::Command::new(&dmctl)
+        .args(["server", "token", "list", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let read_id = listed
+        .lines()
+        .find(|l| l.contains(" read "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoked = std::process::Command::new(&dmctl)
+        .args(["server", "token", "revoke", &read_id, "--db"])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(revoked.success());
+    let (status, _) = http(
+        &s.admin,
+        "GET",
+        "/api/devices",
+        &[("Authorization", read)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 401);
+    s.stop().await;
+
+    // The database holds neither token in clear (nor its random bytes).
+    let stored = database_bytes(&db);
+    assert!(!stored.is_empty());
+    for token in [&op_token, &read[7..].to_owned()] {
+        assert!(
+            !contains(&stored, token.as_bytes()),
+            "{token} stored in clear"
+        );
+        let random = &token[6..];
+        assert!(!contains(&stored, random.as_bytes()));
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, random)
+            .unwrap();
+        assert!(!contains(&stored, &raw));
+    }
+}
+
+/// How many commands the device has, queued or done.
+async fn queued(s: &DmServer) -> usize {
+    let auth = s.auth();
+    let path = format!("/api/devices/{DEV}/results");
+    let (status, body) = http(&s.admin, "GET", &path, &[("Authorization", &auth)], b"").await;
+    match status {
+        200 => serde_json::from_slice::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        _ => 0,
+    }
+}
+
+/// A GET of `/api/devices` with the given Host header, on `addr`.
+async fn raw_host_request(addr: &str, host: &str, auth: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET /api/devices HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_stays_on_loopback_and_its_first_token_is_shown_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dmctl = common::dmctl();
+    // A public address needs the explicit opt-in.
+    let out = tokio::process::Command::new(&dmctl)
+        .args(["server", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-public"));
+
+    // A first start on a new database prints an operator token; the next
+    // start, with one stored, prints none.
+    let db = tmp.path().join("first.sqlite");
+    let start = || {
+        let mut child = tokio::process::Command::new(&dmctl)
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--db",
+            ])
+            .arg(&db)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            let (mut token, mut admin) = (None, None);
+            while admin.is_none() {
+                let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                if let Some(t) = line.strip_prefix(FIRST_TOKEN) {
+                    token = Some(t.to_owned());
+                }
+                if let Some(a) = line.strip_prefix("dmctl server: admin API at http://") {
+                    admin = Some(a.trim_end_matches("/api/devices").to_owned());
+                }
+            }
+            (child, token, admin.unwrap())
+        }
+    };
+    let (mut child, token, admin) = start().await;
+    let token = token.expect("a first start prints a token");
+    let auth = format!("Bearer {token}");
+    let auth = auth.as_str();
+    let (status, _) = http(
+        &admin,
+        "GET",
+        "/api/devices",
+        &[("Authorization", auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    child.kill().await.unwrap();
+    assert!(!contains(&database_bytes(&db), token.as_bytes()));
+    let (mut child, again, admin) = start().await;
+    assert_eq!(again, None, "shown once");
+    let (status, _) = http(
+        &admin,
+        "GET",
+        "/api/devices",
+        &[("Authorization", auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "the first token still works");
+    child.kill().await.unwrap();
 }

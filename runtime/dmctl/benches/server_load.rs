@@ -55,8 +55,8 @@ async fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
     let stderr = server.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     let mut lines = std::io::BufReader::new(stderr).lines();
-    let (mut dm_url, mut admin) = (None, None);
-    while dm_url.is_none() || admin.is_none() {
+    let (mut dm_url, mut admin, mut token) = (None, None, None);
+    while dm_url.is_none() || admin.is_none() || token.is_none() {
         let line = lines
             .next()
             .unwrap_or_else(|| panic!("server exited"))
@@ -67,7 +67,12 @@ async fn main() {
         if let Some(u) = line.strip_prefix("dmctl server: admin API at ") {
             admin = Some(u.trim().trim_end_matches("/api/devices").to_owned());
         }
+        // The operator token a start on a new database makes.
+        if let Some(t) = line.strip_prefix("dmctl server: admin token (operator, shown once): ") {
+            token = Some(format!("Bearer {}", t.trim()));
+        }
     }
+    let token = token.unwrap_or_default();
     // Keep the pipe drained; rejected requests would be printed there.
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = errors.clone();
@@ -87,6 +92,8 @@ async fn main() {
     let started = Instant::now();
     for i in 0..DEVICES {
         let req = hyper::Request::post(format!("{admin}/api/devices/{}/commands", dev_id(i)))
+            .header("Authorization", &token)
+            .header("Content-Type", "application/json")
             .body(Full::new(Bytes::from_static(
                 br#"["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"]"#,
             )))

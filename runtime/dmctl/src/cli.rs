@@ -184,19 +184,39 @@ impl LimitArgs {
 
 #[cfg(feature = "server")]
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct ServerArgs {
+    #[command(subcommand)]
+    command: Option<ServerCmd>,
     /// Address to take DM sessions on, e.g. 127.0.0.1:8080 (path /dm);
     /// the Data Repository (/repo/DEVID/PATH) and SHOW pages (/ui) too.
-    #[arg(long, value_name = "ADDR")]
-    listen: SocketAddr,
+    // An Option only so that `dmctl server token ...` goes without it.
+    #[arg(long, value_name = "ADDR", required = true)]
+    listen: Option<SocketAddr>,
     /// SQLite database keeping devices, queues, results and repository
     /// data across restarts (default: in memory).
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// Address of the admin API (HTTP + JSON). Without it, each session
-    /// only reads DevInfo.
+    /// Address of the admin API (HTTP + JSON, bearer tokens), loopback
+    /// unless --admin-public. Without it, each session only reads DevInfo.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// Let --admin be a non-loopback address: its tokens then cross the
+    /// network in clear (the admin API has no TLS).
+    #[arg(long, requires = "admin")]
+    admin_public: bool,
+    /// A host name the admin API answers to (its Host header) besides its
+    /// address, loopback and `localhost`. Repeatable.
+    #[arg(long = "admin-host", value_name = "NAME", requires = "admin")]
+    admin_hosts: Vec<String>,
+}
+
+#[cfg(feature = "server")]
+#[derive(Subcommand, Debug)]
+enum ServerCmd {
+    /// Bearer tokens of the admin API, in the server's database.
+    #[command(subcommand)]
+    Token(crate::admin::TokenCmd),
 }
 
 /// Runs `dmctl` with the process's arguments.
@@ -220,7 +240,10 @@ pub fn main() -> ExitCode {
             Cmd::Demo => demo().await,
             Cmd::Client(args) => client(*args).await,
             #[cfg(feature = "server")]
-            Cmd::Server(args) => serve(args).await,
+            Cmd::Server(args) => match args.command {
+                Some(ServerCmd::Token(cmd)) => crate::admin::run_token(cmd),
+                None => serve(args).await,
+            },
             #[cfg(feature = "server")]
             Cmd::Notify(args) => crate::notify::run(args).await,
         }
@@ -370,9 +393,17 @@ fn local_api_config(
 
 #[cfg(feature = "server")]
 async fn serve(args: ServerArgs) -> ExitCode {
+    let Some(listen) = args.listen else {
+        eprintln!("dmctl server: --listen ADDR is required");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    if let Err(e) = crate::admin::check_admin_addr(args.admin, args.admin_public) {
+        eprintln!("dmctl server: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let devinfo: Option<ClientUri> = "urn:oma:mo:oma-dm-devinfo:1.2//".parse().ok();
     let config = ServerConfig {
-        listen: args.listen,
+        listen,
         // With an admin API the operator decides what each session does.
         default_commands: match args.admin {
             Some(_) => Vec::new(),
@@ -396,14 +427,29 @@ async fn serve(args: ServerArgs) -> ExitCode {
     let options = server::ServerOptions {
         storage,
         admin: args.admin,
+        admin_hosts: args.admin_hosts,
     };
     let handle = match server::start_with(config, options).await {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("dmctl server: cannot listen on {}: {e}", args.listen);
+            eprintln!("dmctl server: cannot listen on {listen}: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if handle.admin_addr().is_some() {
+        // Shown once, here only; the storage keeps its hash.
+        match crate::admin::first_token(handle.storage().as_ref()) {
+            Ok(Some(token)) => {
+                eprintln!("dmctl server: admin token (operator, shown once): {token}")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("dmctl server: cannot make the first admin token: {e}");
+                handle.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     eprintln!("dmctl server: DM sessions at {}", handle.dm_url());
     if let Some(admin) = handle.admin_addr() {
         eprintln!("dmctl server: admin API at http://{admin}/api/devices");

@@ -5,6 +5,8 @@
 //! The entry point lives in this library so that the end-to-end tests can
 //! build the very same `main` as a binary of their own.
 
+#[cfg(feature = "server")]
+mod admin;
 pub mod cli;
 #[cfg(feature = "server")]
 pub mod demo;

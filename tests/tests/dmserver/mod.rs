@@ -19,14 +19,22 @@ pub struct DmServer {
     pub admin: String,
     /// `http://ADDR` of the DM listener.
     pub base: String,
+    /// An operator token of the admin API.
+    pub token: String,
     /// Every line the server wrote on stderr after its start.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl DmServer {
     /// Starts `dmctl server` on ephemeral loopback ports, reading the
-    /// addresses it prints.
+    /// addresses it prints. With a database, an operator token is made
+    /// first with `dmctl server token create`; without one, the server
+    /// prints the token it makes at its first start.
     pub async fn start(dmctl: &Path, db: Option<&Path>) -> DmServer {
+        let mut token = match db {
+            Some(db) => Some(create_token(dmctl, db, "operator").await),
+            None => None,
+        };
         let mut cmd = Command::new(dmctl);
         cmd.args([
             "server",
@@ -47,7 +55,7 @@ impl DmServer {
         let mut lines = BufReader::new(stderr).lines();
         let mut dm_url = None;
         let mut admin = None;
-        while dm_url.is_none() || admin.is_none() {
+        while dm_url.is_none() || admin.is_none() || token.is_none() {
             let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
                 .await
                 .expect("server start")
@@ -58,6 +66,10 @@ impl DmServer {
             }
             if let Some(u) = line.strip_prefix("dmctl server: admin API at http://") {
                 admin = Some(u.trim().trim_end_matches("/api/devices").to_owned());
+            }
+            if let Some(t) = line.strip_prefix(FIRST_TOKEN) {
+                assert!(db.is_none(), "a token was made before the start: {line}");
+                token = Some(t.trim().to_owned());
             }
         }
         // Keep draining the log so the server never blocks on a full pipe.
@@ -76,8 +88,14 @@ impl DmServer {
             dm_url,
             admin: admin.unwrap(),
             base,
+            token: token.unwrap(),
             log,
         }
+    }
+
+    /// `Authorization: Bearer` with the operator token.
+    pub fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
     }
 
     pub async fn stop(mut self) {
@@ -92,11 +110,15 @@ impl DmServer {
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = self.auth();
         let (status, bytes) = http(
             &self.admin,
             method,
             path,
-            &[("Content-Type", "application/json")],
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", auth.as_str()),
+            ],
             body.as_bytes(),
         )
         .await;
@@ -123,6 +145,25 @@ impl DmServer {
             .await;
         json["id"].as_u64().unwrap()
     }
+}
+
+/// What `dmctl server` prints before the token it makes at a first start.
+pub const FIRST_TOKEN: &str = "dmctl server: admin token (operator, shown once): ";
+
+/// `dmctl server token create --role ROLE --db DB`: the token it prints.
+pub async fn create_token(dmctl: &Path, db: &Path, role: &str) -> String {
+    let out = Command::new(dmctl)
+        .args(["server", "token", "create", "--role", role, "--db"])
+        .arg(db)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A minimal HTTP/1.1 request over a fresh connection.
