@@ -1,7 +1,8 @@
 //! The reference OMA DM 2.0 DM Server (spec 5.2, server side; Appendix
 //! B.2). It answers Package#1 and Package#3 with Package#2 built from a
 //! per-device command queue, records what each device reports, serves a
-//! Data Repository and the SHOW Web Server Component on the same address,
+//! Data Repository and the SHOW Web Server Component on the same address
+//! (over TLS only when given a [`TlsConfig`], spec 9.2),
 //! sends DM Notifications, and offers an admin API (HTTP + JSON) on its
 //! own address. Start one with [`start`] or [`start_with`].
 //!
@@ -26,6 +27,7 @@ mod session;
 mod show;
 mod state;
 mod storage;
+mod tls;
 
 pub use admin::token::{create_admin_token, AdminTokenError, TOKEN_PREFIX};
 pub use notify::send_notification;
@@ -35,6 +37,7 @@ pub use storage::{
     Registration, RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert,
     UiSession,
 };
+pub use tls::{ClientAuth, PeerCertificates, TlsConfig, TlsError, HANDSHAKE_TIMEOUT};
 
 /// Largest request body the server reads (a Package#1/#3, an admin
 /// request, a repository upload), 16 MiB; past it the request is answered
@@ -72,6 +75,9 @@ pub struct ServerOptions {
     /// loopback address and `localhost` (the Host header; no other name is
     /// taken, against DNS rebinding).
     pub admin_hosts: Vec<String>,
+    /// Serve the DM listener (DM endpoint, Data Repository, SHOW pages)
+    /// over TLS only (spec 9.2); none: plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 /// A command sent to a device and what came back for it.

@@ -14,13 +14,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::state::{lock, Core};
 use crate::{
     admin, session, DeviceRecord, MemoryStorage, NotificationConfig, NotifyRequest,
-    RegistrationKind, ServerConfig, ServerError, ServerOptions, Storage, DM_PATH,
+    PeerCertificates, RegistrationKind, ServerConfig, ServerError, ServerOptions, Storage,
+    TlsConfig, DM_PATH,
 };
 
 /// A running server. Dropping it does not stop it; call [`shutdown`].
@@ -46,12 +47,14 @@ impl ServerHandle {
         self.admin
     }
 
-    /// The ServerURI devices open sessions with.
+    /// The ServerURI devices open sessions with: `https://` when the
+    /// listener speaks TLS.
     pub fn dm_url(&self) -> String {
-        format!("http://{}{DM_PATH}", self.addr)
+        format!("{}{DM_PATH}", self.core.base_url)
     }
 
-    /// `http://ADDR`: what the repository and UI URLs start with.
+    /// `http://ADDR` or `https://ADDR`: what the repository and UI URLs
+    /// start with.
     pub fn base_url(&self) -> &str {
         &self.core.base_url
     }
@@ -153,6 +156,11 @@ pub async fn start_with(
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let core = Arc::new(Core {
         storage: options
             .storage
@@ -160,20 +168,24 @@ pub async fn start_with(
         default_commands: config.default_commands,
         log_errors: config.log_errors,
         errors: Mutex::new(Vec::new()),
-        base_url: format!("http://{addr}"),
+        base_url: format!("{scheme}://{addr}"),
         admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(accept_loop(
         listener,
+        options.tls,
         core.clone(),
         stopped.clone(),
         session::handle,
     ))];
     if let Some(l) = admin_listener {
+        // The admin API keeps its own address and stays plain HTTP here;
+        // `Some(tls)` would put it behind the same certificate.
         tasks.push(tokio::spawn(accept_loop(
             l,
+            None,
             core.clone(),
             stopped,
             admin::handle,
@@ -190,6 +202,7 @@ pub async fn start_with(
 
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
+    tls: Option<TlsConfig>,
     core: Arc<Core>,
     mut stopped: watch::Receiver<bool>,
     handler: F,
@@ -200,17 +213,285 @@ async fn accept_loop<F, Fut>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let core = core.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handler(core.clone(), req));
-                    // A connection error concerns that peer only.
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                let Ok((stream, peer)) = accepted else { continue };
+                // The TLS handshake runs in the connection's task: a peer
+                // that stalls or fails it never holds up the next accept.
+                tokio::spawn(serve(stream, peer, tls.clone(), core.clone(), handler));
             }
             _ = stopped.changed() => break,
         }
+    }
+}
+
+/// Serves one connection: HTTP/1.1, over TLS when `tls` is given (spec
+/// 9.2), with the client's verified certificates in every request's
+/// extensions ([`PeerCertificates`]).
+async fn serve<F, Fut>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsConfig>,
+    core: Arc<Core>,
+    handler: F,
+) where
+    F: Fn(Arc<Core>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    // A connection error concerns that peer only.
+    let Some(tls) = tls else {
+        let svc = service_fn(move |req| handler(core.clone(), req));
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let stream = match tokio::time::timeout(tls.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        // Plain HTTP on this port ends here too: the listener speaks TLS
+        // only.
+        Ok(Err(e)) => return core.log(format!("{peer}: TLS handshake failed: {e}")),
+        Err(_) => {
+            return core.log(format!(
+                "{peer}: TLS handshake not done after {:?}",
+                tls.handshake_timeout
+            ))
+        }
+    };
+    let certs = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(PeerCertificates::from_rustls);
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(c) = &certs {
+            req.extensions_mut().insert(c.clone());
+        }
+        handler(core.clone(), req)
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use hyper::StatusCode as HttpStatus;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::http::reply;
+    use crate::tls::test_pki::{client, server_name, Ca};
+    use crate::ClientAuth;
+
+    /// Answers with the DER of the client's certificate, or `none`.
+    async fn echo_certificate(
+        _core: Arc<Core>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let body = req
+            .extensions()
+            .get::<PeerCertificates>()
+            .map_or(b"none".to_vec(), |c| c.end_entity().to_vec());
+        Ok(reply(HttpStatus::OK, "application/octet-stream", body))
+    }
+
+    struct Pki {
+        _dir: tempfile::TempDir,
+        ca: Ca,
+        client_ca: Ca,
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        client_ca_file: std::path::PathBuf,
+    }
+
+    fn pki() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("server CA");
+        let client_ca = Ca::new("client CA");
+        let (cert, key) = ca.issue(&["127.0.0.1"]).write(dir.path(), "srv", &ca);
+        let client_ca_file = client_ca.write(dir.path(), "clients.pem");
+        Pki {
+            _dir: dir,
+            ca,
+            client_ca,
+            cert,
+            key,
+            client_ca_file,
+        }
+    }
+
+    fn core() -> Arc<Core> {
+        Arc::new(Core {
+            storage: Arc::new(MemoryStorage::new()),
+            default_commands: Vec::new(),
+            log_errors: false,
+            errors: Mutex::new(Vec::new()),
+            base_url: "https://127.0.0.1".into(),
+            admin_guard: Default::default(),
+            session_lock: Mutex::new(()),
+        })
+    }
+
+    /// The accept loop over `tls` with the echoing handler.
+    async fn listen(tls: TlsConfig, core: Arc<Core>) -> (SocketAddr, watch::Sender<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(accept_loop(
+            listener,
+            Some(tls),
+            core,
+            stopped,
+            echo_certificate,
+        ));
+        (addr, stop)
+    }
+
+    /// Whether a rejection containing `text` is logged within 10 s (the
+    /// connection's task logs it as the peer sees the connection end).
+    async fn logged(core: &Core, text: &str) -> bool {
+        for _ in 0..100 {
+            if lock(&core.errors).iter().any(|e| e.contains(text)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// One GET over TLS; the whole response, or the I/O error that ended
+    /// the connection.
+    async fn get(
+        addr: SocketAddr,
+        connector: &tokio_rustls::TlsConnector,
+    ) -> std::io::Result<Vec<u8>> {
+        let tcp = TcpStream::connect(addr).await?;
+        let mut tls = connector.connect(server_name(), tcp).await?;
+        tls.write_all(b"GET /dm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn the_verified_client_chain_reaches_request_handling() {
+        let p = pki();
+        let tls = TlsConfig::from_files(
+            &p.cert,
+            &p.key,
+            Some((&p.client_ca_file, ClientAuth::Optional)),
+        )
+        .unwrap();
+        let (addr, _stop) = listen(tls, core()).await;
+        let device = p.client_ca.issue(&["device.example"]);
+        let with = get(addr, &client(&p.ca, Some(&device))).await.unwrap();
+        assert!(with.starts_with(b"HTTP/1.1 200"), "{with:?}");
+        assert!(with.ends_with(&device.der()), "the device's certificate");
+        // Optional: a client without a certificate is served, and its
+        // requests carry none.
+        let without = get(addr, &client(&p.ca, None)).await.unwrap();
+        assert!(without.ends_with(b"\r\n\r\nnone"), "{without:?}");
+        // A certificate from another CA fails the handshake even then.
+        let stranger = Ca::new("other CA").issue(&["device.example"]);
+        let refused = get(addr, &client(&p.ca, Some(&stranger))).await;
+        assert!(!refused.is_ok_and(|r| r.starts_with(b"HTTP/")));
+    }
+
+    #[tokio::test]
+    async fn a_required_client_certificate_refuses_a_client_without_one() {
+        let p = pki();
+        let tls = TlsConfig::from_files(
+            &p.cert,
+            &p.key,
+            Some((&p.client_ca_file, ClientAuth::Required)),
+        )
+        .unwrap();
+        let core = core();
+        let (addr, _stop) = listen(tls, core.clone()).await;
+        let refused = get(addr, &client(&p.ca, None)).await;
+        assert!(!refused.is_ok_and(|r| r.starts_with(b"HTTP/")));
+        assert!(logged(&core, "TLS handshake failed").await);
+        let device = p.client_ca.issue(&["device.example"]);
+        let ok = get(addr, &client(&p.ca, Some(&device))).await.unwrap();
+        assert!(ok.ends_with(&device.der()));
+    }
+
+    #[tokio::test]
+    async fn plain_http_on_the_tls_port_gets_no_http_answer() {
+        let p = pki();
+        let tls = TlsConfig::from_files(&p.cert, &p.key, None).unwrap();
+        let (addr, _stop) = listen(tls, core()).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /dm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
+            .await
+            .unwrap();
+        assert!(!out.windows(5).any(|w| w == b"HTTP/"), "{out:?}");
+        // The same port answers a TLS client: only TLS is spoken there.
+        let ok = get(addr, &client(&p.ca, None)).await.unwrap();
+        assert!(ok.starts_with(b"HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_handshake_holds_only_its_own_connection() {
+        let p = pki();
+        let mut tls = TlsConfig::from_files(&p.cert, &p.key, None).unwrap();
+        tls.handshake_timeout = Duration::from_secs(600);
+        let (addr, _stop) = listen(tls.clone(), core()).await;
+        // Connected, says nothing: the next client is served all the same.
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let ok = tokio::time::timeout(Duration::from_secs(20), get(addr, &client(&p.ca, None)))
+            .await
+            .expect("served while a handshake is pending")
+            .unwrap();
+        assert!(ok.starts_with(b"HTTP/1.1 200"));
+
+        // Past the handshake timeout the silent connection is closed.
+        tls.handshake_timeout = Duration::from_millis(200);
+        let core = core();
+        let (addr, _stop) = listen(tls, core.clone()).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf))
+            .await
+            .expect("closed by the server");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        assert!(logged(&core, "TLS handshake not done").await);
+    }
+
+    #[tokio::test]
+    async fn the_dm_url_says_https_when_tls_is_on() {
+        let p = pki();
+        let tls = TlsConfig::from_files(&p.cert, &p.key, None).unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            default_commands: Vec::new(),
+            log_errors: false,
+        };
+        let handle = start_with(
+            config.clone(),
+            ServerOptions {
+                tls: Some(tls),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let port = handle.addr().port();
+        assert_eq!(handle.dm_url(), format!("https://127.0.0.1:{port}/dm"));
+        assert!(handle
+            .repo_url("D", "x")
+            .starts_with(&format!("https://127.0.0.1:{port}/repo/")));
+        handle.shutdown().await;
+        let plain = start(config).await.unwrap();
+        assert!(plain.dm_url().starts_with("http://"));
+        plain.shutdown().await;
     }
 }
