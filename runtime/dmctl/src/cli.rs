@@ -209,6 +209,53 @@ struct ServerArgs {
     /// address, loopback and `localhost`. Repeatable.
     #[arg(long = "admin-host", value_name = "NAME", requires = "admin")]
     admin_hosts: Vec<String>,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
+}
+
+/// TLS on the DM listener (spec 9.2).
+#[cfg(feature = "server")]
+#[derive(clap::Args, Debug)]
+struct ServerTlsArgs {
+    /// Serve --listen over TLS 1.2/1.3 only (DM sessions, /repo and /ui
+    /// alike; no plain HTTP there) with this PEM certificate chain, the
+    /// server's own certificate first.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Ask TLS clients for a certificate and verify it against the CA
+    /// certificates (PEM) in FILE.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// With --client-ca: `required` (default) refuses a client without a
+    /// certificate at the handshake; `optional` serves it too.
+    #[arg(long, value_name = "MODE", value_enum, requires = "client_ca")]
+    client_cert: Option<ClientCertMode>,
+}
+
+#[cfg(feature = "server")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ClientCertMode {
+    Required,
+    Optional,
+}
+
+#[cfg(feature = "server")]
+impl ServerTlsArgs {
+    /// The TLS settings, read and checked; none without --tls-cert.
+    fn config(&self) -> Result<Option<server::TlsConfig>, server::TlsError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mode = match self.client_cert {
+            Some(ClientCertMode::Optional) => server::ClientAuth::Optional,
+            Some(ClientCertMode::Required) | None => server::ClientAuth::Required,
+        };
+        let client_ca = self.client_ca.as_deref().map(|ca| (ca, mode));
+        server::TlsConfig::from_files(cert, key, client_ca).map(Some)
+    }
 }
 
 #[cfg(feature = "server")]
@@ -393,6 +440,14 @@ fn local_api_config(
 
 #[cfg(feature = "server")]
 async fn serve(args: ServerArgs) -> ExitCode {
+    // Checked before anything is opened or listens: a bad file is a start error.
+    let tls = match args.tls.config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("dmctl server: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let Some(listen) = args.listen else {
         eprintln!("dmctl server: --listen ADDR is required");
         return ExitCode::from(EXIT_USAGE);
@@ -424,10 +479,12 @@ async fn serve(args: ServerArgs) -> ExitCode {
         },
         None => None,
     };
+    let client_auth = tls.as_ref().and_then(server::TlsConfig::client_auth);
     let options = server::ServerOptions {
         storage,
         admin: args.admin,
         admin_hosts: args.admin_hosts,
+        tls,
     };
     let handle = match server::start_with(config, options).await {
         Ok(h) => h,
@@ -451,6 +508,15 @@ async fn serve(args: ServerArgs) -> ExitCode {
         }
     }
     eprintln!("dmctl server: DM sessions at {}", handle.dm_url());
+    match client_auth {
+        Some(server::ClientAuth::Required) => {
+            eprintln!("dmctl server: TLS clients must present a certificate from --client-ca")
+        }
+        Some(server::ClientAuth::Optional) => eprintln!(
+            "dmctl server: TLS client certificates from --client-ca verified when presented"
+        ),
+        None => {}
+    }
     if let Some(admin) = handle.admin_addr() {
         eprintln!("dmctl server: admin API at http://{admin}/api/devices");
     }
