@@ -317,6 +317,22 @@ mod tests {
         assert_eq!(request(admin, &post(&op, plain), command).await.0, 415);
         assert_eq!(request(admin, &post(&op, ""), command).await.0, 415);
         assert_eq!(storage.entries("IMEI:1", &[]).unwrap().len(), 1);
+        // On every route, bodies ignored or not; the repository upload
+        // keeps its own media type.
+        let delete = format!(
+            "DELETE /api/devices/IMEI:1/repository/a HTTP/1.1\r\nHost: {admin}\r\n\
+             Authorization: Bearer {op}{plain}"
+        );
+        assert_eq!(request(admin, &delete, "x").await.0, 415);
+        let upload = format!(
+            "PUT /api/devices/IMEI:1/repository/a HTTP/1.1\r\nHost: {admin}\r\n\
+             Authorization: Bearer {op}{plain}"
+        );
+        assert_eq!(request(admin, &upload, "x").await.0, 200);
+        assert_eq!(
+            request(admin, &delete.replace(plain, json), "").await.0,
+            200
+        );
 
         // Another site's page, or a name rebound to loopback: 403, even
         // with the operator's token.

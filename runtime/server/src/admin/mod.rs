@@ -86,9 +86,10 @@ fn not_found(reason: impl Into<String>) -> ApiError {
     ApiError(HttpStatus::NOT_FOUND, reason.into())
 }
 
-/// A body must say it is JSON: a browser sends a cross-site request
-/// without asking first only as a form or `text/plain`, never as
-/// `application/json`. A request without a body may leave it out.
+/// A body must say it is JSON, on every route but the repository upload:
+/// a browser sends a cross-site request without asking first only as a
+/// form or `text/plain`, never as `application/json`. A request without a
+/// body may leave it out.
 fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
     let unsupported = |reason: String| ApiError(HttpStatus::UNSUPPORTED_MEDIA_TYPE, reason);
     match header_str(req, "content-type") {
@@ -104,16 +105,11 @@ fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
     }
 }
 
-/// The body read whole once its Content-Type is JSON.
-async fn read_json_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    require_json(&req)?;
-    read_body(req.into_body()).await.map_err(bad)
-}
-
 /// The body parsed as `T`; an empty body is `{}`. serde's message, which
 /// names the missing, mistyped or unknown field, is the 400's reason.
 async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    parse_body(&read_json_body(req).await?)
+    let body = read_body(req.into_body()).await.map_err(bad)?;
+    parse_body(&body)
 }
 
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -185,6 +181,16 @@ async fn route(core: &Core, req: Request<Incoming>) -> ApiResult {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The upload's body is the resource, in its own media type (checked by
+    // `check_upload`); PUT is never sent cross-site without a preflight.
+    let upload = method == Method::PUT
+        && matches!(
+            segments.as_slice(),
+            ["api", "devices", _, "repository", _, ..]
+        );
+    if !upload {
+        require_json(&req)?;
+    }
     match segments.as_slice() {
         ["api", "devices"] if method == Method::GET => list_devices(core),
         ["api", "ui", uiid] if method == Method::GET => get_ui(core, uiid),
@@ -328,7 +334,7 @@ fn get_ui(core: &Core, uiid: &str) -> ApiResult {
 /// Queues a command given in its Package#2 form (spec 7.2.1.2), either
 /// the bare array or `{"command": [...]}`.
 async fn post_command(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResult {
-    let body = read_json_body(req).await?;
+    let body = read_body(req.into_body()).await.map_err(bad)?;
     let parts: Vec<String> = if body.trim_ascii_start().starts_with(b"[") {
         parse_body(&body)?
     } else {
