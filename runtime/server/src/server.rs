@@ -421,6 +421,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tls_1_3_and_tls_1_2_with_the_spec_suite_are_served() {
+        let p = pki();
+        let tls = TlsConfig::from_files(&p.cert, &p.key, None).unwrap();
+        let (addr, _stop) = listen(tls, core()).await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(p.ca.cert.der().clone()).unwrap();
+        // spec 9.2.2: the first X.509 suite the DM Server SHALL support.
+        let suite = rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256;
+        let mut only = rustls::crypto::ring::default_provider();
+        only.cipher_suites.retain(|s| s.suite() == suite);
+        let cases = [
+            (
+                rustls::crypto::ring::default_provider(),
+                &rustls::version::TLS13,
+            ),
+            (only, &rustls::version::TLS12),
+        ];
+        for (provider, version) in cases {
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_protocol_versions(&[version])
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let mut stream = connector.connect(server_name(), tcp).await.unwrap();
+            let session = stream.get_ref().1;
+            assert_eq!(session.protocol_version(), Some(version.version));
+            if version.version == rustls::ProtocolVersion::TLSv1_2 {
+                assert_eq!(session.negotiated_cipher_suite().unwrap().suite(), suite);
+            }
+            stream
+                .write_all(b"GET /dm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            stream.read_to_end(&mut out).await.unwrap();
+            assert!(out.starts_with(b"HTTP/1.1 200"), "{version:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn plain_http_on_the_tls_port_gets_no_http_answer() {
         let p = pki();
         let tls = TlsConfig::from_files(&p.cert, &p.key, None).unwrap();
