@@ -250,11 +250,11 @@ async fn a_required_client_certificate_comes_from_the_client_ca() {
     let (code, stderr) = pki.client("s1", &boot).await;
     assert_eq!(code, 0, "{stderr}");
 
-    // No certificate: refused at the handshake.
+    // No certificate: refused at the handshake. (The server's log says
+    // why; what the client reads may be the alert or a reset.)
     let boot = pki.bootstrap("none", &server.url, None);
     let (code, stderr) = pki.client("s2", &boot).await;
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("CertificateRequired"), "{stderr}");
     assert!(
         server
             .logged("TLS handshake failed: peer sent no certificates")
@@ -266,7 +266,6 @@ async fn a_required_client_certificate_comes_from_the_client_ca() {
     let boot = pki.bootstrap("stranger", &server.url, Some(&stranger));
     let (code, stderr) = pki.client("s3", &boot).await;
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("UnknownCA"), "{stderr}");
     assert!(server.logged("UnknownIssuer").await);
 }
 
@@ -292,7 +291,7 @@ async fn an_optional_client_certificate_is_still_verified_when_presented() {
     let boot = pki.bootstrap("stranger", &server.url, Some(&stranger));
     let (code, stderr) = pki.client("s2", &boot).await;
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("UnknownCA"), "{stderr}");
+    assert!(server.logged("UnknownIssuer").await);
 }
 
 /// `dmctl server ARGS` that must fail to start: its exit code and stderr.
