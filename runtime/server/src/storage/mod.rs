@@ -27,6 +27,9 @@ pub enum StorageError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
+    /// The database file could not be made or restricted.
+    #[error("database file {0}")]
+    File(String),
 }
 
 fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {

@@ -88,9 +88,35 @@ CREATE TABLE IF NOT EXISTS admin_tokens (
 #[derive(Debug)]
 pub struct SqliteStorage(Mutex<Connection>);
 
+/// Creates `path` with mode 0600 when missing, and takes group and other
+/// permissions from an existing one.
+fn restrict_to_owner(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| StorageError::File(format!("{}: {e}", path.display()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating when missing) the database at `path`.
+    /// Opens (creating when missing) the database at `path`, readable by
+    /// the server's user only: it holds notification secrets and credential
+    /// hashes (issue "DM Server you can expose", item 8). SQLite gives its
+    /// `-wal` and `-shm` files the database file's mode.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        restrict_to_owner(path)?;
         SqliteStorage::init(Connection::open(path)?)
     }
 
@@ -569,6 +595,24 @@ fn status_code(code: u16) -> Result<StatusCode, StorageError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_file_is_the_servers_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("dm.sqlite");
+        // A file left readable by everyone is narrowed too.
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _storage = SqliteStorage::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let fresh = tmp.path().join("fresh.sqlite");
+        let _storage = SqliteStorage::open(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn sqlite_storage_survives_reopening() {
