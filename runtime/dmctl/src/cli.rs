@@ -211,6 +211,59 @@ struct ServerArgs {
     admin_hosts: Vec<String>,
     #[command(flatten)]
     tls: ServerTlsArgs,
+    #[command(flatten)]
+    limits: ServerLimitArgs,
+}
+
+/// What keeps the server bounded under abuse (defaults: dm_server's named
+/// constants, e.g. [`server::MAX_CONNECTIONS`]).
+#[cfg(feature = "server")]
+#[derive(clap::Args, Debug)]
+struct ServerLimitArgs {
+    /// Connections served at once on each listener; past it a new
+    /// connection is closed as soon as it is accepted.
+    #[arg(long, value_name = "N", default_value_t = server::MAX_CONNECTIONS,
+          value_parser = at_least_one)]
+    max_connections: usize,
+    /// Seconds a connection has to send a complete request head, from
+    /// when it opens or its previous response ends (so also the idle
+    /// keep-alive timeout).
+    #[arg(long, value_name = "SECS", default_value_t = server::HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request has to send its whole body.
+    #[arg(long, value_name = "SECS", default_value_t = server::BODY_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// Body bytes one device may keep in the Data Repository.
+    #[arg(long, value_name = "BYTES", default_value_t = server::REPO_QUOTA_BYTES)]
+    repo_quota: u64,
+    /// Resources one device may keep in the Data Repository.
+    #[arg(long, value_name = "N", default_value_t = server::REPO_QUOTA_ENTRIES)]
+    repo_quota_entries: u64,
+}
+
+/// A connection cap of 0 would refuse everyone.
+#[cfg(feature = "server")]
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a number of 1 or more")),
+    }
+}
+
+#[cfg(feature = "server")]
+impl ServerLimitArgs {
+    fn limits(&self) -> server::Limits {
+        server::Limits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            repo_quota_bytes: self.repo_quota,
+            repo_quota_entries: self.repo_quota_entries,
+            ..server::Limits::default()
+        }
+    }
 }
 
 /// TLS on the DM listener (spec 9.2).
@@ -485,6 +538,7 @@ async fn serve(args: ServerArgs) -> ExitCode {
         admin: args.admin,
         admin_hosts: args.admin_hosts,
         tls,
+        limits: args.limits.limits(),
     };
     let handle = match server::start_with(config, options).await {
         Ok(h) => h,

@@ -1,6 +1,8 @@
 //! Small HTTP helpers shared by the server's endpoints: replies, headers,
 //! bounded body reads, percent coding and form pairs.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -25,13 +27,24 @@ pub(crate) fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads a body up to [`MAX_BODY`].
+tokio::task_local! {
+    /// The body timeout of the connection serving the request
+    /// ([`Limits::body_timeout`](crate::Limits::body_timeout)), set around
+    /// each request so that every route's [`read_body`] keeps it.
+    pub(crate) static BODY_TIMEOUT: Duration;
+}
+
+/// Reads a body up to [`MAX_BODY`] within the connection's body timeout
+/// ([`crate::BODY_TIMEOUT`] outside a served connection).
 pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, String> {
-    Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|e| format!("unreadable body: {e}"))
+    let timeout = BODY_TIMEOUT
+        .try_with(|t| *t)
+        .unwrap_or(crate::limits::BODY_TIMEOUT);
+    match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) => Err(format!("unreadable body: {e}")),
+        Err(_) => Err(format!("body not received within {timeout:?}")),
+    }
 }
 
 /// Decodes `%XX` escapes (and `+` as space when `form`).

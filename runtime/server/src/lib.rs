@@ -19,6 +19,7 @@ use dm_core::{Alert, Command, MoInfo, Status};
 
 mod admin;
 mod http;
+mod limits;
 mod notify;
 mod registrations;
 mod repository;
@@ -30,6 +31,10 @@ mod storage;
 mod tls;
 
 pub use admin::token::{create_admin_token, AdminTokenError, TOKEN_PREFIX};
+pub use limits::{
+    Limits, ACCEPT_BACKOFF, BODY_TIMEOUT, ERROR_HISTORY, HEADER_TIMEOUT, LOG_EVERY,
+    MAX_CONNECTIONS, MAX_LOGGED_INPUT, REPO_QUOTA_BYTES, REPO_QUOTA_ENTRIES,
+};
 pub use notify::send_notification;
 pub use server::{start, start_with, ServerHandle};
 pub use storage::{
@@ -78,6 +83,8 @@ pub struct ServerOptions {
     /// Serve the DM listener (DM endpoint, Data Repository, SHOW pages)
     /// over TLS only (spec 9.2); none: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Connection cap, timeouts, error history, repository quotas.
+    pub limits: Limits,
 }
 
 /// A command sent to a device and what came back for it.

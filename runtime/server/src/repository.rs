@@ -3,7 +3,8 @@
 //! data as `application/dmmo+json`, or a bare value with its own media
 //! type); HPUT, HPOST and SUB reports are stored where they are sent.
 //! Formats it cannot serve or take get 406 / 415 with `OMADM-Accept`
-//! listing what it can (spec 5.5).
+//! listing what it can (spec 5.5). Each device has a quota of resources
+//! and bytes ([`crate::Limits`]); uploads past it are refused, not stored.
 
 use bytes::Bytes;
 use dm_core::package::{header, media_type};
@@ -13,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 
 use crate::http::{header_str, percent_decode, read_body, reply};
-use crate::state::Core;
+use crate::state::{lock, Core};
 use crate::{now, Resource};
 
 /// Media types the repository takes in PUT and POST.
@@ -69,6 +70,66 @@ fn with_accept(mut r: Response<Full<Bytes>>, types: &str) -> Response<Full<Bytes
         r.headers_mut().insert(header::ACCEPT, v);
     }
     r
+}
+
+/// Whether the device may store `len` more bytes, replacing a resource of
+/// `replaced` bytes (none: a new one) under its quota ([`Limits`]): 413
+/// for a body larger than the whole quota, 507 (RFC 4918 11.5) when the
+/// device's repository is full. Only the `len` check when `announced`
+/// (a Content-Length, before the body is read).
+///
+/// [`Limits`]: crate::Limits
+fn within_quota(
+    core: &Core,
+    dev_id: &str,
+    replaced: Option<u64>,
+    len: u64,
+    announced: bool,
+) -> Result<(), (HttpStatus, String)> {
+    let limits = core.limits;
+    if len > limits.repo_quota_bytes {
+        return Err((
+            HttpStatus::PAYLOAD_TOO_LARGE,
+            format!(
+                "{len} bytes is more than a device's repository quota of {} bytes",
+                limits.repo_quota_bytes
+            ),
+        ));
+    }
+    if announced {
+        return Ok(());
+    }
+    let internal = |e: crate::StorageError| (HttpStatus::INTERNAL_SERVER_ERROR, e.to_string());
+    let paths = core.storage.resources(dev_id).map_err(internal)?;
+    let count = paths.len() as u64;
+    if count + u64::from(replaced.is_none()) > limits.repo_quota_entries {
+        return Err((
+            HttpStatus::INSUFFICIENT_STORAGE,
+            format!("the device already keeps {count} resources, its quota"),
+        ));
+    }
+    // One body at a time: the storage offers no byte count, and the
+    // quota bounds what this reads.
+    let mut used = 0u64;
+    for p in &paths {
+        if let Some(r) = core.storage.resource(dev_id, p).map_err(internal)? {
+            used = used.saturating_add(r.body.len() as u64);
+        }
+    }
+    if used
+        .saturating_sub(replaced.unwrap_or(0))
+        .saturating_add(len)
+        > limits.repo_quota_bytes
+    {
+        return Err((
+            HttpStatus::INSUFFICIENT_STORAGE,
+            format!(
+                "{len} more bytes would pass the device's quota of {} bytes ({used} used)",
+                limits.repo_quota_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -128,6 +189,13 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
         }
         Method::PUT | Method::POST => {
             let content_type = header_str(&req, "content-type").unwrap_or("").to_owned();
+            let announced = header_str(&req, "content-length").and_then(|l| l.parse::<u64>().ok());
+            if let Some(len) = announced {
+                // Refused before a byte of it is read.
+                if let Err((status, reason)) = within_quota(core, &dev_id, None, len, true) {
+                    return core.reject(status, format!("{dev_id}: {path}: {reason}"));
+                }
+            }
             let body = match read_body(req.into_body()).await {
                 Ok(b) => b,
                 Err(reason) => return core.reject(HttpStatus::BAD_REQUEST, reason),
@@ -141,16 +209,31 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
                     r
                 };
             }
-            let existed = matches!(core.storage.resource(&dev_id, &path), Ok(Some(_)));
             let resource = Resource {
                 content_type,
                 body: body.to_vec(),
                 origin: method.as_str().to_owned(),
                 updated: now(),
             };
-            match core.storage.put_resource(&dev_id, &path, &resource) {
-                Ok(()) if existed => reply(HttpStatus::OK, "text/plain", "stored"),
-                Ok(()) => reply(HttpStatus::CREATED, "text/plain", "stored"),
+            // The quota check and the write under one lock: two uploads
+            // at once cannot both fit in the room left for one.
+            let stored = {
+                let _guard = lock(&core.session_lock);
+                let replaced = match core.storage.resource(&dev_id, &path) {
+                    Ok(r) => r.map(|r| r.body.len() as u64),
+                    Err(e) => return core.reject(HttpStatus::INTERNAL_SERVER_ERROR, e.to_string()),
+                };
+                let len = body.len() as u64;
+                if let Err((status, reason)) = within_quota(core, &dev_id, replaced, len, false) {
+                    return core.reject(status, format!("{dev_id}: {path}: {reason}"));
+                }
+                core.storage
+                    .put_resource(&dev_id, &path, &resource)
+                    .map(|()| replaced.is_some())
+            };
+            match stored {
+                Ok(true) => reply(HttpStatus::OK, "text/plain", "stored"),
+                Ok(false) => reply(HttpStatus::CREATED, "text/plain", "stored"),
                 Err(e) => core.reject(HttpStatus::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }

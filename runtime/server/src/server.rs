@@ -13,13 +13,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+
+use crate::limits::{RateLimit, ACCEPT_BACKOFF};
 
 use crate::state::{lock, Core};
 use crate::{
-    admin, session, DeviceRecord, MemoryStorage, NotificationConfig, NotifyRequest,
+    admin, http, session, DeviceRecord, MemoryStorage, NotificationConfig, NotifyRequest,
     PeerCertificates, RegistrationKind, ServerConfig, ServerError, ServerOptions, Storage,
     TlsConfig, DM_PATH,
 };
@@ -122,9 +124,11 @@ impl ServerHandle {
         self.core.show(dev_id, prompt)
     }
 
-    /// Requests the server rejected, with the reason.
+    /// The last requests the server rejected (at most
+    /// [`Limits::error_history`](crate::Limits::error_history)), with the
+    /// reason, escaped and cut at [`MAX_LOGGED_INPUT`](crate::MAX_LOGGED_INPUT).
     pub fn errors(&self) -> Vec<String> {
-        lock(&self.core.errors).clone()
+        lock(&self.core.errors).iter().cloned().collect()
     }
 
     /// Stops accepting connections and waits for the accept loops to end.
@@ -167,7 +171,8 @@ pub async fn start_with(
             .unwrap_or_else(|| Arc::new(MemoryStorage::new())),
         default_commands: config.default_commands,
         log_errors: config.log_errors,
-        errors: Mutex::new(Vec::new()),
+        errors: Mutex::new(Default::default()),
+        limits: options.limits,
         base_url: format!("{scheme}://{addr}"),
         admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
@@ -210,17 +215,55 @@ async fn accept_loop<F, Fut>(
     F: Fn(Arc<Core>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
+    let max = core.limits.max_connections;
+    let open = Arc::new(Semaphore::new(max));
+    let (over_cap, failing) = (RateLimit::default(), RateLimit::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and the like: nothing changes until a
+                        // connection ends, so wait instead of spinning.
+                        if let Some(more) = failing.allow() {
+                            core.log(format!("accept failed ({more} more): {e}"));
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    // Closed at once: a waiting connection would hold its
+                    // descriptor all the same.
+                    drop(stream);
+                    if let Some(more) = over_cap.allow() {
+                        core.log(format!(
+                            "{peer}: connection closed, {max} already open ({more} more)"
+                        ));
+                    }
+                    continue;
+                };
                 // The TLS handshake runs in the connection's task: a peer
                 // that stalls or fails it never holds up the next accept.
-                tokio::spawn(serve(stream, peer, tls.clone(), core.clone(), handler));
+                let serving = serve(stream, peer, tls.clone(), core.clone(), handler);
+                tokio::spawn(async move {
+                    serving.await;
+                    drop(permit);
+                });
             }
             _ = stopped.changed() => break,
         }
     }
+}
+
+/// HTTP/1.1 with the header timeout (which is also the keep-alive idle
+/// timeout) of [`Limits`](crate::Limits).
+fn http1_builder(core: &Core) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(core.limits.header_timeout);
+    b
 }
 
 /// Serves one connection: HTTP/1.1, over TLS when `tls` is given (spec
@@ -237,11 +280,13 @@ async fn serve<F, Fut>(
     Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
     // A connection error concerns that peer only.
+    let body_timeout = core.limits.body_timeout;
     let Some(tls) = tls else {
-        let svc = service_fn(move |req| handler(core.clone(), req));
-        let _ = http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), svc)
-            .await;
+        let builder = http1_builder(&core);
+        let svc = service_fn(move |req| {
+            http::BODY_TIMEOUT.scope(body_timeout, handler(core.clone(), req))
+        });
+        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
@@ -262,15 +307,14 @@ async fn serve<F, Fut>(
         .1
         .peer_certificates()
         .and_then(PeerCertificates::from_rustls);
+    let builder = http1_builder(&core);
     let svc = service_fn(move |mut req: Request<Incoming>| {
         if let Some(c) = &certs {
             req.extensions_mut().insert(c.clone());
         }
-        handler(core.clone(), req)
+        http::BODY_TIMEOUT.scope(body_timeout, handler(core.clone(), req))
     });
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), svc)
-        .await;
+    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
 }
 
 #[cfg(test)]
@@ -328,7 +372,8 @@ mod tests {
             storage: Arc::new(MemoryStorage::new()),
             default_commands: Vec::new(),
             log_errors: false,
-            errors: Mutex::new(Vec::new()),
+            errors: Mutex::new(Default::default()),
+            limits: Default::default(),
             base_url: "https://127.0.0.1".into(),
             admin_guard: Default::default(),
             session_lock: Mutex::new(()),
@@ -375,6 +420,30 @@ mod tests {
         let mut out = Vec::new();
         tls.read_to_end(&mut out).await?;
         Ok(out)
+    }
+
+    #[test]
+    fn the_error_history_stays_at_its_bound() {
+        let mut core = Arc::into_inner(core()).unwrap();
+        core.limits.error_history = 100;
+        // A path of 10 kB and a newline, 200 times: the history keeps the
+        // last 100, each one line and cut.
+        for i in 0..200 {
+            core.log(format!(
+                "404 no DM endpoint at /{i}\n{}",
+                "x".repeat(10_000)
+            ));
+        }
+        let errors = lock(&core.errors);
+        assert_eq!(errors.len(), 100);
+        assert!(
+            errors[0].starts_with("404 no DM endpoint at /100\\n"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors
+            .iter()
+            .all(|e| !e.contains('\n') && e.len() <= crate::MAX_LOGGED_INPUT + 32));
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! do with it: log a rejection, build a repository URL, queue a command,
 //! read a device's record.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode as HttpStatus};
 
 use crate::http::{percent_encode, reply};
+use crate::limits::{escape_truncated, Limits, MAX_LOGGED_INPUT};
 use crate::{
     CommandResult, DeviceRecord, DeviceRow, EntryState, ServerError, Storage, StorageError,
     REPO_PATH,
@@ -22,7 +24,9 @@ pub(crate) struct Core {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) default_commands: Vec<Command>,
     pub(crate) log_errors: bool,
-    pub(crate) errors: Mutex<Vec<String>>,
+    /// The last [`Limits::error_history`] rejections, escaped and cut.
+    pub(crate) errors: Mutex<VecDeque<String>>,
+    pub(crate) limits: Limits,
     /// `http://ADDR` of the DM listener: base of repository and UI URLs.
     pub(crate) base_url: String,
     /// What the admin listener answers to (Host, Origin, tokens).
@@ -37,21 +41,30 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The log line of a rejected request, control characters escaped.
+/// The log line of a rejected request: control characters escaped, cut
+/// at [`MAX_LOGGED_INPUT`].
+#[cfg(test)]
 fn log_line(reason: &str) -> String {
-    format!("dm-server: {}", reason.escape_debug())
+    format!("dm-server: {}", escape_truncated(reason, MAX_LOGGED_INPUT))
 }
 
 impl Core {
     /// Records a rejected request; with `log_errors`, also a `tracing`
     /// warning. The reason carries bytes the peer chose (a path, a
     /// percent-decoded DevID): control characters are escaped so that a
-    /// `%0A` cannot forge a second log line.
+    /// `%0A` cannot forge a second log line, and it is cut at
+    /// [`MAX_LOGGED_INPUT`] so that a long path costs no more than a short
+    /// one. Only the last [`Limits::error_history`] are kept.
     pub(crate) fn log(&self, reason: String) {
+        let kept = escape_truncated(&reason, MAX_LOGGED_INPUT);
         if self.log_errors {
-            tracing::warn!("{}", log_line(&reason));
+            tracing::warn!("dm-server: {kept}");
         }
-        lock(&self.errors).push(reason);
+        let mut errors = lock(&self.errors);
+        while errors.len() >= self.limits.error_history.max(1) {
+            errors.pop_front();
+        }
+        errors.push_back(kept);
     }
 
     pub(crate) fn reject(&self, status: HttpStatus, reason: String) -> Response<Full<Bytes>> {
