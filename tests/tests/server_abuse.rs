@@ -246,3 +246,43 @@ async fn repository_uploads_past_the_quota_are_refused_and_store_nothing() {
     assert_eq!(request(addr, other, b"v").await, 201);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn bodies_wait_for_the_body_budget_and_give_it_back() {
+    let server = server_with(Limits {
+        // Taken as MAX_BODY: one largest body at a time.
+        body_budget: 1,
+        body_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let addr = server.addr();
+    // Reserves the whole budget with its Content-Length, sends 10 bytes.
+    let mut hog = TcpStream::connect(addr).await.unwrap();
+    hog.write_all(
+        format!(
+            "POST /dm HTTP/1.1\r\nHost: x\r\nOMADM-DevID: {DEV_ID}\r\nContent-Length: {}\r\n\r\n0123456789",
+            server::MAX_BODY
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let small = format!(
+        "POST /dm HTTP/1.1\r\nHost: x\r\nOMADM-DevID: {DEV_ID}\r\nContent-Type: text/plain"
+    );
+    // Waits until the hog's body timeout gives the budget back, then is
+    // read (and refused for its media type).
+    let started = std::time::Instant::now();
+    assert_eq!(request(addr, &small, b"x").await, 415);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(700), "{waited:?}");
+    assert_eq!(status_of(&mut hog).await, 400);
+    assert!(server.errors()[0].contains("body not received within 1s"));
+    // With the budget free, no wait.
+    let started = std::time::Instant::now();
+    assert_eq!(request(addr, &small, b"x").await, 415);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    server.shutdown().await;
+}

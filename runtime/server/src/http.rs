@@ -1,12 +1,14 @@
 //! Small HTTP helpers shared by the server's endpoints: replies, headers,
 //! bounded body reads, percent coding and form pairs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::{Request, Response, StatusCode as HttpStatus};
+use tokio::sync::Semaphore;
 
 use crate::MAX_BODY;
 
@@ -27,22 +29,64 @@ pub(crate) fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-tokio::task_local! {
-    /// The body timeout of the connection serving the request
-    /// ([`Limits::body_timeout`](crate::Limits::body_timeout)), set around
-    /// each request so that every route's [`read_body`] keeps it.
-    pub(crate) static BODY_TIMEOUT: Duration;
+/// What a request's body is read under: the connection's body timeout
+/// and the server's budget of bytes being read
+/// ([`Limits`](crate::Limits)).
+#[derive(Debug, Clone)]
+pub(crate) struct BodyLimits {
+    pub(crate) timeout: Duration,
+    pub(crate) budget: Arc<Semaphore>,
 }
 
-/// Reads a body up to [`MAX_BODY`] within the connection's body timeout
-/// ([`crate::BODY_TIMEOUT`] outside a served connection).
+impl BodyLimits {
+    pub(crate) fn new(limits: &crate::Limits) -> BodyLimits {
+        let permits = limits.body_budget.clamp(MAX_BODY, Semaphore::MAX_PERMITS);
+        BodyLimits {
+            timeout: limits.body_timeout,
+            budget: Arc::new(Semaphore::new(permits)),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The [`BodyLimits`] of the server serving the request, set around
+    /// each request so that every route's [`read_body`] keeps them.
+    pub(crate) static BODY_LIMITS: BodyLimits;
+}
+
+/// Reads a body up to [`MAX_BODY`], first reserving its size from the
+/// server's body budget, both within the body timeout (defaults outside a
+/// served connection).
 pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, String> {
-    let timeout = BODY_TIMEOUT
-        .try_with(|t| *t)
-        .unwrap_or(crate::limits::BODY_TIMEOUT);
-    match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e)) => Err(format!("unreadable body: {e}")),
+    let limits = BODY_LIMITS
+        .try_with(BodyLimits::clone)
+        .unwrap_or_else(|_| BodyLimits::new(&crate::Limits::default()));
+    // The announced length, or the most a body without one may bring.
+    let hint = body.size_hint();
+    let size = hint
+        .upper()
+        .map_or(MAX_BODY as u64, |u| u.min(MAX_BODY as u64));
+    let size = u32::try_from(size).unwrap_or(u32::MAX);
+    let timeout = limits.timeout;
+    let read = async move {
+        let _reserved = match size {
+            0 => None,
+            n => Some(
+                limits
+                    .budget
+                    .acquire_many_owned(n)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("unreadable body: {e}"))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
         Err(_) => Err(format!("body not received within {timeout:?}")),
     }
 }

@@ -32,7 +32,7 @@ mod tls;
 
 pub use admin::token::{create_admin_token, AdminTokenError, TOKEN_PREFIX};
 pub use limits::{
-    Limits, ACCEPT_BACKOFF, BODY_TIMEOUT, ERROR_HISTORY, HEADER_TIMEOUT, LOG_EVERY,
+    Limits, ACCEPT_BACKOFF, BODY_BUDGET, BODY_TIMEOUT, ERROR_HISTORY, HEADER_TIMEOUT, LOG_EVERY,
     MAX_CONNECTIONS, MAX_LOGGED_INPUT, REPO_QUOTA_BYTES, REPO_QUOTA_ENTRIES,
 };
 pub use notify::send_notification;

@@ -26,6 +26,15 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// past it the request is refused and its connection closed.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Request body bytes all connections together may be reading at once,
+/// 256 MiB: a body reserves its Content-Length (or [`MAX_BODY`] when it
+/// announces none) before a byte is read, and waits, within the body
+/// timeout, while the budget is spent. Without it, the connection cap
+/// times [`MAX_BODY`] (16 GiB) could be buffered.
+///
+/// [`MAX_BODY`]: crate::MAX_BODY
+pub const BODY_BUDGET: usize = 256 * 1024 * 1024;
+
 /// Rejections kept in memory for [`ServerHandle::errors`]; the oldest goes
 /// first. The log has them all.
 ///
@@ -59,6 +68,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// See [`BODY_TIMEOUT`].
     pub body_timeout: Duration,
+    /// See [`BODY_BUDGET`]; at least [`MAX_BODY`](crate::MAX_BODY) is
+    /// taken.
+    pub body_budget: usize,
     /// See [`ERROR_HISTORY`].
     pub error_history: usize,
     /// See [`REPO_QUOTA_BYTES`].
@@ -73,6 +85,7 @@ impl Default for Limits {
             max_connections: MAX_CONNECTIONS,
             header_timeout: HEADER_TIMEOUT,
             body_timeout: BODY_TIMEOUT,
+            body_budget: BODY_BUDGET,
             error_history: ERROR_HISTORY,
             repo_quota_bytes: REPO_QUOTA_BYTES,
             repo_quota_entries: REPO_QUOTA_ENTRIES,

@@ -173,6 +173,7 @@ pub async fn start_with(
         log_errors: config.log_errors,
         errors: Mutex::new(Default::default()),
         limits: options.limits,
+        bodies: http::BodyLimits::new(&options.limits),
         base_url: format!("{scheme}://{addr}"),
         admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
@@ -280,11 +281,11 @@ async fn serve<F, Fut>(
     Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
     // A connection error concerns that peer only.
-    let body_timeout = core.limits.body_timeout;
+    let bodies = core.bodies.clone();
     let Some(tls) = tls else {
         let builder = http1_builder(&core);
         let svc = service_fn(move |req| {
-            http::BODY_TIMEOUT.scope(body_timeout, handler(core.clone(), req))
+            http::BODY_LIMITS.scope(bodies.clone(), handler(core.clone(), req))
         });
         let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         return;
@@ -312,7 +313,7 @@ async fn serve<F, Fut>(
         if let Some(c) = &certs {
             req.extensions_mut().insert(c.clone());
         }
-        http::BODY_TIMEOUT.scope(body_timeout, handler(core.clone(), req))
+        http::BODY_LIMITS.scope(bodies.clone(), handler(core.clone(), req))
     });
     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
 }
@@ -374,6 +375,7 @@ mod tests {
             log_errors: false,
             errors: Mutex::new(Default::default()),
             limits: Default::default(),
+            bodies: http::BodyLimits::new(&Default::default()),
             base_url: "https://127.0.0.1".into(),
             admin_guard: Default::default(),
             session_lock: Mutex::new(()),

@@ -27,6 +27,8 @@ pub(crate) struct Core {
     /// The last [`Limits::error_history`] rejections, escaped and cut.
     pub(crate) errors: Mutex<VecDeque<String>>,
     pub(crate) limits: Limits,
+    /// The body timeout and the budget of body bytes being read.
+    pub(crate) bodies: crate::http::BodyLimits,
     /// `http://ADDR` of the DM listener: base of repository and UI URLs.
     pub(crate) base_url: String,
     /// What the admin listener answers to (Host, Origin, tokens).
