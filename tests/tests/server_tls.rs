@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dm_core::ServerUri;
-use dm_server::{ClientAuth, Resource, ServerConfig, ServerOptions, TlsConfig};
+use dm_server::{ClientAuth, EnrollPolicy, Resource, ServerConfig, ServerOptions, TlsConfig};
 use tls_support::{b64, Ca, Issued};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -128,6 +128,9 @@ impl Server {
     async fn start(args: &[&std::ffi::OsStr]) -> Server {
         let mut child = Command::new(common::dmctl())
             .args(["server", "--listen", "127.0.0.1:0"])
+            // These devices have no credentials: TLS is what is tested
+            // here, device authentication in server_auth.rs.
+            .args(["--enroll", "flag"])
             .args(args)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -362,6 +365,7 @@ async fn the_data_repository_is_served_over_the_same_tls() {
         },
         ServerOptions {
             tls: Some(tls),
+            enroll: Some(EnrollPolicy::Flag),
             ..Default::default()
         },
     )

@@ -212,6 +212,8 @@ struct ServerArgs {
     #[command(flatten)]
     tls: ServerTlsArgs,
     #[command(flatten)]
+    auth: ServerAuthArgs,
+    #[command(flatten)]
     limits: ServerLimitArgs,
 }
 
@@ -286,6 +288,58 @@ struct ServerTlsArgs {
     /// certificate at the handshake; `optional` serves it too.
     #[arg(long, value_name = "MODE", value_enum, requires = "client_ca")]
     client_cert: Option<ClientCertMode>,
+}
+
+/// Device authentication on the DM endpoint (spec 9.2.1).
+#[cfg(feature = "server")]
+#[derive(clap::Args, Debug)]
+struct ServerAuthArgs {
+    /// A device the server has no credentials for: `refuse` it (401;
+    /// default with --tls-cert) or `flag` it, serving it and marking its
+    /// record unauthenticated (default without TLS).
+    #[arg(long, value_name = "POLICY", value_enum)]
+    enroll: Option<EnrollMode>,
+    /// HTTP authentication schemes taken from devices with a password,
+    /// comma-separated: `basic` (over TLS only) and `digest`.
+    #[arg(
+        long,
+        value_name = "SCHEMES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "basic,digest"
+    )]
+    http_auth: Vec<HttpAuthScheme>,
+}
+
+#[cfg(feature = "server")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum EnrollMode {
+    Refuse,
+    Flag,
+}
+
+#[cfg(feature = "server")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpAuthScheme {
+    Basic,
+    Digest,
+}
+
+#[cfg(feature = "server")]
+impl ServerAuthArgs {
+    fn enroll(&self) -> Option<server::EnrollPolicy> {
+        self.enroll.map(|m| match m {
+            EnrollMode::Refuse => server::EnrollPolicy::Refuse,
+            EnrollMode::Flag => server::EnrollPolicy::Flag,
+        })
+    }
+
+    fn http_auth(&self) -> server::HttpAuth {
+        server::HttpAuth {
+            basic: self.http_auth.contains(&HttpAuthScheme::Basic),
+            digest: self.http_auth.contains(&HttpAuthScheme::Digest),
+        }
+    }
 }
 
 #[cfg(feature = "server")]
@@ -538,6 +592,8 @@ async fn serve(args: ServerArgs) -> ExitCode {
         admin: args.admin,
         admin_hosts: args.admin_hosts,
         tls,
+        enroll: args.auth.enroll(),
+        http_auth: args.auth.http_auth(),
         limits: args.limits.limits(),
     };
     let handle = match server::start_with(config, options).await {

@@ -14,18 +14,30 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 
+use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
+
+use crate::auth::{Presented, Verdict};
 use crate::http::{header_str, read_body, reply};
 use crate::state::{lock, Core};
 use crate::{
-    now, repository, show, EntryState, ServerError, StorageError, DM_PATH, REPO_PATH, UI_PATH,
+    now, repository, show, EntryState, PeerCertificates, ServerError, StorageError, DM_PATH,
+    REPO_PATH, UI_PATH,
 };
 
 impl Core {
     /// Package#1 (spec 5.2.2): a new session.
-    fn on_package1(&self, dev_id: &str, body: &[u8]) -> Result<Package2, ServerError> {
+    /// `authenticated`: false for a device admitted without credentials
+    /// (`--enroll flag`), which its record then says.
+    fn on_package1(
+        &self,
+        dev_id: &str,
+        body: &[u8],
+        authenticated: bool,
+    ) -> Result<Package2, ServerError> {
         let p1 = Package1::parse(body).map_err(|e| ServerError::BadRequest(e.to_string()))?;
         let _guard = lock(&self.session_lock);
         let mut row = self.ensure_device(dev_id)?;
+        self.storage.set_unauthenticated(dev_id, !authenticated)?;
         row.sessions += 1;
         row.last_session = Some(now());
         if p1.mos.is_some() {
@@ -233,6 +245,15 @@ pub(crate) async fn handle(
         ));
     }
     let dev_id = header_str(&req, header::DEV_ID).map(str::to_owned);
+    // spec 9.2.1: what the request brings to prove its DevID, read before
+    // the body takes the request.
+    let authorization = header_str(&req, hyper::header::AUTHORIZATION.as_str()).map(str::to_owned);
+    let peer = req.extensions().get::<PeerCertificates>().cloned();
+    let method = req.method().as_str().to_owned();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
     let content_type = header_str(&req, hyper::header::CONTENT_TYPE.as_str())
         .unwrap_or("")
         .to_owned();
@@ -246,8 +267,34 @@ pub(crate) async fn handle(
             format!("no {} header", header::DEV_ID),
         ));
     };
+    // Every package, Package#1 and each Package#3, before anything of the
+    // device's is read or changed.
+    let presented = Presented {
+        dev_id: &dev_id,
+        method: &method,
+        target: &target,
+        authorization: authorization.as_deref(),
+        peer: peer.as_ref(),
+    };
+    let authenticated = match core.auth.check(core.storage.as_ref(), &presented) {
+        Ok(Verdict::Authenticated) => true,
+        Ok(Verdict::Unknown) => false,
+        Ok(Verdict::Challenge { reason, stale }) => {
+            let mut response = core.reject(HttpStatus::UNAUTHORIZED, reason);
+            for c in core.auth.challenges(stale) {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    response.headers_mut().append(WWW_AUTHENTICATE, v);
+                }
+            }
+            return Ok(response);
+        }
+        Ok(Verdict::Forbidden(reason)) => return Ok(core.reject(HttpStatus::FORBIDDEN, reason)),
+        Err(e) => {
+            return Ok(core.reject(HttpStatus::INTERNAL_SERVER_ERROR, format!("{dev_id}: {e}")))
+        }
+    };
     let result = match media_type::essence(&content_type).as_str() {
-        media_type::PACKAGE1 => core.on_package1(&dev_id, &body),
+        media_type::PACKAGE1 => core.on_package1(&dev_id, &body, authenticated),
         media_type::PACKAGE3 | media_type::MULTIPART => {
             core.on_package3(&dev_id, &content_type, &body)
         }

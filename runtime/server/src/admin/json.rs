@@ -104,6 +104,33 @@ pub(super) struct ShowBody {
     pub(super) prompt: Option<String>,
 }
 
+/// `PUT .../credentials` (spec 9.2.1): a password, a client certificate's
+/// SHA-256 fingerprint, or both; replaces what the device had.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CredentialsBody {
+    pub(super) user: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) certificate_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for CredentialsBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsBody")
+            .field("user", &self.user)
+            .field("certificate_sha256", &self.certificate_sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a device's credentials now are (never a secret).
+#[derive(Serialize)]
+pub(super) struct CredentialsJson<'a> {
+    pub(super) dev_id: &'a str,
+    pub(super) user: Option<&'a str>,
+    pub(super) certificate_sha256: Option<String>,
+}
+
 // ----------------------------------------------------------- responses
 
 #[derive(Serialize)]
@@ -122,6 +149,8 @@ pub(super) struct DeviceJson<'a> {
     pub(super) async_pending: usize,
     pub(super) notification: Option<NotificationJson<'a>>,
     pub(super) last_notification_id: Option<u16>,
+    /// Admitted without credentials (`--enroll flag`).
+    pub(super) unauthenticated: bool,
 }
 
 /// A device's notification settings as reported: the secret never is,

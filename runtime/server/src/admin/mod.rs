@@ -38,10 +38,10 @@ pub(crate) mod token;
 pub(crate) use guard::AdminGuard;
 
 use json::{
-    AlertJson, BodyJson, CommandBody, ConfiguredJson, DeletedJson, DeviceJson, EntryJson,
-    ErrorJson, NotificationBody, NotificationJson, NotifiedJson, NotifyBody, PathJson, QueuedJson,
-    RegisteredJson, RegistrationBody, RegistrationJson, ResourceJson, ShowBody, ShowJson,
-    StatusJson, UiJson,
+    AlertJson, BodyJson, CommandBody, ConfiguredJson, CredentialsBody, CredentialsJson,
+    DeletedJson, DeviceJson, EntryJson, ErrorJson, NotificationBody, NotificationJson,
+    NotifiedJson, NotifyBody, PathJson, QueuedJson, RegisteredJson, RegistrationBody,
+    RegistrationJson, ResourceJson, ShowBody, ShowJson, StatusJson, UiJson,
 };
 
 use crate::http::{header_str, percent_decode, read_body, reply};
@@ -256,11 +256,54 @@ async fn device_route(
             ok(&DeletedJson { deleted: path })
         }
         (&Method::POST, ["show"]) => post_show(core, dev_id, req).await,
+        (&Method::PUT, ["credentials"]) => put_credentials(core, dev_id, req).await,
         (m, r) => Err(not_found(format!(
             "no admin route {m} /api/devices/{dev_id}/{}",
             r.join("/")
         ))),
     }
+}
+
+/// Sets the device's credentials (spec 9.2.1): the password only as
+/// hashes, never kept nor returned.
+async fn put_credentials(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResult {
+    let body: CredentialsBody = json_body(req).await?;
+    let password = match (body.user.as_deref(), body.password.as_deref()) {
+        (Some(user), Some(password)) => {
+            Some(crate::PasswordHashes::new(user, password).map_err(|e| bad(e.to_string()))?)
+        }
+        (None, None) => None,
+        _ => return Err(bad("`user` and `password` go together")),
+    };
+    let certificate_sha256 = body
+        .certificate_sha256
+        .as_deref()
+        .map(crate::parse_fingerprint)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    if password.is_none() && certificate_sha256.is_none() {
+        return Err(bad(
+            "give `user` and `password`, or `certificate_sha256`, or both",
+        ));
+    }
+    let creds = crate::Credentials {
+        password,
+        certificate_sha256,
+    };
+    core.storage.put_credentials(dev_id, &creds)?;
+    tracing::info!(
+        "dm-server: credentials of {} set (password: {}, certificate: {})",
+        dev_id.escape_debug(),
+        creds.password.is_some(),
+        creds.certificate_sha256.is_some()
+    );
+    ok(&CredentialsJson {
+        dev_id,
+        user: creds.password.as_ref().map(|p| p.user.as_str()),
+        certificate_sha256: creds
+            .certificate_sha256
+            .map(|f| dm_core::notification::hex(&f)),
+    })
 }
 
 fn require_device(core: &Core, dev_id: &str) -> Result<DeviceRow, ApiError> {
@@ -275,12 +318,17 @@ fn list_devices(core: &Core) -> ApiResult {
     let devices = core.storage.devices()?;
     let counts = devices
         .iter()
-        .map(|d| queue_counts(core, &d.dev_id))
+        .map(|d| {
+            Ok::<_, ApiError>((
+                queue_counts(core, &d.dev_id)?,
+                core.storage.is_unauthenticated(&d.dev_id)?,
+            ))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let list: Vec<DeviceJson<'_>> = devices
         .iter()
         .zip(counts)
-        .map(|(d, counts)| device_json(d, counts))
+        .map(|(d, (counts, flag))| device_json(d, counts, flag))
         .collect();
     ok(&list)
 }
@@ -288,7 +336,11 @@ fn list_devices(core: &Core) -> ApiResult {
 fn get_device(core: &Core, dev_id: &str) -> ApiResult {
     let d = require_device(core, dev_id)?;
     let counts = queue_counts(core, dev_id)?;
-    ok(&device_json(&d, counts))
+    ok(&device_json(
+        &d,
+        counts,
+        core.storage.is_unauthenticated(dev_id)?,
+    ))
 }
 
 /// How many of the device's commands are queued and how many wait for an
@@ -299,7 +351,11 @@ fn queue_counts(core: &Core, dev_id: &str) -> Result<(usize, usize), ApiError> {
     Ok((count(EntryState::Queued), count(EntryState::AsyncPending)))
 }
 
-fn device_json(d: &DeviceRow, (queued, async_pending): (usize, usize)) -> DeviceJson<'_> {
+fn device_json(
+    d: &DeviceRow,
+    (queued, async_pending): (usize, usize),
+    unauthenticated: bool,
+) -> DeviceJson<'_> {
     DeviceJson {
         dev_id: &d.dev_id,
         mos: d.mos.as_deref(),
@@ -314,6 +370,7 @@ fn device_json(d: &DeviceRow, (queued, async_pending): (usize, usize)) -> Device
             signed: n.secret.is_some(),
         }),
         last_notification_id: d.last_notification_id,
+        unauthenticated,
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use dm_core::{Alert, Command};
 
+use super::Credentials;
 use super::{
     kind_key, AdminRole, AdminToken, DeviceRow, Entry, EntryState, Registration, RegistrationKind,
     Resource, Storage, StorageError, StoredAlert, UiSession,
@@ -28,6 +29,8 @@ struct Memory {
     registrations: BTreeMap<u64, Registration>,
     ui: BTreeMap<u64, UiSession>,
     admin_tokens: BTreeMap<u64, AdminToken>,
+    credentials: BTreeMap<String, Credentials>,
+    unauthenticated: BTreeSet<String>,
     next_id: u64,
 }
 
@@ -289,5 +292,28 @@ impl Storage for MemoryStorage {
 
     fn delete_admin_token(&self, id: u64) -> Result<bool, StorageError> {
         Ok(self.lock().admin_tokens.remove(&id).is_some())
+    }
+
+    fn credentials(&self, dev_id: &str) -> Result<Option<Credentials>, StorageError> {
+        Ok(self.lock().credentials.get(dev_id).cloned())
+    }
+
+    fn put_credentials(&self, dev_id: &str, c: &Credentials) -> Result<(), StorageError> {
+        self.lock().credentials.insert(dev_id.to_owned(), c.clone());
+        Ok(())
+    }
+
+    fn set_unauthenticated(&self, dev_id: &str, flag: bool) -> Result<(), StorageError> {
+        let mut m = self.lock();
+        if flag {
+            m.unauthenticated.insert(dev_id.to_owned());
+        } else {
+            m.unauthenticated.remove(dev_id);
+        }
+        Ok(())
+    }
+
+    fn is_unauthenticated(&self, dev_id: &str) -> Result<bool, StorageError> {
+        Ok(self.lock().unauthenticated.contains(dev_id))
     }
 }

@@ -231,6 +231,49 @@ pub struct AdminToken {
     pub created: u64,
 }
 
+/// How one device proves it is the DevID it names (spec 9.2.1): a
+/// password, a client certificate, or both. Never the password itself.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Credentials {
+    /// The user name the device sends (its DMAcc `Auth/Trsp/Data`) and
+    /// the hashes of its password.
+    pub password: Option<PasswordHashes>,
+    /// SHA-256 of the DER client certificate bound to the DevID.
+    pub certificate_sha256: Option<[u8; 32]>,
+}
+
+/// A device password as stored: an Argon2id PHC string for HTTP Basic and
+/// the RFC 2617/7616 `HA1` (`H(user:realm:password)`) for HTTP Digest, which
+/// has to compute the response from it. Neither gives the password back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHashes {
+    pub user: String,
+    /// `$argon2id$...`.
+    pub phc: String,
+    /// Lowercase hex, MD5 and SHA-256, under the server's Digest realm.
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    // The hashes are password equivalents for Digest: never in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.password.as_ref().map(|p| &p.user))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("certificate_sha256", &self.certificate_sha256.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PasswordHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHashes")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The server's persistent state, row by row.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     fn device(&self, dev_id: &str) -> Result<Option<DeviceRow>, StorageError>;
@@ -287,6 +330,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn admin_tokens(&self) -> Result<Vec<AdminToken>, StorageError>;
     /// Revokes a token; false when there is no such token.
     fn delete_admin_token(&self, id: u64) -> Result<bool, StorageError>;
+
+    /// The device's credentials (spec 9.2.1); none: an unknown device.
+    fn credentials(&self, dev_id: &str) -> Result<Option<Credentials>, StorageError>;
+    /// Sets (replaces) the device's credentials.
+    fn put_credentials(&self, dev_id: &str, c: &Credentials) -> Result<(), StorageError>;
+    /// Marks the device as admitted without credentials (`--enroll
+    /// flag`), or clears the mark once it authenticates.
+    fn set_unauthenticated(&self, dev_id: &str, flag: bool) -> Result<(), StorageError>;
+    fn is_unauthenticated(&self, dev_id: &str) -> Result<bool, StorageError>;
 }
 
 /// Rebuilds a command from its Package#2 array form (spec 7.2.1.2),
@@ -434,6 +486,30 @@ mod tests {
         assert!(s.delete_admin_token(read).unwrap());
         assert!(!s.delete_admin_token(read).unwrap());
         assert_eq!(s.admin_tokens().unwrap().len(), 1);
+
+        assert_eq!(s.credentials("IMEI:1").unwrap(), None);
+        let c = Credentials {
+            password: Some(PasswordHashes {
+                user: "dev".into(),
+                phc: "$argon2id$x".into(),
+                ha1_md5: "aa".into(),
+                ha1_sha256: "bb".into(),
+            }),
+            certificate_sha256: Some([3; 32]),
+        };
+        s.put_credentials("IMEI:1", &c).unwrap();
+        assert_eq!(s.credentials("IMEI:1").unwrap(), Some(c));
+        let cert_only = Credentials {
+            password: None,
+            certificate_sha256: Some([4; 32]),
+        };
+        s.put_credentials("IMEI:1", &cert_only).unwrap();
+        assert_eq!(s.credentials("IMEI:1").unwrap(), Some(cert_only));
+        assert!(!s.is_unauthenticated("IMEI:1").unwrap());
+        s.set_unauthenticated("IMEI:1", true).unwrap();
+        assert!(s.is_unauthenticated("IMEI:1").unwrap());
+        s.set_unauthenticated("IMEI:1", false).unwrap();
+        assert!(!s.is_unauthenticated("IMEI:1").unwrap());
     }
 
     #[test]

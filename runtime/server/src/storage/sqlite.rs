@@ -13,6 +13,7 @@ use super::{
     EntryState, NotificationConfig, Registration, RegistrationKind, Resource, Storage,
     StorageError, StoredAlert, UiSession,
 };
+use super::{Credentials, PasswordHashes};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS devices (
@@ -80,6 +81,17 @@ CREATE TABLE IF NOT EXISTS admin_tokens (
     hash BLOB NOT NULL UNIQUE,
     created INTEGER NOT NULL
 );
+-- Device credentials (spec 9.2.1): password hashes, never the password.
+CREATE TABLE IF NOT EXISTS credentials (
+    dev_id TEXT PRIMARY KEY,
+    user TEXT,
+    phc TEXT,
+    ha1_md5 TEXT,
+    ha1_sha256 TEXT,
+    cert_sha256 BLOB
+);
+-- Devices admitted without credentials under `--enroll flag`.
+CREATE TABLE IF NOT EXISTS unauthenticated (dev_id TEXT PRIMARY KEY);
 ";
 
 /// The embedded SQLite database of `dmctl server --db PATH`. Every method
@@ -584,6 +596,83 @@ impl Storage for SqliteStorage {
             .conn()
             .execute("DELETE FROM admin_tokens WHERE id = ?1", [to_i64(id)])?
             > 0)
+    }
+
+    fn credentials(&self, dev_id: &str) -> Result<Option<Credentials>, StorageError> {
+        type Raw = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
+        let raw: Option<Raw> = self
+            .conn()
+            .query_row(
+                "SELECT user, phc, ha1_md5, ha1_sha256, cert_sha256 FROM credentials \
+                 WHERE dev_id = ?1",
+                [dev_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((user, phc, md5, sha256, cert)) = raw else {
+            return Ok(None);
+        };
+        let password = match (user, phc, md5, sha256) {
+            (Some(user), Some(phc), Some(ha1_md5), Some(ha1_sha256)) => Some(PasswordHashes {
+                user,
+                phc,
+                ha1_md5,
+                ha1_sha256,
+            }),
+            (None, None, None, None) => None,
+            _ => return Err(corrupt("credentials", "a password hash is missing")),
+        };
+        let certificate_sha256 = cert
+            .map(|c| <[u8; 32]>::try_from(c).map_err(|_| corrupt("credentials", "fingerprint")))
+            .transpose()?;
+        Ok(Some(Credentials {
+            password,
+            certificate_sha256,
+        }))
+    }
+
+    fn put_credentials(&self, dev_id: &str, c: &Credentials) -> Result<(), StorageError> {
+        let p = c.password.as_ref();
+        self.conn().execute(
+            "INSERT OR REPLACE INTO credentials VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                dev_id,
+                p.map(|p| &p.user),
+                p.map(|p| &p.phc),
+                p.map(|p| &p.ha1_md5),
+                p.map(|p| &p.ha1_sha256),
+                c.certificate_sha256.map(|f| f.to_vec()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_unauthenticated(&self, dev_id: &str, flag: bool) -> Result<(), StorageError> {
+        let sql = if flag {
+            "INSERT OR IGNORE INTO unauthenticated VALUES (?1)"
+        } else {
+            "DELETE FROM unauthenticated WHERE dev_id = ?1"
+        };
+        self.conn().execute(sql, [dev_id])?;
+        Ok(())
+    }
+
+    fn is_unauthenticated(&self, dev_id: &str) -> Result<bool, StorageError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM unauthenticated WHERE dev_id = ?1",
+                [dev_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 }
 

@@ -1,0 +1,590 @@
+//! Device authentication on the DM endpoint (spec 9.2.1; Appendix B.2
+//! DM-SEC-001-S, DM-SEC-002-S): every package names its device by
+//! `OMADM-DevID`, and the credentials kept for that DevID decide whether
+//! the package is taken. HTTP Basic (RFC 7617, over TLS only: spec 9.2.2),
+//! HTTP Digest (RFC 2617 MD5, RFC 7616 SHA-256, `qop=auth`, server nonces
+//! that expire and whose nonce count only goes up) and X.509 client
+//! certificates bound to a DevID by their SHA-256 fingerprint.
+//!
+//! A device with no credentials is refused or admitted and flagged,
+//! per [`EnrollPolicy`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use dm_core::notification::hex;
+use md5::Md5;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::state::lock;
+use crate::{Credentials, PasswordHashes, PeerCertificates, Storage, StorageError};
+
+/// The Digest realm of every challenge; the stored `HA1`s are computed
+/// under it, so changing it voids every stored Digest hash.
+pub const REALM: &str = "OMA DM Server";
+
+/// How long a Digest nonce may be used after it was issued.
+pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Most Digest nonces tracked at once: past it, the expired and then the
+/// oldest are forgotten (their devices get a `stale` challenge and retry),
+/// so a flood of challenges cannot grow the server.
+pub const MAX_NONCES: usize = 4096;
+
+/// What the server does with a device that has no credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollPolicy {
+    /// Refused (401): only devices an operator gave credentials to.
+    Refuse,
+    /// Served, and flagged unauthenticated in its device record.
+    Flag,
+}
+
+/// Which HTTP authentication schemes the DM endpoint accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpAuth {
+    /// HTTP Basic, and only ever over TLS.
+    pub basic: bool,
+    pub digest: bool,
+}
+
+impl Default for HttpAuth {
+    fn default() -> HttpAuth {
+        HttpAuth {
+            basic: true,
+            digest: true,
+        }
+    }
+}
+
+/// Why credentials could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("a user name may not be empty nor hold `:` or `\"`")]
+    User,
+    #[error("the password may not be empty")]
+    EmptyPassword,
+    #[error("no randomness for the salt")]
+    Random,
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error("a certificate fingerprint is 64 hex digits (SHA-256)")]
+    Fingerprint,
+}
+
+impl PasswordHashes {
+    /// Hashes `password` for `user`: Argon2id with a fresh salt (Basic),
+    /// and the Digest `HA1`s under [`REALM`].
+    pub fn new(user: &str, password: &str) -> Result<PasswordHashes, CredentialError> {
+        if user.is_empty() || user.contains([':', '"']) {
+            return Err(CredentialError::User);
+        }
+        if password.is_empty() {
+            return Err(CredentialError::EmptyPassword);
+        }
+        let mut salt = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| CredentialError::Random)?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|e| CredentialError::Hash(e.to_string()))?;
+        let phc = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| CredentialError::Hash(e.to_string()))?
+            .to_string();
+        let a1 = format!("{user}:{REALM}:{password}");
+        Ok(PasswordHashes {
+            user: user.to_owned(),
+            phc,
+            ha1_md5: Algorithm::Md5.hex(&a1),
+            ha1_sha256: Algorithm::Sha256.hex(&a1),
+        })
+    }
+}
+
+/// Reads a SHA-256 fingerprint as 64 hex digits (`:` separators allowed).
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], CredentialError> {
+    let digits: String = text.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 64 || !digits.is_ascii() {
+        return Err(CredentialError::Fingerprint);
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16)
+            .map_err(|_| CredentialError::Fingerprint)?;
+    }
+    Ok(out)
+}
+
+/// SHA-256 of a DER certificate: what a binding stores.
+pub fn certificate_sha256(der: &[u8]) -> [u8; 32] {
+    Sha256::digest(der).into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algorithm {
+    Md5,
+    Sha256,
+}
+
+impl Algorithm {
+    fn hex(self, data: &str) -> String {
+        match self {
+            Algorithm::Md5 => hex(&Md5::digest(data.as_bytes())),
+            Algorithm::Sha256 => hex(&Sha256::digest(data.as_bytes())),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+}
+
+/// What one request brings to prove its DevID.
+pub(crate) struct Presented<'a> {
+    pub dev_id: &'a str,
+    pub method: &'a str,
+    /// The request target (path and query), what Digest's `uri` names.
+    pub target: &'a str,
+    pub authorization: Option<&'a str>,
+    pub peer: Option<&'a PeerCertificates>,
+}
+
+/// The decision on one request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Its credentials match its DevID.
+    Authenticated,
+    /// No credentials are kept for its DevID and the policy admits it.
+    Unknown,
+    /// 401: answered with challenges (`stale`: a good answer to a nonce
+    /// that expired or was forgotten).
+    Challenge { reason: String, stale: bool },
+    /// 403: a client certificate that is not the DevID's.
+    Forbidden(String),
+}
+
+#[derive(Debug)]
+struct Nonce {
+    issued: Instant,
+    /// The highest nonce count accepted so far (0: none).
+    nc: u32,
+}
+
+/// The DM endpoint's authentication settings and its Digest nonces.
+#[derive(Debug)]
+pub(crate) struct Authenticator {
+    pub(crate) enroll: EnrollPolicy,
+    pub(crate) schemes: HttpAuth,
+    /// The listener is TLS: the only place Basic is taken.
+    pub(crate) tls: bool,
+    nonces: Mutex<HashMap<String, Nonce>>,
+}
+
+impl Authenticator {
+    pub(crate) fn new(enroll: EnrollPolicy, schemes: HttpAuth, tls: bool) -> Authenticator {
+        Authenticator {
+            enroll,
+            schemes,
+            tls,
+            nonces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Decides on one request; changes nothing but the nonce counts.
+    pub(crate) fn check(
+        &self,
+        storage: &dyn Storage,
+        p: &Presented<'_>,
+    ) -> Result<Verdict, StorageError> {
+        let creds = storage
+            .credentials(p.dev_id)?
+            .filter(|c| c.password.is_some() || c.certificate_sha256.is_some());
+        let Some(creds) = creds else {
+            return Ok(match self.enroll {
+                EnrollPolicy::Flag => Verdict::Unknown,
+                EnrollPolicy::Refuse => challenge(format!(
+                    "{}: no credentials for this DevID (--enroll refuse)",
+                    p.dev_id
+                )),
+            });
+        };
+        Ok(self.verify(&creds, p))
+    }
+
+    fn verify(&self, creds: &Credentials, p: &Presented<'_>) -> Verdict {
+        if let Some(bound) = creds.certificate_sha256 {
+            match p.peer {
+                Some(peer) if bool::from(certificate_sha256(peer.end_entity()).ct_eq(&bound)) => {
+                    return Verdict::Authenticated
+                }
+                Some(_) => {
+                    return Verdict::Forbidden(format!(
+                        "{}: the client certificate is not the one bound to this DevID",
+                        p.dev_id
+                    ))
+                }
+                None if creds.password.is_none() => {
+                    return Verdict::Forbidden(format!(
+                        "{}: no client certificate, and this DevID is bound to one",
+                        p.dev_id
+                    ))
+                }
+                None => {}
+            }
+        }
+        let Some(password) = &creds.password else {
+            return Verdict::Forbidden(format!("{}: no password for this DevID", p.dev_id));
+        };
+        let Some(authorization) = p.authorization else {
+            return challenge(format!("{}: no credentials presented", p.dev_id));
+        };
+        let (scheme, rest) = authorization
+            .trim()
+            .split_once(' ')
+            .unwrap_or((authorization, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            if !self.tls {
+                // spec 9.2.2: a password in the clear is refused, right or wrong.
+                return challenge(format!("{}: HTTP Basic over plain HTTP", p.dev_id));
+            }
+            if !self.schemes.basic {
+                return challenge(format!("{}: HTTP Basic is not accepted", p.dev_id));
+            }
+            return if basic_matches(password, rest.trim()) {
+                Verdict::Authenticated
+            } else {
+                challenge(format!("{}: wrong HTTP Basic credentials", p.dev_id))
+            };
+        }
+        if scheme.eq_ignore_ascii_case("digest") && self.schemes.digest {
+            return self.digest(password, rest, p);
+        }
+        challenge(format!(
+            "{}: authentication scheme `{}` is not accepted",
+            p.dev_id,
+            scheme.escape_debug()
+        ))
+    }
+
+    /// RFC 7616 section 3.4 with `qop=auth`.
+    fn digest(&self, password: &PasswordHashes, params: &str, p: &Presented<'_>) -> Verdict {
+        let fields = parse_params(params);
+        let get = |k: &str| fields.get(k).map(String::as_str);
+        let refuse = |why: &str| challenge(format!("{}: Digest {why}", p.dev_id));
+        let algorithm = match get("algorithm").map(str::to_ascii_uppercase).as_deref() {
+            None | Some("MD5") => Algorithm::Md5,
+            Some("SHA-256") => Algorithm::Sha256,
+            Some(_) => return refuse("algorithm not offered"),
+        };
+        let (
+            Some(user),
+            Some(realm),
+            Some(nonce),
+            Some(uri),
+            Some(qop),
+            Some(nc),
+            Some(cnonce),
+            Some(response),
+        ) = (
+            get("username"),
+            get("realm"),
+            get("nonce"),
+            get("uri"),
+            get("qop"),
+            get("nc"),
+            get("cnonce"),
+            get("response"),
+        )
+        else {
+            return refuse("answer is incomplete (qop=auth needs nc and cnonce)");
+        };
+        if qop != "auth" {
+            return refuse("qop is not auth");
+        }
+        if realm != REALM || uri != p.target {
+            return refuse("answer is for another realm or URI");
+        }
+        let Ok(nc_value) = u32::from_str_radix(nc, 16) else {
+            return refuse("nc is not hexadecimal");
+        };
+        let ha1 = match algorithm {
+            Algorithm::Md5 => &password.ha1_md5,
+            Algorithm::Sha256 => &password.ha1_sha256,
+        };
+        let ha2 = algorithm.hex(&format!("{}:{uri}", p.method));
+        let expected = algorithm.hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"));
+        let user_ok = user.as_bytes().ct_eq(password.user.as_bytes());
+        let response_ok = expected
+            .as_bytes()
+            .ct_eq(response.to_ascii_lowercase().as_bytes());
+        if !bool::from(user_ok & response_ok) {
+            return refuse("wrong credentials");
+        }
+        // The answer is right: now the nonce must be ours, alive, and its
+        // count above every count already taken (no replay, RFC 7616 3.4).
+        let mut nonces = lock(&self.nonces);
+        match nonces.get_mut(nonce) {
+            Some(n) if n.issued.elapsed() <= NONCE_LIFETIME => {
+                if nc_value <= n.nc {
+                    return refuse("nonce count replayed");
+                }
+                n.nc = nc_value;
+                Verdict::Authenticated
+            }
+            _ => {
+                nonces.remove(nonce);
+                Verdict::Challenge {
+                    reason: format!("{}: Digest nonce expired or unknown", p.dev_id),
+                    stale: true,
+                }
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` values of a 401: Digest SHA-256 then MD5
+    /// (RFC 7616 3.7: the preferred first) under one fresh nonce, and
+    /// Basic when the listener is TLS.
+    pub(crate) fn challenges(&self, stale: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.schemes.digest {
+            if let Some(nonce) = self.issue_nonce() {
+                let stale = if stale { ", stale=true" } else { "" };
+                for algorithm in [Algorithm::Sha256, Algorithm::Md5] {
+                    out.push(format!(
+                        "Digest realm=\"{REALM}\", qop=\"auth\", algorithm={}, nonce=\"{nonce}\"{stale}",
+                        algorithm.name()
+                    ));
+                }
+            }
+        }
+        if self.tls && self.schemes.basic {
+            out.push(format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""));
+        }
+        out
+    }
+
+    fn issue_nonce(&self) -> Option<String> {
+        let mut bytes = [0u8; 16];
+        SystemRandom::new().fill(&mut bytes).ok()?;
+        let nonce = hex(&bytes);
+        let mut nonces = lock(&self.nonces);
+        if nonces.len() >= MAX_NONCES {
+            nonces.retain(|_, n| n.issued.elapsed() <= NONCE_LIFETIME);
+        }
+        if nonces.len() >= MAX_NONCES {
+            if let Some(oldest) = nonces
+                .iter()
+                .min_by_key(|(_, n)| n.issued)
+                .map(|(k, _)| k.clone())
+            {
+                nonces.remove(&oldest);
+            }
+        }
+        nonces.insert(
+            nonce.clone(),
+            Nonce {
+                issued: Instant::now(),
+                nc: 0,
+            },
+        );
+        Some(nonce)
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        lock(&self.nonces).len()
+    }
+}
+
+fn challenge(reason: String) -> Verdict {
+    Verdict::Challenge {
+        reason,
+        stale: false,
+    }
+}
+
+/// `user:password` of a Basic header against the stored hash.
+fn basic_matches(stored: &PasswordHashes, token: &str) -> bool {
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, password)) = text.split_once(':') else {
+        return false;
+    };
+    let Ok(hash) = PasswordHash::new(&stored.phc) else {
+        return false;
+    };
+    let password_ok = Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok();
+    bool::from(user.as_bytes().ct_eq(stored.user.as_bytes())) && password_ok
+}
+
+/// `k=v, k="v"` auth-params (RFC 7235 2.1); names lowercased.
+fn parse_params(s: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some((name, after)) = rest.split_once('=') else {
+            break;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            value.push(e);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        out.insert(name, value);
+        rest = tail.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::MemoryStorage;
+
+    fn presented<'a>(authorization: Option<&'a str>) -> Presented<'a> {
+        Presented {
+            dev_id: "IMEI:1",
+            method: "POST",
+            target: "/dm",
+            authorization,
+            peer: None,
+        }
+    }
+
+    fn digest_answer(algorithm: Algorithm, nonce: &str, nc: u32, password: &str) -> String {
+        let ha1 = algorithm.hex(&format!("dev:{REALM}:{password}"));
+        let ha2 = algorithm.hex("POST:/dm");
+        let nc = format!("{nc:08x}");
+        let response = algorithm.hex(&format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}"));
+        format!(
+            "Digest username=\"dev\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"/dm\", \
+             algorithm={}, qop=auth, nc={nc}, cnonce=\"c0ffee\", response=\"{response}\"",
+            algorithm.name()
+        )
+    }
+
+    fn nonce_of(challenge: &str) -> String {
+        parse_params(challenge.trim_start_matches("Digest "))["nonce"].clone()
+    }
+
+    #[test]
+    fn digest_md5_and_sha256_once_per_nonce_count() {
+        let storage = MemoryStorage::new();
+        storage
+            .put_credentials(
+                "IMEI:1",
+                &Credentials {
+                    password: Some(PasswordHashes::new("dev", "pw").unwrap()),
+                    certificate_sha256: None,
+                },
+            )
+            .unwrap();
+        let auth = Authenticator::new(EnrollPolicy::Refuse, HttpAuth::default(), false);
+        let nonce = nonce_of(&auth.challenges(false)[0]);
+        for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
+            let nc = if algorithm == Algorithm::Md5 { 1 } else { 2 };
+            let ok = digest_answer(algorithm, &nonce, nc, "pw");
+            assert_eq!(
+                auth.check(&storage, &presented(Some(&ok))).unwrap(),
+                Verdict::Authenticated
+            );
+            // The same answer again: a replay.
+            assert!(matches!(
+                auth.check(&storage, &presented(Some(&ok))).unwrap(),
+                Verdict::Challenge { stale: false, .. }
+            ));
+        }
+        let wrong = digest_answer(Algorithm::Sha256, &nonce, 9, "guess");
+        assert!(matches!(
+            auth.check(&storage, &presented(Some(&wrong))).unwrap(),
+            Verdict::Challenge { stale: false, .. }
+        ));
+        // A right answer to a nonce the server never issued: stale.
+        let forged = digest_answer(Algorithm::Sha256, "00ff", 1, "pw");
+        assert!(matches!(
+            auth.check(&storage, &presented(Some(&forged))).unwrap(),
+            Verdict::Challenge { stale: true, .. }
+        ));
+        // Basic is refused on a plain listener, even with the right password.
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("dev:pw")
+        );
+        assert!(matches!(
+            auth.check(&storage, &presented(Some(&basic))).unwrap(),
+            Verdict::Challenge { .. }
+        ));
+        let tls = Authenticator::new(EnrollPolicy::Refuse, HttpAuth::default(), true);
+        assert_eq!(
+            tls.check(&storage, &presented(Some(&basic))).unwrap(),
+            Verdict::Authenticated
+        );
+    }
+
+    #[test]
+    fn the_nonce_table_stays_bounded() {
+        let auth = Authenticator::new(EnrollPolicy::Flag, HttpAuth::default(), false);
+        for _ in 0..MAX_NONCES + 50 {
+            auth.challenges(false);
+        }
+        assert_eq!(auth.tracked(), MAX_NONCES);
+    }
+
+    #[test]
+    fn stored_hashes_do_not_hold_the_password() {
+        let h = PasswordHashes::new("dev", "correct horse").unwrap();
+        assert!(h.phc.starts_with("$argon2id$"), "{}", h.phc);
+        let all = format!("{}{}{}{h:?}", h.phc, h.ha1_md5, h.ha1_sha256);
+        assert!(!all.contains("correct horse"));
+        assert_ne!(
+            PasswordHashes::new("dev", "correct horse").unwrap().phc,
+            h.phc
+        );
+    }
+
+    #[test]
+    fn fingerprints_read_with_or_without_colons() {
+        let hex64 = "ab".repeat(32);
+        assert_eq!(parse_fingerprint(&hex64).unwrap(), [0xab; 32]);
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(parse_fingerprint(&colons).unwrap(), [0xab; 32]);
+        assert!(parse_fingerprint("abc").is_err());
+    }
+}
