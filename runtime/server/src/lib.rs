@@ -18,6 +18,7 @@ use dm_core::notification::ConnectionType;
 use dm_core::{Alert, Command, MoInfo, Status};
 
 mod admin;
+mod auth;
 mod http;
 mod limits;
 mod notify;
@@ -31,6 +32,10 @@ mod storage;
 mod tls;
 
 pub use admin::token::{create_admin_token, AdminTokenError, TOKEN_PREFIX};
+pub use auth::{
+    certificate_sha256, parse_fingerprint, CredentialError, EnrollPolicy, HttpAuth, MAX_NONCES,
+    NONCE_LIFETIME, REALM,
+};
 pub use limits::{
     Limits, ACCEPT_BACKOFF, BODY_BUDGET, BODY_TIMEOUT, ERROR_HISTORY, HEADER_TIMEOUT, LOG_EVERY,
     MAX_CONNECTIONS, MAX_LOGGED_INPUT, REPO_QUOTA_BYTES, REPO_QUOTA_ENTRIES,
@@ -42,6 +47,7 @@ pub use storage::{
     Registration, RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert,
     UiSession,
 };
+pub use storage::{Credentials, PasswordHashes};
 pub use tls::{ClientAuth, PeerCertificates, TlsConfig, TlsError, HANDSHAKE_TIMEOUT};
 
 /// Largest request body the server reads (a Package#1/#3, an admin
@@ -83,6 +89,12 @@ pub struct ServerOptions {
     /// Serve the DM listener (DM endpoint, Data Repository, SHOW pages)
     /// over TLS only (spec 9.2); none: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// A device without credentials (spec 9.2.1): refused or admitted
+    /// and flagged; none: refused with `tls`, flagged without.
+    pub enroll: Option<EnrollPolicy>,
+    /// The HTTP authentication schemes the DM endpoint takes (Basic only
+    /// ever over TLS).
+    pub http_auth: HttpAuth,
     /// Connection cap, timeouts, error history, repository quotas.
     pub limits: Limits,
 }
@@ -119,6 +131,9 @@ pub struct DeviceRecord {
     pub ended: usize,
     /// POSIX seconds of the last Package#1.
     pub last_session: Option<u64>,
+    /// Admitted without credentials (`--enroll flag`, spec 9.2.1): its
+    /// DevID is only what it claimed.
+    pub unauthenticated: bool,
 }
 
 /// Why an operation of the server failed.

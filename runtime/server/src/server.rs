@@ -165,6 +165,14 @@ pub async fn start_with(
     } else {
         "http"
     };
+    // spec 9.2.1: without TLS nothing can be trusted anyway; with it, only
+    // devices an operator gave credentials to, unless told otherwise.
+    let enroll = options.enroll.unwrap_or(if options.tls.is_some() {
+        crate::EnrollPolicy::Refuse
+    } else {
+        crate::EnrollPolicy::Flag
+    });
+    let auth = crate::auth::Authenticator::new(enroll, options.http_auth, options.tls.is_some());
     let core = Arc::new(Core {
         storage: options
             .storage
@@ -177,6 +185,7 @@ pub async fn start_with(
         base_url: format!("{scheme}://{addr}"),
         admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
+        auth,
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(accept_loop(
@@ -379,6 +388,11 @@ mod tests {
             base_url: "https://127.0.0.1".into(),
             admin_guard: Default::default(),
             session_lock: Mutex::new(()),
+            auth: crate::auth::Authenticator::new(
+                crate::EnrollPolicy::Flag,
+                Default::default(),
+                true,
+            ),
         })
     }
 

@@ -36,6 +36,8 @@ pub(crate) struct Core {
     /// Serializes the read-modify-write of session handling. Storage calls
     /// are short; the HTTP work around them runs concurrently.
     pub(crate) session_lock: Mutex<()>,
+    /// Who may speak for a DevID (spec 9.2.1), and the Digest nonces.
+    pub(crate) auth: crate::auth::Authenticator,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,6 +134,7 @@ impl Core {
             sessions: usize::try_from(row.sessions).unwrap_or(usize::MAX),
             ended: usize::try_from(row.ended).unwrap_or(usize::MAX),
             last_session: row.last_session,
+            unauthenticated: self.storage.is_unauthenticated(dev_id)?,
         }))
     }
 }
