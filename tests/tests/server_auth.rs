@@ -433,3 +433,86 @@ async fn explicit_refuse_without_tls_and_flag_with_it() {
     assert_eq!(status, 401);
     assert!(plain.device(OTHER).is_none());
 }
+
+/// One admin API request: status and body.
+async fn admin(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head[9..12].parse().unwrap(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_credentials_through_the_admin_api() {
+    use dm_server::{create_admin_token, AdminRole};
+    let pki = Pki::new();
+    let server = dm_server::start_with(
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            default_commands: Vec::new(),
+            log_errors: false,
+        },
+        ServerOptions {
+            tls: Some(pki.tls(false)),
+            admin: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let api = server.admin_addr().unwrap();
+    let (_, read) = create_admin_token(server.storage().as_ref(), AdminRole::Read).unwrap();
+    let (_, operator) = create_admin_token(server.storage().as_ref(), AdminRole::Operator).unwrap();
+    let path = format!("/api/devices/{DEV_ID}/credentials");
+    let body = r#"{"user": "dev", "password": "from the operator"}"#;
+
+    // A read-only token may not; a body without a secret is refused.
+    assert_eq!(admin(api, "PUT", &path, &read, body).await.0, 403);
+    let (status, _) = admin(api, "PUT", &path, &operator, r#"{"user": "dev"}"#).await;
+    assert_eq!(status, 400);
+    assert!(server.storage().credentials(DEV_ID).unwrap().is_none());
+
+    let (status, answer) = admin(api, "PUT", &path, &operator, body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!answer.contains("from the operator"), "{answer}");
+    let stored = server.storage().credentials(DEV_ID).unwrap().unwrap();
+    assert!(stored.password.unwrap().phc.starts_with("$argon2id$"));
+
+    let before = queued(&server, DEV_ID);
+    let url = server.dm_url();
+    let (code, stderr) = pki
+        .client("wrong", DEV_ID, &url, Trsp::Password("dev", "guess"))
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(server.device(DEV_ID).unwrap(), before);
+    let (code, stderr) = pki
+        .client(
+            "right",
+            DEV_ID,
+            &url,
+            Trsp::Password("dev", "from the operator"),
+        )
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    delivered(&server, DEV_ID);
+    let (status, device) = admin(api, "GET", &format!("/api/devices/{DEV_ID}"), &read, "").await;
+    assert_eq!(status, 200);
+    assert!(device.contains("\"unauthenticated\":false"), "{device}");
+}
