@@ -286,3 +286,96 @@ async fn bodies_wait_for_the_body_budget_and_give_it_back() {
     assert!(started.elapsed() < Duration::from_millis(500));
     server.shutdown().await;
 }
+
+/// CPU time (user + system, clock ticks) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name, in parentheses: field 3 on; utime and
+    // stime are fields 14 and 15 (proc(5)).
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Kills the server process however the test ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_accept_loop_backs_off() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    // `dmctl server` with 32 file descriptors.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 32 && exec \"$0\" server --listen 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_dmctl-e2e"),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (seen, stderr) = (lines.clone(), child.stderr.take().unwrap());
+    let _server = Killed(child);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            seen.lock().unwrap().push(line);
+        }
+    });
+    let mut addr = None;
+    for _ in 0..100 {
+        addr = lines.lock().unwrap().iter().find_map(|l| {
+            l.strip_prefix("dmctl server: DM sessions at http://")
+                .and_then(|a| a.trim_end_matches("/dm").parse::<SocketAddr>().ok())
+        });
+        if addr.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let addr = addr.expect("the server's address");
+
+    // More connections than descriptors: the rest wait in the backlog,
+    // and every accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(pid) - before;
+    // Spinning would use the whole 2 s (about 200 ticks at 100 Hz).
+    assert!(used < 40, "{used} ticks of CPU in 2 s");
+    let failures = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!((1..=5).contains(&failures), "{failures} lines");
+
+    // Descriptors back, the server serves again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let served = tokio::time::timeout(
+        Duration::from_secs(10),
+        request(
+            addr,
+            "GET /repo/IMEI:1/none HTTP/1.1\r\nHost: x\r\nConnection: close",
+            b"",
+        ),
+    )
+    .await;
+    assert_eq!(served.expect("answered"), 404);
+}
