@@ -53,7 +53,8 @@ impl From<RoleArg> for AdminRole {
 const EXIT_USAGE: u8 = 2;
 
 fn open(db: &Path) -> Result<SqliteStorage, ExitCode> {
-    SqliteStorage::open(db).map_err(|e| {
+    // Tokens need no notification secret, hence no secrets key.
+    SqliteStorage::open_without_secrets(db).map_err(|e| {
         eprintln!("dmctl server token: cannot open {}: {e}", db.display());
         ExitCode::from(EXIT_USAGE)
     })

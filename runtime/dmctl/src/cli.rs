@@ -197,6 +197,11 @@ struct ServerArgs {
     /// data across restarts (default: in memory).
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Key sealing the notification secrets in --db: 32 raw bytes or 64
+    /// hex digits (`head -c 32 /dev/urandom > FILE`). Default: PATH.key,
+    /// made at first start.
+    #[arg(long, value_name = "FILE", requires = "db")]
+    secrets_key: Option<PathBuf>,
     /// Address of the admin API (HTTP + JSON, bearer tokens), loopback
     /// unless --admin-public. Without it, each session only reads DevInfo.
     #[arg(long, value_name = "ADDR")]
@@ -545,6 +550,25 @@ fn local_api_config(
     }))
 }
 
+/// Opens `db` with the secrets key in `key_file`, or in `<db>.key`
+/// (made at first start, and said so: it sits beside the database).
+#[cfg(feature = "server")]
+fn open_db(
+    db: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+) -> Result<server::SqliteStorage, server::StorageError> {
+    let (storage, made) = server::SqliteStorage::open_with_key_file(db, key_file)?;
+    if let Some(file) = made {
+        eprintln!(
+            "dmctl server: made the secrets key {} beside the database: copying the \
+             database alone does not expose the notification secrets; to keep them \
+             apart, move it and give --secrets-key FILE",
+            file.display()
+        );
+    }
+    Ok(storage)
+}
+
 #[cfg(feature = "server")]
 async fn serve(args: ServerArgs) -> ExitCode {
     // Checked before anything is opened or listens: a bad file is a start error.
@@ -577,7 +601,7 @@ async fn serve(args: ServerArgs) -> ExitCode {
         log_errors: true,
     };
     let storage: Option<std::sync::Arc<dyn server::Storage>> = match &args.db {
-        Some(path) => match server::SqliteStorage::open(path) {
+        Some(path) => match open_db(path, args.secrets_key.as_deref()) {
             Ok(s) => Some(std::sync::Arc::new(s)),
             Err(e) => {
                 eprintln!("dmctl server: cannot open {}: {e}", path.display());

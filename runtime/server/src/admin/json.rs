@@ -22,13 +22,25 @@ pub(super) struct CommandBody {
 
 /// `PUT .../notification`: the device's DMAcc `Auth/Noti` (spec 5.2.1),
 /// secret and data base64-encoded as in the DMAcc.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NotificationBody {
     pub(super) server_id: String,
     pub(super) secret: Option<String>,
     pub(super) auth_data: Option<String>,
     pub(super) udp: Option<String>,
+}
+
+impl std::fmt::Debug for NotificationBody {
+    // The secret never reaches a log, not even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationBody")
+            .field("server_id", &self.server_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("auth_data", &self.auth_data)
+            .field("udp", &self.udp)
+            .finish()
+    }
 }
 
 impl NotificationBody {
@@ -267,4 +279,21 @@ pub(super) struct NotifiedJson {
 #[derive(Serialize)]
 pub(super) struct DeletedJson<T> {
     pub(super) deleted: T,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_notification_body_in_a_log_shows_no_secret() {
+        let n: NotificationBody =
+            serde_json::from_str(r#"{"server_id": "A", "secret": "c2VjcmV0"}"#).unwrap();
+        let shown = format!("{n:?}");
+        assert!(
+            !shown.contains("c2VjcmV0") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }

@@ -15,9 +15,11 @@ use dm_core::multipart::Part;
 use dm_core::{Alert, Command, CommandError, MoInfo, Status};
 
 mod memory;
+mod secrets;
 mod sqlite;
 
 pub use memory::MemoryStorage;
+use secrets::SecretsKey;
 pub use sqlite::SqliteStorage;
 
 /// Why the storage failed.
@@ -30,6 +32,20 @@ pub enum StorageError {
     /// The database file could not be made or restricted.
     #[error("database file {0}")]
     File(String),
+    /// The secrets key file is unreadable, malformed, or not the key this
+    /// database's secrets were sealed with.
+    #[error("secrets key {file}: {reason}")]
+    SecretsKey { file: String, reason: String },
+    /// A stored secret does not open with the key given at start: another
+    /// key, or a value moved from another device's row.
+    #[error(
+        "the notification secret of device {dev_id} does not decrypt with the secrets key {file}"
+    )]
+    Secret { dev_id: String, file: String },
+    /// The database was opened without its secrets key (e.g. by `dmctl
+    /// server token`), and a secret was read or written.
+    #[error("this database was opened without its secrets key")]
+    NoSecretsKey,
 }
 
 fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {

@@ -1,7 +1,7 @@
 //! [`SqliteStorage`]: the embedded SQLite database of
 //! `dmctl server --db PATH`, one table per row type of [`Storage`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use dm_core::multipart::Part;
@@ -13,7 +13,7 @@ use super::{
     EntryState, NotificationConfig, Registration, RegistrationKind, Resource, Storage,
     StorageError, StoredAlert, UiSession,
 };
-use super::{Credentials, PasswordHashes};
+use super::{Credentials, PasswordHashes, SecretsKey};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS devices (
@@ -92,13 +92,30 @@ CREATE TABLE IF NOT EXISTS credentials (
 );
 -- Devices admitted without credentials under `--enroll flag`.
 CREATE TABLE IF NOT EXISTS unauthenticated (dev_id TEXT PRIMARY KEY);
+-- 'key_check': a value sealed with the secrets key. Its presence says the
+-- noti_secret column holds sealed values; opening it checks the key.
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
+
+/// Associated data of the key check value, and the prefix of a device's
+/// secret's (followed by its DevID): a value only opens in its own row.
+const KEY_CHECK_AAD: &[u8] = b"dm-server meta.key_check";
+const NOTI_SECRET_AAD: &[u8] = b"dm-server devices.noti_secret ";
+
+fn secret_aad(dev_id: &str) -> Vec<u8> {
+    [NOTI_SECRET_AAD, dev_id.as_bytes()].concat()
+}
 
 /// The embedded SQLite database of `dmctl server --db PATH`. Every method
 /// is one statement or transaction, committed before it returns, so a
 /// status the server acknowledged survives a crash or a restart.
 #[derive(Debug)]
-pub struct SqliteStorage(Mutex<Connection>);
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+    /// Seals `devices.noti_secret`; `None` for commands that need no
+    /// secret (`dmctl server token`).
+    key: Option<SecretsKey>,
+}
 
 /// Creates `path` with mode 0600 when missing, and takes group and other
 /// permissions from an existing one.
@@ -122,32 +139,141 @@ fn restrict_to_owner(path: &Path) -> Result<(), StorageError> {
 }
 
 impl SqliteStorage {
-    /// Opens (creating when missing) the database at `path`.
     /// Opens (creating when missing) the database at `path`, readable by
     /// the server's user only: it holds notification secrets and credential
     /// hashes (issue "DM Server you can expose", item 8). SQLite gives its
-    /// `-wal` and `-shm` files the database file's mode.
+    /// `-wal` and `-shm` files the database file's mode. Secrets are sealed
+    /// with the key in `<path>.key`, made at first open.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        SqliteStorage::open_with_key_file(path, None).map(|(s, _)| s)
+    }
+
+    /// Opens the database at `path` with the secrets key in `key_file`
+    /// (32 raw bytes or 64 hex digits), or in `<path>.key`, made when
+    /// missing; the second value names that file when it was just made.
+    /// Plaintext secrets an earlier version stored are sealed in place
+    /// here; a key other than the one the database was sealed with is a
+    /// [`StorageError::SecretsKey`] naming the key file.
+    pub fn open_with_key_file(
+        path: &Path,
+        key_file: Option<&Path>,
+    ) -> Result<(SqliteStorage, Option<PathBuf>), StorageError> {
+        let (key, made) = match key_file {
+            Some(file) => (SecretsKey::load(file)?, None),
+            None => {
+                let file = SecretsKey::beside(path);
+                let (key, created) = SecretsKey::load_or_create(&file)?;
+                (key, created.then_some(file))
+            }
+        };
         restrict_to_owner(path)?;
-        SqliteStorage::init(Connection::open(path)?)
+        let storage = SqliteStorage::init(Connection::open(path)?, Some(key))?;
+        Ok((storage, made))
+    }
+
+    /// Opens the database at `path` for what needs no secret (admin
+    /// tokens): reading or writing a notification secret then fails with
+    /// [`StorageError::NoSecretsKey`].
+    pub fn open_without_secrets(path: &Path) -> Result<SqliteStorage, StorageError> {
+        restrict_to_owner(path)?;
+        SqliteStorage::init(Connection::open(path)?, None)
     }
 
     /// A private database in memory (same SQL, no file).
     pub fn in_memory() -> Result<SqliteStorage, StorageError> {
-        SqliteStorage::init(Connection::open_in_memory()?)
+        SqliteStorage::init(
+            Connection::open_in_memory()?,
+            Some(SecretsKey::ephemeral()?),
+        )
     }
 
-    fn init(conn: Connection) -> Result<SqliteStorage, StorageError> {
+    fn init(conn: Connection, key: Option<SecretsKey>) -> Result<SqliteStorage, StorageError> {
         // WAL: readers do not block the writer; NORMAL sync is durable
         // across process crashes, which is what a restart test checks.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStorage(Mutex::new(conn)))
+        let storage = SqliteStorage {
+            conn: Mutex::new(conn),
+            key,
+        };
+        storage.check_or_seal()?;
+        Ok(storage)
+    }
+
+    /// With a key: checks it against the database's key check value, or,
+    /// on a database without one (new, or written by a version that kept
+    /// secrets in the clear), seals every stored secret and writes it, in
+    /// one transaction.
+    fn check_or_seal(&self) -> Result<(), StorageError> {
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let check: Option<Vec<u8>> = tx
+            .query_row("SELECT value FROM meta WHERE name = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(check) = check {
+            return match key.open(KEY_CHECK_AAD, &check) {
+                Some(_) => Ok(()),
+                None => Err(StorageError::SecretsKey {
+                    file: key.source().to_owned(),
+                    reason: "not the key this database's secrets were sealed with".into(),
+                }),
+            };
+        }
+        let plain: Vec<(String, Vec<u8>)> = {
+            let mut stmt = tx
+                .prepare("SELECT dev_id, noti_secret FROM devices WHERE noti_secret IS NOT NULL")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let migrated = !plain.is_empty();
+        for (dev_id, secret) in plain {
+            tx.execute(
+                "UPDATE devices SET noti_secret = ?2 WHERE dev_id = ?1",
+                params![dev_id, key.seal(&secret_aad(&dev_id), &secret)?],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO meta VALUES ('key_check', ?1)",
+            [key.seal(KEY_CHECK_AAD, b"")?],
+        )?;
+        tx.commit()?;
+        if migrated {
+            // The plaintext may linger in the WAL and in freed pages:
+            // checkpoint, then rewrite the whole file without them.
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+        }
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(&self) -> Result<&SecretsKey, StorageError> {
+        self.key.as_ref().ok_or(StorageError::NoSecretsKey)
+    }
+
+    /// Parses the MOS column and opens the sealed secret of a row
+    /// [`device_from_row`] read.
+    fn finish(&self, (mut d, mos): (DeviceRow, Option<String>)) -> Result<DeviceRow, StorageError> {
+        if let Some(sealed) = d.notification.as_mut().and_then(|n| n.secret.as_mut()) {
+            let key = self.key()?;
+            *sealed =
+                key.open(&secret_aad(&d.dev_id), sealed)
+                    .ok_or_else(|| StorageError::Secret {
+                        dev_id: d.dev_id.clone(),
+                        file: key.source().to_owned(),
+                    })?;
+        }
+        with_mos((d, mos))
     }
 }
 
@@ -257,7 +383,8 @@ impl Storage for SqliteStorage {
                 device_from_row,
             )
             .optional()?;
-        row.map(with_mos).transpose()
+        drop(conn);
+        row.map(|r| self.finish(r)).transpose()
     }
 
     fn devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
@@ -266,7 +393,9 @@ impl Storage for SqliteStorage {
         let rows = stmt
             .query_map([], device_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(with_mos).collect()
+        drop(stmt);
+        drop(conn);
+        rows.into_iter().map(|r| self.finish(r)).collect()
     }
 
     fn put_device(&self, row: &DeviceRow) -> Result<(), StorageError> {
@@ -275,6 +404,12 @@ impl Storage for SqliteStorage {
             None => None,
         };
         let n = row.notification.as_ref();
+        // Sealed before it reaches SQLite: no page of the file or its WAL
+        // ever holds the secret.
+        let secret = match n.and_then(|n| n.secret.as_ref()) {
+            Some(s) => Some(self.key()?.seal(&secret_aad(&row.dev_id), s)?),
+            None => None,
+        };
         self.conn().execute(
             "INSERT OR REPLACE INTO devices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
@@ -284,7 +419,7 @@ impl Storage for SqliteStorage {
                 to_i64(row.ended),
                 row.last_session.map(to_i64),
                 n.map(|n| n.server_id.clone()),
-                n.and_then(|n| n.secret.clone()),
+                secret,
                 n.map(|n| n.auth_data.clone()),
                 n.and_then(|n| n.udp.clone()),
                 n.is_some(),
@@ -701,6 +836,126 @@ mod tests {
         let _storage = SqliteStorage::open(&fresh).unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    const SECRET: &[u8] = b"noti-secret-7f3a9c";
+
+    fn with_secret(dev_id: &str) -> DeviceRow {
+        DeviceRow {
+            dev_id: dev_id.into(),
+            notification: Some(NotificationConfig {
+                server_id: "srv".into(),
+                secret: Some(SECRET.to_vec()),
+                auth_data: b"nonce".to_vec(),
+                udp: None,
+            }),
+            ..DeviceRow::default()
+        }
+    }
+
+    fn file_holds(path: &Path, needle: &[u8]) -> bool {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        [path.to_path_buf(), wal.into()].iter().any(|p| {
+            std::fs::read(p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+    }
+
+    #[test]
+    fn notification_secrets_are_sealed_on_disk_and_open_with_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dm.sqlite");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.put_device(&with_secret("dev-a")).unwrap();
+            assert!(path.with_extension("sqlite.key").exists());
+            // Neither the database nor its WAL holds the secret's bytes,
+            // while the connection is open (WAL not checkpointed) ...
+            assert!(!file_holds(&path, SECRET));
+            let got = s.device("dev-a").unwrap().unwrap();
+            assert_eq!(got.notification.unwrap().secret.unwrap(), SECRET);
+        }
+        // ... nor after it closed; the same key (`<db>.key`) opens it again.
+        assert!(!file_holds(&path, SECRET));
+        let s = SqliteStorage::open(&path).unwrap();
+        let got = s.devices().unwrap();
+        assert_eq!(
+            got[0].notification.as_ref().unwrap().secret.as_deref(),
+            Some(SECRET)
+        );
+    }
+
+    #[test]
+    fn a_wrong_secrets_key_is_a_start_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dm.sqlite");
+        SqliteStorage::open(&path)
+            .unwrap()
+            .put_device(&with_secret("d"))
+            .unwrap();
+        let other = dir.path().join("other.key");
+        std::fs::write(&other, [9u8; 32]).unwrap();
+        let err = SqliteStorage::open_with_key_file(&path, Some(&other)).unwrap_err();
+        match &err {
+            StorageError::SecretsKey { file, .. } => assert!(file.ends_with("other.key")),
+            e => panic!("{e:?}"),
+        }
+        assert!(err.to_string().contains("other.key"), "{err}");
+        // The right key still opens it: the failed start changed nothing.
+        let s = SqliteStorage::open(&path).unwrap();
+        assert!(s.device("d").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_secret_copied_to_another_devices_row_does_not_open() {
+        let s = SqliteStorage::in_memory().unwrap();
+        s.put_device(&with_secret("victim")).unwrap();
+        s.put_device(&with_secret("attacker")).unwrap();
+        s.conn()
+            .execute(
+                "UPDATE devices SET noti_secret = \
+                 (SELECT noti_secret FROM devices WHERE dev_id = 'victim') \
+                 WHERE dev_id = 'attacker'",
+                [],
+            )
+            .unwrap();
+        assert!(s.device("victim").unwrap().is_some());
+        assert!(matches!(
+            s.device("attacker"),
+            Err(StorageError::Secret { dev_id, .. }) if dev_id == "attacker"
+        ));
+    }
+
+    #[test]
+    fn plaintext_secrets_of_an_older_database_are_sealed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dm.sqlite");
+        {
+            // What an earlier version wrote: the schema without `meta`,
+            // the secret in the clear.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA.split("-- 'key_check'").next().unwrap())
+                .unwrap();
+            conn.execute(
+                "INSERT INTO devices (dev_id, sessions, ended, noti_server_id, noti_secret, \
+                 noti_auth_data, has_noti) VALUES ('old', 0, 0, 'srv', ?1, x'', 1)",
+                [SECRET],
+            )
+            .unwrap();
+        }
+        assert!(file_holds(&path, SECRET));
+        let s = SqliteStorage::open(&path).unwrap();
+        let got = s.device("old").unwrap().unwrap();
+        assert_eq!(got.notification.unwrap().secret.unwrap(), SECRET);
+        // Gone from the files at once, not only at the next checkpoint.
+        assert!(!file_holds(&path, SECRET));
+        drop(s);
+        assert!(!file_holds(&path, SECRET));
+        // Opened without the key (admin tokens), secrets are out of reach.
+        let s = SqliteStorage::open_without_secrets(&path).unwrap();
+        assert!(matches!(s.device("old"), Err(StorageError::NoSecretsKey)));
     }
 
     #[test]
