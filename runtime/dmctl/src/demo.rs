@@ -286,7 +286,14 @@ async fn demo(
                 "################ DM Session {session} ################\n"
             );
         }
-        let _ = writeln!(out, "==> device -> {}", e.request.start_line);
+        // Signed repository URLs: the path is what a reader follows, the
+        // `?exp=..&sig=..` is noise here (it stays in the Package#2 shown).
+        let line = &e.request.start_line;
+        let line = match line.split_once('?') {
+            Some((path, query)) if query.contains("sig=") => path,
+            _ => line,
+        };
+        let _ = writeln!(out, "==> device -> {line}");
         write_message(out, &e.request);
         let _ = writeln!(out, "<== {}", e.response.start_line);
         write_message(out, &e.response);
@@ -345,7 +352,20 @@ async fn demo(
 /// Posts the user's choice to the SHOW page, as the browser's form does.
 async fn answer_show(server: &server::ServerHandle, uiid: u64) -> Option<String> {
     let body = format!("uiid={uiid}&choice=confirm");
-    let url = format!("{}{}/choice", server.base_url(), server::UI_PATH);
+    // The form posts with the signature of the SHOW's link: only the
+    // holder of that link (or the device) may answer.
+    let record = server.device(DEMO_DEV_ID)?;
+    let link = record
+        .results
+        .iter()
+        .map(|r| &r.command)
+        .chain(&record.queue)
+        .find_map(|c| match c {
+            Command::Show { server_uri } => Some(server_uri.as_str().to_owned()),
+            _ => None,
+        })?;
+    let (_, query) = link.split_once('?')?;
+    let url = format!("{}{}/choice?{query}", server.base_url(), server::UI_PATH);
     let request = hyper::Request::post(url)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))

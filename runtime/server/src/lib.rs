@@ -27,6 +27,7 @@ mod repository;
 mod server;
 mod session;
 mod show;
+mod signing;
 mod state;
 mod storage;
 mod tls;

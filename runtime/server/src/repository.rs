@@ -152,6 +152,18 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
         return core.reject(HttpStatus::NOT_FOUND, "empty repository path".into());
     }
     let method = req.method().clone();
+    // Issue 19, item 6: only the owning device, or a URL the server
+    // signed for this method, before anything is read or stored. HEAD
+    // rides on a GET signature.
+    let signed_as = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    let full_path = req.uri().path().to_owned();
+    if let Err(refused) = core.authorize(&req, &dev_id, signed_as, &full_path) {
+        return *refused;
+    }
     match method {
         Method::GET | Method::HEAD => {
             let resource = match core.storage.resource(&dev_id, &path) {

@@ -66,6 +66,29 @@ impl ServerHandle {
         self.core.repo_url(dev_id, path)
     }
 
+    /// A repository URL signed for `method` (`GET`, `PUT`, `POST`) for the
+    /// next 15 minutes, as the server writes them into the commands it
+    /// sends: for in-process tools and tests that stand in for a device.
+    pub fn signed_repo_url(&self, method: &str, dev_id: &str, path: &str) -> String {
+        let expires = crate::now().saturating_add(crate::signing::SHORT_TTL);
+        self.signed_repo_url_until(method, dev_id, path, expires)
+    }
+
+    /// [`signed_repo_url`](Self::signed_repo_url) good until `expires`
+    /// (Unix seconds).
+    pub fn signed_repo_url_until(
+        &self,
+        method: &str,
+        dev_id: &str,
+        path: &str,
+        expires: u64,
+    ) -> String {
+        let url = self.core.repo_url(dev_id, path);
+        let target = url.strip_prefix(&self.core.base_url).unwrap_or(&url);
+        let query = self.core.signer.query(method, target, expires);
+        format!("{url}?{query}")
+    }
+
     /// The storage behind the server.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.core.storage
@@ -121,7 +144,7 @@ impl ServerHandle {
 
     /// Opens a SHOW UI session and queues the SHOW that points at it.
     pub fn show(&self, dev_id: &str, prompt: &str) -> Result<u64, ServerError> {
-        self.core.show(dev_id, prompt)
+        self.core.show(dev_id, prompt).map(|(uiid, _)| uiid)
     }
 
     /// The last requests the server rejected (at most
@@ -173,6 +196,8 @@ pub async fn start_with(
         crate::EnrollPolicy::Flag
     });
     let auth = crate::auth::Authenticator::new(enroll, options.http_auth, options.tls.is_some());
+    let signer = crate::signing::UrlSigner::random()
+        .ok_or_else(|| std::io::Error::other("no randomness for the URL signing key"))?;
     let core = Arc::new(Core {
         storage: options
             .storage
@@ -186,6 +211,7 @@ pub async fn start_with(
         admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
         auth,
+        signer,
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(accept_loop(
@@ -393,6 +419,7 @@ mod tests {
                 Default::default(),
                 true,
             ),
+            signer: crate::signing::UrlSigner::random().unwrap(),
         })
     }
 

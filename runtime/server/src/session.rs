@@ -181,7 +181,9 @@ impl Core {
                 break;
             }
             e.state = EntryState::Sent;
-            commands.push(e.command.clone());
+            // Signed as sent, so that a device without credentials can
+            // use the URLs and nobody else can (issue 19, item 6).
+            commands.push(self.signer.sign_command(&self.base_url, dev_id, &e.command));
             self.storage.put_entry(e)?;
         }
         Ok(Package2::new(commands))

@@ -10,9 +10,10 @@ use hyper::{Method, Request, Response, StatusCode as HttpStatus};
 
 use dm_core::{Command, ServerUri};
 
-use crate::http::{form_pairs, read_body, reply};
+use crate::http::{form_pairs, percent_encode, read_body, reply};
+use crate::signing::{ui_target, SHOW_METHOD, SHOW_TTL};
 use crate::state::{lock, Core};
-use crate::{ServerError, UI_PATH};
+use crate::{now, ServerError, UI_PATH};
 
 /// The answers the prompt offers.
 pub const CHOICES: [&str; 2] = ["confirm", "decline"];
@@ -66,6 +67,24 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
             };
             match core.storage.ui_session(uiid) {
                 Ok(Some(s)) => {
+                    // Issue 19, item 6: the signed link of the SHOW, or
+                    // the session's device's own credentials.
+                    if let Err(refused) =
+                        core.authorize(&req, &s.dev_id, SHOW_METHOD, &ui_target(uiid))
+                    {
+                        return *refused;
+                    }
+                    // The form carries the same signature on.
+                    let get = |k: &str| {
+                        query
+                            .iter()
+                            .find(|(n, _)| n == k)
+                            .map(|(_, v)| html_escape(&percent_encode(v)))
+                    };
+                    let token = match (get("exp"), get("sig")) {
+                        (Some(exp), Some(sig)) => format!("&amp;exp={exp}&amp;sig={sig}"),
+                        _ => String::new(),
+                    };
                     let answered = s
                         .choice
                         .as_deref()
@@ -88,7 +107,7 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
                             "Device management",
                             &format!(
                                 "<h1>Device management</h1>\n<p id=\"prompt\">{}</p>\n{answered}\n\
-                                 <form method=\"post\" action=\"{UI_PATH}/choice\">\
+                                 <form method=\"post\" action=\"{UI_PATH}/choice?uiid={uiid}{token}\">\
                                  <input type=\"hidden\" name=\"uiid\" value=\"{uiid}\">{buttons}</form>",
                                 html_escape(&s.prompt)
                             ),
@@ -103,22 +122,44 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
             }
         }
         (Method::POST, p) if p == format!("{UI_PATH}/choice") => {
-            let body = match read_body(req.into_body()).await {
+            let (parts, body) = req.into_parts();
+            let body = match read_body(body).await {
                 Ok(b) => b,
                 Err(reason) => return core.reject(HttpStatus::BAD_REQUEST, reason),
             };
+            let head = Request::from_parts(parts, ());
             let form = form_pairs(&String::from_utf8_lossy(&body));
             let choice = form
                 .iter()
                 .find(|(k, _)| k == "choice")
                 .map(|(_, v)| v.as_str())
                 .filter(|c| CHOICES.contains(c));
-            let (Some(uiid), Some(choice)) = (uiid_of(&form), choice) else {
+            // The uiid the link signs (the form's action) wins; a body
+            // naming another session is refused.
+            let uiid = match (uiid_of(&query), uiid_of(&form)) {
+                (Some(q), Some(f)) if q != f => None,
+                (q, f) => q.or(f),
+            };
+            let (Some(uiid), Some(choice)) = (uiid, choice) else {
                 return html(
                     HttpStatus::BAD_REQUEST,
                     page("Bad request", "<p>A uiid and a choice are needed.</p>"),
                 );
             };
+            let owner = match core.storage.ui_session(uiid) {
+                Ok(Some(s)) => s.dev_id,
+                Ok(None) => {
+                    return html(
+                        HttpStatus::NOT_FOUND,
+                        page("Not found", "<p>No such UI session.</p>"),
+                    )
+                }
+                Err(e) => return core.reject(HttpStatus::INTERNAL_SERVER_ERROR, e.to_string()),
+            };
+            // Before the answer is stored: an anonymous one changes nothing.
+            if let Err(refused) = core.authorize(&head, &owner, SHOW_METHOD, &ui_target(uiid)) {
+                return *refused;
+            }
             match core.storage.set_ui_choice(uiid, choice) {
                 Ok(true) => html(
                     HttpStatus::OK,
@@ -139,15 +180,23 @@ pub(crate) async fn handle(core: &Core, req: Request<Incoming>) -> Response<Full
 }
 
 impl Core {
-    /// Opens a SHOW UI session and queues the SHOW that points at it.
-    pub(crate) fn show(&self, dev_id: &str, prompt: &str) -> Result<u64, ServerError> {
+    /// Opens a SHOW UI session and queues the SHOW that points at it;
+    /// returns the uiid and the signed URL of its page.
+    pub(crate) fn show(&self, dev_id: &str, prompt: &str) -> Result<(u64, String), ServerError> {
         let _guard = lock(&self.session_lock);
         self.ensure_device(dev_id)?;
         let uiid = self.storage.add_ui_session(dev_id, prompt)?;
-        let server_uri = ServerUri::new(format!("{}{UI_PATH}?uiid={uiid}", self.base_url));
+        // Signed now: the user may open it any time in the next day, and
+        // the admin API hands out this very URL.
+        let target = ui_target(uiid);
+        let token = self
+            .signer
+            .query(SHOW_METHOD, &target, now().saturating_add(SHOW_TTL));
+        let url = format!("{}{target}&{token}", self.base_url);
+        let server_uri = ServerUri::new(url.clone());
         self.storage
             .add_entry(dev_id, &Command::Show { server_uri })?;
-        Ok(uiid)
+        Ok((uiid, url))
     }
 }
 

@@ -11,11 +11,16 @@ use dm_core::Command;
 use http_body_util::Full;
 use hyper::{Response, StatusCode as HttpStatus};
 
+use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::Request;
+
+use crate::auth::{Presented, Verdict};
 use crate::http::{percent_encode, reply};
 use crate::limits::{escape_truncated, Limits, MAX_LOGGED_INPUT};
+use crate::signing::SignatureError;
 use crate::{
-    CommandResult, DeviceRecord, DeviceRow, EntryState, ServerError, Storage, StorageError,
-    REPO_PATH,
+    CommandResult, DeviceRecord, DeviceRow, EntryState, PeerCertificates, ServerError, Storage,
+    StorageError, REPO_PATH,
 };
 
 /// The state shared by every connection of one server.
@@ -38,6 +43,8 @@ pub(crate) struct Core {
     pub(crate) session_lock: Mutex<()>,
     /// Who may speak for a DevID (spec 9.2.1), and the Digest nonces.
     pub(crate) auth: crate::auth::Authenticator,
+    /// Signs the repository and SHOW URLs of the commands sent.
+    pub(crate) signer: crate::signing::UrlSigner,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +90,70 @@ impl Core {
             percent_encode(dev_id),
             path.trim_start_matches('/')
         )
+    }
+
+    /// Whether a repository or SHOW request for `dev_id`'s data may go on
+    /// (issue 19, item 6): a valid, unexpired signature for `sig_method` on
+    /// `sig_path` in its query, or the device's own credentials, checked
+    /// as the DM endpoint checks a package (spec 9.2.1). A device admitted
+    /// without credentials (`--enroll flag`) has only the signed URLs.
+    /// `Err`: the 401 or 403 to send; nothing was read or changed.
+    pub(crate) fn authorize<B>(
+        &self,
+        req: &Request<B>,
+        dev_id: &str,
+        sig_method: &str,
+        sig_path: &str,
+    ) -> Result<(), Box<Response<Full<Bytes>>>> {
+        let signature = match self.signer.verify(sig_method, sig_path, req.uri().query()) {
+            Ok(()) => return Ok(()),
+            Err(SignatureError::Missing) => None,
+            Err(e) => Some(e),
+        };
+        let method = req.method().as_str();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path(), |pq| pq.as_str());
+        let presented = Presented {
+            dev_id,
+            method,
+            target,
+            authorization: req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            peer: req.extensions().get::<PeerCertificates>(),
+        };
+        let what = format!("{method} {} for {dev_id}", req.uri().path());
+        let unauthorized = |reason: String, stale: bool| {
+            let mut r = self.reject(HttpStatus::UNAUTHORIZED, reason);
+            for c in self.auth.challenges(stale) {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    r.headers_mut().append(WWW_AUTHENTICATE, v);
+                }
+            }
+            r
+        };
+        let verdict = self.auth.check(self.storage.as_ref(), &presented);
+        let refused = match verdict {
+            Ok(Verdict::Authenticated) => return Ok(()),
+            Ok(Verdict::Unknown) => match signature {
+                Some(e) => self.reject(HttpStatus::FORBIDDEN, format!("{what}: {e}")),
+                None => unauthorized(
+                    format!("{what}: needs the device's credentials or a signed URL"),
+                    false,
+                ),
+            },
+            Ok(Verdict::Challenge { reason, stale }) => {
+                unauthorized(format!("{what}: {reason}"), stale)
+            }
+            Ok(Verdict::Forbidden(reason)) => {
+                self.reject(HttpStatus::FORBIDDEN, format!("{what}: {reason}"))
+            }
+            Err(e) => self.reject(HttpStatus::INTERNAL_SERVER_ERROR, format!("{what}: {e}")),
+        };
+        Err(Box::new(refused))
     }
 
     pub(crate) fn enqueue(&self, dev_id: &str, command: &Command) -> Result<u64, ServerError> {

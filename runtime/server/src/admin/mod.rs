@@ -50,7 +50,7 @@ use crate::state::Core;
 use crate::storage::command_from_parts;
 use crate::{
     now, DeviceRow, Entry, EntryState, RegistrationKind, Resource, ServerError, StorageError,
-    StoredAlert, UI_PATH,
+    StoredAlert,
 };
 
 type Reply = Response<Full<Bytes>>;
@@ -542,11 +542,9 @@ async fn post_show(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiResu
         .prompt
         .as_deref()
         .unwrap_or("Allow the pending operation?");
-    let uiid = core.show(dev_id, prompt)?;
-    created(&ShowJson {
-        uiid,
-        url: format!("{}{}?uiid={uiid}", core.base_url, UI_PATH),
-    })
+    // The signed link (issue 19, item 6): what the user is given.
+    let (uiid, url) = core.show(dev_id, prompt)?;
+    created(&ShowJson { uiid, url })
 }
 
 fn body_json<'a>(content_type: &'a str, body: &'a [u8]) -> BodyJson<'a> {
