@@ -516,3 +516,36 @@ async fn an_operator_sets_credentials_through_the_admin_api() {
     assert_eq!(status, 200);
     assert!(device.contains("\"unauthenticated\":false"), "{device}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_credentials_reaches_its_repository_without_a_signature() {
+    let pki = Pki::new();
+    let server = server(Some(pki.tls(false)), HttpAuth::default()).await;
+    let url = server.dm_url();
+    password(&server, DEV_ID, "dev", "pw");
+    // A parameter in the query: the server cannot sign what the device
+    // fills in, so only the device's own credentials open this URL.
+    let server_uri = dm_core::ServerUri::new(format!(
+        "{}/repo/[DevID]/devinfo.json?v=[DevID]",
+        server.base_url()
+    ));
+    server.enqueue(
+        DEV_ID,
+        Command::Hput {
+            server_uri,
+            client_uris: vec![common::uri("urn:oma:mo:oma-dm-devinfo:1.2//")],
+        },
+    );
+    let (code, stderr) = pki
+        .client("right", DEV_ID, &url, Trsp::Password("dev", "pw"))
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let r = server.device(DEV_ID).unwrap();
+    assert_eq!(common::codes(&r.results), [200], "{:?}", server.errors());
+    let stored = server
+        .storage()
+        .resource(DEV_ID, "devinfo.json")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&stored.body).contains(DEV_ID));
+}
