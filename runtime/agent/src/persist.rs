@@ -214,12 +214,7 @@ impl Device {
         if !store.wants_compaction() {
             return;
         }
-        let instances: Vec<SavedInstance> = self
-            .registry()
-            .instances()
-            .filter_map(|(_, i)| self.saved(i.mo().schema().moid, i.miid()))
-            .collect();
-        if let Err(e) = store.compact(&instances, self.agent_state()) {
+        if let Err(e) = store.compact() {
             // The journal still holds everything: nothing is lost.
             tracing::warn!("compacting the state: {e}");
         }

@@ -129,7 +129,7 @@ pub struct SessionOutcome {
 /// then the instances saved by earlier runs.
 pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     let store = StateDir::open(&opts.state)?;
-    let agent_state = store.agent_state()?;
+    let (saved_instances, agent_state) = store.load_state()?;
     // The first start records the DevID it uses; later ones keep it, and
     // one with another --dev-id is refused: servers know the device by the
     // OMADM-DevID of its sessions (spec 5.2.2, 12.1) and keep its queue
@@ -159,7 +159,7 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     }
     let mut device = Device::new(config, registry).with_store(store.clone(), agent_state);
     device.set_show_cmd(opts.show_cmd.clone());
-    for saved in store.load_instances()? {
+    for saved in saved_instances {
         if let Err(e) = device.restore(&saved) {
             // Data this build cannot read (an MO no longer compiled in):
             // kept on disk, reported, not fatal.

@@ -330,15 +330,19 @@ impl StateDir {
         journal > COMPACT_AT && journal > len(self.snapshot_path())
     }
 
-    /// Rewrites the snapshot from the whole current state and empties the
-    /// journal. A crash in between replays the journal over the new
-    /// snapshot, which changes nothing (records are images).
-    pub fn compact(
-        &self,
-        instances: &[SavedInstance],
-        agent: &AgentState,
-    ) -> Result<(), StateError> {
-        let snapshot = SnapshotRef { instances, agent };
+    /// Rewrites the snapshot from what the directory holds (snapshot and
+    /// journal) and empties the journal. The state is read from disk, not
+    /// taken from the device: an instance this build could not restore (an
+    /// MO no longer compiled in) stays saved. A crash in between replays
+    /// the journal over the new snapshot, which changes nothing (records
+    /// are images).
+    pub fn compact(&self) -> Result<(), StateError> {
+        let state = self.load()?;
+        let instances: Vec<&SavedInstance> = state.instances.values().collect();
+        let snapshot = SnapshotRef {
+            instances: &instances,
+            agent: &state.agent,
+        };
         write_atomic(&self.snapshot_path(), &to_json(&snapshot))?;
         let path = self.journal_path();
         match std::fs::OpenOptions::new().write(true).open(&path) {
@@ -346,7 +350,6 @@ impl StateDir {
                 f.set_len(0).map_err(io(&path))?;
                 f.sync_all().map_err(io(&path))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(&path)(e)),
         }
     }
@@ -365,6 +368,13 @@ impl StateDir {
             remove: vec![(moid.to_owned(), miid.to_owned())],
             ..Record::default()
         })
+    }
+
+    /// Every saved instance, ordered by MOID and MIID, and the agent state:
+    /// the journal read once.
+    pub fn load_state(&self) -> Result<(Vec<SavedInstance>, AgentState), StateError> {
+        let state = self.load()?;
+        Ok((state.instances.into_values().collect(), state.agent))
     }
 
     /// Every saved instance, ordered by MOID and MIID.
@@ -400,7 +410,7 @@ impl StateDir {
 /// The snapshot as written, borrowing the state.
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
-    instances: &'a [SavedInstance],
+    instances: &'a [&'a SavedInstance],
     agent: &'a AgentState,
 }
 
@@ -621,7 +631,7 @@ mod tests {
         assert_eq!(state.agent_state().unwrap(), agent);
         let journal = tmp.path().join("journal");
         let old_journal = std::fs::read(&journal).unwrap();
-        state.compact(&expect, &agent).unwrap();
+        state.compact().unwrap();
         assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
         assert_eq!(state.load_instances().unwrap(), expect);
         // A crash after the snapshot and before the journal was emptied:
@@ -629,6 +639,24 @@ mod tests {
         std::fs::write(&journal, &old_journal).unwrap();
         assert_eq!(state.load_instances().unwrap(), expect);
         assert_eq!(state.agent_state().unwrap(), agent);
+    }
+
+    #[test]
+    fn compaction_keeps_what_the_directory_holds() {
+        // An instance the device could not restore (its MO is not in this
+        // build) is on disk only: compaction reads the disk, so it stays.
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let foreign = SavedInstance {
+            moid: "urn:example:mo:gone:1.0".into(),
+            ..saved("g", 1)
+        };
+        state.save_instance(&foreign).unwrap();
+        state.save_instance(&saved("a", 2)).unwrap();
+        state.compact().unwrap();
+        let (instances, _) = state.load_state().unwrap();
+        assert!(instances.contains(&foreign), "{instances:?}");
+        assert_eq!(instances.len(), 2);
     }
 
     #[test]
