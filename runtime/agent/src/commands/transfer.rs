@@ -142,6 +142,9 @@ impl Device {
             Some(uri) => self.hget_at(ctx, uri, &content_type, &body),
             None => {
                 let code = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                // Logged without its query: a server may sign its URLs
+                // there, and a signature is a credential.
+                let target = target.split('?').next().unwrap_or_default();
                 if media_type::essence(&content_type) != media_type::MO_DATA {
                     return status(self.refuse(
                         code,
