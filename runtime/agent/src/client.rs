@@ -93,8 +93,6 @@ pub struct DeviceConfig {
     pub dev_id: String,
     /// Time limit for each HTTP request.
     pub timeout: Duration,
-    /// Guard against a server that never sends END.
-    pub max_packages: usize,
     /// Roots that https:// servers are verified against (spec 9.2).
     pub trust: TrustAnchors,
     /// Where plain http:// may go (spec 9.2.2): loopback only by default.
@@ -111,7 +109,6 @@ impl DeviceConfig {
         DeviceConfig {
             dev_id: dev_id.into(),
             timeout: Duration::from_secs(30),
-            max_packages: 1000,
             trust: TrustAnchors::system(),
             plain_http: PlainHttp::default(),
             repository_allow: Vec::new(),
@@ -550,10 +547,7 @@ impl Device {
             let package2 = self.read_package2(&uri, &exchange)?;
             ctx.server_accept = exchange.response.header(header::ACCEPT).map(str::to_owned);
             report.packages += 1;
-            let max_packages = self
-                .config
-                .max_packages
-                .min(self.config.limits.packages_per_session);
+            let max_packages = self.config.limits.packages_per_session;
             if report.packages > max_packages {
                 return Err(SessionError::TooManyPackages(max_packages));
             }
