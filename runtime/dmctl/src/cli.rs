@@ -216,6 +216,10 @@ struct ServerArgs {
     admin_hosts: Vec<String>,
     #[command(flatten)]
     tls: ServerTlsArgs,
+    // Boxed: `Cmd`'s variants stay of a size (clippy::large_enum_variant).
+    #[cfg(feature = "psk")]
+    #[command(flatten)]
+    psk: Box<ServerPskArgs>,
     #[command(flatten)]
     auth: ServerAuthArgs,
     #[command(flatten)]
@@ -293,6 +297,32 @@ struct ServerTlsArgs {
     /// certificate at the handshake; `optional` serves it too.
     #[arg(long, value_name = "MODE", value_enum, requires = "client_ca")]
     client_cert: Option<ClientCertMode>,
+}
+
+/// PSK-TLS on a second DM listener (spec 9.2.2), `psk` feature.
+#[cfg(feature = "psk")]
+#[derive(clap::Args, Debug)]
+struct ServerPskArgs {
+    /// Also take DM sessions (and /repo, /ui) over PSK-TLS (TLS 1.2, the
+    /// PSK suites of spec 9.2.2) on ADDR, with the keys of --psk-file.
+    #[arg(long, value_name = "ADDR", requires = "psk_file")]
+    psk_listen: Option<SocketAddr>,
+    /// The pre-shared keys, one device a line: `DevID identity hexkey`;
+    /// readable by its owner only (chmod 600).
+    #[arg(long, value_name = "FILE", requires = "psk_listen")]
+    psk_file: Option<PathBuf>,
+}
+
+#[cfg(feature = "psk")]
+impl ServerPskArgs {
+    /// The PSK listener's settings, read and checked; none without
+    /// --psk-listen.
+    fn config(&self) -> Result<Option<server::PskConfig>, server::PskError> {
+        match (self.psk_listen, &self.psk_file) {
+            (Some(listen), Some(file)) => server::PskConfig::from_file(listen, file).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Device authentication on the DM endpoint (spec 9.2.1).
@@ -579,6 +609,16 @@ async fn serve(args: ServerArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    #[cfg(feature = "psk")]
+    let psk = match args.psk.config() {
+        Ok(psk) => psk,
+        Err(e) => {
+            eprintln!("dmctl server: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    #[cfg(not(feature = "psk"))]
+    let psk = None;
     let Some(listen) = args.listen else {
         eprintln!("dmctl server: --listen ADDR is required");
         return ExitCode::from(EXIT_USAGE);
@@ -616,6 +656,7 @@ async fn serve(args: ServerArgs) -> ExitCode {
         admin: args.admin,
         admin_hosts: args.admin_hosts,
         tls,
+        psk,
         enroll: args.auth.enroll(),
         http_auth: args.auth.http_auth(),
         limits: args.limits.limits(),
@@ -642,6 +683,9 @@ async fn serve(args: ServerArgs) -> ExitCode {
         }
     }
     eprintln!("dmctl server: DM sessions at {}", handle.dm_url());
+    if let Some(psk) = handle.psk_addr() {
+        eprintln!("dmctl server: PSK-TLS DM sessions at https://{psk}/dm");
+    }
     match client_auth {
         Some(server::ClientAuth::Required) => {
             eprintln!("dmctl server: TLS clients must present a certificate from --client-ca")

@@ -23,7 +23,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::state::lock;
-use crate::{Credentials, PasswordHashes, PeerCertificates, Storage, StorageError};
+use crate::{Credentials, PasswordHashes, PeerCertificates, PskDevId, Storage, StorageError};
 
 /// The Digest realm of every challenge; the stored `HA1`s are computed
 /// under it, so changing it voids every stored Digest hash.
@@ -157,6 +157,8 @@ pub(crate) struct Presented<'a> {
     pub target: &'a str,
     pub authorization: Option<&'a str>,
     pub peer: Option<&'a PeerCertificates>,
+    /// The DevID a PSK-TLS handshake proved the key of (spec 9.2.2).
+    pub psk: Option<&'a PskDevId>,
 }
 
 /// The decision on one request.
@@ -206,6 +208,20 @@ impl Authenticator {
         storage: &dyn Storage,
         p: &Presented<'_>,
     ) -> Result<Verdict, StorageError> {
+        // spec 9.2.2 PSK-TLS: the handshake proved the key of one DevID,
+        // whatever credentials are kept; a package naming another is
+        // refused, not challenged (no other credential would do here).
+        if let Some(psk) = p.psk {
+            return Ok(if psk.as_str() == p.dev_id {
+                Verdict::Authenticated
+            } else {
+                Verdict::Forbidden(format!(
+                    "{}: the PSK-TLS identity is the key of DevID `{}`",
+                    p.dev_id,
+                    psk.as_str()
+                ))
+            });
+        }
         let creds = storage
             .credentials(p.dev_id)?
             .filter(|c| c.password.is_some() || c.certificate_sha256.is_some());
@@ -485,6 +501,7 @@ mod tests {
             target: "/dm",
             authorization,
             peer: None,
+            psk: None,
         }
     }
 

@@ -22,6 +22,7 @@ mod auth;
 mod http;
 mod limits;
 mod notify;
+mod psk;
 mod registrations;
 mod repository;
 mod server;
@@ -42,6 +43,12 @@ pub use limits::{
     MAX_CONNECTIONS, MAX_LOGGED_INPUT, REPO_QUOTA_BYTES, REPO_QUOTA_ENTRIES,
 };
 pub use notify::send_notification;
+pub use psk::{PskConfig, PskDevId};
+#[cfg(feature = "psk")]
+pub use psk::{
+    PskError, MAX_PSK_DEV_ID, MAX_PSK_IDENTITY, MAX_PSK_KEY, MAX_PSK_LINES, MIN_PSK_KEY,
+    PSK_CIPHERS,
+};
 pub use server::{start, start_with, ServerHandle};
 pub use storage::{
     AdminRole, AdminToken, DeviceRow, Entry, EntryState, MemoryStorage, NotificationConfig,
@@ -90,6 +97,9 @@ pub struct ServerOptions {
     /// Serve the DM listener (DM endpoint, Data Repository, SHOW pages)
     /// over TLS only (spec 9.2); none: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// A second DM listener speaking PSK-TLS (spec 9.2.2), with the `psk`
+    /// feature; without it no [`PskConfig`] can be made.
+    pub psk: Option<PskConfig>,
     /// A device without credentials (spec 9.2.1): refused or admitted
     /// and flagged; none: refused with `tls`, flagged without.
     pub enroll: Option<EnrollPolicy>,

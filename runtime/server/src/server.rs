@@ -33,6 +33,7 @@ use crate::{
 pub struct ServerHandle {
     addr: SocketAddr,
     admin: Option<SocketAddr>,
+    psk: Option<SocketAddr>,
     core: Arc<Core>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -47,6 +48,11 @@ impl ServerHandle {
     /// The address of the admin API, when it runs.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// The address of the PSK-TLS listener, when it runs (`psk` feature).
+    pub fn psk_addr(&self) -> Option<SocketAddr> {
+        self.psk
     }
 
     /// The ServerURI devices open sessions with: `https://` when the
@@ -183,6 +189,11 @@ pub async fn start_with(
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
+    let psk = match options.psk {
+        Some(config) => Some(crate::psk::bind(config).await?),
+        None => None,
+    };
+    let psk_addr = psk.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
     let scheme = if options.tls.is_some() {
         "https"
     } else {
@@ -214,19 +225,30 @@ pub async fn start_with(
         signer,
     });
     let (stop, stopped) = watch::channel(false);
+    let transport = options.tls.map_or(Transport::Plain, Transport::Tls);
     let mut tasks = vec![tokio::spawn(accept_loop(
         listener,
-        options.tls,
+        transport,
         core.clone(),
         stopped.clone(),
         session::handle,
     ))];
+    if let Some((l, acceptor)) = psk {
+        // The same service as the DM listener, one more way in (spec 9.2.2).
+        tasks.push(tokio::spawn(accept_loop(
+            l,
+            Transport::Psk(acceptor),
+            core.clone(),
+            stopped.clone(),
+            session::handle,
+        )));
+    }
     if let Some(l) = admin_listener {
         // The admin API keeps its own address and stays plain HTTP here;
         // `Some(tls)` would put it behind the same certificate.
         tasks.push(tokio::spawn(accept_loop(
             l,
-            None,
+            Transport::Plain,
             core.clone(),
             stopped,
             admin::handle,
@@ -235,15 +257,26 @@ pub async fn start_with(
     Ok(ServerHandle {
         addr,
         admin,
+        psk: psk_addr,
         core,
         stop,
         tasks,
     })
 }
 
+/// How a listener's connections become HTTP/1.1 streams.
+#[derive(Clone)]
+enum Transport {
+    Plain,
+    /// X.509 TLS on rustls (spec 9.2).
+    Tls(TlsConfig),
+    /// PSK-TLS on OpenSSL (spec 9.2.2; `psk` feature, else uninhabited).
+    Psk(crate::psk::PskAcceptor),
+}
+
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    tls: Option<TlsConfig>,
+    transport: Transport,
     core: Arc<Core>,
     mut stopped: watch::Receiver<bool>,
     handler: F,
@@ -282,7 +315,7 @@ async fn accept_loop<F, Fut>(
                 };
                 // The TLS handshake runs in the connection's task: a peer
                 // that stalls or fails it never holds up the next accept.
-                let serving = serve(stream, peer, tls.clone(), core.clone(), handler);
+                let serving = serve(stream, peer, transport.clone(), core.clone(), handler);
                 tokio::spawn(async move {
                     serving.await;
                     drop(permit);
@@ -302,28 +335,30 @@ fn http1_builder(core: &Core) -> http1::Builder {
     b
 }
 
-/// Serves one connection: HTTP/1.1, over TLS when `tls` is given (spec
-/// 9.2), with the client's verified certificates in every request's
-/// extensions ([`PeerCertificates`]).
+/// Serves one connection: HTTP/1.1, over TLS or PSK-TLS per `transport`
+/// (spec 9.2), with what the handshake proved in every request's
+/// extensions ([`PeerCertificates`], [`PskDevId`](crate::PskDevId)).
 async fn serve<F, Fut>(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsConfig>,
+    transport: Transport,
     core: Arc<Core>,
     handler: F,
 ) where
     F: Fn(Arc<Core>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
-    // A connection error concerns that peer only.
-    let bodies = core.bodies.clone();
-    let Some(tls) = tls else {
-        let builder = http1_builder(&core);
-        let svc = service_fn(move |req| {
-            http::BODY_LIMITS.scope(bodies.clone(), handler(core.clone(), req))
-        });
-        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-        return;
+    let tls = match transport {
+        Transport::Plain => {
+            return serve_http(stream, None::<PeerCertificates>, core, handler).await
+        }
+        Transport::Tls(tls) => tls,
+        Transport::Psk(acceptor) => {
+            if let Some((stream, dev_id)) = acceptor.accept(stream, peer, &core).await {
+                serve_http(stream, Some(dev_id), core, handler).await;
+            }
+            return;
+        }
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
     let stream = match tokio::time::timeout(tls.handshake_timeout, acceptor.accept(stream)).await {
@@ -343,10 +378,24 @@ async fn serve<F, Fut>(
         .1
         .peer_certificates()
         .and_then(PeerCertificates::from_rustls);
+    serve_http(stream, certs, core, handler).await;
+}
+
+/// HTTP/1.1 on an established stream, `proof` (when some) in the
+/// extensions of each of its requests.
+async fn serve_http<S, P, F, Fut>(stream: S, proof: Option<P>, core: Arc<Core>, handler: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    P: Clone + Send + Sync + 'static,
+    F: Fn(Arc<Core>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    // A connection error concerns that peer only.
+    let bodies = core.bodies.clone();
     let builder = http1_builder(&core);
     let svc = service_fn(move |mut req: Request<Incoming>| {
-        if let Some(c) = &certs {
-            req.extensions_mut().insert(c.clone());
+        if let Some(p) = &proof {
+            req.extensions_mut().insert(p.clone());
         }
         http::BODY_LIMITS.scope(bodies.clone(), handler(core.clone(), req))
     });
@@ -430,7 +479,7 @@ mod tests {
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept_loop(
             listener,
-            Some(tls),
+            Transport::Tls(tls),
             core,
             stopped,
             echo_certificate,

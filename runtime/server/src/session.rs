@@ -251,6 +251,7 @@ pub(crate) async fn handle(
     // the body takes the request.
     let authorization = header_str(&req, hyper::header::AUTHORIZATION.as_str()).map(str::to_owned);
     let peer = req.extensions().get::<PeerCertificates>().cloned();
+    let psk = req.extensions().get::<crate::PskDevId>().cloned();
     let method = req.method().as_str().to_owned();
     let target = req
         .uri()
@@ -277,6 +278,7 @@ pub(crate) async fn handle(
         target: &target,
         authorization: authorization.as_deref(),
         peer: peer.as_ref(),
+        psk: psk.as_ref(),
     };
     let authenticated = match core.auth.check(core.storage.as_ref(), &presented) {
         Ok(Verdict::Authenticated) => true,

@@ -124,6 +124,7 @@ impl Core {
                 .get(AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
             peer: req.extensions().get::<PeerCertificates>(),
+            psk: req.extensions().get::<crate::PskDevId>(),
         };
         let what = format!("{method} {} for {dev_id}", req.uri().path());
         let unauthorized = |reason: String, stale: bool| {
