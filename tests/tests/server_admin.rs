@@ -426,7 +426,7 @@ async fn malformed_packages_get_400_and_others_keep_being_served() {
             String::from_utf8_lossy(&reason)
         );
     }
-    let logged = s.log.lock().unwrap().clone();
+    let logged = s.logged("IMEI:bad").await;
     assert!(
         logged
             .iter()
@@ -683,7 +683,8 @@ async fn admin_api_wants_a_token_of_the_right_role_its_own_host_and_json() {
     assert_eq!(queued(&s).await, 2);
 
     // Refusals are logged, never with the token.
-    let logged = s.log.lock().unwrap().join("\n");
+    s.logged("403 a read-only token cannot POST").await;
+    let logged = s.logged("401 no bearer token").await.join("\n");
     assert!(logged.contains("401 no bearer token"), "{logged}");
     assert!(
         logged.contains("403 a read-only token cannot POST"),

@@ -44,7 +44,7 @@ enum Cmd {
     Client(Box<ClientArgs>),
     /// Run the reference DM Server.
     #[cfg(feature = "server")]
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Build a DM Notification (Package#0) and send it over UDP, print it
     /// as hex, or decode one.
     #[cfg(feature = "server")]
@@ -216,6 +216,8 @@ struct ServerArgs {
     admin_hosts: Vec<String>,
     #[command(flatten)]
     tls: ServerTlsArgs,
+    #[command(flatten)]
+    bootstrap: ServerBootstrapArgs,
     // Boxed: `Cmd`'s variants stay of a size (clippy::large_enum_variant).
     #[cfg(feature = "psk")]
     #[command(flatten)]
@@ -275,6 +277,28 @@ impl ServerLimitArgs {
             ..server::Limits::default()
         }
     }
+}
+
+/// The bootstrap server (spec 8.3, 8.4) and the URLs devices are given.
+#[derive(clap::Args, Debug)]
+struct ServerBootstrapArgs {
+    /// The DM listener's URL as devices reach it (e.g.
+    /// https://dm.example.com:8443): the SrvURI a bootstrap provisions
+    /// (with /dm) and the base of repository and SHOW URLs. Default: the
+    /// scheme and the bound --listen address.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Run the bootstrap server on ADDR (HTTPS, mutual TLS, with
+    /// --tls-cert): devices with a profile (PUT /api/devices/ID/bootstrap)
+    /// fetch their account at https://ADDR/bootstrap, and the admin API
+    /// can push it to them.
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    bootstrap_listen: Option<SocketAddr>,
+    /// The bootstrap server's URL as devices reach it (their
+    /// Auth/Bootstrap/ServerURI). Default: https:// and the bound
+    /// --bootstrap-listen address.
+    #[arg(long, value_name = "URL", requires = "bootstrap_listen")]
+    bootstrap_public_url: Option<String>,
 }
 
 /// TLS on the DM listener (spec 9.2).
@@ -429,9 +453,9 @@ pub fn main() -> ExitCode {
             Cmd::Demo => demo().await,
             Cmd::Client(args) => client(*args).await,
             #[cfg(feature = "server")]
-            Cmd::Server(args) => match args.command {
+            Cmd::Server(mut args) => match args.command.take() {
                 Some(ServerCmd::Token(cmd)) => crate::admin::run_token(cmd),
-                None => serve(args).await,
+                None => serve(*args).await,
             },
             #[cfg(feature = "server")]
             Cmd::Notify(args) => crate::notify::run(args).await,
@@ -660,6 +684,14 @@ async fn serve(args: ServerArgs) -> ExitCode {
         enroll: args.auth.enroll(),
         http_auth: args.auth.http_auth(),
         limits: args.limits.limits(),
+        public_url: args.bootstrap.public_url,
+        bootstrap: args
+            .bootstrap
+            .bootstrap_listen
+            .map(|listen| server::BootstrapOptions {
+                listen,
+                public_url: args.bootstrap.bootstrap_public_url,
+            }),
     };
     let handle = match server::start_with(config, options).await {
         Ok(h) => h,
@@ -683,6 +715,9 @@ async fn serve(args: ServerArgs) -> ExitCode {
         }
     }
     eprintln!("dmctl server: DM sessions at {}", handle.dm_url());
+    if let Some(url) = handle.bootstrap_url() {
+        eprintln!("dmctl server: bootstrap server at {url} (mutual TLS)");
+    }
     if let Some(psk) = handle.psk_addr() {
         eprintln!("dmctl server: PSK-TLS DM sessions at https://{psk}/dm");
     }

@@ -19,6 +19,7 @@ use dm_core::{Alert, Command, MoInfo, Status};
 
 mod admin;
 mod auth;
+mod bootstrap;
 mod http;
 mod limits;
 mod notify;
@@ -38,6 +39,7 @@ pub use auth::{
     certificate_sha256, parse_fingerprint, CredentialError, EnrollPolicy, HttpAuth, MAX_NONCES,
     NONCE_LIFETIME, REALM,
 };
+pub use bootstrap::{BootstrapOptions, BOOTSTRAP_PATH, PUSH_TIMEOUT};
 pub use limits::{
     Limits, ACCEPT_BACKOFF, BODY_BUDGET, BODY_TIMEOUT, ERROR_HISTORY, HEADER_TIMEOUT, LOG_EVERY,
     MAX_CONNECTIONS, MAX_LOGGED_INPUT, REPO_QUOTA_BYTES, REPO_QUOTA_ENTRIES,
@@ -55,7 +57,7 @@ pub use storage::{
     Registration, RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert,
     UiSession,
 };
-pub use storage::{Credentials, PasswordHashes};
+pub use storage::{BootstrapProfile, Credentials, PasswordHashes};
 pub use tls::{ClientAuth, PeerCertificates, TlsConfig, TlsError, HANDSHAKE_TIMEOUT};
 
 /// Largest request body the server reads (a Package#1/#3, an admin
@@ -108,6 +110,13 @@ pub struct ServerOptions {
     pub http_auth: HttpAuth,
     /// Connection cap, timeouts, error history, repository quotas.
     pub limits: Limits,
+    /// The DM listener's URL as devices reach it (`https://dm.example`),
+    /// base of the SrvURI a bootstrap provisions and of the repository and
+    /// SHOW URLs; none: the scheme and the bound address.
+    pub public_url: Option<String>,
+    /// Run the bootstrap server (spec 8.3, 8.4): needs `tls`, whose
+    /// certificate it presents.
+    pub bootstrap: Option<BootstrapOptions>,
 }
 
 /// A command sent to a device and what came back for it.

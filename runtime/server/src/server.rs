@@ -34,6 +34,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     admin: Option<SocketAddr>,
     psk: Option<SocketAddr>,
+    bootstrap: Option<SocketAddr>,
     core: Arc<Core>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -48,6 +49,20 @@ impl ServerHandle {
     /// The address of the admin API, when it runs.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// The address of the bootstrap listener, when it runs.
+    pub fn bootstrap_addr(&self) -> Option<SocketAddr> {
+        self.bootstrap
+    }
+
+    /// `https://ADDR/bootstrap`: where a device fetches its bootstrap
+    /// (its `--bootstrap-url`), when the bootstrap server runs.
+    pub fn bootstrap_url(&self) -> Option<String> {
+        self.core
+            .bootstrap
+            .as_ref()
+            .map(|b| format!("{}{}", b.url, crate::BOOTSTRAP_PATH))
     }
 
     /// The address of the PSK-TLS listener, when it runs (`psk` feature).
@@ -199,6 +214,32 @@ pub async fn start_with(
     } else {
         "http"
     };
+    let bootstrap = match (&options.bootstrap, &options.tls) {
+        (None, _) => None,
+        (Some(_), None) => {
+            // spec 8.4, 9.3.1.1: a bootstrap travels only over TLS.
+            return Err(std::io::Error::other(
+                "the bootstrap server needs TLS: its certificate is what devices pin",
+            ));
+        }
+        (Some(b), Some(tls)) => {
+            let listener = TcpListener::bind(b.listen).await?;
+            let bound = listener.local_addr()?;
+            let server = crate::bootstrap::BootstrapServer {
+                url: b
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{bound}")),
+                tls: tls.clone(),
+            };
+            let listen_tls = tls.bootstrap_listener().map_err(std::io::Error::other)?;
+            Some((listener, bound, server, listen_tls))
+        }
+    };
+    let base_url = match &options.public_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => format!("{scheme}://{addr}"),
+    };
     // spec 9.2.1: without TLS nothing can be trusted anyway; with it, only
     // devices an operator gave credentials to, unless told otherwise.
     let enroll = options.enroll.unwrap_or(if options.tls.is_some() {
@@ -218,11 +259,12 @@ pub async fn start_with(
         errors: Mutex::new(Default::default()),
         limits: options.limits,
         bodies: http::BodyLimits::new(&options.limits),
-        base_url: format!("{scheme}://{addr}"),
+        base_url,
         admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
         session_lock: Mutex::new(()),
         auth,
         signer,
+        bootstrap: bootstrap.as_ref().map(|(_, _, server, _)| server.clone()),
     });
     let (stop, stopped) = watch::channel(false);
     let transport = options.tls.map_or(Transport::Plain, Transport::Tls);
@@ -243,6 +285,17 @@ pub async fn start_with(
             session::handle,
         )));
     }
+    let bootstrap_addr = bootstrap.as_ref().map(|(_, bound, _, _)| *bound);
+    if let Some((l, _, _, listen_tls)) = bootstrap {
+        // spec 8.3: the bootstrap server's own listener, mutual TLS.
+        tasks.push(tokio::spawn(accept_loop(
+            l,
+            Transport::Tls(listen_tls),
+            core.clone(),
+            stopped.clone(),
+            crate::bootstrap::handle,
+        )));
+    }
     if let Some(l) = admin_listener {
         // The admin API keeps its own address and stays plain HTTP here;
         // `Some(tls)` would put it behind the same certificate.
@@ -258,6 +311,7 @@ pub async fn start_with(
         addr,
         admin,
         psk: psk_addr,
+        bootstrap: bootstrap_addr,
         core,
         stop,
         tasks,
@@ -469,6 +523,7 @@ mod tests {
                 true,
             ),
             signer: crate::signing::UrlSigner::random().unwrap(),
+            bootstrap: None,
         })
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct Core {
     pub(crate) auth: crate::auth::Authenticator,
     /// Signs the repository and SHOW URLs of the commands sent.
     pub(crate) signer: crate::signing::UrlSigner,
+    /// The bootstrap server, when it runs (spec 8.3, 8.4).
+    pub(crate) bootstrap: Option<crate::bootstrap::BootstrapServer>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -65,6 +65,15 @@ pub struct TlsConfig {
     /// See [`HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
     client_auth: Option<ClientAuth>,
+    /// The server's own certificate chain and key: what the bootstrap
+    /// listener and a bootstrap push present (spec 9.3.2).
+    identity: Arc<Identity>,
+}
+
+/// A certificate chain (leaf first) and its private key.
+pub(crate) struct Identity {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -181,6 +190,10 @@ impl TlsConfig {
                 builder.with_client_cert_verifier(verifier)
             }
         };
+        let identity = Arc::new(Identity {
+            chain: chain.clone(),
+            key: private.clone_key(),
+        });
         let mut server = builder
             .with_single_cert(chain, private)
             .map_err(|e| TlsError::Pair {
@@ -193,9 +206,181 @@ impl TlsConfig {
             server: Arc::new(server),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             client_auth: client_ca.map(|(_, mode)| mode),
+            identity,
         })
     }
 
+    /// The server's own certificate (DER): what a device's
+    /// `Auth/Bootstrap/ServerPubKey` pins (12.2).
+    pub(crate) fn certificate(&self) -> &[u8] {
+        self.identity.chain.first().map_or(&[], |c| c.as_ref())
+    }
+
+    /// The bootstrap listener's TLS (spec 9.3.2, mutual authentication):
+    /// the same server certificate; a client certificate required, taken
+    /// at the handshake whoever issued it (the handshake proves the peer
+    /// holds its key) and authorized per request by the fingerprint the
+    /// device's bootstrap profile binds, which no CA can forge.
+    pub(crate) fn bootstrap_listener(&self) -> Result<TlsConfig, String> {
+        let provider = provider();
+        let verifier = AnyClientCertificate {
+            provider: provider.clone(),
+        };
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(self.identity.chain.clone(), self.identity.key.clone_key())
+            .map_err(|e| e.to_string())?;
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsConfig {
+            server: Arc::new(server),
+            handshake_timeout: self.handshake_timeout,
+            client_auth: Some(ClientAuth::Required),
+            identity: self.identity.clone(),
+        })
+    }
+
+    /// A TLS client that presents the server's certificate and takes only
+    /// a peer whose certificate's SHA-256 is one of `pins`: how a
+    /// bootstrap is pushed to a device (spec 8.4, 9.3.2).
+    pub(crate) fn push_client(&self, pins: Vec<[u8; 32]>) -> Result<rustls::ClientConfig, String> {
+        let provider = provider();
+        let verifier = PinnedPeer {
+            pins,
+            provider: provider.clone(),
+        };
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_auth_cert(self.identity.chain.clone(), self.identity.key.clone_key())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Takes any client certificate rustls can parse; see
+/// [`TlsConfig::bootstrap_listener`].
+#[derive(Debug)]
+struct AnyClientCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        rustls::server::ParsedCertificate::try_from(end_entity)?;
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Takes a server whose certificate's SHA-256 is pinned; see
+/// [`TlsConfig::push_client`].
+#[derive(Debug)]
+struct PinnedPeer {
+    pins: Vec<[u8; 32]>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedPeer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use subtle::ConstantTimeEq;
+        let presented = crate::certificate_sha256(end_entity.as_ref());
+        if self.pins.iter().any(|p| bool::from(p.ct_eq(&presented))) {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl TlsConfig {
     /// Whether client certificates are asked for, and how.
     pub fn client_auth(&self) -> Option<ClientAuth> {
         self.client_auth

@@ -23,6 +23,8 @@ pub struct DmServer {
     pub token: String,
     /// Every line the server wrote on stderr after its start.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `https://ADDR/bootstrap`, with `--bootstrap-listen`.
+    pub bootstrap_url: Option<String>,
 }
 
 impl DmServer {
@@ -31,6 +33,11 @@ impl DmServer {
     /// first with `dmctl server token create`; without one, the server
     /// prints the token it makes at its first start.
     pub async fn start(dmctl: &Path, db: Option<&Path>) -> DmServer {
+        DmServer::start_with(dmctl, db, &[]).await
+    }
+
+    /// [`DmServer::start`] with more arguments.
+    pub async fn start_with(dmctl: &Path, db: Option<&Path>, extra: &[&str]) -> DmServer {
         let mut token = match db {
             Some(db) => Some(create_token(dmctl, db, "operator").await),
             None => None,
@@ -46,6 +53,7 @@ impl DmServer {
         if let Some(db) = db {
             cmd.arg("--db").arg(db);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -55,6 +63,7 @@ impl DmServer {
         let mut lines = BufReader::new(stderr).lines();
         let mut dm_url = None;
         let mut admin = None;
+        let mut bootstrap_url = None;
         while dm_url.is_none() || admin.is_none() || token.is_none() {
             let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
                 .await
@@ -66,6 +75,9 @@ impl DmServer {
             }
             if let Some(u) = line.strip_prefix("dmctl server: admin API at http://") {
                 admin = Some(u.trim().trim_end_matches("/api/devices").to_owned());
+            }
+            if let Some(u) = line.strip_prefix("dmctl server: bootstrap server at ") {
+                bootstrap_url = u.split_whitespace().next().map(str::to_owned);
             }
             if let Some(t) = line.strip_prefix(FIRST_TOKEN) {
                 assert!(db.is_none(), "a token was made before the start: {line}");
@@ -90,6 +102,25 @@ impl DmServer {
             base,
             token: token.unwrap(),
             log,
+            bootstrap_url,
+        }
+    }
+
+    /// The server's log once a line holds `needle` (the log is read by
+    /// another task: a line comes a little after the request); panics
+    /// after 10 s with what was logged.
+    pub async fn logged(&self, needle: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logged = self.log.lock().unwrap().clone();
+            if logged.iter().any(|l| l.contains(needle)) {
+                return logged;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{needle}` not logged: {logged:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

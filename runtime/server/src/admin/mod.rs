@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+mod bootstrap;
 mod guard;
 mod json;
 pub(crate) mod token;
@@ -257,6 +258,9 @@ async fn device_route(
         }
         (&Method::POST, ["show"]) => post_show(core, dev_id, req).await,
         (&Method::PUT, ["credentials"]) => put_credentials(core, dev_id, req).await,
+        (&Method::PUT, ["bootstrap"]) => bootstrap::put_profile(core, dev_id, req).await,
+        (&Method::GET, ["bootstrap"]) => bootstrap::get_profile(core, dev_id),
+        (&Method::POST, ["bootstrap", "push"]) => bootstrap::push(core, dev_id).await,
         (m, r) => Err(not_found(format!(
             "no admin route {m} /api/devices/{dev_id}/{}",
             r.join("/")

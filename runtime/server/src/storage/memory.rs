@@ -6,11 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use dm_core::{Alert, Command};
 
-use super::Credentials;
 use super::{
     kind_key, AdminRole, AdminToken, DeviceRow, Entry, EntryState, Registration, RegistrationKind,
     Resource, Storage, StorageError, StoredAlert, UiSession,
 };
+use super::{BootstrapCommit, BootstrapProfile, Credentials};
 
 #[derive(Debug, Default)]
 struct Memory {
@@ -31,6 +31,7 @@ struct Memory {
     admin_tokens: BTreeMap<u64, AdminToken>,
     credentials: BTreeMap<String, Credentials>,
     unauthenticated: BTreeSet<String>,
+    bootstrap: BTreeMap<String, BootstrapProfile>,
     next_id: u64,
 }
 
@@ -315,5 +316,32 @@ impl Storage for MemoryStorage {
 
     fn is_unauthenticated(&self, dev_id: &str) -> Result<bool, StorageError> {
         Ok(self.lock().unauthenticated.contains(dev_id))
+    }
+
+    fn bootstrap_profile(&self, dev_id: &str) -> Result<Option<BootstrapProfile>, StorageError> {
+        Ok(self.lock().bootstrap.get(dev_id).cloned())
+    }
+
+    fn put_bootstrap_profile(
+        &self,
+        dev_id: &str,
+        p: &BootstrapProfile,
+    ) -> Result<(), StorageError> {
+        self.lock().bootstrap.insert(dev_id.to_owned(), p.clone());
+        Ok(())
+    }
+
+    fn bootstrap_profiles(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.lock().bootstrap.keys().cloned().collect())
+    }
+
+    fn commit_bootstrap(&self, dev_id: &str, c: &BootstrapCommit) -> Result<(), StorageError> {
+        // One lock: no reader sees half of it.
+        let mut m = self.lock();
+        m.credentials
+            .insert(dev_id.to_owned(), c.credentials.clone());
+        m.devices.insert(dev_id.to_owned(), c.device.clone());
+        m.bootstrap.insert(dev_id.to_owned(), c.profile.clone());
+        Ok(())
     }
 }

@@ -290,6 +290,64 @@ impl std::fmt::Debug for PasswordHashes {
     }
 }
 
+/// What the bootstrap server (spec 8.3, 8.4) knows of one device: the
+/// DMAcc account it provisions and who may fetch it. No secret: the
+/// credentials a bootstrap generates go to [`Credentials`] (hashed) and
+/// to the device's [`NotificationConfig`] (sealed), never here.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapProfile {
+    /// `SrvID` of the account (12.2), also its MIID.
+    pub server_id: String,
+    /// `Name` of the account.
+    pub name: String,
+    /// `SrvURI`; none: this server's own DM endpoint.
+    pub server_uri: Option<String>,
+    /// The `Perm/<x>/MOID` list (spec 10): what the device lets this
+    /// server manage.
+    pub perm: Vec<String>,
+    /// SHA-256 of the certificate the device presents to the bootstrap
+    /// server before any bootstrap (its factory identity, 9.3.2).
+    pub device_certificate_sha256: Option<[u8; 32]>,
+    /// SHA-256 of the `Auth/Bootstrap/ClientPubKey` certificate the last
+    /// bootstrap gave the device: its identity for the next one.
+    pub issued_certificate_sha256: Option<[u8; 32]>,
+    /// `https://HOST:PORT` of the device's server-initiated bootstrap
+    /// endpoint (its `--bootstrap-listen`), for a push (8.4).
+    pub push_url: Option<String>,
+    /// Where the device takes UDP notifications (E.3), kept in its
+    /// notification configuration.
+    pub notify_udp: Option<String>,
+    /// Bootstraps the device received, and when the last one was (POSIX
+    /// seconds).
+    pub bootstraps: u64,
+    pub last_bootstrap: Option<u64>,
+}
+
+impl BootstrapProfile {
+    /// Does `sha256` name a certificate this device may bootstrap with?
+    pub fn accepts_certificate(&self, sha256: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        [
+            self.device_certificate_sha256,
+            self.issued_certificate_sha256,
+        ]
+        .iter()
+        .flatten()
+        .any(|f| bool::from(f.ct_eq(sha256)))
+    }
+}
+
+/// What one bootstrap changes on the server, written together by
+/// [`Storage::commit_bootstrap`].
+#[derive(Debug, Clone)]
+pub struct BootstrapCommit {
+    pub credentials: Credentials,
+    /// The device row with its new notification configuration.
+    pub device: DeviceRow,
+    pub profile: BootstrapProfile,
+}
+
 /// The server's persistent state, row by row.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     fn device(&self, dev_id: &str) -> Result<Option<DeviceRow>, StorageError>;
@@ -355,6 +413,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// flag`), or clears the mark once it authenticates.
     fn set_unauthenticated(&self, dev_id: &str, flag: bool) -> Result<(), StorageError>;
     fn is_unauthenticated(&self, dev_id: &str) -> Result<bool, StorageError>;
+
+    /// The device's bootstrap profile; none: the bootstrap server does not
+    /// know it.
+    fn bootstrap_profile(&self, dev_id: &str) -> Result<Option<BootstrapProfile>, StorageError>;
+    /// Sets (replaces) the device's bootstrap profile.
+    fn put_bootstrap_profile(&self, dev_id: &str, p: &BootstrapProfile)
+        -> Result<(), StorageError>;
+    /// Every device that has a bootstrap profile, sorted.
+    fn bootstrap_profiles(&self) -> Result<Vec<String>, StorageError>;
+    /// A bootstrap served: the device's new credentials, notification
+    /// configuration and profile, all or nothing (a crash leaves the old
+    /// credentials working, never half of the new ones).
+    fn commit_bootstrap(&self, dev_id: &str, c: &BootstrapCommit) -> Result<(), StorageError>;
 }
 
 /// Rebuilds a command from its Package#2 array form (spec 7.2.1.2),
@@ -514,7 +585,7 @@ mod tests {
             certificate_sha256: Some([3; 32]),
         };
         s.put_credentials("IMEI:1", &c).unwrap();
-        assert_eq!(s.credentials("IMEI:1").unwrap(), Some(c));
+        assert_eq!(s.credentials("IMEI:1").unwrap(), Some(c.clone()));
         let cert_only = Credentials {
             password: None,
             certificate_sha256: Some([4; 32]),
@@ -526,6 +597,47 @@ mod tests {
         assert!(s.is_unauthenticated("IMEI:1").unwrap());
         s.set_unauthenticated("IMEI:1", false).unwrap();
         assert!(!s.is_unauthenticated("IMEI:1").unwrap());
+
+        assert_eq!(s.bootstrap_profile("IMEI:1").unwrap(), None);
+        let profile = BootstrapProfile {
+            server_id: "ACME".into(),
+            name: "acme".into(),
+            perm: vec!["*".into()],
+            device_certificate_sha256: Some([3; 32]),
+            push_url: Some("https://192.0.2.1:4433/".into()),
+            ..BootstrapProfile::default()
+        };
+        s.put_bootstrap_profile("IMEI:1", &profile).unwrap();
+        assert_eq!(
+            s.bootstrap_profile("IMEI:1").unwrap(),
+            Some(profile.clone())
+        );
+        assert_eq!(s.bootstrap_profiles().unwrap(), vec!["IMEI:1".to_owned()]);
+        // One bootstrap: credentials, notification and profile together.
+        let mut device = s.device("IMEI:1").unwrap().unwrap();
+        device.notification = Some(NotificationConfig {
+            server_id: "ACME".into(),
+            secret: Some(b"fresh".to_vec()),
+            auth_data: b"data".to_vec(),
+            udp: None,
+        });
+        let commit = BootstrapCommit {
+            credentials: c.clone(),
+            device: device.clone(),
+            profile: BootstrapProfile {
+                issued_certificate_sha256: Some([4; 32]),
+                bootstraps: 1,
+                last_bootstrap: Some(9),
+                ..profile
+            },
+        };
+        s.commit_bootstrap("IMEI:1", &commit).unwrap();
+        assert_eq!(s.credentials("IMEI:1").unwrap(), Some(c));
+        assert_eq!(s.device("IMEI:1").unwrap().unwrap(), device);
+        let kept = s.bootstrap_profile("IMEI:1").unwrap().unwrap();
+        assert_eq!(kept, commit.profile);
+        assert!(kept.accepts_certificate(&[3; 32]) && kept.accepts_certificate(&[4; 32]));
+        assert!(!kept.accepts_certificate(&[5; 32]));
     }
 
     #[test]

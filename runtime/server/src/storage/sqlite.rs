@@ -13,7 +13,7 @@ use super::{
     EntryState, NotificationConfig, Registration, RegistrationKind, Resource, Storage,
     StorageError, StoredAlert, UiSession,
 };
-use super::{Credentials, PasswordHashes, SecretsKey};
+use super::{BootstrapCommit, BootstrapProfile, Credentials, PasswordHashes, SecretsKey};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS devices (
@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS credentials (
 );
 -- Devices admitted without credentials under `--enroll flag`.
 CREATE TABLE IF NOT EXISTS unauthenticated (dev_id TEXT PRIMARY KEY);
+-- Bootstrap profiles (spec 8.3, 8.4): a JSON object; no secret in it.
+CREATE TABLE IF NOT EXISTS bootstrap_profiles (dev_id TEXT PRIMARY KEY, profile TEXT NOT NULL);
 -- 'key_check': a value sealed with the secrets key. Its presence says the
 -- noti_secret column holds sealed values; opening it checks the key.
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -253,6 +255,38 @@ impl SqliteStorage {
         Ok(())
     }
 
+    /// Writes a device row on `conn` (a connection or a transaction).
+    fn write_device(&self, conn: &Connection, row: &DeviceRow) -> Result<(), StorageError> {
+        let mos = match &row.mos {
+            Some(m) => Some(serde_json::to_string(m).map_err(|e| corrupt("MOS", e))?),
+            None => None,
+        };
+        let n = row.notification.as_ref();
+        // Sealed before it reaches SQLite: no page of the file or its WAL
+        // ever holds the secret.
+        let secret = match n.and_then(|n| n.secret.as_ref()) {
+            Some(s) => Some(self.key()?.seal(&secret_aad(&row.dev_id), s)?),
+            None => None,
+        };
+        conn.execute(
+            "INSERT OR REPLACE INTO devices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                row.dev_id,
+                mos,
+                to_i64(row.sessions),
+                to_i64(row.ended),
+                row.last_session.map(to_i64),
+                n.map(|n| n.server_id.clone()),
+                secret,
+                n.map(|n| n.auth_data.clone()),
+                n.and_then(|n| n.udp.clone()),
+                n.is_some(),
+                row.last_notification_id,
+            ],
+        )?;
+        Ok(())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -275,6 +309,35 @@ impl SqliteStorage {
         }
         with_mos((d, mos))
     }
+}
+
+fn write_credentials(conn: &Connection, dev_id: &str, c: &Credentials) -> Result<(), StorageError> {
+    let p = c.password.as_ref();
+    conn.execute(
+        "INSERT OR REPLACE INTO credentials VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            dev_id,
+            p.map(|p| &p.user),
+            p.map(|p| &p.phc),
+            p.map(|p| &p.ha1_md5),
+            p.map(|p| &p.ha1_sha256),
+            c.certificate_sha256.map(|f| f.to_vec()),
+        ],
+    )?;
+    Ok(())
+}
+
+fn write_profile(
+    conn: &Connection,
+    dev_id: &str,
+    p: &BootstrapProfile,
+) -> Result<(), StorageError> {
+    let text = serde_json::to_string(p).map_err(|e| corrupt("bootstrap profile", e))?;
+    conn.execute(
+        "INSERT OR REPLACE INTO bootstrap_profiles VALUES (?1, ?2)",
+        params![dev_id, text],
+    )?;
+    Ok(())
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -399,34 +462,7 @@ impl Storage for SqliteStorage {
     }
 
     fn put_device(&self, row: &DeviceRow) -> Result<(), StorageError> {
-        let mos = match &row.mos {
-            Some(m) => Some(serde_json::to_string(m).map_err(|e| corrupt("MOS", e))?),
-            None => None,
-        };
-        let n = row.notification.as_ref();
-        // Sealed before it reaches SQLite: no page of the file or its WAL
-        // ever holds the secret.
-        let secret = match n.and_then(|n| n.secret.as_ref()) {
-            Some(s) => Some(self.key()?.seal(&secret_aad(&row.dev_id), s)?),
-            None => None,
-        };
-        self.conn().execute(
-            "INSERT OR REPLACE INTO devices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                row.dev_id,
-                mos,
-                to_i64(row.sessions),
-                to_i64(row.ended),
-                row.last_session.map(to_i64),
-                n.map(|n| n.server_id.clone()),
-                secret,
-                n.map(|n| n.auth_data.clone()),
-                n.and_then(|n| n.udp.clone()),
-                n.is_some(),
-                row.last_notification_id,
-            ],
-        )?;
-        Ok(())
+        self.write_device(&self.conn(), row)
     }
 
     fn add_entry(&self, dev_id: &str, command: &Command) -> Result<u64, StorageError> {
@@ -773,19 +809,7 @@ impl Storage for SqliteStorage {
     }
 
     fn put_credentials(&self, dev_id: &str, c: &Credentials) -> Result<(), StorageError> {
-        let p = c.password.as_ref();
-        self.conn().execute(
-            "INSERT OR REPLACE INTO credentials VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                dev_id,
-                p.map(|p| &p.user),
-                p.map(|p| &p.phc),
-                p.map(|p| &p.ha1_md5),
-                p.map(|p| &p.ha1_sha256),
-                c.certificate_sha256.map(|f| f.to_vec()),
-            ],
-        )?;
-        Ok(())
+        write_credentials(&self.conn(), dev_id, c)
     }
 
     fn set_unauthenticated(&self, dev_id: &str, flag: bool) -> Result<(), StorageError> {
@@ -808,6 +832,44 @@ impl Storage for SqliteStorage {
             )
             .optional()?
             .is_some())
+    }
+
+    fn bootstrap_profile(&self, dev_id: &str) -> Result<Option<BootstrapProfile>, StorageError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT profile FROM bootstrap_profiles WHERE dev_id = ?1",
+                [dev_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("bootstrap profile", e)))
+            .transpose()
+    }
+
+    fn put_bootstrap_profile(
+        &self,
+        dev_id: &str,
+        p: &BootstrapProfile,
+    ) -> Result<(), StorageError> {
+        write_profile(&self.conn(), dev_id, p)
+    }
+
+    fn bootstrap_profiles(&self) -> Result<Vec<String>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT dev_id FROM bootstrap_profiles ORDER BY dev_id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    fn commit_bootstrap(&self, dev_id: &str, c: &BootstrapCommit) -> Result<(), StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        write_credentials(&tx, dev_id, &c.credentials)?;
+        self.write_device(&tx, &c.device)?;
+        write_profile(&tx, dev_id, &c.profile)?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
