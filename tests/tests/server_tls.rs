@@ -416,3 +416,77 @@ async fn the_data_repository_is_served_over_the_same_tls() {
     assert_eq!(hget.status.code.as_u16(), 200, "{:?}", hget.status);
     server.shutdown().await;
 }
+
+/// One request to the admin API over TLS (trusting `pki`'s CA): status.
+async fn admin_over_tls(pki: &Pki, addr: std::net::SocketAddr, headers: &str) -> u16 {
+    let config = tls_support::client_config(&pki.ca, None);
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let head =
+        format!("GET /api/devices HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_speaks_tls_with_the_servers_certificate_when_asked() {
+    let pki = Pki::new();
+    let tls = TlsConfig::from_files(&pki.cert, &pki.key, None).unwrap();
+    let server = dm_server::start_with(
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            default_commands: Vec::new(),
+            log_errors: false,
+        },
+        ServerOptions {
+            tls: Some(tls),
+            admin: Some("127.0.0.1:0".parse().unwrap()),
+            admin_tls: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let admin = server.admin_addr().unwrap();
+    let (_, token) =
+        dm_server::create_admin_token(server.storage().as_ref(), dm_server::AdminRole::Read)
+            .unwrap();
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(admin_over_tls(&pki, admin, &bearer).await, 200);
+    assert_eq!(admin_over_tls(&pki, admin, "").await, 401);
+    // Its own origin is https:// now; the http:// one is another origin.
+    let same = format!("{bearer}Origin: https://{admin}\r\n");
+    assert_eq!(admin_over_tls(&pki, admin, &same).await, 200);
+    let other = format!("{bearer}Origin: http://{admin}\r\n");
+    assert_eq!(admin_over_tls(&pki, admin, &other).await, 403);
+    // Plain HTTP gets no answer there: a token never crosses in clear.
+    let plain = plain_http(admin.port()).await;
+    assert!(!plain.starts_with(b"HTTP/1.1"), "{plain:?}");
+    server.shutdown().await;
+
+    // Without TLS for the DM listener there is no certificate to use.
+    let refused = dm_server::start_with(
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            default_commands: Vec::new(),
+            log_errors: false,
+        },
+        ServerOptions {
+            admin: Some("127.0.0.1:0".parse().unwrap()),
+            admin_tls: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(refused.is_err());
+}

@@ -111,8 +111,8 @@ fn run(cmd: TokenCmd) -> Result<(), ExitCode> {
 pub(crate) fn check_admin_addr(admin: Option<SocketAddr>, public: bool) -> Result<(), String> {
     match admin {
         Some(a) if !a.ip().is_loopback() && !public => Err(format!(
-            "--admin {a} is not a loopback address; the admin API speaks plain HTTP, \
-             so add --admin-public to serve it there anyway"
+            "--admin {a} is not a loopback address: add --admin-public to serve it there \
+             (and --admin-tls, or its tokens cross the network in clear)"
         )),
         _ => Ok(()),
     }

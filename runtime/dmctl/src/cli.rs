@@ -207,9 +207,13 @@ struct ServerArgs {
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
     /// Let --admin be a non-loopback address: its tokens then cross the
-    /// network in clear (the admin API has no TLS).
+    /// network, in clear unless --admin-tls.
     #[arg(long, requires = "admin")]
     admin_public: bool,
+    /// Serve the admin API over TLS with --tls-cert's certificate (bearer
+    /// tokens still required; no client certificates asked).
+    #[arg(long, requires_all = ["admin", "tls_cert"])]
+    admin_tls: bool,
     /// A host name the admin API answers to (its Host header) besides its
     /// address, loopback and `localhost`. Repeatable.
     #[arg(long = "admin-host", value_name = "NAME", requires = "admin")]
@@ -675,10 +679,12 @@ async fn serve(args: ServerArgs) -> ExitCode {
         None => None,
     };
     let client_auth = tls.as_ref().and_then(server::TlsConfig::client_auth);
+    let args_admin_tls = args.admin_tls;
     let options = server::ServerOptions {
         storage,
         admin: args.admin,
         admin_hosts: args.admin_hosts,
+        admin_tls: args_admin_tls,
         tls,
         psk,
         enroll: args.auth.enroll(),
@@ -731,7 +737,8 @@ async fn serve(args: ServerArgs) -> ExitCode {
         None => {}
     }
     if let Some(admin) = handle.admin_addr() {
-        eprintln!("dmctl server: admin API at http://{admin}/api/devices");
+        let scheme = if args_admin_tls { "https" } else { "http" };
+        eprintln!("dmctl server: admin API at {scheme}://{admin}/api/devices");
     }
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;

@@ -92,6 +92,10 @@ pub struct ServerOptions {
     /// needs a bearer token made by [`create_admin_token`]; without any,
     /// every request is refused.
     pub admin: Option<SocketAddr>,
+    /// Serve the admin API over TLS with `tls`'s certificate (no client
+    /// certificates: its callers hold bearer tokens), so that a token
+    /// crossing a network is never in clear.
+    pub admin_tls: bool,
     /// Host names the admin API answers to besides its own address, a
     /// loopback address and `localhost` (the Host header; no other name is
     /// taken, against DNS rebinding).

@@ -236,6 +236,15 @@ pub async fn start_with(
             Some((listener, bound, server, listen_tls))
         }
     };
+    let admin_tls = match (options.admin_tls, &options.tls) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(std::io::Error::other(
+                "the admin API's TLS uses the DM listener's certificate: give TLS too",
+            ))
+        }
+        (true, Some(tls)) => Some(tls.without_client_auth().map_err(std::io::Error::other)?),
+    };
     let base_url = match &options.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => format!("{scheme}://{addr}"),
@@ -260,7 +269,7 @@ pub async fn start_with(
         limits: options.limits,
         bodies: http::BodyLimits::new(&options.limits),
         base_url,
-        admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts),
+        admin_guard: admin::AdminGuard::new(admin, &options.admin_hosts, admin_tls.is_some()),
         session_lock: Mutex::new(()),
         auth,
         signer,
@@ -297,11 +306,10 @@ pub async fn start_with(
         )));
     }
     if let Some(l) = admin_listener {
-        // The admin API keeps its own address and stays plain HTTP here;
-        // `Some(tls)` would put it behind the same certificate.
+        // The admin API keeps its own address; over TLS when asked.
         tasks.push(tokio::spawn(accept_loop(
             l,
-            Transport::Plain,
+            admin_tls.map_or(Transport::Plain, Transport::Tls),
             core.clone(),
             stopped,
             admin::handle,

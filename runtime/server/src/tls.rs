@@ -216,6 +216,24 @@ impl TlsConfig {
         self.identity.chain.first().map_or(&[], |c| c.as_ref())
     }
 
+    /// The same certificate without client certificates: the admin API's
+    /// TLS, whose callers authenticate with bearer tokens.
+    pub(crate) fn without_client_auth(&self) -> Result<TlsConfig, String> {
+        let mut server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(self.identity.chain.clone(), self.identity.key.clone_key())
+            .map_err(|e| e.to_string())?;
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsConfig {
+            server: Arc::new(server),
+            handshake_timeout: self.handshake_timeout,
+            client_auth: None,
+            identity: self.identity.clone(),
+        })
+    }
+
     /// The bootstrap listener's TLS (spec 9.3.2, mutual authentication):
     /// the same server certificate; a client certificate required, taken
     /// at the handshake whoever issued it (the handshake proves the peer

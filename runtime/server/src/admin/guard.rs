@@ -45,13 +45,25 @@ pub(crate) struct AdminGuard {
     addr: Option<SocketAddr>,
     /// Host names it also answers to (`--admin-host`), lower case.
     names: Vec<String>,
+    /// It speaks TLS: a same-origin Origin is `https://`.
+    tls: bool,
 }
 
 impl AdminGuard {
-    pub(crate) fn new(addr: Option<SocketAddr>, names: &[String]) -> AdminGuard {
+    pub(crate) fn new(addr: Option<SocketAddr>, names: &[String], tls: bool) -> AdminGuard {
         AdminGuard {
             addr,
             names: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
+            tls,
+        }
+    }
+
+    /// The scheme of this listener's own origin.
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https://"
+        } else {
+            "http://"
         }
     }
 
@@ -96,7 +108,7 @@ impl AdminGuard {
         if let Some(origin) = req.headers().get(ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             let same = origin
-                .strip_prefix("http://")
+                .strip_prefix(self.scheme())
                 .is_some_and(|authority| self.allows(authority));
             if !same {
                 return Err(forbidden(format!("cross-origin request from `{origin}`")));
@@ -199,7 +211,7 @@ mod tests {
 
     fn guard(addr: &str, names: &[&str]) -> AdminGuard {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        AdminGuard::new(Some(addr.parse().unwrap()), &names)
+        AdminGuard::new(Some(addr.parse().unwrap()), &names, false)
     }
 
     #[test]
