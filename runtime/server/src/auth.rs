@@ -8,6 +8,12 @@
 //!
 //! A device with no credentials is refused or admitted and flagged,
 //! per [`EnrollPolicy`].
+//!
+//! HTTP Basic sends the password with every package and the server keeps
+//! only its Argon2id hash, slow on purpose; a verified password is
+//! remembered for a while ([`BASIC_CACHE_ENTRIES`], [`BASIC_CACHE_AGE`]) as
+//! a keyed digest, so that Argon2 runs once per device and period rather
+//! than once per package.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +24,7 @@ use argon2::Argon2;
 use base64::Engine as _;
 use dm_core::notification::hex;
 use md5::Md5;
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -36,6 +43,17 @@ pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// oldest are forgotten (their devices get a `stale` challenge and retry),
 /// so a flood of challenges cannot grow the server.
 pub const MAX_NONCES: usize = 4096;
+
+/// Most devices whose verified HTTP Basic credentials are remembered at
+/// once (10,000): past it, the expired and then the oldest are forgotten,
+/// and those devices' next package pays Argon2 again. About 100 bytes
+/// each.
+pub const BASIC_CACHE_ENTRIES: usize = 10_000;
+
+/// How long a verified HTTP Basic password is taken again without running
+/// Argon2 (10 minutes). New credentials do not wait for it: their stored
+/// hash differs, so the old entry no longer matches.
+pub const BASIC_CACHE_AGE: Duration = Duration::from_secs(600);
 
 /// What the server does with a device that has no credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +208,7 @@ pub(crate) struct Authenticator {
     /// The listener is TLS: the only place Basic is taken.
     pub(crate) tls: bool,
     nonces: Mutex<HashMap<String, Nonce>>,
+    basic_cache: BasicCache,
 }
 
 impl Authenticator {
@@ -199,10 +218,12 @@ impl Authenticator {
             schemes,
             tls,
             nonces: Mutex::new(HashMap::new()),
+            basic_cache: BasicCache::new(BASIC_CACHE_ENTRIES, BASIC_CACHE_AGE),
         }
     }
 
-    /// Decides on one request; changes nothing but the nonce counts.
+    /// Decides on one request; changes nothing but the nonce counts and
+    /// the remembered Basic credentials.
     pub(crate) fn check(
         &self,
         storage: &dyn Storage,
@@ -276,7 +297,7 @@ impl Authenticator {
             if !self.schemes.basic {
                 return challenge(format!("{}: HTTP Basic is not accepted", p.dev_id));
             }
-            return if basic_matches(password, rest.trim()) {
+            return if self.basic_verified(p.dev_id, password, rest.trim()) {
                 Verdict::Authenticated
             } else {
                 challenge(format!("{}: wrong HTTP Basic credentials", p.dev_id))
@@ -290,6 +311,29 @@ impl Authenticator {
             p.dev_id,
             scheme.escape_debug()
         ))
+    }
+
+    /// [`basic_matches`], remembered: a hit needs the same DevID, the same
+    /// stored hash and the same presented token as a verification that
+    /// succeeded, so a wrong password or changed credentials always go
+    /// through Argon2.
+    fn basic_verified(&self, dev_id: &str, stored: &PasswordHashes, token: &str) -> bool {
+        let key = self.basic_cache.key(dev_id, stored, token);
+        if key
+            .as_ref()
+            .is_some_and(|k| self.basic_cache.fresh(dev_id, k))
+        {
+            return true;
+        }
+        #[cfg(test)]
+        self.basic_cache
+            .argon2_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ok = basic_matches(stored, token);
+        if let (true, Some(key)) = (ok, key) {
+            self.basic_cache.insert(dev_id, key);
+        }
+        ok
     }
 
     /// RFC 7616 section 3.4 with `qop=auth`.
@@ -419,6 +463,82 @@ impl Authenticator {
     #[cfg(test)]
     fn tracked(&self) -> usize {
         lock(&self.nonces).len()
+    }
+}
+
+/// Verified HTTP Basic credentials, one entry per DevID: an HMAC-SHA-256,
+/// under a key drawn at start and never stored, of the DevID, the stored
+/// user and PHC string and the presented token. Neither the password nor
+/// anything that could be tried against offline faster than Argon2
+/// without that key is kept.
+struct BasicCache {
+    /// `None` when the system had no randomness: nothing is remembered.
+    key: Option<hmac::Key>,
+    capacity: usize,
+    age: Duration,
+    entries: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+    #[cfg(test)]
+    argon2_runs: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for BasicCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCache")
+            .field("entries", &lock(&self.entries).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BasicCache {
+    fn new(capacity: usize, age: Duration) -> BasicCache {
+        BasicCache {
+            key: hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).ok(),
+            capacity,
+            age,
+            entries: Mutex::new(HashMap::new()),
+            #[cfg(test)]
+            argon2_runs: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn key(&self, dev_id: &str, stored: &PasswordHashes, token: &str) -> Option<[u8; 32]> {
+        let mut ctx = hmac::Context::with_key(self.key.as_ref()?);
+        // Each field length-prefixed, so no two tuples share an input.
+        for field in [dev_id, &stored.user, &stored.phc, token] {
+            ctx.update(&(field.len() as u64).to_be_bytes());
+            ctx.update(field.as_bytes());
+        }
+        ctx.sign().as_ref().try_into().ok()
+    }
+
+    /// Whether `dev_id`'s entry is `key` and younger than the age bound.
+    fn fresh(&self, dev_id: &str, key: &[u8; 32]) -> bool {
+        let entries = lock(&self.entries);
+        entries
+            .get(dev_id)
+            .is_some_and(|(tag, at)| at.elapsed() < self.age && bool::from(tag.ct_eq(key)))
+    }
+
+    fn insert(&self, dev_id: &str, key: [u8; 32]) {
+        let mut entries = lock(&self.entries);
+        if !entries.contains_key(dev_id) && entries.len() >= self.capacity {
+            entries.retain(|_, (_, at)| at.elapsed() < self.age);
+            if entries.len() >= self.capacity {
+                if let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+                {
+                    entries.remove(&oldest);
+                }
+            }
+        }
+        entries.insert(dev_id.to_owned(), (key, Instant::now()));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.entries).len()
     }
 }
 
@@ -573,6 +693,105 @@ mod tests {
             tls.check(&storage, &presented(Some(&basic))).unwrap(),
             Verdict::Authenticated
         );
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Basic {token}")
+    }
+
+    fn set_password(storage: &MemoryStorage, dev_id: &str, password: &str) {
+        let creds = Credentials {
+            password: Some(PasswordHashes::new("dev", password).unwrap()),
+            certificate_sha256: None,
+        };
+        storage.put_credentials(dev_id, &creds).unwrap();
+    }
+
+    fn check_as(auth: &Authenticator, storage: &MemoryStorage, dev_id: &str, a: &str) -> bool {
+        let p = Presented {
+            dev_id,
+            ..presented(Some(a))
+        };
+        match auth.check(storage, &p).unwrap() {
+            Verdict::Authenticated => true,
+            Verdict::Challenge { .. } => false,
+            v => panic!("{v:?}"),
+        }
+    }
+
+    fn argon2_runs(auth: &Authenticator) -> usize {
+        auth.basic_cache
+            .argon2_runs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn basic_verifies_once_per_device_and_never_takes_a_wrong_password() {
+        let storage = MemoryStorage::new();
+        set_password(&storage, "IMEI:1", "pw");
+        set_password(&storage, "IMEI:2", "theirs");
+        let auth = Authenticator::new(EnrollPolicy::Refuse, HttpAuth::default(), true);
+        let right = basic("dev", "pw");
+        for _ in 0..5 {
+            assert!(check_as(&auth, &storage, "IMEI:1", &right));
+        }
+        // One package paid Argon2; the other four were remembered.
+        assert_eq!(argon2_runs(&auth), 1);
+        // With the right token remembered, every other one is still
+        // verified, and refused: another password, another user, and the
+        // same token for a DevID whose password it is not.
+        for (dev_id, wrong) in [
+            ("IMEI:1", basic("dev", "pw2")),
+            ("IMEI:1", basic("dev", "")),
+            ("IMEI:1", basic("other", "pw")),
+            ("IMEI:2", right.clone()),
+        ] {
+            assert!(!check_as(&auth, &storage, dev_id, &wrong), "{wrong}");
+        }
+        assert_eq!(argon2_runs(&auth), 5);
+        // A refused guess does not unseat the remembered password.
+        assert!(check_as(&auth, &storage, "IMEI:1", &right));
+        assert_eq!(argon2_runs(&auth), 5);
+    }
+
+    #[test]
+    fn new_credentials_void_a_remembered_password() {
+        let storage = MemoryStorage::new();
+        set_password(&storage, "IMEI:1", "old");
+        let auth = Authenticator::new(EnrollPolicy::Refuse, HttpAuth::default(), true);
+        assert!(check_as(&auth, &storage, "IMEI:1", &basic("dev", "old")));
+        set_password(&storage, "IMEI:1", "new");
+        assert!(!check_as(&auth, &storage, "IMEI:1", &basic("dev", "old")));
+        assert!(check_as(&auth, &storage, "IMEI:1", &basic("dev", "new")));
+        assert_eq!(argon2_runs(&auth), 3);
+        // The same password set again is a new hash (a new salt): verified
+        // against it once more.
+        set_password(&storage, "IMEI:1", "new");
+        assert!(check_as(&auth, &storage, "IMEI:1", &basic("dev", "new")));
+        assert!(check_as(&auth, &storage, "IMEI:1", &basic("dev", "new")));
+        assert_eq!(argon2_runs(&auth), 4);
+    }
+
+    #[test]
+    fn the_basic_cache_stays_bounded_and_forgets_with_age() {
+        let cache = BasicCache::new(BASIC_CACHE_ENTRIES, BASIC_CACHE_AGE);
+        let key = |i: usize| -> [u8; 32] { Sha256::digest(i.to_be_bytes()).into() };
+        cache.insert("IMEI:0", key(0));
+        // The first entry is then strictly the oldest.
+        std::thread::sleep(Duration::from_millis(2));
+        for i in 1..BASIC_CACHE_ENTRIES + 50 {
+            cache.insert(&format!("IMEI:{i}"), key(i));
+        }
+        assert_eq!(cache.len(), BASIC_CACHE_ENTRIES);
+        assert!(!cache.fresh("IMEI:0", &key(0)));
+        let last = BASIC_CACHE_ENTRIES + 49;
+        assert!(cache.fresh(&format!("IMEI:{last}"), &key(last)));
+        assert!(!cache.fresh(&format!("IMEI:{last}"), &key(0)));
+        // Past its age an entry is not taken.
+        let aged = BasicCache::new(8, Duration::ZERO);
+        aged.insert("IMEI:1", key(1));
+        assert!(!aged.fresh("IMEI:1", &key(1)));
     }
 
     #[test]
