@@ -17,6 +17,7 @@ extern crate self as dm_core;
 pub mod acl;
 pub mod cache;
 mod hex;
+mod live;
 mod map;
 mod mo;
 pub mod multipart;
@@ -34,6 +35,7 @@ pub use acl::{
 };
 pub use cache::{CacheDecision, CacheValidator};
 pub use dm_derive::{ManagementObject, MoNode};
+pub use live::{ChangeReporter, Completion, ExecReport};
 pub use map::{is_node_name, NodeMap, NodeMapError, UNBOUNDED};
 #[doc(hidden)]
 pub use mo::__private;

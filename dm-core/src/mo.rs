@@ -7,6 +7,7 @@
 //! accessors. The runtime does every access check against that schema
 //! before it calls an MO: an MO only stores and acts.
 
+use crate::live::{ChangeReporter, Completion};
 use crate::map::{NodeMap, NodeMapError};
 use crate::node::{Format, MoSchema, NodeSchema};
 use crate::status::StatusCode;
@@ -77,6 +78,9 @@ pub struct ExecRequest {
     /// The server asked for asynchronous reporting (EXEC with a ServerURI,
     /// 5.4.1): the MO may answer [`ExecOutcome::Started`].
     pub asynchronous: bool,
+    /// With `asynchronous`: the handle to finish the operation with once
+    /// it ends (the MO keeps a clone when it answers `Started`).
+    pub completion: Option<Completion>,
 }
 
 /// How an EXEC went.
@@ -84,7 +88,9 @@ pub struct ExecRequest {
 pub enum ExecOutcome {
     /// Done (200).
     Done,
-    /// Started; the result follows in a Generic Alert (202, 5.4.1).
+    /// Started (202 in Package#3): the MO finishes the request's
+    /// [`Completion`] when the operation ends, and its final status goes
+    /// to the server in a Generic Alert (5.4.1).
     Started,
 }
 
@@ -93,6 +99,10 @@ pub enum ExecOutcome {
 pub trait MoNode: Sized {
     /// The definitions of this node's children, in DDF order.
     const CHILDREN: &'static [NodeSchema];
+
+    /// Some node of this one (or below) is read from the device at every
+    /// read (`#[dm(live)]`): the MO owns that data.
+    const LIVE: bool = false;
 
     /// Reads the node at `path`.
     fn get_node(&self, path: &[&str]) -> Result<NodeData, MoError>;
@@ -124,6 +134,30 @@ pub trait MoHooks {
     fn validate(&self) -> Result<(), MoError> {
         Ok(())
     }
+
+    /// Carries the instance's state, as the validated write left it, to
+    /// the device. Called once per command and instance, inside the
+    /// command's transaction; an error fails the command, and the runtime
+    /// then puts the previous state back and commits that again, so the
+    /// device ends as before the command (also when a later instance of
+    /// the same command fails).
+    fn commit(&mut self) -> Result<(), MoError> {
+        Ok(())
+    }
+
+    /// At a start, an EXEC of `path` that this instance answered
+    /// `Started` before the agent stopped has not finished: `completion`
+    /// is its new handle. The default keeps nothing: the EXEC then ends
+    /// with the runtime's timeout status.
+    fn resume_exec(&mut self, path: &[&str], completion: Completion) {
+        let _ = (path, completion);
+    }
+
+    /// Gives the instance the handle it reports changes on the device
+    /// with; called once, when the runtime takes the instance.
+    fn attach(&mut self, reporter: ChangeReporter) {
+        let _ = reporter;
+    }
 }
 
 /// One change of a write command, with its path below the instance root.
@@ -149,6 +183,29 @@ pub trait ManagementObject: Send + Sync + 'static {
 
     /// Executes the node at `path`.
     fn exec(&mut self, path: &[&str], request: &ExecRequest) -> Result<ExecOutcome, MoError>;
+
+    /// See [`MoHooks::commit`].
+    fn commit(&mut self) -> Result<(), MoError> {
+        Ok(())
+    }
+
+    /// See [`MoHooks::resume_exec`].
+    fn resume_exec(&mut self, path: &[&str], completion: Completion) {
+        let _ = (path, completion);
+    }
+
+    /// See [`MoHooks::attach`].
+    fn attach(&mut self, reporter: ChangeReporter) {
+        let _ = reporter;
+    }
+
+    /// The MO owns its data: some node is read from the device at every
+    /// read. The runtime keeps none of it in the state directory, and a
+    /// `cv` never answers 304 for it (spec 11: the runtime cannot tell
+    /// that device data did not change).
+    fn owns_data(&self) -> bool {
+        false
+    }
 
     /// The derive's fast paths for the runtime (see
     /// [`__private::FastAccess`]); `None`, the default, makes the runtime

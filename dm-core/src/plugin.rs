@@ -330,9 +330,13 @@ pub fn handle<T: ManagementObject + MoNode>(
             asynchronous,
         } => match find(&mut state, &miid) {
             Some(i) => {
-                let r = state.instances[i]
-                    .1
-                    .exec(&refs(&path), &ExecRequest { asynchronous });
+                let r = state.instances[i].1.exec(
+                    &refs(&path),
+                    &ExecRequest {
+                        asynchronous,
+                        ..ExecRequest::default()
+                    },
+                );
                 mo_result(r.map(|o| {
                     Json::from(match o {
                         ExecOutcome::Done => "done",

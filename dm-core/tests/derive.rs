@@ -542,7 +542,10 @@ fn exec_and_validate_go_through_the_hooks() {
         ManagementObject::exec(&mut s, &["i1", "Run"], &ExecRequest::default()),
         Ok(ExecOutcome::Done)
     );
-    let asynchronous = ExecRequest { asynchronous: true };
+    let asynchronous = ExecRequest {
+        asynchronous: true,
+        ..ExecRequest::default()
+    };
     assert_eq!(
         ManagementObject::exec(&mut s, &["i1", "Run"], &asynchronous),
         Ok(ExecOutcome::Started)

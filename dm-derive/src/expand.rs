@@ -674,6 +674,22 @@ pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
                 <Self as ::dm_core::MoHooks>::exec(self, path, request)
             }
 
+            fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+                <Self as ::dm_core::MoHooks>::commit(self)
+            }
+
+            fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+                <Self as ::dm_core::MoHooks>::resume_exec(self, path, completion)
+            }
+
+            fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+                <Self as ::dm_core::MoHooks>::attach(self, reporter)
+            }
+
+            fn owns_data(&self) -> bool {
+                <Self as ::dm_core::MoNode>::LIVE
+            }
+
             fn __fast(
                 &self,
             ) -> ::core::option::Option<&dyn ::dm_core::__private::FastAccess> {

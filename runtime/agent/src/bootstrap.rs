@@ -77,6 +77,10 @@ pub enum BootstrapError {
     },
     #[error("could not record the bootstrap in the state directory")]
     Save,
+    /// An MO's device refused the new state (`MoHooks::commit`); the
+    /// device and the state are as before.
+    #[error("the device refused it: {0}")]
+    Device(String),
     /// The items together break a rule no single one does (two accounts
     /// with one SrvID, 12.2).
     #[error("refused as a whole: {0}")]
@@ -92,7 +96,7 @@ impl BootstrapError {
             | BootstrapError::NotItsBootstrapServer { .. }
             | BootstrapError::OtherOwner { .. }
             | BootstrapError::Refused(_) => 403,
-            BootstrapError::Store { .. } | BootstrapError::Save => 500,
+            BootstrapError::Store { .. } | BootstrapError::Save | BootstrapError::Device(_) => 500,
         }
     }
 }
@@ -461,7 +465,12 @@ pub fn apply(
         }
     }
     state.bootstraps_applied.push(digest);
-    device.commit().map_err(|_| BootstrapError::Save)?;
+    device.commit().map_err(|e| match e {
+        crate::persist::CommitError::State(_) => BootstrapError::Save,
+        crate::persist::CommitError::Device { moid, miid, source } => {
+            BootstrapError::Device(format!("{moid}/{miid}: {source}"))
+        }
+    })?;
     Ok(Applied {
         servers,
         already_applied: false,

@@ -144,6 +144,9 @@ pub struct Device {
     txn: Option<crate::persist::Txn>,
     /// Why the last command was refused (`Device::refuse`).
     refusal: std::sync::Mutex<Option<String>>,
+    /// What MO code reported from its own threads: finished EXECs and
+    /// changes on the device (`crate::live`).
+    inbox: std::sync::Arc<crate::live::Inbox>,
 }
 
 /// The most a response writer reserves up front.
@@ -239,7 +242,18 @@ impl Device {
             txn: None,
             refusal: std::sync::Mutex::new(None),
             response_size: 0,
+            inbox: Default::default(),
         }
+    }
+
+    /// What one server can make the agent do.
+    pub(crate) fn limits(&self) -> &crate::Limits {
+        &self.config.limits
+    }
+
+    /// Where MO code reports finished EXECs and device changes.
+    pub(crate) fn inbox(&self) -> &std::sync::Arc<crate::live::Inbox> {
+        &self.inbox
     }
 
     /// Keeps instances and agent state in `store` from now on.

@@ -16,6 +16,7 @@ mod delegation;
 mod digest_auth;
 mod http;
 mod limits;
+pub mod live;
 pub mod local_api;
 mod persist;
 pub mod plugins;

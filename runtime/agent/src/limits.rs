@@ -29,6 +29,14 @@ pub struct Limits {
     /// Instances one server may own (`--max-instances`, default 25,000):
     /// an HGET that would create more answers 506 Device Full.
     pub instances_per_server: usize,
+    /// How long an EXEC an MO started may take to finish
+    /// (`--exec-timeout`, default 24 h); past it its Generic Alert
+    /// reports [`EXEC_TIMEOUT_STATUS`](crate::live::EXEC_TIMEOUT_STATUS).
+    pub exec_timeout: Duration,
+    /// How long `--once` waits for the EXECs started in its sessions to
+    /// finish before it exits (`--exec-wait`, default 60 s); those still
+    /// running stay pending and are reported by a later run.
+    pub once_exec_wait: Duration,
 }
 
 impl Default for Limits {
@@ -41,6 +49,8 @@ impl Default for Limits {
             session_deadline: Duration::from_secs(300),
             registrations_per_server: 64,
             instances_per_server: 25_000,
+            exec_timeout: Duration::from_secs(24 * 3600),
+            once_exec_wait: Duration::from_secs(60),
         }
     }
 }

@@ -13,6 +13,21 @@ use dm_core::StatusCode;
 use crate::client::Device;
 use crate::store::{AgentState, Record, SavedInstance, StateError};
 
+/// Why a command's changes did not stand; they were taken back.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The state directory could not record them.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// An MO's device refused them (`MoHooks::commit`).
+    #[error("{moid}/{miid}: the device refused the change: {source}")]
+    Device {
+        moid: &'static str,
+        miid: String,
+        source: dm_core::MoError,
+    },
+}
+
 /// What a transaction must restore besides the registry's instances, and
 /// the work it leaves to its end.
 #[derive(Debug)]
@@ -51,11 +66,27 @@ impl Device {
     /// Ends the open transaction: one journal record of what it changed,
     /// synced. On failure memory goes back to how the transaction found it
     /// and the error says why.
-    pub(crate) fn commit(&mut self) -> Result<(), StateError> {
+    pub(crate) fn commit(&mut self) -> Result<(), CommitError> {
         let Some(txn) = self.txn_slot().take() else {
             return Ok(());
         };
         let undo = self.registry_mut().take_undo().unwrap_or_default();
+        let touched: Vec<(&'static str, String)> = undo
+            .iter()
+            .map(|u| (u.key().0, u.key().1.to_owned()))
+            .fold(Vec::new(), |mut v, k| {
+                if !v.contains(&k) {
+                    v.push(k);
+                }
+                v
+            });
+        if let Err(failed) = self.commit_to_devices(&touched) {
+            // The device ends as before the command: memory first, then
+            // every instance's previous state carried to it again.
+            self.take_back(txn, undo);
+            self.commit_to_devices_best_effort(&touched);
+            return Err(failed);
+        }
         if self.store().is_none() {
             return Ok(());
         }
@@ -92,7 +123,49 @@ impl Device {
             Err(e) => {
                 tracing::error!("{e}: the command is taken back");
                 self.take_back(txn, undo);
-                Err(e)
+                self.commit_to_devices_best_effort(&touched);
+                Err(CommitError::State(e))
+            }
+        }
+    }
+
+    /// Carries the state of each touched instance that still exists to
+    /// its device (`MoHooks::commit`, issue 18 item 2); stops at the
+    /// first that fails.
+    fn commit_to_devices(&mut self, touched: &[(&'static str, String)]) -> Result<(), CommitError> {
+        for (moid, miid) in touched {
+            let Some(index) = self.registry().find(moid, miid) else {
+                continue;
+            };
+            let Some(mo) = self.registry_mut().mo_mut_untracked(index) else {
+                continue;
+            };
+            if let Err(source) = mo.commit() {
+                tracing::warn!("{moid}/{miid}: the device refused the change: {source}");
+                return Err(CommitError::Device {
+                    moid,
+                    miid: miid.clone(),
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failure, the previous state of every touched instance goes
+    /// to its device again; a device that refuses even that is logged
+    /// (its MO then holds state the device does not).
+    fn commit_to_devices_best_effort(&mut self, touched: &[(&'static str, String)]) {
+        for (moid, miid) in touched {
+            let Some(index) = self.registry().find(moid, miid) else {
+                continue;
+            };
+            if let Some(mo) = self.registry_mut().mo_mut_untracked(index) {
+                if let Err(e) = mo.commit() {
+                    tracing::error!(
+                        "{moid}/{miid}: the previous state did not go back to the device: {e}"
+                    );
+                }
             }
         }
     }
@@ -112,8 +185,11 @@ impl Device {
         }
         match self.commit() {
             Ok(()) => status,
-            Err(e) if may_be_full && e.is_storage_full() => StatusCode::DEVICE_FULL,
-            Err(_) => StatusCode::INTERNAL_ERROR,
+            Err(CommitError::State(e)) if may_be_full && e.is_storage_full() => {
+                StatusCode::DEVICE_FULL
+            }
+            Err(CommitError::State(_)) => StatusCode::INTERNAL_ERROR,
+            Err(CommitError::Device { source, .. }) => source.status(),
         }
     }
 

@@ -319,7 +319,15 @@ impl ManagementObject for PluginInstance {
             .map_err(WireError::into_mo)?;
         match json.as_str() {
             Some("done") => Ok(ExecOutcome::Done),
-            Some("started") => Ok(ExecOutcome::Started),
+            Some("started") => {
+                // Plugin ABI 1 has no way back for a final status: the
+                // alert says 202 (accepted, outcome unknown) at once rather
+                // than waiting for a finish that cannot come.
+                if let Some(c) = &request.completion {
+                    c.finish(dm_core::ExecReport::status(dm_core::StatusCode::ACCEPTED));
+                }
+                Ok(ExecOutcome::Started)
+            }
             _ => Err(MoError::Failed(format!("plugin exec answered {json}"))),
         }
     }

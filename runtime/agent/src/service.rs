@@ -173,6 +173,8 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     for e in device.sync_access_control() {
         tracing::warn!("dmctl client: access control: {e}");
     }
+    // EXECs started before the agent stopped: their MOs get their handles.
+    device.resume();
     Ok(device)
 }
 
@@ -233,8 +235,46 @@ pub async fn run_once(
             result,
         });
     }
-    outcomes.extend(deliver_alerts(&mut device).await);
+    outcomes.extend(deliver_reports(&mut device, Some(opts.limits.once_exec_wait)).await);
     Ok(outcomes)
+}
+
+/// Takes what MO code reported ([`Device::take_inbox`]): changes go to
+/// their subscribers, finished EXECs to their servers. With `wait`, goes
+/// on until every pending EXEC has finished or `wait` has passed (those
+/// left stay pending, kept in the state directory).
+pub async fn deliver_reports(
+    device: &mut Device,
+    wait: Option<std::time::Duration>,
+) -> Vec<SessionOutcome> {
+    let until = wait.map(|w| std::time::Instant::now() + w);
+    let mut outcomes = Vec::new();
+    loop {
+        device.take_inbox();
+        device.notify_subscribers().await;
+        outcomes.extend(deliver_alerts(device).await);
+        let Some(until) = until else { break };
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if device.pending_exec_count() == 0 || left.is_zero() {
+            break;
+        }
+        // Woken by a report, or by the next deadline (a timeout to send).
+        let inbox = std::sync::Arc::clone(device.inbox());
+        let _ = tokio::time::timeout(left.min(until_deadline(device)), inbox.wait()).await;
+    }
+    outcomes
+}
+
+/// How long until the earliest pending EXEC's deadline (a day at most).
+fn until_deadline(device: &Device) -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let secs = device
+        .next_exec_deadline()
+        .map_or(86_400, |d| d.saturating_sub(now).min(86_400));
+    // A deadline of this very second is due now: wake a moment after it.
+    std::time::Duration::from_secs(secs) + std::time::Duration::from_millis(100)
 }
 
 /// Results of asynchronous EXECs go out in new sessions, one per account
@@ -242,6 +282,7 @@ pub async fn run_once(
 /// the EXEC (`PendingAlert::account`): with its rights, never the
 /// device's. An alert whose account is gone by then is dropped.
 pub async fn deliver_alerts(device: &mut Device) -> Vec<SessionOutcome> {
+    device.take_inbox();
     let pending = device.take_pending_alerts();
     let mut targets: Vec<(&str, &str)> = Vec::new();
     for p in &pending {
@@ -500,11 +541,21 @@ pub async fn run_listeners(
         }
         None => None,
     };
+    let inbox = std::sync::Arc::clone(device.lock().await.inbox());
     let mut buf = vec![0u8; 65_536];
     let mut drops = RateLog::new("notifications dropped");
     let mut summary = tokio::time::interval(crate::rate_log::SUMMARY_INTERVAL);
     loop {
+        let deadline = until_deadline(&*device.lock().await);
         let outcomes = tokio::select! {
+            // MO code reported (a finished EXEC, a change on the device),
+            // or a pending EXEC's deadline passed.
+            () = async {
+                let _ = tokio::time::timeout(deadline, inbox.wait()).await;
+            } => {
+                let outcomes = deliver_reports(&mut *device.lock().await, None).await;
+                (!outcomes.is_empty()).then_some(outcomes)
+            }
             _ = summary.tick() => {
                 if let Some(line) = drops.flush(std::time::Instant::now()) {
                     tracing::warn!("dmctl client: {line}");
@@ -536,8 +587,12 @@ pub async fn run_listeners(
                 }
             }
         };
-        let Some(outcomes) = outcomes else { continue };
+        let Some(mut outcomes) = outcomes else {
+            continue;
+        };
         if once {
+            let wait = Some(opts.limits.once_exec_wait);
+            outcomes.extend(deliver_reports(&mut *device.lock().await, wait).await);
             return Ok(outcomes);
         }
         outcomes.iter().for_each(report);

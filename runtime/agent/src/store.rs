@@ -91,6 +91,28 @@ pub struct AgentState {
     /// notification is dropped also after a restart (5.2.1.2).
     #[serde(default)]
     pub notification_windows: std::collections::BTreeMap<String, crate::replay::NotificationWindow>,
+    /// EXECs an MO answered `Started` and has not finished (5.4.1): their
+    /// Generic Alert goes out when it does, also after a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_execs: Vec<PendingExec>,
+    /// The id of the next pending EXEC.
+    #[serde(default)]
+    pub next_exec_id: u64,
+}
+
+/// An EXEC started asynchronously and not yet finished (spec 5.4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingExec {
+    pub id: u64,
+    pub moid: String,
+    pub miid: String,
+    /// The executed node below the instance root.
+    pub path: Vec<String>,
+    /// Where the Generic Alert goes, and as which account (MIID).
+    pub server_uri: String,
+    pub account: String,
+    /// POSIX seconds after which it ends with the timeout status.
+    pub deadline: u64,
 }
 
 /// One command's durable effect: a journal record.

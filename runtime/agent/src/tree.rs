@@ -51,6 +51,8 @@ pub struct Instance {
     /// them all (a DACMO change touches other instances' rules), and
     /// nothing changes an instance without one, so they are never stale.
     rules: OnceLock<Box<[AclEntry]>>,
+    /// The MO holds its change reporter (`Registry::attach_reporters`).
+    attached: bool,
 }
 
 impl Instance {
@@ -69,6 +71,7 @@ impl Instance {
             changes,
             cache_validator: OnceLock::new(),
             rules: OnceLock::new(),
+            attached: false,
         }
     }
 
@@ -259,6 +262,8 @@ impl Registry {
     ) -> usize {
         self.forget_rules();
         let miid = miid.into();
+        // An MO that owns its data keeps it on the device, not here.
+        let persistent = persistent && !mo.owns_data();
         if let Some(old) = self.find(mo.schema().moid, &miid) {
             self.take_out(old);
         }
@@ -344,6 +349,13 @@ impl Registry {
         Some(self.instances.get_mut(index)?.mo.as_mut())
     }
 
+    /// The MO at `index` for a call that changes no data the runtime keeps
+    /// (committing to its device, handing it a handle): no undo record, no
+    /// change of its cache validator.
+    pub(crate) fn mo_mut_untracked(&mut self, index: usize) -> Option<&mut dyn ManagementObject> {
+        Some(self.instances.get_mut(index)?.mo.as_mut())
+    }
+
     /// Puts `mo` in place of the MO of the instance at `index` and returns
     /// the old one; as [`Registry::mo_mut`], the change needs a
     /// [`Registry::touch`].
@@ -355,7 +367,22 @@ impl Registry {
         self.note_change(index);
         self.forget_rules();
         let instance = self.instances.get_mut(index)?;
+        // A new MO holds no reporter yet.
+        instance.attached = false;
         Some(std::mem::replace(&mut instance.mo, mo))
+    }
+
+    /// Hands each instance that has none its change reporter
+    /// (`MoHooks::attach`), made by `make` from its MOID and MIID.
+    pub(crate) fn attach_reporters(
+        &mut self,
+        make: impl Fn(&'static str, &str) -> dm_core::ChangeReporter,
+    ) {
+        for i in self.instances.iter_mut().filter(|i| !i.attached) {
+            i.attached = true;
+            let reporter = make(i.mo.schema().moid, &i.miid);
+            i.mo.attach(reporter);
+        }
     }
 
     /// Gives the instance at `index` an owner and says whether it is kept

@@ -166,6 +166,16 @@ struct LimitArgs {
     /// Instances one server may own.
     #[arg(long, value_name = "N", default_value_t = Limits::default().instances_per_server)]
     max_instances: usize,
+    /// Seconds an EXEC an MO started may take to finish; past them its
+    /// Generic Alert reports 500.
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = Limits::default().exec_timeout.as_secs())]
+    exec_timeout: u64,
+    /// With --once: seconds to wait for the EXECs started in its sessions
+    /// to finish (those still running are reported by a later run).
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = Limits::default().once_exec_wait.as_secs())]
+    exec_wait: u64,
 }
 
 impl LimitArgs {
@@ -178,6 +188,8 @@ impl LimitArgs {
             session_deadline: Duration::from_secs(self.session_deadline),
             registrations_per_server: self.max_registrations,
             instances_per_server: self.max_instances,
+            exec_timeout: Duration::from_secs(self.exec_timeout),
+            once_exec_wait: Duration::from_secs(self.exec_wait),
         }
     }
 }

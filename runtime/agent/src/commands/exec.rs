@@ -1,7 +1,7 @@
 //! EXEC (5.3.5), with its asynchronous report (5.4.1), and SHOW (5.3.7).
 
 use dm_core::{
-    AccessType, Alert, ClientUri, ExecOutcome, ExecRequest, Rights, ServerUri, Status, StatusCode,
+    AccessType, ClientUri, ExecOutcome, ExecRequest, Rights, ServerUri, Status, StatusCode,
 };
 
 use super::status;
@@ -45,9 +45,6 @@ impl Device {
                 }
             }
         };
-        let request = ExecRequest {
-            asynchronous: server_uri.is_some(),
-        };
         let mut code = StatusCode::OK;
         for r in &resolved {
             let path = r.path.refs();
@@ -55,7 +52,15 @@ impl Device {
                 return status(StatusCode::NOT_FOUND);
             };
             let moid = instance.mo().schema().moid;
-            let node_uri = ClientUri::for_node(moid, instance.miid(), &path);
+            let miid = instance.miid().to_owned();
+            let node_uri = ClientUri::for_node(moid, &miid, &path);
+            // spec 5.4.1: with a ServerURI the MO may finish later, through
+            // this handle; its id is spent whatever the MO answers.
+            let id = report_to.as_ref().map(|_| self.next_exec_id());
+            let request = ExecRequest {
+                asynchronous: server_uri.is_some(),
+                completion: id.map(|id| self.completion(id)),
+            };
             let Some(mo) = self.registry_mut().mo_mut(r.instance) else {
                 return status(StatusCode::NOT_FOUND);
             };
@@ -65,6 +70,31 @@ impl Device {
                 Ok(ExecOutcome::Started) => StatusCode::ACCEPTED,
                 Err(e) => e.status(),
             };
+            // Started with a report address: the final status comes when
+            // the MO finishes (crate::live), in a session of its own.
+            if let (Some(id), Some((target, account)), StatusCode::ACCEPTED) =
+                (id, &report_to, outcome)
+            {
+                let node = (
+                    moid,
+                    miid.as_str(),
+                    path.iter().map(|s| (*s).to_owned()).collect(),
+                );
+                if !self.keep_pending_exec(id, node, target.clone(), account.clone()) {
+                    return status(self.refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "{} EXECs already pending (MAX_PENDING_EXECS)",
+                            crate::live::MAX_PENDING_EXECS
+                        ),
+                    ));
+                }
+                self.registry_mut().touch(r.instance);
+                let _ = self.save(r.instance);
+                self.mark_changed(r.instance);
+                code = StatusCode::ACCEPTED;
+                continue;
+            }
             if result.is_ok() {
                 // An Exec may change data (DCMO's Enabled): keep it.
                 self.registry_mut().touch(r.instance);
@@ -73,12 +103,9 @@ impl Device {
             }
             match &report_to {
                 Some((target, account)) => {
-                    let mut alert = Alert::new(crate::client::operation_complete_alert(moid))
-                        .with_data(
-                            dm_core::package::media_type::JSON,
-                            serde_json::json!({ "sc": outcome.as_u16() }),
-                        );
-                    alert.source_uri = Some(node_uri);
+                    // Done (or failed) at once: the alert carries that.
+                    let report = dm_core::ExecReport::status(outcome);
+                    let alert = crate::live::exec_alert(moid, node_uri, &report);
                     self.queue_alert(PendingAlert {
                         server_uri: target.clone(),
                         account: account.clone(),

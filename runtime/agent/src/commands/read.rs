@@ -170,8 +170,15 @@ impl Device {
 
     /// The cache validator of an instance (11.1), from the registry's
     /// change clock at its last change ([`Registry::touch`]).
+    /// None for an MO that owns its data: the runtime cannot tell that
+    /// the device did not change it, so it gives no validator and never
+    /// answers 304 there.
     pub(crate) fn cache_validator(&self, index: usize) -> Option<&str> {
-        Some(self.registry().instance(index)?.cache_validator().as_str())
+        let instance = self.registry().instance(index)?;
+        if instance.mo().owns_data() {
+            return None;
+        }
+        Some(instance.cache_validator().as_str())
     }
 }
 

@@ -234,7 +234,7 @@ impl Device {
 
     /// Puts a saved instance back (at start): into the built-in instance
     /// of that name, or into a new one made by its MO's factory.
-    pub(crate) fn restore(&mut self, saved: &SavedInstance) -> Result<(), String> {
+    pub fn restore(&mut self, saved: &SavedInstance) -> Result<(), String> {
         match self.registry().find(&saved.moid, &saved.miid) {
             Some(index) => {
                 let Some(mo) = self.registry_mut().mo_mut(index) else {
