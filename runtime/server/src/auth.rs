@@ -121,7 +121,45 @@ pub enum CredentialError {
     Fingerprint,
 }
 
+/// The prefix of the stored hash of a password this server generated
+/// itself (the bootstrap server's: 256 random bits), `$dm-sha256$SALT$HASH`
+/// in hex: SHA-256 over a random salt and the password. Argon2 is for
+/// passwords a person may have chosen; 256 random bits cannot be guessed
+/// from their hash at any speed (as for admin tokens), and a slow hash
+/// would cost each device's first session about 20 ms of a core.
+const GENERATED_PREFIX: &str = "$dm-sha256$";
+
+/// The fewest bytes a generated password has (256 bits in base64url).
+const GENERATED_MIN_LEN: usize = 43;
+
 impl PasswordHashes {
+    /// Hashes a password the server generated itself (at least 43
+    /// characters of a 256-bit random value): a salted SHA-256 for Basic
+    /// (see `GENERATED_PREFIX`), and the Digest `HA1`s under [`REALM`].
+    pub fn generated(user: &str, password: &str) -> Result<PasswordHashes, CredentialError> {
+        if user.is_empty() || user.contains([':', '"']) {
+            return Err(CredentialError::User);
+        }
+        if password.len() < GENERATED_MIN_LEN {
+            return Err(CredentialError::EmptyPassword);
+        }
+        let mut salt = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| CredentialError::Random)?;
+        let a1 = format!("{user}:{REALM}:{password}");
+        Ok(PasswordHashes {
+            user: user.to_owned(),
+            phc: format!(
+                "{GENERATED_PREFIX}{}${}",
+                hex(&salt),
+                hex(&generated_hash(&salt, password.as_bytes()))
+            ),
+            ha1_md5: Algorithm::Md5.hex(&a1),
+            ha1_sha256: Algorithm::Sha256.hex(&a1),
+        })
+    }
+
     /// Hashes `password` for `user`: Argon2id with a fresh salt (Basic),
     /// and the Digest `HA1`s under [`REALM`].
     pub fn new(user: &str, password: &str) -> Result<PasswordHashes, CredentialError> {
@@ -595,8 +633,39 @@ fn basic_matches(stored: &PasswordHashes, token: &str) -> bool {
     let Some((user, password)) = text.split_once(':') else {
         return false;
     };
-    let password_ok = argon2_verify(password.as_bytes(), &stored.phc);
+    let password_ok = match stored.phc.strip_prefix(GENERATED_PREFIX) {
+        Some(rest) => generated_verify(password.as_bytes(), rest),
+        None => argon2_verify(password.as_bytes(), &stored.phc),
+    };
     bool::from(user.as_bytes().ct_eq(stored.user.as_bytes())) && password_ok
+}
+
+fn generated_hash(salt: &[u8], password: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(password);
+    h.finalize().into()
+}
+
+/// Checks a password against `SALT$HASH` (hex) of a generated one.
+fn generated_verify(password: &[u8], stored: &str) -> bool {
+    let Some((salt, hash)) = stored.split_once('$') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (parse_hex(salt), parse_hex(hash)) else {
+        return false;
+    };
+    bool::from(generated_hash(&salt, password).as_slice().ct_eq(&hash))
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, ()> {
+    if text.len() % 2 != 0 {
+        return Err(());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2).ok_or(())?, 16).map_err(|_| ()))
+        .collect()
 }
 
 /// What `PasswordVerifier::verify_password` does for a PHC string, in a
@@ -904,6 +973,32 @@ mod tests {
             auth.challenges(false);
         }
         assert_eq!(auth.tracked(), MAX_NONCES);
+    }
+
+    #[test]
+    fn a_generated_password_is_checked_by_its_salted_hash() {
+        let password = "q4bW0VJ3o8Ykq2bUaR8yA0QF7L5mN1c9XsZpTjHdEgI";
+        let stored = PasswordHashes::generated("dev", password).unwrap();
+        assert!(stored.phc.starts_with(GENERATED_PREFIX), "{}", stored.phc);
+        assert!(!stored.phc.contains(password));
+        let token = |user: &str, pw: &str| {
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+        };
+        assert!(basic_matches(&stored, &token("dev", password)));
+        assert!(!basic_matches(&stored, &token("dev", &password[1..])));
+        assert!(!basic_matches(&stored, &token("other", password)));
+        // Two hashes of one password differ (the salt).
+        let again = PasswordHashes::generated("dev", password).unwrap();
+        assert_ne!(again.phc, stored.phc);
+        // Digest answers the same as for any password.
+        assert_eq!(again.ha1_sha256, stored.ha1_sha256);
+        // A person's password is not taken as generated.
+        assert!(PasswordHashes::generated("dev", "hunter2").is_err());
+        let mangled = PasswordHashes {
+            phc: format!("{GENERATED_PREFIX}zz$00"),
+            ..stored
+        };
+        assert!(!basic_matches(&mangled, &token("dev", password)));
     }
 
     #[test]

@@ -176,8 +176,9 @@ impl Core {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let user = user_name(dev_id);
         let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<32>()?);
-        // Argon2 before any lock: it takes milliseconds on purpose.
-        let hashes = PasswordHashes::new(&user, &password)?;
+        // 256 random bits: a salted SHA-256 keeps them (auth.rs,
+        // GENERATED_PREFIX); Argon2 is for passwords people choose.
+        let hashes = PasswordHashes::generated(&user, &password)?;
         let noti_secret = random::<32>()?;
         let noti_data = random::<16>()?;
         let (client_cert, client_key) = device_identity(dev_id)?;
