@@ -2,6 +2,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::spanned::Spanned;
 use syn::{Attribute, LitStr};
 
 /// Collects errors so that the user sees all of them at once.
@@ -35,6 +36,13 @@ pub struct NodeAttrs {
     pub scope: TokenStream,
     pub moid: Option<String>,
     pub ddf_url: Option<String>,
+    /// `live`: every read of the node asks MO code (`self.read_<field>()`).
+    pub live: Option<Span>,
+    /// `skip`: the field is no node (MO code's own state).
+    pub skip: Option<Span>,
+    /// The span of the first key other than `live` and `skip`, which
+    /// `skip` cannot go with.
+    pub node_key: Option<Span>,
     /// Some key or value was rejected (and reported): skip further checks
     /// on this node so that one mistake gives one error.
     pub invalid: bool,
@@ -208,6 +216,9 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> NodeAttrs {
         scope: quote!(::dm_core::Scope::Dynamic),
         moid: None,
         ddf_url: None,
+        live: None,
+        skip: None,
+        node_key: None,
         invalid: false,
     };
     let mut failed = false;
@@ -222,6 +233,22 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> NodeAttrs {
                 .get_ident()
                 .map(ToString::to_string)
                 .unwrap_or_default();
+            // The two flags: a bare key, no value.
+            if key == "live" || key == "skip" {
+                if meta.input.peek(syn::Token![=]) {
+                    return Err(meta.error(format!(
+                        "`{key}` takes no value: write #[dm({key})]"
+                    )));
+                }
+                let span = meta.path.span();
+                if key == "live" {
+                    out.live = Some(span);
+                } else {
+                    out.skip = Some(span);
+                }
+                return Ok(());
+            }
+            out.node_key.get_or_insert(meta.path.span());
             let lit: LitStr = meta.value()?.parse()?;
             match key.as_str() {
                 "name" => out.name = Some(lit.value()),
@@ -258,7 +285,7 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> NodeAttrs {
                 "ddf_url" => out.ddf_url = Some(lit.value()),
                 _ => {
                     return Err(meta.error(format!(
-                        "unknown dm attribute `{key}`; expected name, format, access, occurrence, scope, moid or ddf_url"
+                        "unknown dm attribute `{key}`; expected name, format, access, occurrence, scope, moid, ddf_url, live or skip"
                     )))
                 }
             }

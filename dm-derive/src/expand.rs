@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields};
 
@@ -29,9 +30,21 @@ struct Child {
     format: TokenStream,
     /// The node's `AccessType` expression.
     access: TokenStream,
+    /// `#[dm(live)]`: the method every read calls, `read_<field>`.
+    live: Option<syn::Ident>,
+    /// The node type of an interior child (`T` of `T`, `Option<T>`,
+    /// `NodeMap<T, ..>`), whose `LIVE` this node's takes in.
+    node_type: Option<syn::Type>,
 }
 
-fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
+/// The fields of a node struct: its child nodes, and the `#[dm(skip)]`
+/// fields that are no node (MO code's own state).
+struct NodeFields {
+    children: Vec<Child>,
+    skipped: Vec<syn::Ident>,
+}
+
+fn children(input: &DeriveInput, errors: &mut Errors) -> NodeFields {
     if !input.generics.params.is_empty() {
         errors.push(syn::Error::new(
             input.generics.span(),
@@ -59,6 +72,7 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         }
     };
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     let mut unnamed_seen = false;
     for field in fields {
         let attrs = attr::parse(&field.attrs, errors);
@@ -66,6 +80,23 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             continue;
         };
         if attrs.invalid {
+            continue;
+        }
+        if let Some(span) = attrs.skip {
+            if attrs.live.is_some() {
+                errors.push(syn::Error::new(
+                    span,
+                    "a field is `skip` (no node) or `live` (a node read from the MO), not both",
+                ));
+            } else if let Some(key) = attrs.node_key {
+                errors.push(syn::Error::new(
+                    key,
+                    "a `skip` field is no node and takes no node property: \
+                     write #[dm(skip)] alone",
+                ));
+            } else {
+                skipped.push(ident);
+            }
             continue;
         }
         let name = attrs.name;
@@ -98,16 +129,19 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
         let access = attrs.access;
         let scope = attrs.scope;
         let ty = &field.ty;
-        let child_defs = if interior {
-            // Option<T> and NodeMap<T, ..> hold T; the schema is T's.
-            let inner = match kind {
-                Kind::Plain => ty,
-                Kind::Optional | Kind::Map => first_type_argument(ty).unwrap_or(ty),
-            };
-            quote!(<#inner as ::dm_core::MoNode>::CHILDREN)
-        } else {
-            quote!(&[])
+        // Option<T> and NodeMap<T, ..> hold T; the schema is T's.
+        let node_type = interior.then(|| match kind {
+            Kind::Plain => ty.clone(),
+            Kind::Optional | Kind::Map => first_type_argument(ty).unwrap_or(ty).clone(),
+        });
+        let child_defs = match &node_type {
+            Some(inner) => quote!(<#inner as ::dm_core::MoNode>::CHILDREN),
+            None => quote!(&[]),
         };
+        // `r#type` reads through `read_type`.
+        let live = attrs
+            .live
+            .map(|span| syn::Ident::new(&format!("read_{}", ident.unraw()), span));
         let name_tokens = match &name {
             Some(n) => quote!(::core::option::Option::Some(#n)),
             None => quote!(::core::option::Option::None),
@@ -130,9 +164,64 @@ fn children(input: &DeriveInput, errors: &mut Errors) -> Vec<Child> {
             schema,
             format,
             access,
+            live,
+            node_type,
         });
     }
-    out
+    NodeFields {
+        children: out,
+        skipped,
+    }
+}
+
+/// `live` and `skip` are field keys: on the struct itself they are
+/// refused (an MO root or node is live through its fields).
+fn refuse_flags_on_struct(attrs: &attr::NodeAttrs, root: bool, errors: &mut Errors) {
+    if let Some(span) = attrs.live {
+        let what = if root {
+            "an MO root cannot be `live`: put #[dm(live)] on the fields (child nodes) \
+             whose data the MO owns"
+        } else {
+            "`live` goes on a field (the child node whose data the MO owns), not on the struct"
+        };
+        errors.push(syn::Error::new(span, what));
+    }
+    if let Some(span) = attrs.skip {
+        errors.push(syn::Error::new(
+            span,
+            "`skip` goes on a field that is no node, not on the struct",
+        ));
+    }
+}
+
+/// Where a read finds a child's value: `(statement, expression of &T)`.
+/// A stored child is its field; a live one is what `read_<field>()`
+/// answers now, bound by the statement; `on_err` ends the read when that
+/// fails (`?`, or the fallback of a read that cannot fail).
+fn source(c: &Child, on_err: &ReadError) -> (TokenStream, TokenStream) {
+    let ident = &c.ident;
+    match &c.live {
+        None => (quote!(), quote!(&self.#ident)),
+        Some(read) => {
+            let bind = match on_err {
+                ReadError::Propagate => quote!(let __dm_live = self.#read()?;),
+                ReadError::Answer(v) => quote! {
+                    let ::core::result::Result::Ok(__dm_live) = self.#read() else {
+                        return #v;
+                    };
+                },
+            };
+            (bind, quote!(&__dm_live))
+        }
+    }
+}
+
+/// What a read does when a live child's read fails.
+enum ReadError {
+    /// Returns the `MoError` (the runtime answers its status).
+    Propagate,
+    /// Returns this value.
+    Answer(TokenStream),
 }
 
 /// For an un-named child written `NodeMap<T, MIN, MAX>` with literal
@@ -231,7 +320,8 @@ fn first_type_argument(ty: &syn::Type) -> Option<&syn::Type> {
     }
 }
 
-fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
+fn mo_node_impl(input: &DeriveInput, fields: &NodeFields) -> TokenStream {
+    let children = &fields.children[..];
     let ident = &input.ident;
     let schemas = children.iter().map(|c| &c.schema);
     let n = children.len();
@@ -245,22 +335,25 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
             }
         };
         let r = read(quote!(v));
-        match (c.kind, &c.name) {
+        let (bind, src) = source(c, &ReadError::Propagate);
+        let _ = ident;
+        let push = match (c.kind, &c.name) {
             (Kind::Map, _) | (_, None) => quote! {
-                for (n, v) in self.#ident.iter() {
+                for (n, v) in (#src).iter() {
                     children.push((::std::borrow::Cow::Owned(::std::string::String::from(n)), #r));
                 }
             },
             (Kind::Optional, Some(name)) => quote! {
-                if let ::core::option::Option::Some(v) = &self.#ident {
+                if let ::core::option::Option::Some(v) = #src {
                     children.push((::std::borrow::Cow::Borrowed(#name), #r));
                 }
             },
             (Kind::Plain, Some(name)) => quote! {
-                let v = &self.#ident;
+                let v = #src;
                 children.push((::std::borrow::Cow::Borrowed(#name), #r));
             },
-        }
+        };
+        quote!({ #bind #push })
     });
     let read_rest = |c: &Child| {
         let format = &c.format;
@@ -272,6 +365,7 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
     };
     let (arms, fallback) = dispatch_on_first_name(
         children,
+        &ReadError::Propagate,
         read_rest,
         &quote!(::dm_core::__private::absent(path)),
         &quote!(::core::result::Result::Err(
@@ -288,13 +382,28 @@ fn mo_node_impl(input: &DeriveInput, children: &[Child]) -> TokenStream {
             })
         }
     };
-    let (has_arms, has_fallback) =
-        dispatch_on_first_name(children, has_rest, &quote!(false), &quote!(false));
-    let writes = write_fns(input, children);
+    // A live read that fails cannot be answered here: "there is a node"
+    // sends the caller on to `get_node`, which reports the error, rather
+    // than a 404 for a node that may well exist.
+    let (has_arms, has_fallback) = dispatch_on_first_name(
+        children,
+        &ReadError::Answer(quote!(true)),
+        has_rest,
+        &quote!(false),
+        &quote!(false),
+    );
+    let live = children.iter().map(|c| match (&c.live, &c.node_type) {
+        (Some(_), _) => quote!(true),
+        (None, Some(t)) => quote!(<#t as ::dm_core::MoNode>::LIVE),
+        (None, None) => quote!(false),
+    });
+    let writes = write_fns(input, fields);
     let readable_json = readable_json_fn(children);
     quote! {
         impl ::dm_core::MoNode for #ident {
             const CHILDREN: &'static [::dm_core::NodeSchema] = &[#(#schemas),*];
+
+            const LIVE: bool = false #(|| #live)*;
 
             #writes
 
@@ -350,9 +459,11 @@ fn readable_json_fn(children: &[Child]) -> TokenStream {
         } else {
             quote!(::dm_core::LeafValue::write_json(v, #format, out);)
         };
+        let _ = ident;
+        let (bind, src) = source(c, &ReadError::Propagate);
         let member = match (c.kind, &c.name) {
             (Kind::Map, _) | (_, None) => quote! {
-                for (n, v) in self.#ident.iter() {
+                for (n, v) in (#src).iter() {
                     #p::json_member(out, &mut first, n);
                     #value
                 }
@@ -360,7 +471,7 @@ fn readable_json_fn(children: &[Child]) -> TokenStream {
             (Kind::Optional, Some(name)) => {
                 let key = static_key(name);
                 quote! {
-                    if let ::core::option::Option::Some(v) = &self.#ident {
+                    if let ::core::option::Option::Some(v) = #src {
                         #key
                         #value
                     }
@@ -369,15 +480,17 @@ fn readable_json_fn(children: &[Child]) -> TokenStream {
             (Kind::Plain, Some(name)) => {
                 let key = static_key(name);
                 quote! {
-                    let v = &self.#ident;
+                    let v = #src;
                     #key
                     #value
                 }
             }
         };
-        // Constant per field: the optimizer keeps the member or drops it.
+        // Constant per field: the optimizer keeps the member or drops it
+        // (and a live child without Get is never read).
         quote! {
             if (#access).contains(::dm_core::AccessType::GET) {
+                #bind
                 #member
             }
         }
@@ -425,6 +538,7 @@ fn static_key(name: &str) -> TokenStream {
 /// of the un-named child if there is one, else `no_such`.
 fn dispatch_on_first_name(
     children: &[Child],
+    on_err: &ReadError,
     on_child: impl Fn(&Child) -> TokenStream,
     absent: &TokenStream,
     no_such: &TokenStream,
@@ -432,19 +546,23 @@ fn dispatch_on_first_name(
     let arms = children
         .iter()
         .filter_map(|c| {
-            let ident = &c.ident;
             let r = on_child(c);
+            let (bind, src) = source(c, on_err);
             match (c.kind, &c.name) {
                 (Kind::Map, _) | (_, None) => None,
                 (Kind::Optional, Some(name)) => Some(quote! {
-                    #name => match &self.#ident {
-                        ::core::option::Option::Some(v) => #r,
-                        ::core::option::Option::None => #absent,
-                    },
+                    #name => {
+                        #bind
+                        match #src {
+                            ::core::option::Option::Some(v) => #r,
+                            ::core::option::Option::None => #absent,
+                        }
+                    }
                 }),
                 (Kind::Plain, Some(name)) => Some(quote! {
                     #name => {
-                        let v = &self.#ident;
+                        #bind
+                        let v = #src;
                         #r
                     }
                 }),
@@ -453,13 +571,16 @@ fn dispatch_on_first_name(
         .collect();
     let fallback = match children.iter().find(|c| c.kind == Kind::Map) {
         Some(c) => {
-            let ident = &c.ident;
             let r = on_child(c);
+            let (bind, src) = source(c, on_err);
             quote! {
-                _ => match self.#ident.get(first) {
-                    ::core::option::Option::Some(v) => #r,
-                    ::core::option::Option::None => #absent,
-                },
+                _ => {
+                    #bind
+                    match (#src).get(first) {
+                        ::core::option::Option::Some(v) => #r,
+                        ::core::option::Option::None => #absent,
+                    }
+                }
             }
         }
         None => quote!(_ => #no_such,),
@@ -469,7 +590,8 @@ fn dispatch_on_first_name(
 
 /// `put_node`, `delete_node` and `from_node`: each child kind calls one
 /// `dm_core::__private` helper, which keeps the generated code small.
-fn write_fns(input: &DeriveInput, children: &[Child]) -> TokenStream {
+fn write_fns(input: &DeriveInput, fields: &NodeFields) -> TokenStream {
+    let children = &fields.children[..];
     let p = quote!(::dm_core::__private);
     let map = children.iter().find(|c| c.kind == Kind::Map);
     let named: Vec<&String> = children.iter().filter_map(|c| c.name.as_ref()).collect();
@@ -548,6 +670,13 @@ fn write_fns(input: &DeriveInput, children: &[Child]) -> TokenStream {
         };
         quote!(#ident: #value,)
     });
+    // MO code's own state starts afresh: it is no data of the tree.
+    let inits = inits.chain(
+        fields
+            .skipped
+            .iter()
+            .map(|i| quote!(#i: ::core::default::Default::default(),)),
+    );
     let unit = matches!(&input.data, Data::Struct(s) if matches!(s.fields, Fields::Unit));
     let build = if unit {
         quote!(Self)
@@ -593,6 +722,8 @@ fn write_fns(input: &DeriveInput, children: &[Child]) -> TokenStream {
 
 pub fn mo_node(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
+    let own = attr::parse(&input.attrs, &mut errors);
+    refuse_flags_on_struct(&own, false, &mut errors);
     let children = children(input, &mut errors);
     errors.finish()?;
     Ok(mo_node_impl(input, &children))
@@ -601,6 +732,7 @@ pub fn mo_node(input: &DeriveInput) -> syn::Result<TokenStream> {
 pub fn management_object(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let root = attr::parse(&input.attrs, &mut errors);
+    refuse_flags_on_struct(&root, true, &mut errors);
     let children = children(input, &mut errors);
     if root.moid.is_none() {
         errors.push(syn::Error::new(

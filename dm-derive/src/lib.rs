@@ -10,6 +10,21 @@
 //! reaches its runtime only through `::dm_core`, and the standard library
 //! by absolute paths (`::core::option::Option`), so a user's own `Option`
 //! or `Result` does not break it.
+//!
+//! Two field keys take no value:
+//!
+//! - `#[dm(live)]` on a child node (leaf, `Option`, interior node or
+//!   `NodeMap`): the MO owns that data. Every read the derive generates
+//!   (`get_node` of the node and of every path below it, `has_node` for
+//!   ClientURI resolution, the root JSON writer) calls
+//!   `self.read_<field>()`, which returns `Result<FieldType, MoError>`,
+//!   instead of reading the field; its error is the read's error. Writes
+//!   still go to the field (the MO's `MoHooks::commit` carries them to the
+//!   device). `MoNode::LIVE` is true for a node with a live field or a live
+//!   node below, and a derived MO whose root is LIVE `owns_data()`.
+//! - `#[dm(skip)]` on a field that is no node (a device handle, a
+//!   `ChangeReporter`, a pending `Completion`): no path reaches it and
+//!   `from_node` starts it at `Default::default()`.
 
 mod attr;
 mod expand;

@@ -44,4 +44,6 @@ fn ui() {
     t.compile_fail("tests/ui/one_error_not_a_cascade.rs");
     t.compile_fail("tests/ui/node_map_bounds.rs");
     t.compile_fail("tests/ui/node_map_zero_max.rs");
+    t.compile_fail("tests/ui/live_skip_misuse.rs");
+    t.compile_fail("tests/ui/live_without_read.rs");
 }
