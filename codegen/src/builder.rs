@@ -15,18 +15,49 @@ use crate::ir::Ddf;
 ///
 /// ```no_run
 /// // build.rs
-/// dm_codegen::Builder::new()
-///     .ddf("../../ddf/dmacc.ddf")
-///     .ddf_base_url("https://omadm.example/ddf/")
-///     .generate()
-///     .unwrap_or_else(|e| panic!("{e}"));
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     dm_codegen::Builder::new()
+///         .ddf("../../ddf/dmacc.ddf")
+///         .ddf_base_url("https://omadm.example/ddf/")
+///         .generate()?;
+///     Ok(())
+/// }
 /// ```
+///
+/// An error fails the build with its message (every DDF diagnostic with
+/// file, line and column), as a build script of prost-build does.
+///
+/// An MO that owns its data (reads it from the device at every GET) is
+/// chosen with [`Builder::live`]; MO code keeps its own state (a device
+/// handle, a `dm_core::ChangeReporter`) in fields added with
+/// [`Builder::field`]:
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     dm_codegen::Builder::new()
+///         .ddf("ddf/battery.ddf")
+///         .live("Battery/Level")
+///         .live("Battery/<Cell>")
+///         .field("Battery", "device: crate::Device")
+///         .generate()?;
+///     Ok(())
+/// }
+/// ```
+///
+/// and in the crate, beside the `include!`, the MO author implements the
+/// generated `BatteryLive` trait (`fn read_level(&self) -> Result<i64,
+/// MoError>`, `fn read_cell(&self) -> Result<NodeMap<BatteryCell, 0,
+/// UNBOUNDED>, MoError>`), and `commit` of `BatteryBehaviour` where
+/// writes must reach the device.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     ddfs: Vec<PathBuf>,
     out_dir: Option<PathBuf>,
     ddf_base_url: Option<String>,
     moids: HashMap<String, String>,
+    live: Vec<String>,
+    fields: Vec<(String, String)>,
     cargo_metadata: bool,
 }
 
@@ -66,6 +97,32 @@ impl Builder {
         self
     }
 
+    /// Makes the node at `path` owned by the MO: every read of it asks MO
+    /// code, nothing of it is kept by the runtime. `path` is DDF node names
+    /// from the root, the root named as in [`Builder::moid`]: `Battery/Level`
+    /// for one node, `Battery/<Cell>` (or `Battery/Cell`, its DFTitle) for
+    /// an un-named node whose instances the MO lists, `Battery` for every
+    /// child of the root that has Get. The field gets `#[dm(live)]`, and
+    /// the parent's struct a `<Type>Live` trait with one typed
+    /// `read_<field>` per live child, which the MO author implements. A
+    /// chosen node without Get is an error (nothing reads it).
+    pub fn live(mut self, path: impl Into<String>) -> Builder {
+        self.live.push(path.into());
+        self
+    }
+
+    /// Adds a field that is no node to the struct of the interior node at
+    /// `path` (as in [`Builder::live`]): `spec` is `name: Type`, emitted as
+    /// `#[dm(skip)] pub(crate) name: Type`, where MO code keeps its own
+    /// state (a device connection, a `dm_core::ChangeReporter`, pending
+    /// `dm_core::Completion`s). It starts at `Default::default()`; `Type`
+    /// must be `Default + Clone + Debug + PartialEq`, which the generated
+    /// struct derives.
+    pub fn field(mut self, path: impl Into<String>, spec: impl Into<String>) -> Builder {
+        self.fields.push((path.into(), spec.into()));
+        self
+    }
+
     /// Whether to print `cargo:` lines (on by default inside build scripts).
     pub fn cargo_metadata(mut self, on: bool) -> Builder {
         self.cargo_metadata = on;
@@ -90,6 +147,8 @@ impl Builder {
             }
         }
         let mut outputs: Vec<(PathBuf, String)> = Vec::new();
+        // The roots the live and field paths name, found in some DDF.
+        let mut found_roots = std::collections::HashSet::new();
         for ddf_path in &self.ddfs {
             let file_name = ddf_path
                 .file_name()
@@ -101,6 +160,12 @@ impl Builder {
                     println!("cargo:warning={w}");
                 }
             }
+            for path in self.live.iter().chain(self.fields.iter().map(|(p, _)| p)) {
+                let root = root_of(path);
+                if crate::emit::root_named(&ddf, root).is_some() {
+                    found_roots.insert(root);
+                }
+            }
             let opts = EmitOptions {
                 ddf_url: self
                     .ddf_base_url
@@ -108,6 +173,8 @@ impl Builder {
                     .map(|b| format!("{b}{file_name}")),
                 source_name: file_name,
                 moids: self.moids.clone(),
+                live: self.live.clone(),
+                fields: self.fields.clone(),
             };
             let source = ddf.to_rust(&opts)?;
             let out = out_dir.join(format!("{}.rs", output_stem(ddf_path)));
@@ -119,11 +186,27 @@ impl Builder {
             }
             outputs.push((out, source));
         }
+        let paths = (self.live.iter().map(|p| ("live", p)))
+            .chain(self.fields.iter().map(|(p, _)| ("field", p)));
+        for (option, path) in paths {
+            if !found_roots.contains(root_of(path)) {
+                return Err(Error::UnknownRoot {
+                    option,
+                    path: path.clone(),
+                    root: root_of(path).to_owned(),
+                });
+            }
+        }
         for (path, source) in &outputs {
             write_if_changed(path, source.as_bytes())?;
         }
         Ok(outputs.into_iter().map(|(p, _)| p).collect())
     }
+}
+
+/// The first segment of a live or field path: its root.
+fn root_of(path: &str) -> &str {
+    path.trim_matches('/').split('/').next().unwrap_or_default()
 }
 
 /// The file stem of a DDF as a file name of the output: `dmacc.ddf` ->

@@ -56,7 +56,17 @@
 //! owner assigns (6.1.1.1), and inventing one (from `DFType/MIME`, which
 //! 334 Windows roots share, or from `Path`, a DM 1.x tree location) would
 //! put an identifier on the wire that no DM Server knows.
-//! [`EmitOptions::moids`] supplies one when a deployment has it.
+//! [`EmitOptions::moids`] supplies one when a deployment has it. The trait
+//! also carries the hooks `commit` (a write reaches the device),
+//! `resume_exec` and `attach`, with defaults that do nothing.
+//!
+//! # Data the MO owns
+//!
+//! The nodes chosen in [`EmitOptions::live`] get `#[dm(live)]`, and each
+//! struct holding one a `<Type>Live` trait with a typed `read_<field>`
+//! returning the field's type, which the derive calls at every read; the
+//! typed getter of such a node still returns the field. Fields of MO code
+//! ([`EmitOptions::fields`]) are `#[dm(skip)]`. See `live`.
 //!
 //! The emitter reads in this order: here the types, fields and
 //! constructors of each node; `accessors` the methods of each child;
@@ -66,6 +76,7 @@
 mod accessors;
 mod behaviour;
 mod layout;
+mod live;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -79,6 +90,8 @@ use crate::error::EmitError;
 use crate::ir::{behaviour_trait_name, Ddf, Holder, NodeDef, NodeId};
 
 use layout::{fill_docs, DOC_MARK};
+pub(crate) use live::root_named;
+use live::Owned;
 
 /// Settings that change the output.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +103,18 @@ pub struct EmitOptions {
     /// MOIDs for roots whose DDF has none, by root node name (or DFTitle
     /// for an un-named root): these roots become MOs.
     pub moids: HashMap<String, String>,
+    /// Nodes whose data the MO owns, as paths of DDF node names from the
+    /// root (`Battery/Level`; `Battery` for every child with Get of that
+    /// root; `Battery/<Cell>` or `Battery/Cell` for an un-named node). Each
+    /// gets `#[dm(live)]`, and its parent's struct a `<Type>Live` trait
+    /// with a typed `read_<field>` that the MO author implements. A chosen
+    /// node without Get is an error.
+    pub live: Vec<String>,
+    /// Fields MO code adds to the struct of an interior node: (path as in
+    /// `live`, `name: Type`). Each is `#[dm(skip)] pub(crate) name: Type`,
+    /// no node of the tree, starting at `Default::default()`; `Type` must
+    /// be `Default + Clone + Debug + PartialEq`, as the struct derives those.
+    pub fields: Vec<(String, String)>,
 }
 
 /// Emits the whole file.
@@ -99,9 +124,11 @@ pub struct EmitOptions {
 /// in a module that defines or imports its own `Option`, `Result` or
 /// `String`; the fixture crate's `shadowed` module checks it.
 pub fn emit(ddf: &Ddf, opts: &EmitOptions) -> Result<String, EmitError> {
+    let owned = Owned::resolve(ddf, opts)?;
     let mut e = Emitter {
         ddf,
         opts,
+        owned,
         docs: RefCell::new(Vec::new()),
         new_takes_args: vec![None; ddf.len()],
     };
@@ -124,6 +151,8 @@ pub fn emit(ddf: &Ddf, opts: &EmitOptions) -> Result<String, EmitError> {
 struct Emitter<'a> {
     ddf: &'a Ddf,
     opts: &'a EmitOptions,
+    /// The live nodes and extra fields chosen in `opts`.
+    owned: Owned,
     /// Doc comment texts, emitted as short placeholders (see `doc_lines`).
     docs: RefCell<Vec<Vec<String>>>,
     /// Memo: does `with_required` of this interior node take arguments?
@@ -363,6 +392,9 @@ impl Emitter<'_> {
                 if let Some(n) = &child.name {
                     props.insert(0, quote!(name = #n));
                 }
+                if self.is_live(c) {
+                    props.push(quote!(live));
+                }
                 let doc = self.doc(c);
                 quote! {
                     #doc
@@ -371,6 +403,7 @@ impl Emitter<'_> {
                 }
             })
             .collect();
+        let (extra, _) = self.extra_fields(id);
         let doc = self.doc(id);
         let moid = self.moid_of(id);
         let derive = match &moid {
@@ -392,9 +425,11 @@ impl Emitter<'_> {
             #derive
             pub struct #ident {
                 #(#fields)*
+                #(#extra)*
             }
         });
         out.extend(self.inherent_impl(id));
+        out.extend(self.live_trait(id));
         if let Some(moid) = &moid {
             out.extend(self.behaviour(id, moid));
         }
@@ -422,6 +457,8 @@ impl Emitter<'_> {
             inits.push(init);
             methods.push(self.accessors(c));
         }
+        let (_, extra) = self.extra_fields(id);
+        inits.extend(extra);
         let new_doc = self.doc_line(format!(
             " A new {} node: required children from the arguments or their default values, optional ones absent, un-named ones empty.",
             code(&self.ddf.display_path(id))

@@ -216,13 +216,50 @@ pub enum Error {
     OutputClash { file: PathBuf, output: PathBuf },
     #[error(transparent)]
     Emit(#[from] EmitError),
+    #[error("{option} `{path}`: no DDF of the build has the root `{root}`")]
+    UnknownRoot {
+        /// `live` or `field`.
+        option: &'static str,
+        path: String,
+        root: String,
+    },
 }
 
-/// [`crate::Ddf::to_rust`] failed: the tokens it built are not Rust. Never
-/// the DDF's fault (the IR is valid by construction), so a bug to report.
+/// [`crate::Ddf::to_rust`] failed: an option names what the DDF does not
+/// have, or (`Unparsable`) the tokens it built are not Rust, never the
+/// DDF's fault (the IR is valid by construction), so a bug to report.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmitError {
+    #[error("{source_name}: {option} `{path}`: {reason}")]
+    BadPath {
+        source_name: String,
+        /// `live` or `field`.
+        option: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "{source_name}: node `{path}` is chosen live but has no Get: only a node that is read \
+         can be read from the device (choose nodes with Get, or its MO root for all of them)"
+    )]
+    LiveWithoutGet { source_name: String, path: String },
+    #[error("{source_name}: field `{spec}` of `{path}`: {reason}")]
+    BadField {
+        source_name: String,
+        path: String,
+        spec: String,
+        reason: String,
+    },
+    #[error(
+        "{source_name}: live node `{path}` would be read by `{method}`, but an accessor of its \
+         parent has that name and would shadow it"
+    )]
+    LiveNameClash {
+        source_name: String,
+        path: String,
+        method: String,
+    },
     #[error("{source_name}: the generated code does not parse (a bug of dm-codegen): {source}")]
     Unparsable {
         /// The DDF's file name ([`crate::EmitOptions::source_name`]).

@@ -227,6 +227,11 @@ impl RustNames {
             .then(|| format!("{}_DEFAULT", screaming(self.stem())))
     }
 
+    /// Every member name of the parent's struct for this child.
+    pub(crate) fn members(&self) -> impl Iterator<Item = String> {
+        self.all()
+    }
+
     /// Every member name, for clash checks.
     fn all(&self) -> impl Iterator<Item = String> {
         [

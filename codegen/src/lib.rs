@@ -18,10 +18,12 @@
 //! From a build script:
 //!
 //! ```no_run
-//! dm_codegen::Builder::new()
-//!     .ddf("../../ddf/devinfo.ddf")
-//!     .generate()
-//!     .unwrap_or_else(|e| panic!("{e}"));
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     dm_codegen::Builder::new()
+//!         .ddf("../../ddf/devinfo.ddf")
+//!         .generate()?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! and in the crate: `include!(concat!(env!("OUT_DIR"), "/devinfo.rs"));`.

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! dm-codegen generate DDF... --out DIR [--ddf-base-url URL] [--moid ROOT=MOID]...
+//!                    [--live PATH]... [--field 'PATH=NAME: TYPE']...
 //! dm-codegen check DDF...
 //! dm-codegen doc DDF... --out DIR
 //! ```
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dm_codegen::{Builder, Ddf, Error};
+use dm_codegen::{Builder, Ddf, Error, Position};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +48,16 @@ enum Command {
         /// Make a root without MOID an MO: ROOT is its NodeName (or DFTitle).
         #[arg(long, value_name = "ROOT=MOID")]
         moid: Vec<String>,
+        /// The MO owns the data of this node (every read asks MO code): a path of DDF node
+        /// names from the root, e.g. Battery/Level, Battery/<Cell>, or Battery for every node
+        /// of that MO with Get. Repeatable.
+        #[arg(long, value_name = "PATH")]
+        live: Vec<String>,
+        /// Add a field that is no node to the struct of an interior node, e.g.
+        /// 'Battery=device: crate::Device' (the type must be Default + Clone + Debug +
+        /// PartialEq). Repeatable.
+        #[arg(long, value_name = "PATH=NAME: TYPE")]
+        field: Vec<String>,
     },
     /// Validate DDF files and print their diagnostics; exit 1 if any has an error.
     Check {
@@ -83,7 +94,9 @@ fn main() -> ExitCode {
             out,
             ddf_base_url,
             moid,
-        } => generate(ddfs, out, ddf_base_url, moid),
+            live,
+            field,
+        } => generate(ddfs, out, ddf_base_url, moid, live, field),
         Command::Check {
             ddfs,
             deny_warnings,
@@ -109,6 +122,8 @@ fn generate(
     out: PathBuf,
     base: Option<String>,
     moids: Vec<String>,
+    live: Vec<String>,
+    fields: Vec<String>,
 ) -> ExitCode {
     let mut builder = Builder::new().cargo_metadata(false).out_dir(&out);
     if let Some(base) = base {
@@ -120,6 +135,16 @@ fn generate(
             return ExitCode::from(2);
         };
         builder = builder.moid(root, moid);
+    }
+    for path in live {
+        builder = builder.live(path);
+    }
+    for f in fields {
+        let Some((path, spec)) = f.split_once('=') else {
+            eprintln!("error: --field takes 'PATH=NAME: TYPE', got `{f}`");
+            return ExitCode::from(2);
+        };
+        builder = builder.field(path, spec);
     }
     for d in &ddfs {
         builder = builder.ddf(d);
@@ -152,7 +177,35 @@ fn check(ddfs: &[PathBuf], deny_warnings: bool) -> ExitCode {
                 for w in &ddf.warnings {
                     eprintln!("{w}");
                 }
-                if deny_warnings && !ddf.warnings.is_empty() {
+                // A root without MOID generates a plain node struct, not an
+                // MO: code that expects `<Root>Behaviour` or
+                // `ManagementObject` then fails on a missing name (issue 18).
+                let no_moid = ddf.roots().len() - ddf.mo_roots().count();
+                if no_moid > 0 {
+                    // For the line and column of each root (UTF-8 files).
+                    let text = std::fs::read(path)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    for &root in ddf.roots() {
+                        let def = ddf.node(root);
+                        if def.moid.is_some() {
+                            continue;
+                        }
+                        let at = Position::of_offset(&text, def.offset);
+                        let name = def.name.as_deref().or(def.title.as_deref()).unwrap_or("");
+                        eprintln!(
+                            "{}:{}:{}: warning: root `{}` has no MOID (DFType/DDFName): it is \
+                             generated as a plain node, not an MO; give it one in the DDF or \
+                             with --moid {name}=MOID",
+                            path.display(),
+                            at.line,
+                            at.column,
+                            def.display_name(),
+                        );
+                    }
+                }
+                let warnings = ddf.warnings.len() + no_moid;
+                if deny_warnings && warnings > 0 {
                     failed += 1;
                 }
                 let mos = ddf.mo_roots().count();
@@ -162,7 +215,7 @@ fn check(ddfs: &[PathBuf], deny_warnings: bool) -> ExitCode {
                     ddf.len(),
                     ddf.roots().len(),
                     mos,
-                    ddf.warnings.len()
+                    warnings
                 );
             }
             Err(e) => {

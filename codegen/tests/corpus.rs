@@ -96,6 +96,7 @@ fn generate_module(f: &Path, dir: &Path) -> (String, usize) {
         ddf_url: None,
         source_name: f.file_name().unwrap().to_string_lossy().into_owned(),
         moids,
+        ..EmitOptions::default()
     };
     let mut source = ddf.to_rust(&opts).unwrap();
     let mut execs = 0;

@@ -1,6 +1,7 @@
 //! Golden files: the Rust generated from the project DDFs (`ddf/*.ddf`)
-//! and from the test DDF `tests/ddf/kitchen.ddf` (one of every kind of
-//! node) is compared with `tests/golden/<stem>.rs`, their Markdown docs with
+//! and from the test DDFs `tests/ddf/kitchen.ddf` (one of every kind of
+//! node) and `tests/ddf/battery.ddf` (generated with live nodes and a
+//! field of MO code, see [`LIVE`]) is compared with `tests/golden/<stem>.rs`, their Markdown docs with
 //! `tests/golden/<stem>.md`. After an intended change, rewrite them with
 //! `DM_CODEGEN_BLESS=1 cargo test -p dm-codegen --test golden` and review
 //! the diff. The `.rs` files are compiled by the `dm-codegen-fixture`
@@ -11,18 +12,28 @@ use std::path::{Path, PathBuf};
 
 use dm_codegen::{Builder, Ddf};
 
-const DDFS: [&str; 6] = [
+const DDFS: [&str; 7] = [
     "devinfo",
     "dmacc",
     "dacmo",
     "sessioninfo",
     "dcmo",
     "kitchen",
+    "battery",
+];
+
+/// The nodes of `battery.ddf` that its MO owns (the fixture crate
+/// implements `BatteryLive` and `BatteryCellLive` for them).
+const LIVE: [&str; 4] = [
+    "Battery/Level",
+    "Battery/Status",
+    "Battery/<Cell>",
+    "Battery/Cell/Voltage",
 ];
 
 fn ddf_path(stem: &str) -> PathBuf {
-    if stem == "kitchen" {
-        root().join("tests/ddf/kitchen.ddf")
+    if stem == "kitchen" || stem == "battery" {
+        root().join(format!("tests/ddf/{stem}.ddf"))
     } else {
         root().join(format!("../ddf/{stem}.ddf"))
     }
@@ -71,6 +82,11 @@ fn generated_rust_matches_the_golden_files() {
     for stem in DDFS {
         builder = builder.ddf(ddf_path(stem));
     }
+    for path in LIVE {
+        builder = builder.live(path);
+    }
+    // MO code's handle to its device, defined beside the `include!`.
+    builder = builder.field("Battery", "device: Device");
     let files = builder.generate().unwrap();
     assert_eq!(files.len(), DDFS.len());
     let mut diffs = Vec::new();

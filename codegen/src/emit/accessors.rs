@@ -24,7 +24,16 @@ impl Emitter<'_> {
 
         if let Some(getter) = names.getter() {
             let getter = format_ident!("{getter}");
-            let doc = self.doc_line(format!(" Reads {path} (Get)."));
+            let doc = if self.is_live(c) {
+                // A GET asks the MO (`read_<field>`); the field is what a
+                // write left for `commit`.
+                self.doc_line(format!(
+                    " The value of {path} held in the struct (as this crate or a Replace set it); a GET reads the device instead, through `read_{}`.",
+                    names.field_name
+                ))
+            } else {
+                self.doc_line(format!(" Reads {path} (Get)."))
+            };
             let (ret, body) = match (holder, kind) {
                 (Holder::Plain, Some(LeafKind::Text)) => (quote!(&str), quote!(&self.#field)),
                 (Holder::Plain, Some(LeafKind::Bytes)) => (quote!(&[u8]), quote!(&self.#field)),

@@ -14,7 +14,7 @@ impl Emitter<'_> {
         let ident = self.type_ident(root);
         let trait_ident = format_ident!("{}", behaviour_trait_name(&ident.to_string()));
         let trait_doc = [
-            format!(" What the author of the MO {} (`{moid}`) implements: one method per Exec node (spec 5.3.5) and the validate hook.", code(&self.ddf.display_path(root))),
+            format!(" What the author of the MO {} (`{moid}`) implements: one method per Exec node (spec 5.3.5) and the hooks (validate, commit, resume_exec, attach).", code(&self.ddf.display_path(root))),
             String::new(),
             format!(" `dm_core::MoHooks` is implemented for {ident} through this trait."),
         ];
@@ -108,6 +108,26 @@ impl Emitter<'_> {
                 fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
                     ::core::result::Result::Ok(())
                 }
+
+                /// Carries the validated state to the device, once per
+                /// write command (see `dm_core::MoHooks::commit`); an error
+                /// fails the command and the previous state is committed
+                /// again.
+                fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+                    ::core::result::Result::Ok(())
+                }
+
+                /// Takes back an EXEC answered `Started` before the agent
+                /// stopped (see `dm_core::MoHooks::resume_exec`).
+                fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+                    let _ = (path, completion);
+                }
+
+                /// Takes the handle that reports changes made on the device
+                /// (see `dm_core::MoHooks::attach`).
+                fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+                    let _ = reporter;
+                }
             }
 
             impl ::dm_core::MoHooks for #ident
@@ -118,6 +138,18 @@ impl Emitter<'_> {
 
                 fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
                     #trait_ident::validate(self)
+                }
+
+                fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+                    #trait_ident::commit(self)
+                }
+
+                fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+                    #trait_ident::resume_exec(self, path, completion)
+                }
+
+                fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+                    #trait_ident::attach(self, reporter)
                 }
             }
         }

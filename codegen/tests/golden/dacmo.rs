@@ -43,7 +43,7 @@ impl ::core::default::Default for Dacmo {
     }
 }
 /// What the author of the MO `<DACMO>` (`urn:oma:mo:oma-dm-dacmo:1.0`) implements: one method per
-/// Exec node (spec 5.3.5) and the validate hook.
+/// Exec node (spec 5.3.5) and the hooks (validate, commit, resume_exec, attach).
 ///
 /// `dm_core::MoHooks` is implemented for Dacmo through this trait.
 pub trait DacmoBehaviour {
@@ -53,6 +53,23 @@ pub trait DacmoBehaviour {
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         ::core::result::Result::Ok(())
     }
+    /// Carries the validated state to the device, once per
+    /// write command (see `dm_core::MoHooks::commit`); an error
+    /// fails the command and the previous state is committed
+    /// again.
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
+    }
+    /// Takes back an EXEC answered `Started` before the agent
+    /// stopped (see `dm_core::MoHooks::resume_exec`).
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        let _ = (path, completion);
+    }
+    /// Takes the handle that reports changes made on the device
+    /// (see `dm_core::MoHooks::attach`).
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        let _ = reporter;
+    }
 }
 impl ::dm_core::MoHooks for Dacmo
 where
@@ -60,6 +77,15 @@ where
 {
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DacmoBehaviour::validate(self)
+    }
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        DacmoBehaviour::commit(self)
+    }
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        DacmoBehaviour::resume_exec(self, path, completion)
+    }
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        DacmoBehaviour::attach(self, reporter)
     }
 }
 /// `<DACMO>/<MIID>`: Optional, ZeroOrMore, node, Get.

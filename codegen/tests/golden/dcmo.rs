@@ -114,7 +114,7 @@ impl Dcmo {
     }
 }
 /// What the author of the MO `<DCMO>` (`urn:oma:mo:oma-dcmo:1.0`) implements: one method per Exec
-/// node (spec 5.3.5) and the validate hook.
+/// node (spec 5.3.5) and the hooks (validate, commit, resume_exec, attach).
 ///
 /// `dm_core::MoHooks` is implemented for Dcmo through this trait.
 pub trait DcmoBehaviour {
@@ -139,6 +139,23 @@ pub trait DcmoBehaviour {
     /// write back.
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         ::core::result::Result::Ok(())
+    }
+    /// Carries the validated state to the device, once per
+    /// write command (see `dm_core::MoHooks::commit`); an error
+    /// fails the command and the previous state is committed
+    /// again.
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
+    }
+    /// Takes back an EXEC answered `Started` before the agent
+    /// stopped (see `dm_core::MoHooks::resume_exec`).
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        let _ = (path, completion);
+    }
+    /// Takes the handle that reports changes made on the device
+    /// (see `dm_core::MoHooks::attach`).
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        let _ = reporter;
     }
 }
 impl ::dm_core::MoHooks for Dcmo
@@ -166,6 +183,15 @@ where
     }
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DcmoBehaviour::validate(self)
+    }
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        DcmoBehaviour::commit(self)
+    }
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        DcmoBehaviour::resume_exec(self, path, completion)
+    }
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        DcmoBehaviour::attach(self, reporter)
     }
 }
 /// `<DCMO>/Operations`: Required, One, node, Get.

@@ -176,7 +176,7 @@ impl DevInfo {
     }
 }
 /// What the author of the MO `<DevInfo>` (`urn:oma:mo:oma-dm-devinfo:1.2`) implements: one method
-/// per Exec node (spec 5.3.5) and the validate hook.
+/// per Exec node (spec 5.3.5) and the hooks (validate, commit, resume_exec, attach).
 ///
 /// `dm_core::MoHooks` is implemented for DevInfo through this trait.
 pub trait DevInfoBehaviour {
@@ -186,6 +186,23 @@ pub trait DevInfoBehaviour {
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         ::core::result::Result::Ok(())
     }
+    /// Carries the validated state to the device, once per
+    /// write command (see `dm_core::MoHooks::commit`); an error
+    /// fails the command and the previous state is committed
+    /// again.
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
+    }
+    /// Takes back an EXEC answered `Started` before the agent
+    /// stopped (see `dm_core::MoHooks::resume_exec`).
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        let _ = (path, completion);
+    }
+    /// Takes the handle that reports changes made on the device
+    /// (see `dm_core::MoHooks::attach`).
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        let _ = reporter;
+    }
 }
 impl ::dm_core::MoHooks for DevInfo
 where
@@ -193,6 +210,15 @@ where
 {
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         DevInfoBehaviour::validate(self)
+    }
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        DevInfoBehaviour::commit(self)
+    }
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        DevInfoBehaviour::resume_exec(self, path, completion)
+    }
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        DevInfoBehaviour::attach(self, reporter)
     }
 }
 /// `<DevInfo>/Bearer`: Optional, ZeroOrOne, node, Get.

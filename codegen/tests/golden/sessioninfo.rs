@@ -41,7 +41,7 @@ impl SessionInfo {
     }
 }
 /// What the author of the MO `<SessionInfo>` (`urn:oma:mo:oma-sessioninfomo:1.0`) implements: one
-/// method per Exec node (spec 5.3.5) and the validate hook.
+/// method per Exec node (spec 5.3.5) and the hooks (validate, commit, resume_exec, attach).
 ///
 /// `dm_core::MoHooks` is implemented for SessionInfo through this trait.
 pub trait SessionInfoBehaviour {
@@ -51,6 +51,23 @@ pub trait SessionInfoBehaviour {
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         ::core::result::Result::Ok(())
     }
+    /// Carries the validated state to the device, once per
+    /// write command (see `dm_core::MoHooks::commit`); an error
+    /// fails the command and the previous state is committed
+    /// again.
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        ::core::result::Result::Ok(())
+    }
+    /// Takes back an EXEC answered `Started` before the agent
+    /// stopped (see `dm_core::MoHooks::resume_exec`).
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        let _ = (path, completion);
+    }
+    /// Takes the handle that reports changes made on the device
+    /// (see `dm_core::MoHooks::attach`).
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        let _ = reporter;
+    }
 }
 impl ::dm_core::MoHooks for SessionInfo
 where
@@ -58,5 +75,14 @@ where
 {
     fn validate(&self) -> ::core::result::Result<(), ::dm_core::MoError> {
         SessionInfoBehaviour::validate(self)
+    }
+    fn commit(&mut self) -> ::core::result::Result<(), ::dm_core::MoError> {
+        SessionInfoBehaviour::commit(self)
+    }
+    fn resume_exec(&mut self, path: &[&str], completion: ::dm_core::Completion) {
+        SessionInfoBehaviour::resume_exec(self, path, completion)
+    }
+    fn attach(&mut self, reporter: ::dm_core::ChangeReporter) {
+        SessionInfoBehaviour::attach(self, reporter)
     }
 }
