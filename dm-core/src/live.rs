@@ -113,6 +113,23 @@ impl ChangeReporter {
     }
 }
 
+impl Default for ChangeReporter {
+    /// A reporter that tells nobody (before the runtime attached one).
+    fn default() -> ChangeReporter {
+        ChangeReporter::new(|_| {})
+    }
+}
+
+impl PartialEq for ChangeReporter {
+    /// The same reporter: generated MO structs derive `PartialEq`, and
+    /// one may hold its reporter in a `#[dm(skip)]` field.
+    fn eq(&self, other: &ChangeReporter) -> bool {
+        Arc::ptr_eq(&self.sink, &other.sink)
+    }
+}
+
+impl Eq for ChangeReporter {}
+
 impl fmt::Debug for ChangeReporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ChangeReporter")
