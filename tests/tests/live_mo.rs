@@ -383,3 +383,57 @@ async fn a_change_on_the_device_reaches_the_subscriber_and_the_cache_validator()
         "{sent:?}"
     );
 }
+
+/// The data parts of a GET's result (Appendix F), as text.
+fn data_of(server: &ServerHandle, uri: &str) -> String {
+    server
+        .device(DEV_ID)
+        .unwrap()
+        .results
+        .iter()
+        .rev()
+        .find(
+            |r| matches!(&r.command, Command::Get { client_uri } if client_uri.to_string() == uri),
+        )
+        .map(common::body)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_leaf_answers_the_hosts_value_of_now() {
+    const NETIF: &str = "urn:omadm-rs:mo:netif:1.0";
+    let server = common::start_server(Vec::new()).await;
+    let mut device = device(&server, &[], None);
+    let rx = format!("{NETIF}//Interfaces/lo/RxBytes");
+    let get = |uri: &str| Command::Get {
+        client_uri: uri.parse().unwrap(),
+    };
+    server.enqueue(DEV_ID, get(&rx));
+    session(&mut device).await;
+    let first = data_of(&server, &rx);
+    let read = |text: &str| -> i64 {
+        text.chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(-1)
+    };
+    assert!(read(&first) > 0, "{first}");
+    // The session itself moved bytes over loopback: the next GET sees it.
+    server.enqueue(DEV_ID, get(&rx));
+    session(&mut device).await;
+    let second = data_of(&server, &rx);
+    assert!(read(&second) > read(&first), "{first} then {second}");
+    // Every interface, listed from the host, by wildcard.
+    let states = format!("{NETIF}//Interfaces/*/OperState");
+    server.enqueue(DEV_ID, get(&states));
+    session(&mut device).await;
+    let all = data_of(&server, &states);
+    assert!(all.contains("/Interfaces/lo/OperState"), "{all}");
+    // No cache validator: a cv never answers 304 for data the device owns.
+    let root = format!("{NETIF}//?cv=anything");
+    server.enqueue(DEV_ID, get(&root));
+    session(&mut device).await;
+    let results = server.device(DEV_ID).unwrap().results;
+    assert_eq!(results.last().unwrap().status.code, StatusCode::OK);
+}

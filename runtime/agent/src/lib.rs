@@ -55,6 +55,12 @@ pub fn standard_registry(dev_id: &str) -> Registry {
         "sessioninfo",
         Box::new(mo_sessioninfo::SessionInfo::from_host()),
     );
+    // Read from the host at every read; nothing of it is stored.
+    #[cfg(feature = "mo-netif")]
+    registry.insert(
+        "netif",
+        Box::new(mo_netif::NetIf::host(mo_netif::Sysfs::default())),
+    );
     #[cfg(feature = "mo-dmacc")]
     registry.add_factory(Factory::of::<mo_dmacc::DmAcc>(
         &mo_dmacc::DmAcc::SCHEMA,
