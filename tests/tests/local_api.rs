@@ -553,3 +553,58 @@ async fn more_clients_than_open_files_do_not_end_the_agent() {
         assert!(stderr.lines().count() < 12, "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_application_reports_a_change_on_the_device_to_the_subscribers() {
+    let w = world().await;
+    let lang = "urn:oma:mo:oma-dm-devinfo:1.2//Lang";
+    let mut device = w.device();
+    // A subscribes to Lang (5.3.11).
+    let results = common::session(
+        &w.a,
+        "A",
+        DEV_ID,
+        &mut device,
+        vec![Command::Sub {
+            client_uri: uri(lang),
+            server_uri: ServerUri::new(w.repo.url("/lang")),
+        }],
+    )
+    .await;
+    assert_eq!(results[0].status.code, StatusCode::OK);
+    let puts = |repo: &Repository| {
+        repo.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with("/lang"))
+            .count()
+    };
+    assert_eq!(puts(&w.repo), 0);
+    let index = device
+        .registry()
+        .find("urn:oma:mo:oma-dm-devinfo:1.2", "devinfo")
+        .unwrap();
+    let cv = |d: &Device| {
+        d.registry()
+            .instance(index)
+            .unwrap()
+            .cache_validator()
+            .clone()
+    };
+    let before = cv(&device);
+    // The application that changed the language on the device says so.
+    assert_eq!(device.local_changed(APP, &uri(lang)).await, StatusCode::OK);
+    assert_ne!(cv(&device), before, "a new cache validator (11.1)");
+    assert_eq!(puts(&w.repo), 1, "the subscriber got its HPUT");
+    // Only about what it may read, and a well-formed application id.
+    assert_eq!(
+        device
+            .local_changed(APP, &uri("urn:oma:mo:oma-dm-dmacc:1.2/A/Name"))
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        device.local_changed("", &uri(lang)).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(puts(&w.repo), 1);
+}

@@ -21,6 +21,7 @@
 //! {"op":"replace","app":"...","uri":"...","value":<MOData of the node>} -> {"status":200}
 //! {"op":"exec","app":"...","uri":"..."}                                -> {"status":200}
 //! {"op":"moid","app":"...","moid":"urn:oma:mo:..."} -> {"status":200,"uris":["..."]}
+//! {"op":"changed","app":"...","uri":"..."}  -> {"status":200} (changed on the device)
 //! ```
 //!
 //! Who may use which app id: the peer's credentials (`SO_PEERCRED`) give
@@ -125,6 +126,43 @@ impl Device {
         self.finish_command(code, false)
     }
 
+    /// Application `app` reports that the nodes `uri` addresses changed on
+    /// the device (issue 18 item 4): each instance it may read gets a new
+    /// cache validator (11.1) and its SUB subscribers their HPUT (5.3.11),
+    /// without a server asking. 404 when it may read none of them.
+    pub async fn local_changed(&mut self, app: &str, uri: &ClientUri) -> StatusCode {
+        if check_app(app).is_err() {
+            return StatusCode::BAD_REQUEST;
+        }
+        let ctx = app_ctx(app);
+        // What the application may read of it: the instances named.
+        let keys: Vec<(&'static str, String)> = match self.read_nodes(&ctx, uri) {
+            Ok(items) if !items.is_empty() => items
+                .iter()
+                .map(|item| {
+                    let (moid, miid) = item.instance_key();
+                    (moid, miid.to_owned())
+                })
+                .collect(),
+            Ok(_) => return StatusCode::NOT_FOUND,
+            Err(code) => return code,
+        };
+        let mut instances: Vec<usize> = Vec::new();
+        for (moid, miid) in &keys {
+            if let Some(i) = self.registry().find(moid, miid) {
+                if !instances.contains(&i) {
+                    instances.push(i);
+                }
+            }
+        }
+        for i in instances {
+            self.registry_mut().touch(i);
+            self.mark_changed(i);
+        }
+        self.notify_subscribers().await;
+        StatusCode::OK
+    }
+
     /// Executes the nodes `uri` addresses for application `app` (5.3.5).
     pub fn local_exec(&mut self, app: &str, uri: &ClientUri) -> StatusCode {
         if check_app(app).is_err() {
@@ -199,6 +237,10 @@ enum Request {
         app: String,
         moid: String,
     },
+    Changed {
+        app: String,
+        uri: String,
+    },
 }
 
 impl Request {
@@ -207,7 +249,8 @@ impl Request {
             Request::Get { app, .. }
             | Request::Replace { app, .. }
             | Request::Exec { app, .. }
-            | Request::Moid { app, .. } => app,
+            | Request::Moid { app, .. }
+            | Request::Changed { app, .. } => app,
         }
     }
 }
@@ -482,6 +525,10 @@ async fn answer(device: &Mutex<Device>, peer: &Peer, line: &str) -> Answer {
         },
         Request::Exec { app, uri } => match parse(&uri) {
             Ok(uri) => Answer::status(device.lock().await.local_exec(&app, &uri)),
+            Err(a) => a,
+        },
+        Request::Changed { app, uri } => match parse(&uri) {
+            Ok(uri) => Answer::status(device.lock().await.local_changed(&app, &uri).await),
             Err(a) => a,
         },
         Request::Moid { app, moid } => {

@@ -198,6 +198,13 @@ pub(crate) struct ReadNode<'a> {
     data: ReadData,
 }
 
+impl ReadNode<'_> {
+    /// The instance read: (MOID, MIID).
+    pub(crate) fn instance_key(&self) -> (&'static str, &str) {
+        (self.moid, self.miid)
+    }
+}
+
 /// A read node's data.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ReadData {
