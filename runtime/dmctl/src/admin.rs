@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use dm_server::{self as server, AdminRole, AdminTokenError, SqliteStorage, Storage};
+use dm_server::{self as server, AdminRole, AdminTokenError, Database, Storage};
 
 /// `dmctl server token ...`: the admin API's bearer tokens in the
 /// server's database. A running server sees a change at its next request.
@@ -17,19 +17,20 @@ pub(crate) enum TokenCmd {
         /// `read`: GET routes only; `operator`: every route.
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// The server's SQLite database (created when missing).
-        #[arg(long, value_name = "PATH")]
+        /// The server's database: a SQLite file (created when missing) or
+        /// a PostgreSQL URL, as `dmctl server --db`.
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
     },
     /// List the tokens: id, role, creation time (never the token).
     List {
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
     },
     /// Revoke a token by its id.
     Revoke {
         id: u64,
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
     },
 }
@@ -52,10 +53,20 @@ impl From<RoleArg> for AdminRole {
 /// Exit status for bad usage or configuration, as everywhere in dmctl.
 const EXIT_USAGE: u8 = 2;
 
-fn open(db: &Path) -> Result<SqliteStorage, ExitCode> {
+fn open(db: &Path) -> Result<Box<dyn Storage>, ExitCode> {
     // Tokens need no notification secret, hence no secrets key.
-    SqliteStorage::open_without_secrets(db).map_err(|e| {
-        eprintln!("dmctl server token: cannot open {}: {e}", db.display());
+    let db = Database::from_arg(db);
+    let opened: Result<Box<dyn Storage>, _> = match &db {
+        Database::Sqlite(path) => {
+            server::SqliteStorage::open_without_secrets(path).map(|s| Box::new(s) as _)
+        }
+        Database::Postgres(url) => {
+            server::PostgresStorage::connect_without_secrets(url).map(|s| Box::new(s) as _)
+        }
+    };
+    opened.map_err(|e| {
+        // `describe`: a URL's password stays out of the message.
+        eprintln!("dmctl server token: cannot open {}: {e}", db.describe());
         ExitCode::from(EXIT_USAGE)
     })
 }
@@ -71,10 +82,11 @@ fn run(cmd: TokenCmd) -> Result<(), ExitCode> {
     match cmd {
         TokenCmd::Create { role, db } => {
             let storage = open(&db)?;
-            let (id, token) = server::create_admin_token(&storage, role.into()).map_err(|e| {
-                eprintln!("dmctl server token: {e}");
-                ExitCode::FAILURE
-            })?;
+            let (id, token) =
+                server::create_admin_token(storage.as_ref(), role.into()).map_err(|e| {
+                    eprintln!("dmctl server token: {e}");
+                    ExitCode::FAILURE
+                })?;
             eprintln!(
                 "dmctl server token: token {id} ({}) created; it is shown only now",
                 AdminRole::from(role).as_str()

@@ -205,13 +205,15 @@ struct ServerArgs {
     // An Option only so that `dmctl server token ...` goes without it.
     #[arg(long, value_name = "ADDR", required = true)]
     listen: Option<SocketAddr>,
-    /// SQLite database keeping devices, queues, results and repository
-    /// data across restarts (default: in memory).
-    #[arg(long, value_name = "PATH")]
+    /// Database keeping devices, queues, results and repository data
+    /// across restarts: a SQLite file (PATH), or a PostgreSQL database
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME, with --secrets-key).
+    /// Default: in memory.
+    #[arg(long, value_name = "PATH|URL")]
     db: Option<PathBuf>,
     /// Key sealing the notification secrets in --db: 32 raw bytes or 64
-    /// hex digits (`head -c 32 /dev/urandom > FILE`). Default: PATH.key,
-    /// made at first start.
+    /// hex digits (`head -c 32 /dev/urandom > FILE`). Default for a SQLite
+    /// PATH: PATH.key, made at first start; required with a PostgreSQL URL.
     #[arg(long, value_name = "FILE", requires = "db")]
     secrets_key: Option<PathBuf>,
     /// Address of the admin API (HTTP + JSON, bearer tokens), loopback
@@ -620,14 +622,22 @@ fn local_api_config(
     }))
 }
 
-/// Opens `db` with the secrets key in `key_file`, or in `<db>.key`
+/// Opens `--db`: a PostgreSQL URL with the secrets key in `key_file`
+/// (required), or a SQLite file with it in `key_file` or in `<db>.key`
 /// (made at first start, and said so: it sits beside the database).
 #[cfg(feature = "server")]
 fn open_db(
-    db: &std::path::Path,
+    db: &server::Database,
     key_file: Option<&std::path::Path>,
-) -> Result<server::SqliteStorage, server::StorageError> {
-    let (storage, made) = server::SqliteStorage::open_with_key_file(db, key_file)?;
+) -> Result<std::sync::Arc<dyn server::Storage>, server::StorageError> {
+    let path = match db {
+        server::Database::Postgres(url) => {
+            let storage = server::PostgresStorage::connect(url, key_file)?;
+            return Ok(std::sync::Arc::new(storage));
+        }
+        server::Database::Sqlite(path) => path,
+    };
+    let (storage, made) = server::SqliteStorage::open_with_key_file(path, key_file)?;
     if let Some(file) = made {
         eprintln!(
             "dmctl server: made the secrets key {} beside the database: copying the \
@@ -636,7 +646,7 @@ fn open_db(
             file.display()
         );
     }
-    Ok(storage)
+    Ok(std::sync::Arc::new(storage))
 }
 
 #[cfg(feature = "server")]
@@ -681,13 +691,17 @@ async fn serve(args: ServerArgs) -> ExitCode {
         log_errors: true,
     };
     let storage: Option<std::sync::Arc<dyn server::Storage>> = match &args.db {
-        Some(path) => match open_db(path, args.secrets_key.as_deref()) {
-            Ok(s) => Some(std::sync::Arc::new(s)),
-            Err(e) => {
-                eprintln!("dmctl server: cannot open {}: {e}", path.display());
-                return ExitCode::from(EXIT_USAGE);
+        Some(arg) => {
+            let db = server::Database::from_arg(arg);
+            match open_db(&db, args.secrets_key.as_deref()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    // `describe`: a URL's password stays out of the message.
+                    eprintln!("dmctl server: cannot open {}: {e}", db.describe());
+                    return ExitCode::from(EXIT_USAGE);
+                }
             }
-        },
+        }
         None => None,
     };
     let client_auth = tls.as_ref().and_then(server::TlsConfig::client_auth);

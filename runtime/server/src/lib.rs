@@ -7,7 +7,8 @@
 //! own address. Start one with [`start`] or [`start_with`].
 //!
 //! Everything it knows lives behind [`Storage`]: [`MemoryStorage`] for
-//! tests, [`SqliteStorage`] for `dmctl server --db PATH`.
+//! tests, [`SqliteStorage`] for `dmctl server --db PATH`, [`PostgresStorage`]
+//! for `dmctl server --db postgres://...`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,12 +53,16 @@ pub use psk::{
     PSK_CIPHERS,
 };
 pub use server::{start, start_with, ServerHandle};
+/// A PostgreSQL for tests: `DM_TEST_POSTGRES_URL` or a throwaway cluster.
+#[cfg(feature = "pg-test")]
+pub use storage::pg_test;
 pub use storage::{
     AdminRole, AdminToken, DeviceRow, Entry, EntryState, MemoryStorage, NotificationConfig,
     Registration, RegistrationKind, Resource, SqliteStorage, Storage, StorageError, StoredAlert,
     UiSession,
 };
 pub use storage::{BootstrapProfile, Credentials, PasswordHashes};
+pub use storage::{Database, PostgresStorage, POSTGRES_CONNECTIONS};
 pub use tls::{ClientAuth, PeerCertificates, TlsConfig, TlsError, HANDSHAKE_TIMEOUT};
 
 /// Largest request body the server reads (a Package#1/#3, an admin

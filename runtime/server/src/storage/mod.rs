@@ -6,7 +6,10 @@
 //! (or one short transaction) of a relational database, so a networked
 //! database shared by several server instances can implement it as well
 //! as the embedded SQLite of [`SqliteStorage`]. [`MemoryStorage`] serves
-//! tests and benches that need no durability.
+//! tests and benches that need no durability. [`PostgresStorage`] keeps
+//! the same rows in a PostgreSQL database (`dmctl server --db
+//! postgres://...`). Both databases carry a versioned schema
+//! (`schema_migrations`, see `migrate`), upgraded at open.
 //!
 //! This module holds the trait, its row types and what every backend
 //! shares; each backend lives in its own submodule.
@@ -15,18 +18,84 @@ use dm_core::multipart::Part;
 use dm_core::{Alert, Command, CommandError, MoInfo, Status};
 
 mod memory;
+mod migrate;
+#[cfg(any(test, feature = "pg-test"))]
+pub mod pg_test;
+mod postgres;
 mod secrets;
 mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use postgres::{PostgresStorage, POSTGRES_CONNECTIONS};
 use secrets::SecretsKey;
 pub use sqlite::SqliteStorage;
+
+/// Associated data of the key check value, and the prefix of a device's
+/// secret's (followed by its DevID): a value only opens in its own row.
+/// The same in every backend, so sealed values mean the same everywhere.
+const KEY_CHECK_AAD: &[u8] = b"dm-server meta.key_check";
+const NOTI_SECRET_AAD: &[u8] = b"dm-server devices.noti_secret ";
+
+fn secret_aad(dev_id: &str) -> Vec<u8> {
+    [NOTI_SECRET_AAD, dev_id.as_bytes()].concat()
+}
+
+/// What `--db` names: a SQLite file, or a PostgreSQL database by its URL
+/// (`postgres://` or `postgresql://`, libpq's URL form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a `--db` value: a PostgreSQL URL by its scheme, else a path.
+    pub fn from_arg(arg: &std::path::Path) -> Database {
+        match arg.to_str() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres(url.to_owned())
+            }
+            _ => Database::Sqlite(arg.to_path_buf()),
+        }
+    }
+
+    /// For messages: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => postgres::redact(url),
+        }
+    }
+}
 
 /// Why the storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", postgres::message(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// The PostgreSQL URL does not parse (its text is not repeated: it
+    /// may hold a password).
+    #[error("PostgreSQL URL: {0}")]
+    PostgresUrl(String),
+    /// The connections to PostgreSQL are gone (a worker thread ended).
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(&'static str),
+    /// A PostgreSQL database is opened without `--secrets-key`: unlike a
+    /// SQLite file, it has no directory beside it to keep a key in.
+    #[error(
+        "a PostgreSQL database needs --secrets-key FILE (32 raw bytes or 64 hex digits, \
+         e.g. `head -c 32 /dev/urandom > FILE`): there is no file beside the database \
+         to keep the key that seals notification secrets in"
+    )]
+    SecretsKeyRequired,
+    /// The database was upgraded by a newer server than this one.
+    #[error(
+        "the database schema is version {found}, newer than this server knows ({known}): \
+         run the newer server, or restore a backup made before the upgrade"
+    )]
+    SchemaTooNew { found: u32, known: u32 },
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
     /// The database file could not be made or restricted.
@@ -652,13 +721,106 @@ mod tests {
         assert!(shown.contains("<redacted>"), "{shown}");
     }
 
-    #[test]
-    fn memory_storage_keeps_rows() {
-        exercise(&MemoryStorage::new());
+    /// Two devices' queues stay apart, and a state filter of several
+    /// states keeps the queue order.
+    fn queues_are_per_device_and_filtered(s: &dyn Storage) {
+        let a1 = s.add_entry("a", &Command::End).unwrap();
+        let b1 = s.add_entry("b", &Command::End).unwrap();
+        let a2 = s.add_entry("a", &get("urn:oma:mo:x:1.0//y")).unwrap();
+        let a3 = s.add_entry("a", &get("urn:oma:mo:x:1.0//z")).unwrap();
+        let ids = |dev, states: &[EntryState]| -> Vec<u64> {
+            s.entries(dev, states)
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids("a", &[]), [a1, a2, a3]);
+        assert_eq!(ids("b", &[]), [b1]);
+        let mut e = s.entries("a", &[]).unwrap();
+        e[0].state = EntryState::Sent;
+        e[2].state = EntryState::Lost;
+        s.put_entry(e[0].clone()).unwrap();
+        s.put_entry(e[2].clone()).unwrap();
+        assert_eq!(ids("a", &[EntryState::Lost, EntryState::Sent]), [a1, a3]);
+        assert_eq!(ids("a", &[EntryState::Queued]), [a2]);
+        assert!(ids("c", &[]).is_empty());
+        // Rows come back sorted by their key.
+        for d in ["z", "m", "a"] {
+            s.put_device(&DeviceRow {
+                dev_id: d.into(),
+                ..DeviceRow::default()
+            })
+            .unwrap();
+            s.put_bootstrap_profile(d, &BootstrapProfile::default())
+                .unwrap();
+        }
+        let devs: Vec<String> = s.devices().unwrap().into_iter().map(|d| d.dev_id).collect();
+        assert_eq!(devs, ["a", "m", "z"]);
+        assert_eq!(s.bootstrap_profiles().unwrap(), ["a", "m", "z"]);
+        assert_eq!(s.device("none").unwrap(), None);
+    }
+
+    /// A test of the suite, by name.
+    type SuiteTest = (&'static str, fn(&dyn Storage));
+
+    /// The storage suite: every backend runs each of these on a fresh,
+    /// empty storage.
+    const SUITE: &[SuiteTest] = &[
+        ("keeps rows", exercise),
+        (
+            "queues are per device and filtered",
+            queues_are_per_device_and_filtered,
+        ),
+    ];
+
+    fn run_suite(fresh: &mut dyn FnMut() -> Box<dyn Storage>) {
+        for (name, test) in SUITE {
+            eprintln!("storage suite: {name}");
+            test(fresh().as_ref());
+        }
     }
 
     #[test]
-    fn sqlite_storage_keeps_rows() {
-        exercise(&SqliteStorage::in_memory().unwrap());
+    fn memory_storage_suite() {
+        run_suite(&mut || Box::new(MemoryStorage::new()));
+    }
+
+    #[test]
+    fn sqlite_storage_suite() {
+        run_suite(&mut || Box::new(SqliteStorage::in_memory().unwrap()));
+    }
+
+    #[test]
+    fn postgres_storage_suite() {
+        let Some(pg) = pg_test::TestPostgres::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("secrets.key");
+        std::fs::write(&key, "42".repeat(32)).unwrap();
+        run_suite(&mut || {
+            Box::new(PostgresStorage::connect(&pg.database("suite"), Some(&key)).unwrap())
+        });
+    }
+
+    #[test]
+    fn db_arguments_name_a_file_or_a_postgres_url() {
+        use std::path::Path;
+        assert_eq!(
+            Database::from_arg(Path::new("postgres://dm@h/dm")),
+            Database::Postgres("postgres://dm@h/dm".into())
+        );
+        assert_eq!(
+            Database::from_arg(Path::new("postgresql://dm@h/dm")),
+            Database::Postgres("postgresql://dm@h/dm".into())
+        );
+        // A relative file that happens to start with "postgres" is a file.
+        assert_eq!(
+            Database::from_arg(Path::new("postgres.sqlite")),
+            Database::Sqlite("postgres.sqlite".into())
+        );
+        let pg = Database::from_arg(Path::new("postgres://dm:hunter2@h/dm"));
+        assert_eq!(pg.describe(), "postgres://dm:***@h/dm");
     }
 }

@@ -13,9 +13,14 @@ use super::{
     EntryState, NotificationConfig, Registration, RegistrationKind, Resource, Storage,
     StorageError, StoredAlert, UiSession,
 };
+use super::{migrate, secret_aad, KEY_CHECK_AAD};
 use super::{BootstrapCommit, BootstrapProfile, Credentials, PasswordHashes, SecretsKey};
 
-const SCHEMA: &str = "
+/// Version 1: the schema every version before migrations made with
+/// `CREATE TABLE IF NOT EXISTS` at each open, kept word for word. On such
+/// a database (no `schema_migrations` yet) it changes nothing, and so the
+/// database is adopted at version 1 as it is. Later steps alter tables.
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS devices (
     dev_id TEXT PRIMARY KEY,
     mos TEXT,
@@ -99,13 +104,35 @@ CREATE TABLE IF NOT EXISTS bootstrap_profiles (dev_id TEXT PRIMARY KEY, profile 
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
 
-/// Associated data of the key check value, and the prefix of a device's
-/// secret's (followed by its DevID): a value only opens in its own row.
-const KEY_CHECK_AAD: &[u8] = b"dm-server meta.key_check";
-const NOTI_SECRET_AAD: &[u8] = b"dm-server devices.noti_secret ";
+/// The SQLite schema, step by step (see `migrate`).
+const MIGRATIONS: &[migrate::Migration] = &[migrate::Migration {
+    version: 1,
+    name: "devices, queues, results, repository, registrations, UI, tokens, credentials, bootstrap profiles, meta",
+    sql: SCHEMA_V1,
+}];
 
-fn secret_aad(dev_id: &str) -> Vec<u8> {
-    [NOTI_SECRET_AAD, dev_id.as_bytes()].concat()
+/// Brings the database to the newest schema of `migrations`, all pending
+/// steps in one transaction; returns the version it is at. `IMMEDIATE`:
+/// a second process opening the same file waits, then finds them done.
+fn migrate(conn: &mut Connection, migrations: &[migrate::Migration]) -> Result<u32, StorageError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(migrate::MIGRATIONS_TABLE)?;
+    let current: u32 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut version = current;
+    for m in migrate::pending(current, migrations)? {
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, migrate::now()],
+        )?;
+        version = m.version;
+    }
+    tx.commit()?;
+    Ok(version)
 }
 
 /// The embedded SQLite database of `dmctl server --db PATH`. Every method
@@ -189,12 +216,12 @@ impl SqliteStorage {
         )
     }
 
-    fn init(conn: Connection, key: Option<SecretsKey>) -> Result<SqliteStorage, StorageError> {
+    fn init(mut conn: Connection, key: Option<SecretsKey>) -> Result<SqliteStorage, StorageError> {
         // WAL: readers do not block the writer; NORMAL sync is durable
         // across process crashes, which is what a restart test checks.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn, MIGRATIONS)?;
         let storage = SqliteStorage {
             conn: Mutex::new(conn),
             key,
@@ -285,6 +312,15 @@ impl SqliteStorage {
             ],
         )?;
         Ok(())
+    }
+
+    /// The schema version of the database (`schema_migrations`).
+    pub fn schema_version(&self) -> Result<u32, StorageError> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -998,7 +1034,7 @@ mod tests {
             // What an earlier version wrote: the schema without `meta`,
             // the secret in the clear.
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(SCHEMA.split("-- 'key_check'").next().unwrap())
+            conn.execute_batch(SCHEMA_V1.split("-- 'key_check'").next().unwrap())
                 .unwrap();
             conn.execute(
                 "INSERT INTO devices (dev_id, sessions, ended, noti_server_id, noti_secret, \
@@ -1131,5 +1167,135 @@ mod tests {
                 "{text}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        migrate::assert_well_numbered(MIGRATIONS);
+    }
+
+    /// A copy of a database the server wrote before schema migrations
+    /// existed (tests/fixtures/before-migrations.sqlite, made by that
+    /// version's `SqliteStorage` with one row of every table) and its key.
+    fn database_before_migrations(dir: &Path) -> (PathBuf, PathBuf) {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (db, key) = (dir.join("dm.sqlite"), dir.join("dm.key"));
+        std::fs::copy(fixtures.join("before-migrations.sqlite"), &db).unwrap();
+        std::fs::copy(fixtures.join("before-migrations.sqlite.key"), &key).unwrap();
+        (db, key)
+    }
+
+    #[test]
+    fn a_database_from_before_migrations_is_adopted_without_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, key) = database_before_migrations(dir.path());
+        let no_table: Option<String> = Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap();
+        assert_eq!(no_table, None, "the fixture predates migrations");
+        for round in 0..2 {
+            let (s, _) = SqliteStorage::open_with_key_file(&db, Some(&key)).unwrap();
+            assert_eq!(s.schema_version().unwrap(), migrate::latest(MIGRATIONS));
+            let d = s.device("IMEI:1").unwrap().unwrap();
+            assert_eq!((d.sessions, d.ended), (3, 2));
+            assert_eq!(d.last_session, Some(1_700_000_000));
+            assert_eq!(d.last_notification_id, Some(7));
+            assert_eq!(d.mos.unwrap()[0].miids, ["devinfo"]);
+            let n = d.notification.unwrap();
+            assert_eq!(n.secret.as_deref(), Some(&b"noti-secret"[..]));
+            assert_eq!(n.udp.as_deref(), Some("127.0.0.1:9"));
+            let e = s.entries("IMEI:1", &[]).unwrap();
+            // The fixture's two, and the one the first round added.
+            assert_eq!(e.len(), 2 + round);
+            assert_eq!(e[0].state, EntryState::Done);
+            assert_eq!(e[0].data.as_ref().unwrap().body, b"IMEI:1");
+            assert_eq!(e[1].command, Command::End);
+            let alerts = s.alerts("IMEI:1").unwrap();
+            assert_eq!(alerts[0].entry, Some(e[0].id));
+            assert_eq!(s.resource("IMEI:1", "a/b").unwrap().unwrap().body, b"v");
+            assert_eq!(s.registrations("IMEI:1").unwrap()[0].server_uri, "http://b");
+            assert_eq!(s.ui_session(1).unwrap().unwrap().prompt, "Update?");
+            assert_eq!(s.admin_tokens().unwrap()[0].hash, [2; 32]);
+            let c = s.credentials("IMEI:1").unwrap().unwrap();
+            assert_eq!(c.password.unwrap().user, "dev");
+            assert_eq!(c.certificate_sha256, Some([3; 32]));
+            assert!(s.is_unauthenticated("IMEI:2").unwrap());
+            let p = s.bootstrap_profile("IMEI:1").unwrap().unwrap();
+            assert_eq!((p.server_id.as_str(), p.bootstraps), ("ACME", 1));
+            // New rows go on from the old ones.
+            assert!(s.add_entry("IMEI:1", &Command::End).unwrap() > e[1].id);
+        }
+    }
+
+    #[test]
+    fn a_database_newer_than_the_server_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dm.sqlite");
+        drop(SqliteStorage::open(&path).unwrap());
+        let next = migrate::latest(MIGRATIONS) + 1;
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO schema_migrations VALUES (?1, 'from a newer server', 0)",
+                [next],
+            )
+            .unwrap();
+        let err = SqliteStorage::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StorageError::SchemaTooNew { found, known }
+                if found == next && known == next - 1),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn pending_steps_apply_in_order_and_a_failing_one_applies_none() {
+        const STEPS: &[migrate::Migration] = &[
+            migrate::Migration {
+                version: 1,
+                name: "v1",
+                sql: SCHEMA_V1,
+            },
+            migrate::Migration {
+                version: 2,
+                name: "a column",
+                sql: "ALTER TABLE devices ADD COLUMN note TEXT",
+            },
+            migrate::Migration {
+                version: 3,
+                name: "uses step 2",
+                sql: "UPDATE devices SET note = 'x'",
+            },
+        ];
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn, &STEPS[..1]).unwrap(), 1);
+        conn.execute(
+            "INSERT INTO devices (dev_id, sessions, ended, has_noti) VALUES ('d', 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+        // Step 3 fails before step 2 exists: reordered, nothing applies.
+        let swapped = [STEPS[0], STEPS[2], STEPS[1]];
+        assert!(migrate(&mut conn, &swapped).is_err());
+        let version: u32 = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(migrate(&mut conn, STEPS).unwrap(), 3);
+        let note: String = conn
+            .query_row("SELECT note FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(note, "x");
+        // Applied steps are not applied again.
+        assert_eq!(migrate(&mut conn, STEPS).unwrap(), 3);
     }
 }
