@@ -56,19 +56,7 @@ impl TestPostgres {
             }
         }
         let Some(bin) = find_bin_dir() else {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "PostgreSQL is not installed (initdb not found in /usr/lib/postgresql/*/bin \
-                     nor on PATH), and under CI=true the PostgreSQL tests never skip: install \
-                     Debian's `postgresql` package (.ci/run does) or set DM_TEST_POSTGRES_URL"
-                );
-            }
-            SKIP_NOTICE.call_once(|| {
-                eprintln!(
-                    "skipping the PostgreSQL tests: PostgreSQL is not installed \
-                     (Debian: apt-get install postgresql; or set DM_TEST_POSTGRES_URL)"
-                )
-            });
+            not_installed(std::env::var("CI").is_ok_and(|v| v == "true"));
             return None;
         };
         Some(start_cluster(&bin))
@@ -145,6 +133,24 @@ impl Cluster {
             None => Command::new(exe),
         }
     }
+}
+
+/// PostgreSQL is not installed: under CI a failure, else one line on
+/// stderr per test process, naming the package.
+fn not_installed(ci: bool) {
+    if ci {
+        panic!(
+            "PostgreSQL is not installed (initdb not found in /usr/lib/postgresql/*/bin \
+             nor on PATH), and under CI=true the PostgreSQL tests never skip: install \
+             Debian's `postgresql` package (.ci/run does) or set DM_TEST_POSTGRES_URL"
+        );
+    }
+    SKIP_NOTICE.call_once(|| {
+        eprintln!(
+            "skipping the PostgreSQL tests: PostgreSQL is not installed \
+             (Debian: apt-get install postgresql; or set DM_TEST_POSTGRES_URL)"
+        )
+    });
 }
 
 /// `url` with its database name replaced.
@@ -312,6 +318,21 @@ fn start_cluster(bin: &Path) -> TestPostgres {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_postgresql_ci_fails_and_others_skip() {
+        // Outside CI: returns (the caller skips).
+        not_installed(false);
+        let ci = std::panic::catch_unwind(|| not_installed(true));
+        let message = ci.expect_err("under CI a missing PostgreSQL fails");
+        // A message without arguments is a `&str` payload, one with them a `String`.
+        let text = message
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| message.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(text.contains("`postgresql` package"), "{text}");
+    }
 
     #[test]
     fn a_given_url_gets_the_test_database_name() {
