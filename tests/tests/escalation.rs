@@ -64,6 +64,7 @@ impl World {
             bootstrap: Some(self.bootstrap.clone()),
             dev_id: Some(DEV_ID.into()),
             plugins: Some(self.plugins.clone()),
+            plugin_options: common::plugin_options(),
             timeout: Duration::from_secs(10),
             ..AgentOptions::new(self.tmp.path().join("state"))
         };

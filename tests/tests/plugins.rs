@@ -1,14 +1,22 @@
-//! MO plugins loaded from dylibs: refused ones are named, the rest serve
-//! GET and EXEC through the C ABI, and a panic in a plugin is a 500.
+//! MO plugins loaded from dylibs (ABI 2): refused ones are named, the rest
+//! serve GET and EXEC from a host process of their own, a panic in a
+//! plugin is a 500, and a plugin that crashes, aborts, hangs or answers
+//! garbage costs its own nodes a 500 while the agent and a good plugin
+//! beside it go on. EXECs finished later and changes reported from a
+//! plugin's own threads reach the agent.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use common::uri;
 
-use dm_agent::plugins::{load_dir, PluginError};
+use dm_agent::plugins::{load_dir, Plugin, PluginError, PluginInstance};
 use dm_agent::{service as agent, standard_registry, Device, DeviceConfig, Initiation, Registry};
-use dm_core::{Command, ServerUri, StatusCode};
+use dm_core::{Command, ExecRequest, ManagementObject, ServerUri, StatusCode};
 
 const DEV_ID: &str = "IMEI:356938035643809";
 const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";
@@ -17,7 +25,7 @@ fn registry_with(crates: &[&str]) -> (tempfile::TempDir, Registry) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::plugins_in(tmp.path(), crates);
     let mut registry = standard_registry(DEV_ID);
-    let errors = agent::register_plugins(&mut registry, &dir);
+    let errors = agent::register_plugins(&mut registry, &dir, &common::plugin_options());
     assert!(errors.is_empty(), "{errors:?}");
     (tmp, registry)
 }
@@ -41,29 +49,45 @@ fn loader_refuses_what_it_does_not_know_and_keeps_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::plugins_in(
         tmp.path(),
-        &["mo-dcmo", "plugin-crash", "plugin-abi2", "plugin-dup"],
+        &["mo-dcmo", "plugin-crash", "plugin-abi1", "plugin-dup"],
     );
     std::fs::write(dir.join("garbage.so"), b"not an ELF file").unwrap();
+    std::fs::set_permissions(dir.join("garbage.so"), PermissionsExt::from_mode(0o644)).unwrap();
     let libm = libm();
     if let Some(libm) = &libm {
-        std::fs::copy(libm, dir.join("libnotaplugin.so")).unwrap();
+        let dst = dir.join("libnotaplugin.so");
+        std::fs::copy(libm, &dst).unwrap();
+        std::fs::set_permissions(&dst, PermissionsExt::from_mode(0o755)).unwrap();
     }
-    let (plugins, errors) = load_dir(&dir, &[]);
-    let mut moids: Vec<&str> = plugins.iter().map(|p| p.moid.as_str()).collect();
-    moids.sort();
-    assert_eq!(moids, ["urn:example:mo:crash:1.0", DCMO]);
+    let (plugins, errors) = load_dir(&dir, &[], &common::plugin_options());
+    let moids: Vec<&str> = plugins.iter().map(|p| p.moid.as_str()).collect();
+    // DCMO is claimed twice (mo-dcmo and plugin-dup): neither is loaded,
+    // whatever the order of their file names.
+    assert_eq!(moids, ["urn:example:mo:crash:1.0"]);
     let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(
         errors
             .iter()
-            .any(|e| matches!(e, PluginError::AbiMismatch { found: 2, .. })),
+            .any(|e| matches!(e, PluginError::AbiMismatch { found: 1, path } if path.ends_with("libplugin_abi1.so"))),
         "{shown:?}"
     );
     assert!(
-        errors
+        shown
             .iter()
-            .any(|e| matches!(e, PluginError::DuplicateMoid { moid, .. } if moid == DCMO)),
+            .any(|e| e.contains("plugin ABI 1.x, this device speaks 2.x")),
         "{shown:?}"
+    );
+    let dup = errors
+        .iter()
+        .find_map(|e| match e {
+            PluginError::DuplicateMoid { moid, paths } if moid == DCMO => Some(paths),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{shown:?}"));
+    assert_eq!(
+        dup,
+        &[dir.join("libmo_dcmo.so"), dir.join("libplugin_dup.so")],
+        "both named"
     );
     assert!(
         errors
@@ -85,14 +109,273 @@ fn loader_refuses_what_it_does_not_know_and_keeps_the_rest() {
             "error names the file: {e}"
         );
     }
-    // The version information of the table is read.
-    let dcmo = plugins.iter().find(|p| p.moid == DCMO).unwrap();
-    assert_eq!(dcmo.core_version, dm_core::plugin::CORE_VERSION);
+    // The version information of the table is read (in the host process).
+    let crash = &plugins[0];
+    assert!(crash.is_isolated(), "isolated by default");
+    assert_eq!(crash.core_version, dm_core::plugin::CORE_VERSION);
     assert!(
-        dcmo.rustc_version.starts_with("rustc "),
+        crash.rustc_version.starts_with("rustc "),
         "{}",
-        dcmo.rustc_version
+        crash.rustc_version
     );
+}
+
+#[test]
+fn a_plugin_marked_trusted_is_loaded_in_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::plugins_in(tmp.path(), &["plugin-crash", "mo-dcmo"]);
+    let marker = dm_agent::plugins::trusted_marker(&dir.join("libmo_dcmo.so"));
+    std::fs::write(&marker, b"").unwrap();
+    std::fs::set_permissions(&marker, PermissionsExt::from_mode(0o644)).unwrap();
+    let (plugins, errors) = load_dir(&dir, &[], &common::plugin_options());
+    assert!(errors.is_empty(), "{errors:?}");
+    let isolated: Vec<(&str, bool)> = plugins
+        .iter()
+        .map(|p| (p.moid.as_str(), p.is_isolated()))
+        .collect();
+    assert_eq!(
+        isolated,
+        [(DCMO, false), ("urn:example:mo:crash:1.0", true)]
+    );
+}
+
+#[test]
+fn plugin_files_and_folders_writable_by_others_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::plugins_in(tmp.path(), &["plugin-crash", "mo-dcmo"]);
+    let file = dir.join("libmo_dcmo.so");
+    std::fs::set_permissions(&file, PermissionsExt::from_mode(0o775)).unwrap();
+    let (plugins, errors) = load_dir(&dir, &[], &common::plugin_options());
+    let moids: Vec<&str> = plugins.iter().map(|p| p.moid.as_str()).collect();
+    assert_eq!(moids, ["urn:example:mo:crash:1.0"], "the rest loads");
+    assert!(
+        matches!(&errors[..], [PluginError::Insecure { path, mode: 0o775 }] if *path == file),
+        "{errors:?}"
+    );
+    assert!(errors[0]
+        .to_string()
+        .contains("writable by group or others"));
+
+    // A folder others may write loads nothing at all.
+    std::fs::set_permissions(&file, PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o777)).unwrap();
+    let (plugins, errors) = load_dir(&dir, &[], &common::plugin_options());
+    assert!(plugins.is_empty());
+    assert!(
+        matches!(&errors[..], [PluginError::Insecure { path, .. }] if *path == dir),
+        "{errors:?}"
+    );
+}
+
+/// Waits until the watchdog has the plugin's host up again.
+fn wait_up(plugin: &Plugin) {
+    let start = Instant::now();
+    while !plugin.is_up() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the watchdog did not restart the host"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn evil_and_good() -> (
+    tempfile::TempDir,
+    Arc<Plugin>,
+    PluginInstance,
+    PluginInstance,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::plugins_in(tmp.path(), &["plugin-evil", "mo-dcmo"]);
+    let (plugins, errors) = load_dir(&dir, &[], &common::plugin_options());
+    assert!(errors.is_empty(), "{errors:?}");
+    let evil = plugins
+        .iter()
+        .find(|p| p.moid == "urn:example:mo:evil:1.0")
+        .unwrap()
+        .clone();
+    let good = plugins.iter().find(|p| p.moid == DCMO).unwrap().clone();
+    let e1 = PluginInstance::new(evil.clone(), "e1");
+    let camera = PluginInstance::new(good, "Camera");
+    (tmp, evil, e1, camera)
+}
+
+fn int(v: Result<dm_core::NodeData, dm_core::MoError>) -> i64 {
+    match v.unwrap() {
+        dm_core::NodeData::Leaf(dm_core::Value::Int(i)) => i,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_plugin_that_returns_garbage_or_crashes_costs_only_its_own_nodes() {
+    let (_tmp, evil, e1, camera) = evil_and_good();
+    assert_eq!(int(e1.get(&["Ok"])), 1);
+    // In this very process: had any of these been loaded here, the test
+    // would have died with it.
+    for (node, kills_host) in [("Null", false), ("Huge", false), ("BadPtr", true)] {
+        let restarts = evil.restarts();
+        let err = e1.get(&[node]).unwrap_err();
+        assert_eq!(err.status(), StatusCode::INTERNAL_ERROR, "{node}: {err}");
+        assert!(
+            camera.get(&["Enabled"]).is_ok(),
+            "{node}: the good plugin answers"
+        );
+        wait_up(&evil);
+        assert_eq!(int(e1.get(&["Ok"])), 1, "{node}: the plugin serves again");
+        assert_eq!(
+            evil.restarts() - restarts,
+            u64::from(kills_host),
+            "{node}: a null buffer or a huge length is refused in the host, a bad pointer ends it"
+        );
+    }
+}
+
+#[test]
+fn the_watchdog_restarts_a_host_that_aborts() {
+    let (_tmp, evil, mut e1, camera) = evil_and_good();
+    let err = e1.exec(&["Abort"], &ExecRequest::default()).unwrap_err();
+    assert_eq!(err.status(), StatusCode::INTERNAL_ERROR, "{err}");
+    // Down until the watchdog has it back: 500, not a wait.
+    assert!(camera.get(&["Enabled"]).is_ok());
+    wait_up(&evil);
+    assert_eq!(evil.restarts(), 1);
+    assert_eq!(int(e1.get(&["Ok"])), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_plugin_costs_the_session_one_timeout_and_a_500() {
+    let (_tmp, registry) = registry_with(&["plugin-evil", "mo-dcmo"]);
+    let server = common::start_server(Vec::new()).await;
+    for c in [
+        Command::Get {
+            client_uri: uri("urn:example:mo:evil:1.0/e1/Hang"),
+        },
+        Command::Get {
+            client_uri: uri("urn:oma:mo:oma-dcmo:1.0/Camera/Enabled"),
+        },
+    ] {
+        server.enqueue(DEV_ID, c);
+    }
+    let mut device = Device::new(DeviceConfig::new(DEV_ID), registry);
+    let start = Instant::now();
+    device
+        .run_session(&server.dm_url(), Initiation::ClientInitiated, false)
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    let timeout = common::plugin_options().call_timeout;
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(5),
+        "{took:?}"
+    );
+    let rec = server.device(DEV_ID).unwrap();
+    let codes: Vec<StatusCode> = rec.results.iter().map(|r| r.status.code).collect();
+    assert_eq!(codes, [StatusCode::INTERNAL_ERROR, StatusCode::OK]);
+    server.shutdown().await;
+}
+
+const LATER: &str = "urn:example:mo:later:1.0";
+
+/// The `sc` of the Generic Alerts the server got from `node`.
+fn alert_codes(server: &dm_server::ServerHandle, node: &str) -> Vec<serde_json::Value> {
+    let source = format!("{LATER}/l1/{node}");
+    server
+        .device(DEV_ID)
+        .map(|d| {
+            d.alerts
+                .iter()
+                .filter(|a| a.source_uri.as_deref() == Some(source.as_str()))
+                .map(|a| a.data.clone().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_exec_finished_from_its_own_thread_reaches_the_server_as_a_generic_alert() {
+    let (_tmp, registry) = registry_with(&["plugin-later"]);
+    let server = common::start_server(Vec::new()).await;
+    let mut config = DeviceConfig::new(DEV_ID);
+    config.limits.exec_timeout = Duration::from_secs(2);
+    let mut device = Device::new(config, registry);
+    let bootstrap = serde_json::json!([common::dmacc_item("A", &server.dm_url(), &["*"])]);
+    dm_agent::bootstrap::apply(
+        &mut device,
+        bootstrap.to_string().as_bytes(),
+        dm_agent::bootstrap::Source::Factory,
+    )
+    .unwrap();
+    device.sync_access_control();
+    device.resume();
+    for node in ["Run", "PanicLater"] {
+        server.enqueue(
+            DEV_ID,
+            Command::Exec {
+                client_uri: uri(&format!("{LATER}/l1/{node}")),
+                server_uri: Some(ServerUri::new(server.dm_url())),
+            },
+        );
+    }
+    device
+        .run_session_as("A", Initiation::ClientInitiated, false, Vec::new())
+        .await
+        .unwrap();
+    let codes: Vec<StatusCode> = server
+        .device(DEV_ID)
+        .unwrap()
+        .results
+        .iter()
+        .map(|r| r.status.code)
+        .collect();
+    assert_eq!(codes, [StatusCode::ACCEPTED, StatusCode::ACCEPTED]);
+    assert!(alert_codes(&server, "Run").is_empty(), "not before the end");
+    agent::deliver_reports(&mut device, Some(Duration::from_secs(10))).await;
+    let run = alert_codes(&server, "Run");
+    assert_eq!(run.len(), 1, "{run:?}");
+    assert_eq!(run[0]["sc"], 200, "the final status, not 202: {run:?}");
+    assert_eq!(run[0]["data"], "finished later");
+    // The plugin's thread panicked instead of finishing: the EXEC ends at
+    // its deadline, the agent goes on.
+    let panicked = alert_codes(&server, "PanicLater");
+    assert_eq!(panicked.len(), 1, "{panicked:?}");
+    assert_eq!(panicked[0]["sc"], 500);
+    assert_eq!(device.pending_exec_count(), 0);
+
+    // A change reported from the plugin's own thread changes the cache
+    // validator.
+    let index = device.registry().find(LATER, "l1").unwrap();
+    device
+        .registry_mut()
+        .mo_mut(index)
+        .unwrap()
+        .exec(&["Bump"], &ExecRequest::default())
+        .unwrap();
+    let before = device
+        .registry()
+        .instance(index)
+        .unwrap()
+        .cache_validator()
+        .clone();
+    let start = Instant::now();
+    loop {
+        device.take_inbox();
+        let now = device
+            .registry()
+            .instance(index)
+            .unwrap()
+            .cache_validator()
+            .clone();
+        if now != before {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the change never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -188,7 +471,7 @@ async fn a_panicking_plugin_answers_500_and_keeps_serving() {
 async fn dmctl_client_loads_plugins_and_reports_async_exec_in_a_new_session() {
     let server = common::start_server(Vec::new()).await;
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = common::plugins_in(tmp.path(), &["mo-dcmo", "plugin-abi2"]);
+    let plugins = common::plugins_in(tmp.path(), &["mo-dcmo", "plugin-abi1"]);
     let bootstrap = common::bootstrap_file(tmp.path(), "srv", &server.dm_url());
     server.enqueue(
         DEV_ID,
@@ -210,7 +493,7 @@ async fn dmctl_client_loads_plugins_and_reports_async_exec_in_a_new_session() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("ABI 2.x"),
+        stderr.contains("ABI 1.x") && stderr.contains("libplugin_abi1.so"),
         "the refused plugin is named: {stderr}"
     );
     let rec = server.device(DEV_ID).unwrap();

@@ -30,6 +30,8 @@ pub struct AgentOptions {
     pub server_id: Option<String>,
     /// Directory of MO plugin dylibs to load at start.
     pub plugins: Option<PathBuf>,
+    /// How those plugins are hosted (isolated by default).
+    pub plugin_options: crate::plugins::PluginOptions,
     /// Program SHOW starts (`--show-cmd`).
     pub show_cmd: Option<String>,
     pub timeout: Duration,
@@ -55,6 +57,7 @@ impl AgentOptions {
             dev_id: None,
             server_id: None,
             plugins: None,
+            plugin_options: crate::plugins::PluginOptions::default(),
             show_cmd: None,
             timeout: Duration::from_secs(30),
             max_notification_age: 300,
@@ -145,7 +148,7 @@ pub fn open_device(opts: &AgentOptions) -> Result<Device, AgentError> {
     let mut registry = crate::standard_registry(&dev_id);
     if let Some(dir) = &opts.plugins {
         // A refused plugin is reported; the device starts with the rest.
-        for e in register_plugins(&mut registry, dir) {
+        for e in register_plugins(&mut registry, dir, &opts.plugin_options) {
             tracing::warn!("dmctl client: plugin refused: {e}");
         }
     }
@@ -759,10 +762,15 @@ pub async fn bootstrap_sessions(device: &mut Device, servers: &[String]) -> Vec<
     outcomes
 }
 
-/// Loads the plugins in `dir`, registers each of their instances and a
-/// factory for new ones; returns what was refused.
-pub fn register_plugins(registry: &mut Registry, dir: &Path) -> Vec<PluginError> {
-    let (plugins, mut errors) = crate::plugins::load_dir(dir, &registry.served_moids());
+/// Loads the plugins in `dir` (isolated unless marked trusted, see
+/// [`crate::plugins`]), registers each of their instances and a factory
+/// for new ones; returns what was refused.
+pub fn register_plugins(
+    registry: &mut Registry,
+    dir: &Path,
+    options: &crate::plugins::PluginOptions,
+) -> Vec<PluginError> {
+    let (plugins, mut errors) = crate::plugins::load_dir(dir, &registry.served_moids(), options);
     for plugin in plugins {
         match plugin.instances() {
             Ok(miids) => {

@@ -49,6 +49,13 @@ enum Cmd {
     /// as hex, or decode one.
     #[cfg(feature = "server")]
     Notify(crate::notify::NotifyArgs),
+    /// Host one MO plugin dylib for the agent, over stdin/stdout (started
+    /// by `dmctl client` for each isolated plugin; not for people).
+    #[command(hide = true)]
+    PluginHost {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -454,6 +461,11 @@ enum ServerCmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // No async runtime: the host only answers the agent, one call at a time.
+    if let Cmd::PluginHost { file } = &cli.command {
+        let status = dm_agent::plugins::host_main(file);
+        return ExitCode::from(u8::try_from(status).unwrap_or(1));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -477,6 +489,7 @@ pub fn main() -> ExitCode {
             },
             #[cfg(feature = "server")]
             Cmd::Notify(args) => crate::notify::run(args).await,
+            Cmd::PluginHost { .. } => ExitCode::FAILURE,
         }
     })
 }
@@ -534,6 +547,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         dev_id: args.dev_id,
         server_id: args.server_id,
         plugins: args.plugins,
+        plugin_options: dm_agent::plugins::PluginOptions::default(),
         show_cmd: args.show_cmd,
         timeout: Duration::from_secs(args.timeout),
         max_notification_age: args.max_notification_age,

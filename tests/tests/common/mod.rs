@@ -32,9 +32,13 @@ pub fn plugin_dir() -> &'static Path {
                 "-p",
                 "plugin-crash",
                 "-p",
-                "plugin-abi2",
+                "plugin-abi1",
                 "-p",
                 "plugin-dup",
+                "-p",
+                "plugin-evil",
+                "-p",
+                "plugin-later",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
@@ -64,15 +68,30 @@ pub fn plugin_file(crate_name: &str) -> PathBuf {
     plugin_dir().join(name)
 }
 
-/// A fresh directory holding copies of the named plugins.
+/// A fresh directory holding copies of the named plugins, with the modes
+/// the loader accepts (writable by the owner only, whatever the umask).
 pub fn plugins_in(dir: &Path, crates: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let out = dir.join("plugins");
     std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
     for c in crates {
         let src = plugin_file(c);
-        std::fs::copy(&src, out.join(src.file_name().unwrap())).unwrap();
+        let dst = out.join(src.file_name().unwrap());
+        std::fs::copy(&src, &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     out
+}
+
+/// How the tests host isolated plugins: with the dmctl entry point (the
+/// test binary itself is no `dmctl plugin-host`), and a short call timeout
+/// so that a hanging plugin costs a second, not five.
+pub fn plugin_options() -> dm_agent::plugins::PluginOptions {
+    dm_agent::plugins::PluginOptions {
+        host_program: Some(dmctl()),
+        call_timeout: std::time::Duration::from_millis(1000),
+    }
 }
 
 /// A DM "server" that answers every request with the same raw HTTP
