@@ -854,3 +854,145 @@ async fn the_admin_api_stays_on_loopback_and_its_first_token_is_shown_once() {
     assert_eq!(status, 200, "the first token still works");
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_is_described_by_its_openapi_document_and_keeps_to_it() {
+    let dmctl = common::dmctl();
+    let s = DmServer::start(&dmctl, None).await;
+    let doc = s.ok("GET", "/api/openapi.json", json!(null)).await;
+    assert_eq!(doc["openapi"], "3.0.3");
+    let listing = s.ok("GET", "/api", json!(null)).await;
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
+    assert_eq!(listing.as_array().unwrap().len(), documented);
+    // Every documented route is served: never "no admin route", never 405.
+    for (path, methods) in paths {
+        let concrete = path
+            .replace("{dev}", "IMEI:1")
+            .replace("{id}", "1")
+            .replace("{uiid}", "1")
+            .replace("{path}", "x.txt");
+        for method in methods.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            if method == "DELETE" && concrete == "/api/devices/IMEI:1" {
+                continue; // keeps the device for the rest of the walk
+            }
+            let content_type = if concrete.contains("/repository/") && method == "PUT" {
+                "text/plain"
+            } else {
+                "application/json"
+            };
+            let auth = s.auth();
+            let body: &[u8] = if method == "GET" || method == "DELETE" {
+                b""
+            } else {
+                b"{}"
+            };
+            let (status, reply) = http(
+                &s.admin,
+                &method,
+                &concrete,
+                &[
+                    ("Content-Type", content_type),
+                    ("Authorization", auth.as_str()),
+                ],
+                body,
+            )
+            .await;
+            let text = String::from_utf8_lossy(&reply);
+            assert_ne!(status, 405, "{method} {concrete}: {text}");
+            assert!(
+                !text.contains("no admin route"),
+                "{method} {concrete}: {text}"
+            );
+        }
+    }
+    // A documented path with another method: 405 and what it takes.
+    let (status, head, _) = dmserver::http_full(
+        &s.admin,
+        "PATCH",
+        "/api/devices/IMEI:1",
+        &[("Authorization", s.auth().as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert!(head.contains("allow: get, delete"), "{head}");
+    let (status, _) = s.api("GET", "/api/devices/IMEI:1/commands", None).await;
+    assert_eq!(status, 405, "commands are POSTed");
+    let (status, _) = s.api("GET", "/api/nothing", None).await;
+    assert_eq!(status, 404);
+
+    // A command for a DevID never seen is queued, and said to be so.
+    let queued = s
+        .ok(
+            "POST",
+            "/api/devices/IMEI:2/commands",
+            json!(["GET", format!("{DEVINFO}//DevID")]),
+        )
+        .await;
+    assert_eq!(queued["device_seen"], false, "{queued}");
+    let id = queued["id"].as_u64().unwrap();
+    // A queued command is taken back; twice is 404; the device is deleted.
+    let deleted = s
+        .ok(
+            "DELETE",
+            &format!("/api/devices/IMEI:2/commands/{id}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(deleted["deleted"], id);
+    let (status, _) = s
+        .api(
+            "DELETE",
+            &format!("/api/devices/IMEI:2/commands/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    s.ok("DELETE", "/api/devices/IMEI:2", json!(null)).await;
+    let (status, _) = s.api("GET", "/api/devices/IMEI:2", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = s.api("DELETE", "/api/devices/IMEI:2", None).await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_command_cannot_be_taken_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dmctl = common::dmctl();
+    let s = DmServer::start(&dmctl, None).await;
+    let id = s
+        .enqueue(DEV, json!(["GET", format!("{DEVINFO}//DevID")]))
+        .await;
+    let boot = common::bootstrap_file(tmp.path(), "A", &s.dm_url);
+    let state = tmp.path().join("state");
+    let (code, log) = dmserver::run_client(
+        &dmctl,
+        &[
+            "--once",
+            "--dev-id",
+            DEV,
+            "--state",
+            state.to_str().unwrap(),
+            "--bootstrap",
+            boot.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{log}");
+    let (status, reply) = s
+        .api("DELETE", &format!("/api/devices/{DEV}/commands/{id}"), None)
+        .await;
+    assert_eq!(status, 409, "{reply}");
+    let queued = s
+        .ok(
+            "POST",
+            &format!("/api/devices/{DEV}/commands"),
+            json!(["GET", format!("{DEVINFO}//Man")]),
+        )
+        .await;
+    assert_eq!(queued["device_seen"], true);
+    s.stop().await;
+}

@@ -186,6 +186,9 @@ pub(super) struct UiJson<'a> {
 pub(super) struct QueuedJson<'a> {
     pub(super) id: u64,
     pub(super) command: &'a Command,
+    /// False when the DevID never opened a session: a typo, or a device
+    /// still to come.
+    pub(super) device_seen: bool,
 }
 
 #[derive(Serialize)]

@@ -34,6 +34,7 @@ use serde_json::Value as Json;
 mod bootstrap;
 mod guard;
 mod json;
+mod routes;
 pub(crate) mod token;
 
 pub(crate) use guard::AdminGuard;
@@ -173,7 +174,14 @@ pub(crate) async fn handle(core: Arc<Core>, req: Request<Incoming>) -> Result<Re
                 "admin {method} {path}: {} {reason}",
                 status.as_u16()
             ));
-            respond(status, &ErrorJson { error: &reason })
+            let mut reply = respond(status, &ErrorJson { error: &reason });
+            if status == HttpStatus::METHOD_NOT_ALLOWED {
+                let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+                if let Ok(v) = HeaderValue::try_from(routes::allowed(&segments).join(", ")) {
+                    reply.headers_mut().insert(hyper::header::ALLOW, v);
+                }
+            }
+            reply
         }
     })
 }
@@ -193,6 +201,8 @@ async fn route(core: &Core, req: Request<Incoming>) -> ApiResult {
         require_json(&req)?;
     }
     match segments.as_slice() {
+        ["api"] if method == Method::GET => ok(&routes::listing()),
+        ["api", "openapi.json"] if method == Method::GET => ok(&routes::openapi()),
         ["api", "devices"] if method == Method::GET => list_devices(core),
         ["api", "ui", uiid] if method == Method::GET => get_ui(core, uiid),
         ["api", "devices", dev, rest @ ..] => {
@@ -205,8 +215,21 @@ async fn route(core: &Core, req: Request<Incoming>) -> ApiResult {
             let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
             device_route(core, &dev_id, &rest, method, req).await
         }
-        _ => Err(not_found(format!("no admin route {method} {path}"))),
+        _ => Err(no_route(&method, &path)),
     }
+}
+
+/// 405 when the path has routes, only not for this method; else 404.
+fn no_route(method: &Method, path: &str) -> ApiError {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let allowed = routes::allowed(&segments);
+    if allowed.is_empty() {
+        return not_found(format!("no admin route {method} {path}"));
+    }
+    ApiError(
+        HttpStatus::METHOD_NOT_ALLOWED,
+        format!("{path} takes {}, not {method}", allowed.join(", ")),
+    )
 }
 
 /// The routes under `/api/devices/<DevID>/`.
@@ -261,10 +284,16 @@ async fn device_route(
         (&Method::PUT, ["bootstrap"]) => bootstrap::put_profile(core, dev_id, req).await,
         (&Method::GET, ["bootstrap"]) => bootstrap::get_profile(core, dev_id),
         (&Method::POST, ["bootstrap", "push"]) => bootstrap::push(core, dev_id).await,
-        (m, r) => Err(not_found(format!(
-            "no admin route {m} /api/devices/{dev_id}/{}",
-            r.join("/")
-        ))),
+        (&Method::DELETE, []) => delete_device(core, dev_id),
+        (&Method::DELETE, ["commands", id]) => delete_command(core, dev_id, id),
+        (m, r) => {
+            let path = if r.is_empty() {
+                format!("/api/devices/{dev_id}")
+            } else {
+                format!("/api/devices/{dev_id}/{}", r.join("/"))
+            };
+            Err(no_route(m, &path))
+        }
     }
 }
 
@@ -403,11 +432,52 @@ async fn post_command(core: &Core, dev_id: &str, req: Request<Incoming>) -> ApiR
     };
     let command = command_from_parts(&parts).map_err(|e| bad(format!("bad command: {e}")))?;
     let command = absolute(core, command);
+    // A DevID that never opened a session: a typo, or a device to come.
+    let seen = core.storage.device(dev_id)?.is_some_and(|d| d.sessions > 0);
     let id = core.enqueue(dev_id, &command)?;
     created(&QueuedJson {
         id,
         command: &command,
+        device_seen: seen,
     })
+}
+
+/// Forgets a device and everything kept for it; its next session starts
+/// afresh (and, with `--enroll refuse`, is refused: its credentials go too).
+fn delete_device(core: &Core, dev_id: &str) -> ApiResult {
+    let deleted = {
+        let _guard = crate::state::lock(&core.session_lock);
+        core.storage.delete_device(dev_id)?
+    };
+    if !deleted {
+        return Err(not_found(format!("no device `{dev_id}`")));
+    }
+    tracing::info!("dm-server: device {} deleted", dev_id.escape_debug());
+    ok(&DeletedJson { deleted: dev_id })
+}
+
+/// Takes a queued command back; 409 once it was sent.
+fn delete_command(core: &Core, dev_id: &str, id: &str) -> ApiResult {
+    let id: u64 = id.parse().map_err(|_| bad("the command id is a number"))?;
+    let _guard = crate::state::lock(&core.session_lock);
+    if core.storage.delete_queued_entry(dev_id, id)? {
+        return ok(&DeletedJson { deleted: id });
+    }
+    match core
+        .storage
+        .entries(dev_id, &[])?
+        .into_iter()
+        .find(|e| e.id == id)
+    {
+        Some(e) => Err(ApiError(
+            HttpStatus::CONFLICT,
+            format!(
+                "command {id} is {}: only a queued one can be taken back",
+                e.state.as_str()
+            ),
+        )),
+        None => Err(not_found(format!("no command {id} for `{dev_id}`"))),
+    }
 }
 
 fn list_results(core: &Core, dev_id: &str) -> ApiResult {

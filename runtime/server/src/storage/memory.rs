@@ -335,6 +335,48 @@ impl Storage for MemoryStorage {
         Ok(self.lock().bootstrap.keys().cloned().collect())
     }
 
+    fn delete_queued_entry(&self, dev_id: &str, id: u64) -> Result<bool, StorageError> {
+        let mut m = self.lock();
+        let queued = m
+            .entries
+            .get(&id)
+            .is_some_and(|e| e.dev_id == dev_id && e.state == EntryState::Queued);
+        if !queued {
+            return Ok(false);
+        }
+        m.entries.remove(&id);
+        if let Some(states) = m.entry_index.get_mut(dev_id) {
+            states[EntryState::Queued.ordinal()].remove(&id);
+        }
+        Ok(true)
+    }
+
+    fn delete_device(&self, dev_id: &str) -> Result<bool, StorageError> {
+        let mut m = self.lock();
+        let mut any = m.devices.remove(dev_id).is_some();
+        if let Some(states) = m.entry_index.remove(dev_id) {
+            for id in states.iter().flatten() {
+                m.entries.remove(id);
+            }
+            any = true;
+        }
+        if let Some(ids) = m.alert_index.remove(dev_id) {
+            for id in ids {
+                m.alerts.remove(&id);
+            }
+            any = true;
+        }
+        let before = m.resources.len() + m.registrations.len() + m.ui.len();
+        m.resources.retain(|(d, _), _| d != dev_id);
+        m.registrations.retain(|_, r| r.dev_id != dev_id);
+        m.ui.retain(|_, u| u.dev_id != dev_id);
+        any |= before != m.resources.len() + m.registrations.len() + m.ui.len();
+        any |= m.credentials.remove(dev_id).is_some();
+        any |= m.unauthenticated.remove(dev_id);
+        any |= m.bootstrap.remove(dev_id).is_some();
+        Ok(any)
+    }
+
     fn commit_bootstrap(&self, dev_id: &str, c: &BootstrapCommit) -> Result<(), StorageError> {
         // One lock: no reader sees half of it.
         let mut m = self.lock();

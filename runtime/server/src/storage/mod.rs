@@ -117,6 +117,20 @@ pub enum StorageError {
     NoSecretsKey,
 }
 
+/// Every table holding rows of one device, by `dev_id` (both SQL
+/// backends; `delete_device`).
+const DEVICE_TABLES: [&str; 9] = [
+    "devices",
+    "entries",
+    "alerts",
+    "resources",
+    "registrations",
+    "ui_sessions",
+    "credentials",
+    "unauthenticated",
+    "bootstrap_profiles",
+];
+
 fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {
     StorageError::Corrupt {
         what,
@@ -491,6 +505,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         -> Result<(), StorageError>;
     /// Every device that has a bootstrap profile, sorted.
     fn bootstrap_profiles(&self) -> Result<Vec<String>, StorageError>;
+    /// Takes a command out of the device's queue, while it is still
+    /// queued (not yet sent); false when it is not (any more).
+    fn delete_queued_entry(&self, dev_id: &str, id: u64) -> Result<bool, StorageError>;
+    /// Forgets the device: its row, queue and results, alerts, repository
+    /// data, registrations, SHOW sessions, credentials and bootstrap
+    /// profile, all in one transaction. False when nothing was kept.
+    fn delete_device(&self, dev_id: &str) -> Result<bool, StorageError>;
     /// A bootstrap served: the device's new credentials, notification
     /// configuration and profile, all or nothing (a crash leaves the old
     /// credentials working, never half of the new ones).
@@ -761,6 +782,63 @@ mod tests {
         assert_eq!(s.device("none").unwrap(), None);
     }
 
+    /// A queued command can be taken back, a sent one cannot; a device is
+    /// forgotten whole, and only that device.
+    fn deletes_a_queued_command_and_a_whole_device(s: &dyn Storage) {
+        let queued = s.add_entry("a", &Command::End).unwrap();
+        let sent = s.add_entry("a", &get("urn:oma:mo:x:1.0//y")).unwrap();
+        let other = s.add_entry("b", &Command::End).unwrap();
+        let mut e = s.entries("a", &[]).unwrap();
+        e[1].state = EntryState::Sent;
+        s.put_entry(e[1].clone()).unwrap();
+        assert!(!s.delete_queued_entry("a", sent).unwrap(), "already sent");
+        assert!(
+            !s.delete_queued_entry("b", queued).unwrap(),
+            "another device's"
+        );
+        assert!(s.delete_queued_entry("a", queued).unwrap());
+        assert!(!s.delete_queued_entry("a", queued).unwrap(), "once");
+        let ids: Vec<u64> = s.entries("a", &[]).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(ids, [sent]);
+
+        for d in ["a", "b"] {
+            s.put_device(&DeviceRow {
+                dev_id: d.into(),
+                ..DeviceRow::default()
+            })
+            .unwrap();
+            s.put_resource(
+                d,
+                "p",
+                &Resource {
+                    content_type: "text/plain".into(),
+                    body: b"x".to_vec(),
+                    origin: "admin".into(),
+                    updated: 1,
+                },
+            )
+            .unwrap();
+            s.put_bootstrap_profile(d, &BootstrapProfile::default())
+                .unwrap();
+            s.set_unauthenticated(d, true).unwrap();
+            s.add_alert(d, &Alert::new("urn:x"), None, 1).unwrap();
+            s.add_ui_session(d, "ok?").unwrap();
+        }
+        assert!(s.delete_device("a").unwrap());
+        assert_eq!(s.device("a").unwrap(), None);
+        assert!(s.entries("a", &[]).unwrap().is_empty());
+        assert!(s.alerts("a").unwrap().is_empty());
+        assert!(s.resources("a").unwrap().is_empty());
+        assert_eq!(s.bootstrap_profile("a").unwrap(), None);
+        assert!(!s.is_unauthenticated("a").unwrap());
+        assert!(!s.delete_device("a").unwrap(), "nothing left");
+        // The other device keeps everything.
+        assert!(s.device("b").unwrap().is_some());
+        assert_eq!(s.entries("b", &[]).unwrap()[0].id, other);
+        assert_eq!(s.resources("b").unwrap(), ["p"]);
+        assert_eq!(s.alerts("b").unwrap().len(), 1);
+    }
+
     /// A test of the suite, by name.
     type SuiteTest = (&'static str, fn(&dyn Storage));
 
@@ -771,6 +849,10 @@ mod tests {
         (
             "queues are per device and filtered",
             queues_are_per_device_and_filtered,
+        ),
+        (
+            "deletes a queued command and a whole device",
+            deletes_a_queued_command_and_a_whole_device,
         ),
     ];
 

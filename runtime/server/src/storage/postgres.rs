@@ -1105,6 +1105,33 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn delete_queued_entry(&self, dev_id: &str, id: u64) -> Result<bool, StorageError> {
+        let dev_id = dev_id.to_owned();
+        let id = to_i64(id);
+        self.pool.run(move |db| {
+            Ok(db.execute(
+                "DELETE FROM entries WHERE dev_id = $1 AND id = $2 AND state = $3",
+                &[&dev_id, &id, &EntryState::Queued.as_str()],
+            )? > 0)
+        })
+    }
+
+    fn delete_device(&self, dev_id: &str) -> Result<bool, StorageError> {
+        let dev_id = dev_id.to_owned();
+        self.pool.run(move |db| {
+            let mut tx = db.client.transaction()?;
+            let mut deleted = 0;
+            for table in super::DEVICE_TABLES {
+                deleted += tx.execute(
+                    format!("DELETE FROM {table} WHERE dev_id = $1").as_str(),
+                    &[&dev_id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(deleted > 0)
+        })
+    }
+
     fn commit_bootstrap(&self, dev_id: &str, c: &BootstrapCommit) -> Result<(), StorageError> {
         let credentials = CredentialValues::new(dev_id, &c.credentials);
         let device = self.device_values(&c.device)?;

@@ -898,6 +898,24 @@ impl Storage for SqliteStorage {
         Ok(rows.collect::<Result<Vec<String>, _>>()?)
     }
 
+    fn delete_queued_entry(&self, dev_id: &str, id: u64) -> Result<bool, StorageError> {
+        Ok(self.conn().execute(
+            "DELETE FROM entries WHERE dev_id = ?1 AND id = ?2 AND state = ?3",
+            params![dev_id, to_i64(id), EntryState::Queued.as_str()],
+        )? > 0)
+    }
+
+    fn delete_device(&self, dev_id: &str) -> Result<bool, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut deleted = 0;
+        for table in super::DEVICE_TABLES {
+            deleted += tx.execute(&format!("DELETE FROM {table} WHERE dev_id = ?1"), [dev_id])?;
+        }
+        tx.commit()?;
+        Ok(deleted > 0)
+    }
+
     fn commit_bootstrap(&self, dev_id: &str, c: &BootstrapCommit) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
