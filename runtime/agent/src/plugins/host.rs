@@ -1,7 +1,9 @@
 //! The plugin host process (`dmctl plugin-host FILE`): loads one plugin
 //! library and answers the agent's requests over stdin/stdout in frames
-//! (`wire`), with the plugin's events from its own threads on the same
-//! pipe. Whatever the plugin does wrong ends this process only.
+//! (`wire`); the plugin's events from its own threads go on a pipe of
+//! their own, fd [`EVENT_FD`], so that the agent's caller reads its
+//! response straight from stdout, with no thread between. Whatever the
+//! plugin does wrong ends this process only.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -50,16 +52,24 @@ impl Hello {
     }
 }
 
-/// The pipe to the agent, shared by the request loop and the plugin's
-/// threads (one frame at a time).
-static OUT: OnceLock<Mutex<File>> = OnceLock::new();
+/// The descriptor the agent passes for events.
+pub(crate) const EVENT_FD: i32 = 3;
 
-fn send(kind: u8, payload: &[u8]) -> std::io::Result<()> {
-    let Some(out) = OUT.get() else {
+/// The response pipe to the agent (the request loop only).
+static OUT: OnceLock<Mutex<File>> = OnceLock::new();
+/// The event pipe, shared by the plugin's threads (one frame at a time).
+static EVENTS: OnceLock<Mutex<File>> = OnceLock::new();
+
+fn send_to(pipe: &OnceLock<Mutex<File>>, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    let Some(out) = pipe.get() else {
         return Ok(());
     };
     let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
     wire::write_frame(&mut *out, kind, payload)
+}
+
+fn send(kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    send_to(&OUT, kind, payload)
 }
 
 /// The ABI's `report` in the host: the event goes to the agent as it is.
@@ -70,14 +80,15 @@ unsafe extern "C" fn report_to_pipe(_ctx: *const std::ffi::c_void, event: *const
     // SAFETY: the plugin passes `len` readable bytes for the call.
     let bytes = unsafe { std::slice::from_raw_parts(event, len) };
     // A broken pipe means the agent is gone; this process ends soon.
-    let _ = send(EVENT, bytes);
+    let _ = send_to(&EVENTS, EVENT, bytes);
 }
 
 /// Takes stdout for the protocol and points fd 1 at stderr, so that a
 /// plugin that prints cannot break the frames.
 fn protocol_out() -> std::io::Result<File> {
-    // SAFETY: dup of fd 1, which this process holds open.
-    let fd = unsafe { libc::dup(1) };
+    // SAFETY: dup of fd 1, which this process holds open; close-on-exec,
+    // as the pipe's end is the agent's business only.
+    let fd = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 0) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -108,6 +119,18 @@ fn die_with_parent() {
 /// the process exit status.
 pub fn host_main(path: &Path) -> i32 {
     die_with_parent();
+    // Before any descriptor is opened here: fd 3 is the agent's, if open.
+    // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(EVENT_FD, libc::F_GETFD) } >= 0 {
+        // Not passed on to what the plugin may start: the agent learns
+        // that this host ended from the end of this pipe.
+        // SAFETY: fcntl on a descriptor this process holds.
+        unsafe { libc::fcntl(EVENT_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // SAFETY: the agent opened EVENT_FD for this process, which owns
+        // it from here on.
+        let events = unsafe { File::from_raw_fd(EVENT_FD) };
+        let _ = EVENTS.set(Mutex::new(events));
+    }
     let out = match protocol_out() {
         Ok(f) => f,
         Err(e) => {

@@ -1,17 +1,28 @@
 //! The agent's side of an isolated plugin: its host process, the calls
 //! with their timeout, and the watchdog that starts a dead host again.
+//!
+//! A call writes its request to the host's stdin and reads the response
+//! from its stdout itself (poll with the call's deadline): no thread
+//! between, which keeps a call near one round trip through the pipes.
+//! Events, which come at any time, arrive on a pipe of their own (the
+//! host's fd 3), read by a thread that also tells the watchdog when the
+//! host has ended.
+
+#![allow(unsafe_code)]
 
 use std::io::{BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use dm_core::plugin::{Request, WireError};
 
-use super::host::Hello;
+use super::host::{Hello, EVENT_FD};
 use super::wire::{self, EVENT, HELLO, REQUEST, RESPONSE};
 use super::{
     PluginError, PluginOptions, Sinks, RESTART_BACKOFF_MAX, RESTART_BACKOFF_MIN,
@@ -35,7 +46,7 @@ struct Link {
     generation: u64,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
-    responses: Option<Receiver<Vec<u8>>>,
+    stdout: Option<ChildStdout>,
     up: bool,
     started: Option<Instant>,
 }
@@ -158,53 +169,77 @@ impl HostProcess {
             reason,
         };
         let generation = self.next_generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut child = Command::new(&self.program)
+        let (events_read, events_write) = event_pipe().map_err(|e| host_err(e.to_string()))?;
+        let write_fd = events_write.as_raw_fd();
+        let mut command = Command::new(&self.program);
+        command
             .arg("plugin-host")
             .arg(&self.path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+            .stderr(Stdio::inherit());
+        // SAFETY: between fork and exec only async-signal-safe calls
+        // (dup2, fcntl) on descriptors this process holds.
+        unsafe {
+            command.pre_exec(move || {
+                if write_fd == EVENT_FD {
+                    // dup2 onto itself keeps close-on-exec: clear it.
+                    if libc::fcntl(EVENT_FD, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(write_fd, EVENT_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let spawned = command.spawn();
+        // The host holds its end now; ours would keep the pipe open after
+        // the host died.
+        drop(events_write);
+        let mut child = spawned
             .map_err(|e| host_err(format!("cannot start {}: {e}", self.program.display())))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let kill = |mut child: Child| {
             let _ = child.kill();
             let _ = child.wait();
+        };
+        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            kill(child);
             return Err(host_err("no pipes to the host".into()));
         };
-        let (hello_tx, hello_rx) = mpsc::sync_channel(1);
-        let (resp_tx, resp_rx) = mpsc::channel();
         let sinks = Arc::clone(&self.sinks);
         let deaths = self
             .deaths
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        std::thread::Builder::new()
-            .name("plugin-reader".into())
+        let reader = std::thread::Builder::new()
+            .name("plugin-events".into())
             .spawn(move || {
-                read_host(stdout, hello_tx, resp_tx, &sinks);
+                read_events(events_read, &sinks);
                 if let Some(d) = deaths {
                     let _ = d.send(generation);
                 }
-            })
-            .map_err(|e| host_err(e.to_string()))?;
-        let kill = |mut child: Child| {
-            let _ = child.kill();
-            let _ = child.wait();
-        };
-        let hello: Hello = match hello_rx.recv_timeout(START_TIMEOUT) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
+            });
+        if let Err(e) = reader {
+            kill(child);
+            return Err(host_err(e.to_string()));
+        }
+        let hello = match wire::read_frame_by(&mut stdout, Instant::now() + START_TIMEOUT) {
+            Ok((HELLO, bytes)) => match serde_json::from_slice::<Hello>(&bytes) {
                 Ok(h) => h,
                 Err(e) => {
                     kill(child);
                     return Err(host_err(format!("unreadable hello: {e}")));
                 }
             },
-            Err(_) => {
+            Ok((kind, _)) => {
                 kill(child);
-                return Err(host_err(format!(
-                    "the host did not start within {START_TIMEOUT:?}"
-                )));
+                return Err(host_err(format!("a frame of kind {kind} before the hello")));
+            }
+            Err(e) => {
+                kill(child);
+                return Err(host_err(format!("no hello within {START_TIMEOUT:?}: {e}")));
             }
         };
         let ready = match hello {
@@ -247,7 +282,7 @@ impl HostProcess {
             generation,
             child: Some(child),
             stdin: Some(stdin),
-            responses: Some(resp_rx),
+            stdout: Some(stdout),
             up: true,
             started: Some(Instant::now()),
         };
@@ -283,32 +318,34 @@ impl HostProcess {
             link.up = false;
             return Err(down(&self.path, format!("host process gone: {e}")));
         }
-        let Some(responses) = link.responses.as_ref() else {
+        let deadline = Instant::now() + self.timeout;
+        let Some(stdout) = link.stdout.as_mut() else {
             link.up = false;
             return Err(down(&self.path, "host process gone"));
         };
-        match responses.recv_timeout(self.timeout) {
-            Ok(bytes) => Ok(bytes),
-            Err(RecvTimeoutError::Timeout) => {
+        let failure = match wire::read_frame_by(stdout, deadline) {
+            Ok((RESPONSE, bytes)) => return Ok(bytes),
+            Ok((kind, _)) => format!("answered a frame of kind {kind}"),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 tracing::warn!(
                     "plugin {}: no answer within {:?}: host killed",
                     self.path.display(),
                     self.timeout
                 );
-                link.up = false;
-                if let Some(c) = link.child.as_mut() {
-                    let _ = c.kill();
-                }
-                Err(down(
-                    &self.path,
-                    format!("no answer within {:?}", self.timeout),
-                ))
+                format!("no answer within {:?}", self.timeout)
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                link.up = false;
-                Err(down(&self.path, "host process died"))
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                "host process died".to_owned()
             }
+            Err(e) => format!("host process broke the protocol: {e}"),
+        };
+        // Down until the watchdog has started it again: the host is
+        // killed (if alive), its event pipe ends, the watchdog hears it.
+        link.up = false;
+        if let Some(c) = link.child.as_mut() {
+            let _ = c.kill();
         }
+        Err(down(&self.path, failure))
     }
 
     /// After a restart: the instances' reporters and the unfinished EXECs'
@@ -334,24 +371,25 @@ impl HostProcess {
     }
 }
 
-/// Reads the host's frames until its stdout ends (or breaks the bounds).
-fn read_host(
-    stdout: std::process::ChildStdout,
-    hello: mpsc::SyncSender<Vec<u8>>,
-    responses: Sender<Vec<u8>>,
-    sinks: &Sinks,
-) {
-    let mut input = BufReader::new(stdout);
+/// A pipe for the host's events: (our read end, the end the host gets),
+/// both close-on-exec so that no other child inherits them.
+fn event_pipe() -> std::io::Result<(std::fs::File, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned here.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((std::fs::File::from(read), write))
+}
+
+/// Reads the host's events until its event pipe ends (the host ended) or
+/// breaks the bounds.
+fn read_events(pipe: std::fs::File, sinks: &Sinks) {
+    let mut input = BufReader::new(pipe);
     loop {
         match wire::read_frame(&mut input) {
-            Ok(Some((HELLO, bytes))) => {
-                let _ = hello.try_send(bytes);
-            }
-            Ok(Some((RESPONSE, bytes))) => {
-                if responses.send(bytes).is_err() {
-                    return;
-                }
-            }
             Ok(Some((EVENT, bytes))) => {
                 // A panic in the agent's handling ends no thread of ours.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -359,7 +397,7 @@ fn read_host(
                 }));
             }
             Ok(Some((kind, _))) => {
-                tracing::warn!("plugin host sent a frame of unknown kind {kind}: dropped");
+                tracing::warn!("plugin host sent an event frame of kind {kind}: dropped");
                 return;
             }
             Ok(None) => return,
@@ -399,7 +437,7 @@ fn watchdog(
             }
             link.up = false;
             link.stdin = None;
-            link.responses = None;
+            link.stdout = None;
             if let Some(mut c) = link.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();

@@ -4,6 +4,8 @@
 //! claims without a bound.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
 
 /// The largest frame either side sends or accepts (payload and kind byte):
 /// a response that claims more ends the host process (it is broken), and a
@@ -58,6 +60,65 @@ pub(crate) fn read_frame(input: &mut impl Read) -> io::Result<Option<(u8, Vec<u8
     let mut payload = vec![0u8; len - 1];
     input.read_exact(&mut payload)?;
     Ok(Some((kind[0], payload)))
+}
+
+/// Reads one frame, waiting for it until `deadline` at most
+/// ([`io::ErrorKind::TimedOut`] then). A clean end is an error here: a
+/// response was due.
+pub(crate) fn read_frame_by(
+    input: &mut (impl Read + AsFd),
+    deadline: Instant,
+) -> io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    read_exact_by(input, &mut head, deadline)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len == 0 || len > MAX_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes, the bound is {MAX_MESSAGE}"),
+        ));
+    }
+    let mut payload = vec![0u8; len - 1];
+    read_exact_by(input, &mut payload, deadline)?;
+    Ok((head[4], payload))
+}
+
+fn read_exact_by(
+    input: &mut (impl Read + AsFd),
+    mut buf: &mut [u8],
+    deadline: Instant,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        if ms == 0 && left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let mut fd = libc::pollfd {
+            fd: input.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fd, 1, ms.max(1)) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if ready == 0 {
+            continue;
+        }
+        match input.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
