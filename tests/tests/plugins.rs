@@ -22,8 +22,20 @@ const DEV_ID: &str = "IMEI:356938035643809";
 const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";
 
 fn registry_with(crates: &[&str]) -> (tempfile::TempDir, Registry) {
+    registry_with_trusted(crates, &[])
+}
+
+/// As [`registry_with`], the plugins of `trusted` marked trusted
+/// (loaded into this process).
+fn registry_with_trusted(crates: &[&str], trusted: &[&str]) -> (tempfile::TempDir, Registry) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::plugins_in(tmp.path(), crates);
+    for c in trusted {
+        let file = dir.join(common::plugin_file(c).file_name().unwrap());
+        let marker = dm_agent::plugins::trusted_marker(&file);
+        std::fs::write(&marker, b"").unwrap();
+        std::fs::set_permissions(&marker, PermissionsExt::from_mode(0o644)).unwrap();
+    }
     let mut registry = standard_registry(DEV_ID);
     let errors = agent::register_plugins(&mut registry, &dir, &common::plugin_options());
     assert!(errors.is_empty(), "{errors:?}");
@@ -294,7 +306,17 @@ fn alert_codes(server: &dm_server::ServerHandle, node: &str) -> Vec<serde_json::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_exec_finished_from_its_own_thread_reaches_the_server_as_a_generic_alert() {
-    let (_tmp, registry) = registry_with(&["plugin-later"]);
+    exec_finished_later(&[]).await;
+}
+
+/// The same through the ABI's report callback in this process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_plugin_exec_finished_from_its_own_thread_reaches_the_server_too() {
+    exec_finished_later(&["plugin-later"]).await;
+}
+
+async fn exec_finished_later(trusted: &[&str]) {
+    let (_tmp, registry) = registry_with_trusted(&["plugin-later"], trusted);
     let server = common::start_server(Vec::new()).await;
     let mut config = DeviceConfig::new(DEV_ID);
     config.limits.exec_timeout = Duration::from_secs(2);
