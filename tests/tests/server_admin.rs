@@ -982,10 +982,20 @@ async fn a_sent_command_cannot_be_taken_back() {
     )
     .await;
     assert_eq!(code, 0, "{log}");
+    // One line for the session: packages, commands, statuses, duration.
+    let lines = s.logged(&format!("session of {DEV} ended")).await;
+    let line = lines.iter().find(|l| l.contains("ended")).unwrap();
+    assert!(
+        line.contains("2 package(s), 1 command(s) (200 x1)"),
+        "{line}"
+    );
     let (status, reply) = s
         .api("DELETE", &format!("/api/devices/{DEV}/commands/{id}"), None)
         .await;
     assert_eq!(status, 409, "{reply}");
+    // An admin action is one line too (a read is none); no token in it.
+    let lines = s.logged("admin DELETE").await;
+    assert!(lines.iter().all(|l| !l.contains(&s.token)));
     let queued = s
         .ok(
             "POST",

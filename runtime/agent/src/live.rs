@@ -12,7 +12,7 @@
 //! - A change on the device ([`ChangeReporter`]) changes the instance's
 //!   cache validator (spec 11.1) and reaches the SUB subscribers (5.3.11).
 //!
-//! Both arrive in the [`Inbox`], from any thread; the agent's loop takes
+//! Both arrive in the `Inbox`, from any thread; the agent's loop takes
 //! them in turn with the device ([`Device::take_inbox`]).
 
 use std::sync::{Arc, Mutex, PoisonError};

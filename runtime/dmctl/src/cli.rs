@@ -496,11 +496,24 @@ pub fn main() -> ExitCode {
 
 /// The libraries log through `tracing`; dmctl writes each event to stderr
 /// as the bare message ("dmctl client: ..."), as it always has, so that
-/// scripts reading stderr keep working. DEBUG and TRACE events are dropped.
+/// scripts reading stderr keep working.
+///
+/// The level is `RUST_LOG` when it names one (`error`, `warn`, `info`,
+/// `debug`, `trace`, `off`), else `info`. Per-target directives are not
+/// read: their parser (regex) would cost the device binary more than the
+/// rest of the logging.
 fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| {
+            v.trim()
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .ok()
+        })
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .without_time()
         .with_target(false)
         .with_level(false)

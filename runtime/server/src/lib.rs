@@ -29,6 +29,7 @@ mod registrations;
 mod repository;
 mod server;
 mod session;
+mod session_log;
 mod show;
 mod signing;
 mod state;
@@ -53,6 +54,7 @@ pub use psk::{
     PSK_CIPHERS,
 };
 pub use server::{start, start_with, ServerHandle};
+pub use session_log::MAX_SESSIONS_COUNTED;
 /// A PostgreSQL for tests: `DM_TEST_POSTGRES_URL` or a throwaway cluster.
 #[cfg(feature = "pg-test")]
 pub use storage::pg_test;

@@ -274,6 +274,7 @@ pub async fn start_with(
         auth,
         signer,
         bootstrap: bootstrap.as_ref().map(|(_, _, server, _)| server.clone()),
+        session_log: Default::default(),
     });
     let (stop, stopped) = watch::channel(false);
     let transport = options.tls.map_or(Transport::Plain, Transport::Tls);
@@ -532,6 +533,7 @@ mod tests {
             ),
             signer: crate::signing::UrlSigner::random().unwrap(),
             bootstrap: None,
+            session_log: Default::default(),
         })
     }
 

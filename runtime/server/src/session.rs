@@ -40,13 +40,14 @@ impl Core {
         self.storage.set_unauthenticated(dev_id, !authenticated)?;
         row.sessions += 1;
         row.last_session = Some(now());
+        self.session_log.started(dev_id);
         if p1.mos.is_some() {
             row.mos = p1.mos;
         }
         self.storage.put_device(&row)?;
         // spec 5.2.2: a session answering a DM Notification names it.
         if let Some(id) = p1.alerts.iter().find_map(Alert::notification_id) {
-            tracing::info!("device {dev_id:?}: session answers DM Notification {id}");
+            tracing::info!("dm-server: device {dev_id:?}: session answers DM Notification {id}");
         }
         // A new session forgets whatever an aborted one left in flight.
         for mut e in self.storage.entries(dev_id, &[EntryState::Sent])? {
@@ -99,6 +100,10 @@ impl Core {
                 sent.len()
             )));
         }
+        self.session_log.statuses(
+            dev_id,
+            response.package.statuses.iter().map(|s| s.code.as_u16()),
+        );
         let mut data: HashMap<String, Part> = response
             .data
             .into_iter()
@@ -173,6 +178,7 @@ impl Core {
                 row.ended += 1;
                 self.storage.put_device(&row)?;
             }
+            self.session_log.ended(dev_id);
             return Ok(Package2::new([Command::End]));
         }
         let mut commands = Vec::new();
@@ -186,6 +192,7 @@ impl Core {
             commands.push(self.signer.sign_command(&self.base_url, dev_id, &e.command));
             self.storage.put_entry(e)?;
         }
+        self.session_log.sent(dev_id, commands.len());
         Ok(Package2::new(commands))
     }
 }

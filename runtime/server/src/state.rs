@@ -47,6 +47,8 @@ pub(crate) struct Core {
     pub(crate) signer: crate::signing::UrlSigner,
     /// The bootstrap server, when it runs (spec 8.3, 8.4).
     pub(crate) bootstrap: Option<crate::bootstrap::BootstrapServer>,
+    /// What each open session did so far, for its log line.
+    pub(crate) session_log: crate::session_log::SessionLog,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

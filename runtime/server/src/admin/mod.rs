@@ -168,7 +168,17 @@ pub(crate) async fn handle(core: Arc<Core>, req: Request<Incoming>) -> Result<Re
         return Ok(reply);
     }
     Ok(match route(&core, req).await {
-        Ok(r) => r,
+        Ok(r) => {
+            // One line per action (a read is no action); never a token.
+            if !matches!(method, Method::GET | Method::HEAD) {
+                tracing::info!(
+                    "dm-server: admin {method} {}: {}",
+                    crate::limits::escape_truncated(&path, crate::MAX_LOGGED_INPUT),
+                    r.status().as_u16()
+                );
+            }
+            r
+        }
         Err(ApiError(status, reason)) => {
             core.log(format!(
                 "admin {method} {path}: {} {reason}",
