@@ -21,6 +21,10 @@ pub(crate) const SUB_TTL: u64 = 30 * 24 * 3600;
 /// A SHOW page waits for its user: its URL, signed when the SHOW is
 /// queued, lives a day.
 pub(crate) const SHOW_TTL: u64 = 24 * 3600;
+/// How long a GET URL the admin API hands out lasts: for a URL an
+/// operator writes into MO data for the device to fetch later (FUMO's
+/// PkgURL), 24 h.
+pub(crate) const DOWNLOAD_TTL: u64 = 24 * 3600;
 
 /// The method SHOW tokens are bound to: the page and its form both.
 pub(crate) const SHOW_METHOD: &str = "SHOW";

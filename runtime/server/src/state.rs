@@ -87,6 +87,17 @@ impl Core {
         reply(status, "text/plain", reason.into_bytes())
     }
 
+    /// The repository URL of `path` signed for GET until
+    /// [`DOWNLOAD_TTL`](crate::signing::DOWNLOAD_TTL) from now: what an
+    /// operator writes into MO data the device fetches later.
+    pub(crate) fn download_url(&self, dev_id: &str, path: &str) -> String {
+        let url = self.repo_url(dev_id, path);
+        let target = url.strip_prefix(&self.base_url).unwrap_or(&url);
+        let expires = crate::now().saturating_add(crate::signing::DOWNLOAD_TTL);
+        let query = self.signer.query("GET", target, expires);
+        format!("{url}?{query}")
+    }
+
     pub(crate) fn repo_url(&self, dev_id: &str, path: &str) -> String {
         format!(
             "{}{REPO_PATH}{}/{}",

@@ -39,6 +39,8 @@ pub fn plugin_dir() -> &'static Path {
                 "plugin-evil",
                 "-p",
                 "plugin-later",
+                "-p",
+                "mo-fumo",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()

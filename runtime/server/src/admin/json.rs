@@ -249,12 +249,17 @@ pub(super) struct ResourceJson<'a> {
     pub(super) origin: &'a str,
     pub(super) updated: u64,
     pub(super) url: String,
+    /// `url` signed for GET for 24 h: for MO data the device fetches
+    /// later (FUMO's PkgURL).
+    pub(super) download_url: String,
 }
 
 #[derive(Serialize)]
 pub(super) struct PathJson<'a> {
     pub(super) path: &'a str,
     pub(super) url: String,
+    /// See `ResourceJson::download_url`.
+    pub(super) download_url: String,
 }
 
 #[derive(Serialize)]

@@ -583,6 +583,7 @@ fn list_repository(core: &Core, dev_id: &str) -> ApiResult {
         .map(|p| PathJson {
             path: p,
             url: core.repo_url(dev_id, p),
+            download_url: core.download_url(dev_id, p),
         })
         .collect();
     ok(&list)
@@ -598,6 +599,7 @@ fn get_resource(core: &Core, dev_id: &str, path: &str) -> ApiResult {
         origin: &r.origin,
         updated: r.updated,
         url: core.repo_url(dev_id, path),
+        download_url: core.download_url(dev_id, path),
     })
 }
 
@@ -617,6 +619,7 @@ async fn put_resource(core: &Core, dev_id: &str, path: &str, req: Request<Incomi
     ok(&PathJson {
         path,
         url: core.repo_url(dev_id, path),
+        download_url: core.download_url(dev_id, path),
     })
 }
 
