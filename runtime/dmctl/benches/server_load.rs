@@ -16,13 +16,20 @@
 //! - `digest`: the same over TLS with `--http-auth digest` (the device's
 //!   first Basic is refused, it answers the Digest challenge);
 //! - `cert`: TLS, each device its own client certificate, bound to its
-//!   DevID through the admin API (`--client-ca`, `--client-cert required`).
+//!   DevID through the admin API (`--client-ca`, `--client-cert required`);
+//! - `bootstrap`: as `basic`, but no password is set by the operator: each
+//!   device has a bootstrap profile (admin API) binding its own client
+//!   certificate, fetches its DMAcc account from the server's bootstrap
+//!   listener over mutual TLS (spec 8.3; the agent's `bootstrap::fetch` and
+//!   `bootstrap::apply`), and its sessions use the generated password it
+//!   got (HTTP Basic). The 1,000 fetches, 100 at a time, are timed apart.
 //!
 //! The certificates are made here (rcgen); the devices trust only the
 //! bench's CA. Bounded: 2 x 1,000 sessions, 120 s at most per round.
 //!
 //! Run: `cargo bench -p dmctl --bench server_load` (every mode), or name
-//! modes: `cargo bench -p dmctl --bench server_load -- plain basic`.
+//! modes: `cargo bench -p dmctl --bench server_load -- plain basic` (a
+//! mode named twice runs twice, each run on its own new database).
 //! `DM_LOAD_DMCTL=<path>` runs another `dmctl` build as the server (to
 //! compare two builds with the same bench).
 
@@ -36,7 +43,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use dm_agent::bootstrap::{self, Source};
-use dm_agent::{standard_registry, Device, DeviceConfig, Initiation, TrustAnchors};
+use dm_agent::{standard_registry, Device, DeviceConfig, Identity, Initiation, TrustAnchors};
+use dm_core::{NodeData, Value};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -81,10 +89,17 @@ enum Mode {
     Basic,
     Digest,
     Certificate,
+    Bootstrap,
 }
 
 impl Mode {
-    const ALL: [Mode; 4] = [Mode::Plain, Mode::Basic, Mode::Digest, Mode::Certificate];
+    const ALL: [Mode; 5] = [
+        Mode::Plain,
+        Mode::Basic,
+        Mode::Digest,
+        Mode::Certificate,
+        Mode::Bootstrap,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -92,6 +107,7 @@ impl Mode {
             Mode::Basic => "basic",
             Mode::Digest => "digest",
             Mode::Certificate => "cert",
+            Mode::Bootstrap => "bootstrap",
         }
     }
 
@@ -101,6 +117,7 @@ impl Mode {
             Mode::Basic => "TLS + HTTP Basic",
             Mode::Digest => "TLS + HTTP Digest",
             Mode::Certificate => "TLS + client certificate",
+            Mode::Bootstrap => "TLS + bootstrapped Basic",
         }
     }
 }
@@ -185,6 +202,8 @@ impl Pki {
 struct Server {
     child: Child,
     dm_url: String,
+    /// `https://ADDR/bootstrap`, in the bootstrap mode.
+    bootstrap_url: Option<String>,
     admin: String,
     token: String,
     /// Requests the server rejected, but for those the mode expects.
@@ -194,13 +213,15 @@ struct Server {
 }
 
 impl Server {
-    fn start(mode: Mode, pki: &Pki) -> Server {
+    /// The `n`th run of the bench (each its own new database: a mode
+    /// named twice runs twice).
+    fn start(mode: Mode, pki: &Pki, n: usize) -> Server {
         let dmctl =
             std::env::var_os("DM_LOAD_DMCTL").unwrap_or_else(|| env!("CARGO_BIN_EXE_dmctl").into());
         let mut cmd = Process::new(dmctl);
         cmd.args(["server", "--listen", "127.0.0.1:0"])
             .args(["--admin", "127.0.0.1:0", "--db"])
-            .arg(pki.dir.join(format!("{}.sqlite", mode.name())));
+            .arg(pki.dir.join(format!("{}-{n}.sqlite", mode.name())));
         if mode != Mode::Plain {
             cmd.arg("--tls-cert")
                 .arg(&pki.server_cert)
@@ -212,6 +233,10 @@ impl Server {
             Mode::Plain => {}
             Mode::Basic => {
                 cmd.args(["--http-auth", "basic"]);
+            }
+            Mode::Bootstrap => {
+                cmd.args(["--http-auth", "basic"])
+                    .args(["--bootstrap-listen", "127.0.0.1:0"]);
             }
             Mode::Digest => {
                 cmd.args(["--http-auth", "digest"]);
@@ -229,13 +254,21 @@ impl Server {
         let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
         let mut lines = std::io::BufReader::new(stderr).lines();
         let (mut dm_url, mut admin, mut token) = (None, None, None);
-        while dm_url.is_none() || admin.is_none() || token.is_none() {
+        let mut bootstrap_url = None;
+        while dm_url.is_none()
+            || admin.is_none()
+            || token.is_none()
+            || (mode == Mode::Bootstrap && bootstrap_url.is_none())
+        {
             let line = lines
                 .next()
                 .unwrap_or_else(|| panic!("server exited"))
                 .unwrap_or_else(|e| panic!("{e}"));
             if let Some(u) = line.strip_prefix("dmctl server: DM sessions at ") {
                 dm_url = Some(u.trim().to_owned());
+            }
+            if let Some(u) = line.strip_prefix("dmctl server: bootstrap server at ") {
+                bootstrap_url = Some(u.trim().trim_end_matches("(mutual TLS)").trim().to_owned());
             }
             if let Some(u) = line.strip_prefix("dmctl server: admin API at ") {
                 admin = Some(u.trim().trim_end_matches("/api/devices").to_owned());
@@ -269,6 +302,7 @@ impl Server {
         Server {
             child,
             dm_url: dm_url.unwrap_or_default(),
+            bootstrap_url,
             admin: admin.unwrap_or_default(),
             token: token.unwrap_or_default(),
             rejected,
@@ -292,13 +326,50 @@ impl Trsp {
                 user: format!("dev{i}"),
                 password: format!("load-bench-password-{i}"),
             },
-            Mode::Certificate => Trsp::Certificate(pki.client_ca.issue(&format!("dev{i}.load"))),
+            // The bootstrap mode's factory certificate, which asks for the
+            // account; the server needs no CA for it, its profile pins it.
+            Mode::Certificate | Mode::Bootstrap => {
+                Trsp::Certificate(pki.client_ca.issue(&format!("dev{i}.load")))
+            }
         }
     }
 
-    /// The body of `PUT /api/devices/{dev}/credentials`.
-    fn admin_body(&self) -> Option<serde_json::Value> {
+    /// The `Auth/Trsp` the bootstrap gave the account `SERVER_ID` of
+    /// `device` (user and generated password).
+    fn bootstrapped(device: &Device) -> Trsp {
+        let account = device
+            .accounts()
+            .into_iter()
+            .find(|a| a.server_id == SERVER_ID)
+            .unwrap_or_else(|| panic!("no account {SERVER_ID} after the bootstrap"));
+        let registry = device.registry();
+        let mo = registry
+            .find(dm_agent::DMACC_MOID, &account.miid)
+            .and_then(|i| registry.instance(i))
+            .unwrap_or_else(|| panic!("no DMAcc instance {}", account.miid))
+            .mo();
+        let text = |leaf: &str| match mo.get(&["Auth", "Trsp", leaf]) {
+            Ok(NodeData::Leaf(Value::Bin(b) | Value::B64(b))) => {
+                String::from_utf8(b).unwrap_or_else(|e| panic!("{e}"))
+            }
+            other => panic!("Auth/Trsp/{leaf}: {other:?}"),
+        };
+        Trsp::Password {
+            user: text("Data"),
+            password: text("Secret"),
+        }
+    }
+
+    /// The body of `PUT /api/devices/{dev}/credentials` (the bootstrap
+    /// mode: of `PUT /api/devices/{dev}/bootstrap`).
+    fn admin_body(&self, mode: Mode) -> Option<serde_json::Value> {
         match self {
+            Trsp::Certificate(id) if mode == Mode::Bootstrap => Some(serde_json::json!({
+                "server_id": SERVER_ID,
+                "certificate_sha256": dm_core::notification::hex(
+                    &dm_server::certificate_sha256(&id.cert_der)
+                ),
+            })),
             Trsp::None => None,
             Trsp::Password { user, password } => {
                 Some(serde_json::json!({ "user": user, "password": password }))
@@ -396,6 +467,9 @@ struct Figures {
     /// VmHWM of each round (reset before it).
     peak_kib: [Option<u64>; 2],
     expected_rejections: usize,
+    /// The bootstrap mode: the 1,000 fetches and the server's VmHWM of
+    /// them (reset before).
+    bootstraps: Option<(Round, Option<u64>)>,
 }
 
 impl Figures {
@@ -416,6 +490,115 @@ async fn queue_gets(client: &Client<HttpConnector, Full<Bytes>>, admin: &str, to
         let get = br#"["GET", "urn:oma:mo:oma-dm-devinfo:1.2//DevID"]"#.to_vec();
         admin_request(client, hyper::Method::POST, url, token, get, 201).await;
     }
+}
+
+/// The percentiles of `times` and its count, over `elapsed`.
+fn round_of(mut times: Vec<Duration>, elapsed: Duration) -> Round {
+    times.sort();
+    let at = |q: f64| {
+        let i = ((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1));
+        times.get(i).copied().unwrap_or_default()
+    };
+    Round {
+        ok: times.len(),
+        elapsed,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Client-initiated bootstrap of every device (spec 8.3), [`CONCURRENCY`]
+/// at a time, within [`LIMIT`]: a GET to the bootstrap listener over
+/// mutual TLS with the device's factory certificate, the account applied
+/// as the agent does. The devices come back bootstrapped, in order.
+async fn bootstraps(url: &str, trsps: &[Trsp], trust: &TrustAnchors) -> (Round, Vec<Device>) {
+    // Made before the clock starts, as the sessions' devices are: each
+    // device with no account, its identity read.
+    let devices: Vec<(usize, Device, Identity)> = trsps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let Trsp::Certificate(id) = t else {
+                panic!("the bootstrap mode's devices have certificates")
+            };
+            let identity =
+                Identity::from_bytes("device", id.cert_pem.as_bytes(), id.key_pem.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            let mut config = DeviceConfig::new(dev_id(i));
+            config.trust = trust.clone();
+            let device = Device::new(config, standard_registry(&dev_id(i)));
+            (i, device, identity)
+        })
+        .collect();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for (i, mut device, identity) in devices {
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (url, trust) = (url.to_owned(), trust.clone());
+        tasks.spawn(async move {
+            let began = Instant::now();
+            let pins = bootstrap::server_pins(&device, &url);
+            let fetched = bootstrap::fetch(
+                &url,
+                &dev_id(i),
+                &trust,
+                &pins,
+                Some(&identity),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let source = Source::Fetched {
+                url: &url,
+                server_key: fetched.server_key.as_deref(),
+            };
+            let applied =
+                bootstrap::apply(&mut device, &fetched.body, source).map_err(|e| e.to_string())?;
+            let took = began.elapsed();
+            drop(permit);
+            if applied.servers != [SERVER_ID] {
+                return Err(format!("bootstrap for {:?}", applied.servers));
+            }
+            Ok((i, device, took))
+        });
+    }
+    let mut failed = 0;
+    let mut times = Vec::with_capacity(DEVICES);
+    let mut done = Vec::with_capacity(DEVICES);
+    let outcome = tokio::time::timeout(LIMIT, async {
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Ok((i, device, took))) => {
+                    times.push(took);
+                    done.push((i, device));
+                }
+                Ok(Err(e)) => {
+                    if failed < 10 {
+                        eprintln!("failed bootstrap: {e}");
+                    }
+                    failed += 1;
+                }
+                Err(e) => {
+                    eprintln!("task: {e}");
+                    failed += 1;
+                }
+            }
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(outcome.is_ok(), "bootstrap: not done within {LIMIT:?}");
+    assert_eq!(failed, 0, "bootstrap: every fetch must succeed");
+    done.sort_by_key(|(i, _)| *i);
+    (
+        round_of(times, elapsed),
+        done.into_iter().map(|(_, d)| d).collect(),
+    )
 }
 
 /// Every device's session, [`CONCURRENCY`] at a time, within [`LIMIT`].
@@ -471,31 +654,26 @@ async fn sessions(mode: Mode, devices: Vec<Device>) -> Round {
         mode.name()
     );
     assert_eq!(failed, 0, "{}: every session must succeed", mode.name());
-    times.sort();
-    let at = |q: f64| {
-        let i = ((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1));
-        times.get(i).copied().unwrap_or_default()
-    };
-    Round {
-        ok: times.len(),
-        elapsed,
-        p50: at(0.50),
-        p99: at(0.99),
-    }
+    round_of(times, elapsed)
 }
 
-async fn run(mode: Mode, pki: &Pki) -> Figures {
-    let mut server = Server::start(mode, pki);
+async fn run(mode: Mode, pki: &Pki, n: usize) -> Figures {
+    let mut server = Server::start(mode, pki, n);
     let admin = Arc::new(server.admin.clone());
     let token = Arc::new(server.token.clone());
     let client: Client<_, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 
-    let trsps: Vec<Trsp> = (0..DEVICES).map(|i| Trsp::of(mode, i, pki)).collect();
+    let mut trsps: Vec<Trsp> = (0..DEVICES).map(|i| Trsp::of(mode, i, pki)).collect();
     let bodies: Vec<Option<Vec<u8>>> = trsps
         .iter()
-        .map(|t| t.admin_body().map(|b| b.to_string().into_bytes()))
+        .map(|t| t.admin_body(mode).map(|b| b.to_string().into_bytes()))
         .collect();
+    let what = if mode == Mode::Bootstrap {
+        "bootstrap"
+    } else {
+        "credentials"
+    };
     let started = Instant::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
     let mut puts = tokio::task::JoinSet::new();
@@ -508,7 +686,7 @@ async fn run(mode: Mode, pki: &Pki) -> Figures {
             .unwrap_or_else(|e| panic!("{e}"));
         let (client, admin, token) = (client.clone(), admin.clone(), token.clone());
         puts.spawn(async move {
-            let url = format!("{admin}/api/devices/{}/credentials", dev_id(i));
+            let url = format!("{admin}/api/devices/{}/{what}", dev_id(i));
             admin_request(&client, hyper::Method::PUT, url, &token, body, 200).await;
             drop(permit);
         });
@@ -517,6 +695,19 @@ async fn run(mode: Mode, pki: &Pki) -> Figures {
         r.unwrap_or_else(|e| panic!("{e}"));
     }
     let credentials = started.elapsed();
+
+    // The bootstrap mode: the first round's devices are the bootstrapped
+    // ones (their BootstrapComplete owed); the second's are made afresh
+    // with the account's generated credentials.
+    let mut bootstrapped = None;
+    let mut fetches = None;
+    if let Some(url) = &server.bootstrap_url {
+        reset_peak(server.child.id());
+        let (round, devices) = bootstraps(url, &trsps, &pki.trust).await;
+        fetches = Some((round, peak_kib(server.child.id())));
+        trsps = devices.iter().map(Trsp::bootstrapped).collect();
+        bootstrapped = Some(devices);
+    }
 
     let mut rounds = Vec::new();
     let mut peaks = [None; 2];
@@ -532,11 +723,14 @@ async fn run(mode: Mode, pki: &Pki) -> Figures {
         reset_peak(server.child.id());
         // Made before the clock starts: each device as it starts, its
         // factory state, no connection yet.
-        let devices: Vec<Device> = trsps
-            .iter()
-            .enumerate()
-            .map(|(i, t)| device(i, &server.dm_url, t, &pki.trust))
-            .collect();
+        let devices: Vec<Device> = match bootstrapped.take() {
+            Some(devices) => devices,
+            None => trsps
+                .iter()
+                .enumerate()
+                .map(|(i, t)| device(i, &server.dm_url, t, &pki.trust))
+                .collect(),
+        };
         rounds.push(sessions(mode, devices).await);
         *peak = peak_kib(server.child.id());
     }
@@ -561,6 +755,7 @@ async fn run(mode: Mode, pki: &Pki) -> Figures {
         setup_kib,
         peak_kib: peaks,
         expected_rejections: server.expected.load(Ordering::Relaxed),
+        bootstraps: fetches,
     }
 }
 
@@ -570,10 +765,26 @@ fn print(f: &Figures) {
         f.mode.name(),
         f.mode.label()
     );
-    if f.mode != Mode::Plain {
+    if f.mode == Mode::Bootstrap {
+        println!(
+            "  setting {DEVICES} bootstrap profiles via the admin API ({SETUP_CONCURRENCY} at a time): {:.2?}",
+            f.credentials
+        );
+    } else if f.mode != Mode::Plain {
         println!(
             "  setting {DEVICES} credentials via the admin API ({SETUP_CONCURRENCY} at a time): {:.2?}",
             f.credentials
+        );
+    }
+    if let Some((r, peak)) = &f.bootstraps {
+        println!(
+            "  bootstraps (GET over mutual TLS + apply): {} ok in {:.2?} = {:.0}/s (p50 {:.1?}, p99 {:.1?}); server VmHWM {:.1} MiB",
+            r.ok,
+            r.elapsed,
+            r.rate(),
+            r.p50,
+            r.p99,
+            mib(*peak)
         );
     }
     println!(
@@ -617,7 +828,9 @@ async fn main() {
             Mode::ALL
                 .into_iter()
                 .find(|m| m.name() == a)
-                .unwrap_or_else(|| panic!("unknown mode `{a}`: plain, basic, digest or cert"))
+                .unwrap_or_else(|| {
+                    panic!("unknown mode `{a}`: plain, basic, digest, cert or bootstrap")
+                })
         })
         .collect();
     let modes = if named.is_empty() {
@@ -629,8 +842,8 @@ async fn main() {
     std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("{e}"));
     let pki = Pki::new(&tmp);
     let mut all = Vec::new();
-    for mode in modes {
-        let f = run(mode, &pki).await;
+    for (n, mode) in modes.into_iter().enumerate() {
+        let f = run(mode, &pki, n).await;
         print(&f);
         all.push(f);
     }
