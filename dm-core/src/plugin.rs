@@ -692,11 +692,21 @@ macro_rules! dm_plugin {
             __dm_plugin_call,
         );
 
-        /// The plugin's entry point (dm-core plugin ABI).
-        #[no_mangle]
-        #[allow(unsafe_code)]
-        pub extern "C" fn dm_plugin_entry() -> *const $crate::plugin::PluginTable {
-            &__DM_PLUGIN_TABLE
+        // The entry point is one symbol name per plugin: a binary that
+        // compiles two plugin crates in (their rlibs, as `dmctl demo` does)
+        // would define it twice. Such a binary turns on the plugin crate's
+        // `compiled-in` feature, which leaves it out; a crate without that
+        // feature always exports it.
+        #[doc(hidden)]
+        #[allow(unexpected_cfgs)]
+        mod __dm_plugin_entry {
+            /// The plugin's entry point (dm-core plugin ABI).
+            #[cfg(not(feature = "compiled-in"))]
+            #[no_mangle]
+            #[allow(unsafe_code)]
+            pub extern "C" fn dm_plugin_entry() -> *const $crate::plugin::PluginTable {
+                &super::__DM_PLUGIN_TABLE
+            }
         }
     };
 }

@@ -275,6 +275,8 @@ fn dmctl_demo_prints_a_transcript_and_exits_0() {
             "HPOST 200",
             "EXEC 200",
             "EXEC 202",
+            "HGET 200",
+            "EXEC 202",
             "SHOW 200",
             "DEFAULT 200",
             "SUB 200",

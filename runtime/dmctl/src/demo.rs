@@ -25,6 +25,7 @@ const SERVER_ID: &str = "demo-server";
 const DEVINFO: &str = "urn:oma:mo:oma-dm-devinfo:1.2";
 const DMACC: &str = "urn:oma:mo:oma-dm-dmacc:1.2";
 const DCMO: &str = "urn:oma:mo:oma-dcmo:1.0";
+const FUMO: &str = "urn:oma:mo:oma-fumo:1.0";
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ fn demo_device(state: &std::path::Path) -> Result<Device, DemoError> {
     for (miid, mo) in mo_dcmo::builtin_instances() {
         registry.insert(miid, Box::new(mo));
     }
+    // A firmware update that finishes after the session (5.4.1).
+    registry.insert("fumo", Box::new(mo_fumo::Fumo::in_dir(state.join("fumo"))));
     let store = StateDir::open(state).map_err(|e| DemoError::Device(e.to_string()))?;
     let agent = store
         .agent_state()
@@ -163,6 +166,11 @@ async fn demo(
     )
     .map_err(ServerError::from)?;
     put("name.txt", "text/plain", "Backup server (renamed)".into()).map_err(ServerError::from)?;
+    // A firmware package, and PkgURL: its URL signed for the device's GET.
+    put("fw.bin", "application/octet-stream", "firmware 2.0".into()).map_err(ServerError::from)?;
+    let day = server::now() + 24 * 3600;
+    let pkg_url = server.signed_repo_url_until("GET", DEMO_DEV_ID, "fw.bin", day);
+    put("pkgurl.txt", "text/plain", pkg_url).map_err(ServerError::from)?;
     put("name2.txt", "text/plain", "Backup server (changed)".into()).map_err(ServerError::from)?;
 
     let repo = |p: &str| ServerUri::new(format!("{}/repo/[DevID]/{p}", server.base_url()));
@@ -193,6 +201,14 @@ async fn demo(
     })?;
     q(Command::Exec {
         client_uri: uri(&format!("{DCMO}/USB/Operations/Disable"))?,
+        server_uri: Some(ServerUri::new(server.dm_url())),
+    })?;
+    q(Command::Hget {
+        server_uri: repo("pkgurl.txt"),
+        client_uri: Some(uri(&format!("{FUMO}/fumo/DownloadAndUpdate/PkgURL"))?),
+    })?;
+    q(Command::Exec {
+        client_uri: uri(&format!("{FUMO}/fumo/DownloadAndUpdate"))?,
         server_uri: Some(ServerUri::new(server.dm_url())),
     })?;
     let uiid = server.show(DEMO_DEV_ID, "Disable the USB port?")?;
@@ -227,7 +243,16 @@ async fn demo(
     device
         .run_session_as(SERVER_ID, Initiation::BootstrapComplete, true, Vec::new())
         .await?;
-    // Session 2: the asynchronous EXEC's Generic Alert (5.4.1).
+    // Session 2: the asynchronous EXECs' Generic Alerts (5.4.1), once the
+    // firmware update has installed its package (within 20 s), in one
+    // session: both go to the same server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while device.take_inbox() || device.pending_exec_count() > 0 {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for o in dm_agent::service::deliver_alerts(&mut device).await {
         o.result?;
     }
