@@ -305,6 +305,7 @@ impl ServerLimitArgs {
 }
 
 /// The bootstrap server (spec 8.3, 8.4) and the URLs devices are given.
+#[cfg(feature = "server")]
 #[derive(clap::Args, Debug)]
 struct ServerBootstrapArgs {
     /// The DM listener's URL as devices reach it (e.g.
