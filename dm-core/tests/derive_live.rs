@@ -353,3 +353,21 @@ fn live_is_known_at_compile_time_through_every_holder() {
     };
     assert!(!stored.owns_data());
 }
+
+#[test]
+fn a_required_live_leaf_exists_without_a_read() {
+    let b = battery();
+    let mo: &dyn ManagementObject = &b;
+    // No device at all: existence of a required leaf needs no read...
+    b.device.with(|d| d.failing = true);
+    assert!(mo.contains(&["Level"]));
+    assert!(!mo.contains(&["Level", "below"]), "a leaf has no children");
+    // ...an optional one does (absent when the device says so).
+    b.device.with(|d| {
+        d.failing = false;
+        d.health = None;
+    });
+    assert!(!mo.contains(&["Health"]));
+    b.device.with(|d| d.health = Some("good".into()));
+    assert!(mo.contains(&["Health"]));
+}

@@ -385,13 +385,23 @@ fn mo_node_impl(input: &DeriveInput, fields: &NodeFields) -> TokenStream {
     // A live read that fails cannot be answered here: "there is a node"
     // sends the caller on to `get_node`, which reports the error, rather
     // than a 404 for a node that may well exist.
-    let (has_arms, has_fallback) = dispatch_on_first_name(
+    let (mut has_arms, has_fallback) = dispatch_on_first_name(
         children,
         &ReadError::Answer(quote!(true)),
         has_rest,
         &quote!(false),
         &quote!(false),
     );
+    // A required live leaf exists whatever its value: no read to say so
+    // (a read of the device per ClientURI segment would double every GET).
+    for (arm, c) in has_arms
+        .iter_mut()
+        .zip(children.iter().filter(|c| named_arm(c)))
+    {
+        if let (Some(_), false, Kind::Plain, Some(name)) = (&c.live, c.interior, c.kind, &c.name) {
+            *arm = quote!(#name => rest.is_empty(),);
+        }
+    }
     let live = children.iter().map(|c| match (&c.live, &c.node_type) {
         (Some(_), _) => quote!(true),
         (None, Some(t)) => quote!(<#t as ::dm_core::MoNode>::LIVE),
@@ -536,6 +546,11 @@ fn static_key(name: &str) -> TokenStream {
 /// `on_child` says what to do with them; `absent` for an empty optional),
 /// then the fallback: names that match no named child address an instance
 /// of the un-named child if there is one, else `no_such`.
+/// Whether `dispatch_on_first_name` makes an arm of its own for `c`.
+fn named_arm(c: &Child) -> bool {
+    c.kind != Kind::Map && c.name.is_some()
+}
+
 fn dispatch_on_first_name(
     children: &[Child],
     on_err: &ReadError,
@@ -545,6 +560,7 @@ fn dispatch_on_first_name(
 ) -> (Vec<TokenStream>, TokenStream) {
     let arms = children
         .iter()
+        .filter(|c| named_arm(c))
         .filter_map(|c| {
             let r = on_child(c);
             let (bind, src) = source(c, on_err);

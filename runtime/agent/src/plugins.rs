@@ -674,6 +674,19 @@ impl PluginInstance {
     }
 }
 
+/// Whether `path` names, from `node`, only named children whose
+/// occurrence is One: nodes every valid instance has.
+fn always_present(node: &dm_core::NodeSchema, path: &[&str]) -> bool {
+    let mut node = node;
+    for seg in path {
+        match node.children.iter().find(|c| c.name == Some(*seg)) {
+            Some(child) if child.occurrence == dm_core::Occurrence::One => node = child,
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn strings(path: &[&str]) -> Vec<String> {
     path.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -814,6 +827,12 @@ impl ManagementObject for PluginInstance {
 // command's own call then answers 500, not 404.
 impl dm_core::__private::FastAccess for PluginInstance {
     fn contains(&self, path: &[&str]) -> bool {
+        // A path of named nodes that each occur exactly once exists in
+        // every instance the schema allows: no call needed (an isolated
+        // call is a pipe round trip, and the command's own call follows).
+        if always_present(&self.plugin.schema.root, path) {
+            return true;
+        }
         match self.get(path) {
             Ok(_) => true,
             Err(e) => e.status() == dm_core::StatusCode::INTERNAL_ERROR,
@@ -822,5 +841,50 @@ impl dm_core::__private::FastAccess for PluginInstance {
 
     fn write_root_json(&self, _out: &mut Vec<u8>) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dm_core::{AccessType, Format, NodeSchema, Occurrence, Scope};
+
+    const fn node(
+        name: Option<&'static str>,
+        occurrence: Occurrence,
+        children: &'static [NodeSchema],
+    ) -> NodeSchema {
+        NodeSchema {
+            name,
+            format: Format::Node,
+            access: AccessType::NONE,
+            occurrence,
+            scope: Scope::Permanent,
+            children,
+        }
+    }
+
+    const LEAVES: &[NodeSchema] = &[
+        node(Some("Level"), Occurrence::One, &[]),
+        node(Some("Note"), Occurrence::ZeroOrOne, &[]),
+    ];
+    const CELLS: &[NodeSchema] = &[node(None, Occurrence::ZeroOrMore, LEAVES)];
+    const ROOT: NodeSchema = node(
+        None,
+        Occurrence::One,
+        &[
+            node(Some("Status"), Occurrence::One, LEAVES),
+            node(Some("Cells"), Occurrence::One, CELLS),
+        ],
+    );
+
+    #[test]
+    fn only_named_nodes_occurring_once_are_taken_as_present() {
+        assert!(always_present(&ROOT, &[]));
+        assert!(always_present(&ROOT, &["Status", "Level"]));
+        // Optional, un-named (an instance name), or not in the schema: ask.
+        assert!(!always_present(&ROOT, &["Status", "Note"]));
+        assert!(!always_present(&ROOT, &["Cells", "c1", "Level"]));
+        assert!(!always_present(&ROOT, &["Nothing"]));
     }
 }
