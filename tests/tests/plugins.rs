@@ -339,6 +339,14 @@ async fn exec_finished_later(trusted: &[&str]) {
             },
         );
     }
+    // A subscriber to Count (5.3.11), for the change reported below.
+    server.enqueue(
+        DEV_ID,
+        Command::Sub {
+            client_uri: uri(&format!("{LATER}/l1/Count")),
+            server_uri: ServerUri::new(format!("{}/repo/{DEV_ID}/count", server.base_url())),
+        },
+    );
     device
         .run_session_as("A", Initiation::ClientInitiated, false, Vec::new())
         .await
@@ -350,7 +358,10 @@ async fn exec_finished_later(trusted: &[&str]) {
         .iter()
         .map(|r| r.status.code)
         .collect();
-    assert_eq!(codes, [StatusCode::ACCEPTED, StatusCode::ACCEPTED]);
+    assert_eq!(
+        codes,
+        [StatusCode::ACCEPTED, StatusCode::ACCEPTED, StatusCode::OK]
+    );
     assert!(alert_codes(&server, "Run").is_empty(), "not before the end");
     agent::deliver_reports(&mut device, Some(Duration::from_secs(10))).await;
     let run = alert_codes(&server, "Run");
@@ -397,6 +408,22 @@ async fn exec_finished_later(trusted: &[&str]) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // ...and reaches the subscriber, with the new value.
+    assert!(server
+        .storage()
+        .resource(DEV_ID, "count")
+        .unwrap()
+        .is_none());
+    agent::deliver_reports(&mut device, None).await;
+    let sent = server
+        .storage()
+        .resource(DEV_ID, "count")
+        .unwrap()
+        .expect("the subscriber got its HPUT");
+    assert!(
+        String::from_utf8_lossy(&sent.body).contains('1'),
+        "{sent:?}"
+    );
     server.shutdown().await;
 }
 
