@@ -198,10 +198,9 @@ impl Work {
             Ok(b) if !b.is_empty() => b,
             _ => return self.end(p, state::UPDATE_FAILED_NO_DATA, result::CORRUPTED_PACKAGE),
         };
-        let digest = sha2::Sha256::digest(&package);
         let record = serde_json::json!({
             "version": p.version,
-            "sha256": digest.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "sha256": dm_core::notification::hex(&sha2::Sha256::digest(&package)),
         });
         let installed = self
             .write("firmware.bin", &package)

@@ -193,8 +193,7 @@ impl Device {
         );
         let now = now_secs();
         let mut ended: Vec<(PendingExec, ExecReport)> = Vec::new();
-        let state = self.agent_state().clone();
-        for p in &state.pending_execs {
+        for p in &self.agent_state().pending_execs {
             if let Some((_, report)) = finished.iter().find(|(id, _)| *id == p.id) {
                 ended.push((p.clone(), report.clone()));
             } else if p.deadline <= now {

@@ -652,20 +652,11 @@ fn generated_verify(password: &[u8], stored: &str) -> bool {
     let Some((salt, hash)) = stored.split_once('$') else {
         return false;
     };
-    let (Ok(salt), Ok(hash)) = (parse_hex(salt), parse_hex(hash)) else {
+    let from_hex = dm_core::notification::from_hex;
+    let (Ok(salt), Ok(hash)) = (from_hex(salt), from_hex(hash)) else {
         return false;
     };
     bool::from(generated_hash(&salt, password).as_slice().ct_eq(&hash))
-}
-
-fn parse_hex(text: &str) -> Result<Vec<u8>, ()> {
-    if text.len() % 2 != 0 {
-        return Err(());
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2).ok_or(())?, 16).map_err(|_| ()))
-        .collect()
 }
 
 /// What `PasswordVerifier::verify_password` does for a PHC string, in a

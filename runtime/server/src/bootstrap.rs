@@ -462,8 +462,7 @@ fn serve_fetch(
             )
         })?;
     let pins = profile_pins(core, &dev_id, &profile).map_err(|e| internal(e.to_string()))?;
-    use subtle::ConstantTimeEq;
-    if !pins.iter().any(|p| bool::from(p.ct_eq(&presented))) {
+    if !crate::tls::pinned(&pins, &presented) {
         return Err((
             HttpStatus::FORBIDDEN,
             format!("bootstrap: {dev_id}: the client certificate is not the one its profile binds"),

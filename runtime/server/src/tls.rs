@@ -242,7 +242,7 @@ impl TlsConfig {
     pub(crate) fn bootstrap_listener(&self) -> Result<TlsConfig, String> {
         let provider = provider();
         let verifier = AnyClientCertificate {
-            provider: provider.clone(),
+            signatures: Signatures(provider.clone()),
         };
         let mut server = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -266,7 +266,7 @@ impl TlsConfig {
         let provider = provider();
         let verifier = PinnedPeer {
             pins,
-            provider: provider.clone(),
+            signatures: Signatures(provider.clone()),
         };
         rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -278,11 +278,50 @@ impl TlsConfig {
     }
 }
 
+/// Is the certificate fingerprint `sha256` one of `pins`? (Each compared
+/// in constant time.)
+pub(crate) fn pinned(pins: &[[u8; 32]], sha256: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq;
+    pins.iter().any(|p| bool::from(p.ct_eq(sha256)))
+}
+
+/// The handshake signature checks both verifiers below make, the
+/// provider's own: what a custom verifier keeps of rustls' defaults (the
+/// peer proves it holds the certificate's key).
+#[derive(Debug)]
+struct Signatures(Arc<rustls::crypto::CryptoProvider>);
+
+impl Signatures {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Takes any client certificate rustls can parse; see
 /// [`TlsConfig::bootstrap_listener`].
 #[derive(Debug)]
 struct AnyClientCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
+    signatures: Signatures,
 }
 
 impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
@@ -306,12 +345,7 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -320,18 +354,11 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
@@ -340,7 +367,7 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
 #[derive(Debug)]
 struct PinnedPeer {
     pins: Vec<[u8; 32]>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+    signatures: Signatures,
 }
 
 impl rustls::client::danger::ServerCertVerifier for PinnedPeer {
@@ -352,9 +379,8 @@ impl rustls::client::danger::ServerCertVerifier for PinnedPeer {
         _ocsp_response: &[u8],
         _now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        use subtle::ConstantTimeEq;
         let presented = crate::certificate_sha256(end_entity.as_ref());
-        if self.pins.iter().any(|p| bool::from(p.ct_eq(&presented))) {
+        if pinned(&self.pins, &presented) {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -369,12 +395,7 @@ impl rustls::client::danger::ServerCertVerifier for PinnedPeer {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -383,18 +404,11 @@ impl rustls::client::danger::ServerCertVerifier for PinnedPeer {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
